@@ -1,0 +1,126 @@
+"""The exception tree of `federation`.
+
+Errors of our dependencies (kubernetes-asyncio, asyncpg, subprocess, the Go toolchain) are
+translated into these at the boundary (``raise X(...) from exc``) so that callers handle one
+small, stable tree and every message names the object and field involved::
+
+    FederationError                    everything we raise on purpose
+    ├── ConfigError                    bad input from a person: a flag, a file, a policy
+    │   └── InvalidObjectError         a manifest or policy that fails validation (names the field)
+    ├── DevFleetError                  the local fleet (control planes, embedded Postgres)
+    │   ├── ToolchainMissingError      Go (or another build tool) is not installed
+    │   ├── BuildError                 the control-plane binary failed to build
+    │   ├── PortInUseError             a port the fleet needs is taken
+    │   ├── StateDirBusyError          another fleet already runs on that state directory
+    │   └── StartupError               a process did not become ready in time (carries its log tail)
+    ├── KubeError                      talking to a cluster's apiserver
+    │   ├── ClusterUnreachableError    connection refused, TLS failure, timeout
+    │   └── ApiError                   the apiserver answered with an error status
+    │       ├── NotFoundError          404
+    │       ├── ConflictError          409 (resourceVersion or field-manager conflict)
+    │       ├── GoneError              410: the resourceVersion is too old; relist
+    │       └── InvalidError           422: the object was rejected (message names the field)
+    └── StoreError                     the Postgres state store
+        └── StoreUnavailableError      the database cannot be reached (retryable)
+
+Every class is importable from ``federation.errors``; the CLI prints ``str(err)`` as one line
+plus the ``hint`` when one is set.
+"""
+
+from __future__ import annotations
+
+
+class FederationError(Exception):
+    """Base of every error we raise on purpose.
+
+    ``hint`` is an optional next step for a person (shown by the CLI under the message).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(FederationError):
+    """Bad input from a person: a flag, a file, a policy."""
+
+
+class InvalidObjectError(ConfigError):
+    """A manifest or policy that fails validation; the message names the object and field."""
+
+
+class DevFleetError(FederationError):
+    """Something went wrong with the local fleet (control planes, embedded Postgres)."""
+
+
+class ToolchainMissingError(DevFleetError):
+    """A build tool the local fleet needs (Go) is not installed."""
+
+
+class BuildError(DevFleetError):
+    """The control-plane binary failed to build; the message carries the compiler output."""
+
+
+class PortInUseError(DevFleetError):
+    """A port the fleet was asked to use is taken by another process."""
+
+
+class StateDirBusyError(DevFleetError):
+    """Another fleet is already running on the same state directory."""
+
+
+class StartupError(DevFleetError):
+    """A process of the fleet did not become ready; the message carries the tail of its log."""
+
+
+class KubeError(FederationError):
+    """Talking to a cluster's apiserver failed."""
+
+    def __init__(self, message: str, *, cluster: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.cluster = cluster
+
+
+class ClusterUnreachableError(KubeError):
+    """The apiserver could not be reached (refused, TLS failure, timeout): retry later."""
+
+
+class ApiError(KubeError):
+    """The apiserver answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        reason: str = "",
+        cluster: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, cluster=cluster, hint=hint)
+        self.status = status
+        self.reason = reason
+
+
+class NotFoundError(ApiError):
+    """404: the object or resource does not exist."""
+
+
+class ConflictError(ApiError):
+    """409: a resourceVersion precondition failed or another field manager owns the field."""
+
+
+class GoneError(ApiError):
+    """410: the requested resourceVersion is too old (compacted); the caller must relist."""
+
+
+class InvalidError(ApiError):
+    """422: the apiserver rejected the object; the message names the field."""
+
+
+class StoreError(FederationError):
+    """The Postgres state store failed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached right now; the operation can be retried."""

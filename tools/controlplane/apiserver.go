@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// apiserver supervises one cluster's kube-apiserver child process.
+type apiserver struct {
+	name       string
+	port       int
+	pki        clusterPKI
+	dir        string
+	logPath    string
+	binary     string
+	extraArgs  []string
+	kubeconfig string // this cluster's own kubeconfig, written once the fleet is ready
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the current process has exited
+}
+
+func (a *apiserver) server() string { return fmt.Sprintf("https://127.0.0.1:%d", a.port) }
+
+func (a *apiserver) etcdPrefix() string { return "/clusters/" + a.name }
+
+func (a *apiserver) args(etcdURL string) []string {
+	args := []string{
+		"apiserver",
+		"--etcd-servers=" + etcdURL,
+		"--etcd-prefix=" + a.etcdPrefix(),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(a.port),
+		"--cert-dir=" + a.dir,
+		"--tls-cert-file=" + a.pki.ServerCert,
+		"--tls-private-key-file=" + a.pki.ServerKey,
+		"--client-ca-file=" + a.pki.CACert,
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + a.pki.SAPub,
+		"--service-account-signing-key-file=" + a.pki.SAKey,
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--authorization-mode=RBAC",
+		"--allow-privileged=true",
+		"--disable-admission-plugins=ServiceAccount",
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+	}
+	return append(args, a.extraArgs...)
+}
+
+// start launches the apiserver and waits until /readyz answers ok. On failure the error
+// names the cluster and carries the tail of its log, which is where the reason is.
+func (a *apiserver) start(ctx context.Context, etcdURL string, timeout time.Duration) error {
+	a.mu.Lock()
+	if a.cmd != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("cluster %s: apiserver already running (pid %d)", a.name, a.cmd.Process.Pid)
+	}
+	if !portFree(a.port) {
+		a.mu.Unlock()
+		return fmt.Errorf("cluster %s: port %d is already in use by another process", a.name, a.port)
+	}
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	fmt.Fprintf(logf, "\n==== controlplane: starting apiserver for %s at %s ====\n", a.name, time.Now().UTC().Format(time.RFC3339))
+	cmd := exec.Command(a.binary, a.args(etcdURL)...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// Pdeathsig: if the supervisor dies without cleaning up (SIGKILL), the kernel kills the
+	// apiservers too, so no orphan keeps a port.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		a.mu.Unlock()
+		return fmt.Errorf("cluster %s: starting apiserver: %w", a.name, err)
+	}
+	exited := make(chan struct{})
+	a.cmd, a.exited = cmd, exited
+	a.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		a.mu.Lock()
+		if a.cmd == cmd {
+			a.cmd = nil
+		}
+		a.mu.Unlock()
+		close(exited)
+	}()
+	return a.waitReady(ctx, exited, timeout)
+}
+
+func (a *apiserver) waitReady(ctx context.Context, exited <-chan struct{}, timeout time.Duration) error {
+	client, err := a.httpClient()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("cluster %s: apiserver exited before becoming ready; last lines of %s:\n%s", a.name, a.logPath, tail(a.logPath, 20))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := client.Get(a.server() + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, failingChecks(string(body)))
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster %s: apiserver not ready within %s (last /readyz: %s); last lines of %s:\n%s",
+				a.name, timeout, last, a.logPath, tail(a.logPath, 20))
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-exited:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// failingChecks keeps only the "[-]" lines of a verbose /readyz answer.
+func failingChecks(body string) string {
+	var bad []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "[-]") {
+			bad = append(bad, strings.TrimSpace(l))
+		}
+	}
+	if len(bad) == 0 {
+		return strings.TrimSpace(body)
+	}
+	return strings.Join(bad, "; ")
+}
+
+func (a *apiserver) httpClient() (*http.Client, error) {
+	caPEM, err := os.ReadFile(a.pki.CACert)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(a.pki.AdminCert, a.pki.AdminKey)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}},
+	}, nil
+}
+
+// stop signals the apiserver and waits for it to exit, killing it after the grace period.
+func (a *apiserver) stop(sig syscall.Signal, grace time.Duration) error {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("cluster %s: apiserver pid %d did not exit after SIGKILL", a.name, cmd.Process.Pid)
+	}
+}
+
+func (a *apiserver) state() clusterState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := clusterState{
+		Name: a.name, Server: a.server(), Port: a.port, Log: a.logPath,
+		Kubeconfig: a.kubeconfig, EtcdPrefix: a.etcdPrefix(),
+	}
+	if a.cmd != nil {
+		st.PID, st.Running = a.cmd.Process.Pid, true
+	}
+	return st
+}
+
+// choosePort returns the fixed port if one was asked for (and fails if it is taken), else
+// the port this cluster used last time (so kubeconfigs stay valid across restarts) when it
+// is still free, else a fresh free port. The choice is remembered in rememberPath.
+func choosePort(name string, fixed int, rememberPath string) (int, error) {
+	if fixed != 0 {
+		if !portFree(fixed) {
+			return 0, fmt.Errorf("cluster %s: port %d is already in use by another process (choose another with --ports)", name, fixed)
+		}
+		return fixed, remember(rememberPath, fixed)
+	}
+	if rememberPath != "" {
+		if b, err := os.ReadFile(rememberPath); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && portFree(p) {
+				return p, nil
+			}
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	p := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return p, remember(rememberPath, p)
+}
+
+func remember(path string, port int) error {
+	if path == "" {
+		return nil
+	}
+	return os.WriteFile(path, []byte(strconv.Itoa(port)+"\n"), 0o644)
+}
+
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}
