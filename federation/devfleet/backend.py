@@ -4,7 +4,7 @@
 `controlplane` binary (the default, and the only one the test suite uses, because it needs
 neither Docker nor downloads) or from kind on a machine with Docker (`KindBackend`). Fault
 injection (stopping one apiserver, compacting etcd) is optional: a backend that cannot do it
-raises `UnsupportedOperation`, and tests that need it ask for the controlplane backend.
+raises `UnsupportedOperationError`, and tests that need it ask for the controlplane backend.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class ClusterInfo:
         return int(self.server.rsplit(":", 1)[1])
 
 
-class UnsupportedOperation(DevFleetError):
+class UnsupportedOperationError(DevFleetError):
     """The fleet backend cannot inject this fault (e.g. etcd compaction on kind)."""
 
 
@@ -61,6 +61,10 @@ class FleetBackend(Protocol):
 
     def start_cluster(self, name: str) -> None:
         """Start a stopped cluster's apiserver again on the same address; wait for ready."""
+        ...
+
+    def cluster_pid(self, name: str) -> int | None:
+        """The pid of the cluster's apiserver process, or None while it is stopped."""
         ...
 
     def compact(self) -> int:

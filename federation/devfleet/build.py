@@ -53,7 +53,9 @@ def cache_root() -> Path:
 def source_hash(src: Path) -> str:
     """Hash of everything that goes into the binary (go.mod, go.sum, *.go)."""
     h = hashlib.sha256()
-    files = sorted(p for p in src.iterdir() if p.is_file() and (p.suffix == ".go" or p.name in ("go.mod", "go.sum")))
+    files = sorted(
+        p for p in src.iterdir() if p.is_file() and (p.suffix == ".go" or p.name in ("go.mod", "go.sum"))
+    )
     for p in files:
         h.update(p.name.encode())
         h.update(b"\0")
@@ -136,17 +138,26 @@ def _build(src: Path, target: Path, say: Progress) -> None:
             hint="check that the Go module proxy is reachable (GOPROXY)",
         )
     listed = subprocess.run(
-        [go, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "."],
-        cwd=src, env=env, capture_output=True, text=True,
+        [go, "list", "-deps", "-f", "{{.ImportPath}}", "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    total = len([line for line in listed.stdout.splitlines() if line.strip()]) if listed.returncode == 0 else 0
+    total = (
+        len([line for line in listed.stdout.splitlines() if line.strip()]) if listed.returncode == 0 else 0
+    )
 
     tmp = target.with_name(f".controlplane.{os.getpid()}.tmp")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     # -v prints each package as it is compiled: that is our progress counter.
     proc = subprocess.Popen(
         [go, "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."],
-        cwd=src, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=src,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -164,7 +175,9 @@ def _build(src: Path, target: Path, say: Progress) -> None:
     rc = proc.wait()
     if rc != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise BuildError(f"building the control planes failed (go build exit {rc}):\n{_tail(chr(10).join(lines))}")
+        raise BuildError(
+            f"building the control planes failed (go build exit {rc}):\n{_tail(chr(10).join(lines))}"
+        )
     tmp.replace(target)
     say(f"built {target} in {time.monotonic() - started:.0f}s")
 

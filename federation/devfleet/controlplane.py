@@ -54,15 +54,26 @@ class ControlPlaneBackend:
         binary = ensure_binary(progress)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            str(binary), "fleet", "--dir", str(self.state_dir), "--clusters", ",".join(clusters),
-            "--progress", "json", "--ready-timeout", f"{int(self.ready_timeout)}s",
+            str(binary),
+            "fleet",
+            "--dir",
+            str(self.state_dir),
+            "--clusters",
+            ",".join(clusters),
+            "--progress",
+            "json",
+            "--ready-timeout",
+            f"{int(self.ready_timeout)}s",
         ]
         if self.ports:
             cmd += ["--ports", ",".join(f"{k}={v}" for k, v in self.ports.items())]
         for arg in self.apiserver_args:
             cmd += ["--apiserver-arg", arg]
         self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             preexec_fn=die_with_parent(),
         )
         threading.Thread(target=self._read_events, name="controlplane-events", daemon=True).start()
@@ -74,7 +85,9 @@ class ControlPlaneBackend:
                 event = self._events.get(timeout=max(remaining, 0.1))
             except queue.Empty:
                 self.stop()
-                raise StartupError(f"the control planes did not report ready within {self.ready_timeout + 120:.0f}s") from None
+                raise StartupError(
+                    f"the control planes did not report ready within {self.ready_timeout + 120:.0f}s"
+                ) from None
             if event is None:  # process exited before ready
                 self._raise_start_failure()
             elif event.get("event") == "ready":

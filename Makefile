@@ -1,0 +1,58 @@
+# The two commands a newcomer needs (see README.md):
+#   make demo   a local fleet (hub + 3 members + Postgres) with the controller running
+#   make test   lint, type-check, layer contracts, and every test against real parts
+#
+# Each installs what it needs: a virtualenv in .venv with the Python dependencies, and the
+# control-plane binary built from the Kubernetes Go modules (cached under ~/.cache/federation).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all venv controlplane lint fmt typecheck test test-unit test-integration test-e2e demo clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+controlplane: venv
+	$(BIN)/federation dev build
+
+lint: venv
+	$(BIN)/ruff check federation tests bench
+	$(BIN)/ruff format --check federation tests bench
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format federation tests bench
+	$(BIN)/ruff check --fix federation tests bench
+
+test-unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv controlplane
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: venv controlplane
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+# One pytest session: one fleet shared by integration and e2e tests.
+test: lint typecheck controlplane
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+demo: venv controlplane
+	$(BIN)/federation demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

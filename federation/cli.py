@@ -1,0 +1,265 @@
+"""The `federation` command.
+
+Errors we raise on purpose (`FederationError`) are printed as one line plus a hint and exit
+with status 1; anything else is a bug and shows its traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from federation import __version__
+from federation.errors import FederationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+def _fail(err: BaseException, *, debug: bool) -> NoReturn:
+    if debug:
+        err_console.print_exception()
+    if isinstance(err, FederationError):
+        err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+        if err.hint:
+            err_console.print(f"[yellow]hint:[/] {err.hint}", soft_wrap=True)
+    else:
+        err_console.print(f"[bold red]internal error:[/] {type(err).__name__}: {err}", soft_wrap=True)
+        if not debug:
+            err_console.print("[yellow]hint:[/] run again with --debug for the traceback, and report it")
+    sys.exit(1)
+
+
+class FederationGroup(click.Group):
+    """A click group that turns our errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+        except Exception as exc:
+            debug = bool(ctx.find_root().params.get("debug"))
+            _fail(exc, debug=debug)
+
+
+@click.group(cls=FederationGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="federation")
+@click.option("--debug", is_flag=True, envvar="FEDERATION_DEBUG", help="Show tracebacks for errors.")
+def main(debug: bool) -> None:
+    """federation: propagate Kubernetes resources from a hub cluster to a fleet of member
+    clusters, and aggregate their status back, with per-cluster state in Postgres.
+
+    \b
+    Start here:
+      federation dev up          a local fleet (hub + members + Postgres) on this machine
+      federation dev down        stop it
+    """
+
+
+# -- dev ---------------------------------------------------------------------------------
+
+
+@main.group()
+def dev() -> None:
+    """A local fleet for development: real kube-apiservers and an embedded Postgres.
+
+    The control planes are built once from the Kubernetes Go modules (several minutes on a
+    cold machine; cached under ~/.cache/federation afterwards). No Docker needed.
+    """
+
+
+def _state_dir_option(f: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="FEDERATION_DEV_STATE_DIR",
+        help="Where the fleet keeps etcd data, certificates, kubeconfigs, Postgres and logs "
+        "[default: ~/.local/share/federation/dev].",
+    )(f)
+
+
+@dev.command("up")
+@click.option(
+    "--members",
+    "-n",
+    type=click.IntRange(0, 20),
+    default=3,
+    show_default=True,
+    help="Number of member clusters.",
+)
+@click.option("--no-hub", is_flag=True, help="Start only members (no hub cluster).")
+@click.option("--no-postgres", is_flag=True, help="Do not start the embedded Postgres.")
+@_state_dir_option
+def dev_up(members: int, no_hub: bool, no_postgres: bool, state_dir: Path | None) -> None:
+    """Start a local fleet in the foreground; Ctrl-C stops it.
+
+    \b
+    Example:
+      federation dev up --members 2
+      KUBECONFIG=~/.local/share/federation/dev/controlplane/kubeconfig kubectl --context member-1 get ns
+    """
+    from federation.devfleet import default_state_dir
+
+    _run_fleet_in_foreground(
+        members=members, hub=not no_hub, postgres=not no_postgres, state_dir=state_dir or default_state_dir()
+    )
+
+
+def _run_fleet_in_foreground(*, members: int, hub: bool, postgres: bool, state_dir: Path) -> None:
+    """Start a LocalFleet, show how to use it, and keep it up until SIGINT/SIGTERM."""
+    from federation.devfleet import LocalFleet
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    fleet = LocalFleet(
+        members=members,
+        hub=hub,
+        state_dir=state_dir,
+        postgres=postgres,
+        progress=lambda m: err_console.print(f"[dim]•[/] {m}", soft_wrap=True),
+    )
+    with err_console.status("starting the local fleet…"):
+        info = fleet.start()
+    try:
+        _print_fleet(info.to_json())
+        out_console.print("\nPress Ctrl-C (or run `federation dev down`) to stop the fleet.")
+        while not stop.wait(1.0):
+            pass
+    finally:
+        err_console.print("stopping the fleet…")
+        fleet.stop()
+        err_console.print("fleet stopped")
+
+
+def _print_fleet(info: dict[str, Any]) -> None:
+    table = Table(title="local fleet", title_justify="left")
+    table.add_column("cluster")
+    table.add_column("role")
+    table.add_column("server")
+    for name, c in info["clusters"].items():
+        table.add_row(name, "hub" if name == info["hub"] else "member", c["server"])
+    out_console.print(table)
+    out_console.print(f"kubeconfig:   {info['kubeconfig']}  (one context per cluster)")
+    if info.get("databaseURL"):
+        out_console.print(f"database:     {info['databaseURL']}")
+    name = info["members"][0] if info["members"] else info["hub"]
+    out_console.print(f"try:          KUBECONFIG={info['kubeconfig']} kubectl --context {name} get ns")
+
+
+@dev.command("down")
+@_state_dir_option
+@click.option(
+    "--timeout",
+    type=float,
+    default=90.0,
+    show_default=True,
+    help="Seconds to wait for the fleet to stop.",
+)
+def dev_down(state_dir: Path | None, timeout: float) -> None:
+    """Stop the local fleet started by `federation dev up` (in another terminal)."""
+    from federation.devfleet import default_state_dir, read_state, state_dir_busy
+    from federation.errors import DevFleetError
+
+    state = state_dir or default_state_dir()
+    info = read_state(state)
+    if info is None:
+        raise DevFleetError(
+            f"no local fleet is running on {state}", hint="start one with `federation dev up`"
+        )
+    pid = info.owner_pid
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        (state / "devfleet.json").unlink(missing_ok=True)
+        raise DevFleetError(
+            f"the fleet recorded in {state} (pid {pid}) is no longer running; cleaned up its state file"
+        ) from None
+    deadline = time.monotonic() + timeout
+    with err_console.status(f"stopping the fleet (pid {pid})…"):
+        while state_dir_busy(state):
+            if time.monotonic() > deadline:
+                raise DevFleetError(
+                    f"the fleet (pid {pid}) did not stop within {timeout:.0f}s",
+                    hint=f"kill -9 {pid}",
+                )
+            time.sleep(0.2)
+    out_console.print(f"fleet on {state} stopped")
+
+
+@dev.command("status")
+@_state_dir_option
+def dev_status(state_dir: Path | None) -> None:
+    """Show the local fleet recorded in the state directory, as JSON."""
+    from federation.devfleet import default_state_dir, read_state
+    from federation.errors import DevFleetError
+
+    state = state_dir or default_state_dir()
+    info = read_state(state)
+    if info is None or not _alive(info.owner_pid):
+        raise DevFleetError(
+            f"no local fleet is running on {state}", hint="start one with `federation dev up`"
+        )
+    out_console.print_json(json.dumps(info.to_json()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@main.command("demo")
+@click.option(
+    "--members", "-n", type=click.IntRange(1, 10), default=3, show_default=True, help="Member clusters."
+)
+def demo(members: int) -> None:
+    """Run the demo: a local fleet (hub + members + Postgres) on this machine.
+
+    Builds what it needs on first use, starts the fleet in its own state directory
+    (~/.local/share/federation/demo), shows the clusters, and runs until Ctrl-C.
+
+    \b
+    Example:
+      federation demo
+    """
+    from federation.devfleet import default_state_dir
+
+    _run_fleet_in_foreground(
+        members=members, hub=True, postgres=True, state_dir=default_state_dir().with_name("demo")
+    )
+
+
+@dev.command("build")
+def dev_build() -> None:
+    """Build the control-plane binary now (otherwise the first `dev up` does it)."""
+    from federation.devfleet import ensure_binary
+
+    path = ensure_binary(lambda m: err_console.print(f"[dim]•[/] {m}", soft_wrap=True))
+    out_console.print(str(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
