@@ -1,0 +1,85 @@
+"""Every Prometheus metric of the controller, defined once.
+
+Metric objects are process-global by prometheus-client's design (one registry per process);
+they carry `cluster` (and `resource`) labels, so one process serving many clusters stays
+readable. Names follow the controller literature (client-go's workqueue metrics,
+controller-runtime's reconcile metrics) so existing dashboards and alerts apply.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# -- apiserver requests (federation.kube) -----------------------------------------------
+KUBE_REQUESTS = Counter(
+    "federation_kube_requests_total",
+    "Requests to apiservers, by cluster, verb and HTTP code ('error' for no answer).",
+    ["cluster", "verb", "code"],
+)
+KUBE_REQUEST_DURATION = Histogram(
+    "federation_kube_request_duration_seconds",
+    "Latency of apiserver requests (not watches), by cluster and verb.",
+    ["cluster", "verb"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+# -- informers (federation.informers) -----------------------------------------------------
+WATCH_RESTARTS = Counter(
+    "federation_informer_watch_restarts_total",
+    "Watch connections re-opened, by reason (timeout, stall, error, gone).",
+    ["cluster", "resource", "reason"],
+)
+RELISTS = Counter(
+    "federation_informer_relists_total",
+    "Full lists of a resource (the first one included), by cluster and resource.",
+    ["cluster", "resource"],
+)
+WATCH_EVENTS = Counter(
+    "resource_change_events_total",
+    "Watch events received, by cluster, resource and type (ADDED, MODIFIED, DELETED, BOOKMARK).",
+    ["cluster", "resource", "type"],
+)
+STORE_OBJECTS = Gauge(
+    "federation_informer_store_objects",
+    "Objects held in an informer's cache.",
+    ["cluster", "resource"],
+)
+INFORMER_SYNCED = Gauge(
+    "federation_informer_synced",
+    "1 once an informer has completed its first list.",
+    ["cluster", "resource"],
+)
+WATCHES_OPEN = Gauge(
+    "federation_informer_watches_open",
+    "Watch connections currently open, by cluster and resource.",
+    ["cluster", "resource"],
+)
+
+# -- work queues (federation.informers.queue); names as client-go's workqueue metrics ------
+QUEUE_DEPTH = Gauge("workqueue_depth", "Current depth of a work queue.", ["name"])
+QUEUE_ADDS = Counter("workqueue_adds_total", "Adds handled by a work queue.", ["name"])
+QUEUE_LATENCY = Histogram(
+    "workqueue_queue_duration_seconds",
+    "How long an item stays in a queue before a worker takes it.",
+    ["name"],
+    buckets=_LATENCY_BUCKETS,
+)
+QUEUE_WORK_DURATION = Histogram(
+    "workqueue_work_duration_seconds",
+    "How long processing an item takes (get to done).",
+    ["name"],
+    buckets=_LATENCY_BUCKETS,
+)
+QUEUE_RETRIES = Counter("workqueue_retries_total", "Rate-limited re-adds (retries) of a queue.", ["name"])
+QUEUE_UNFINISHED = Gauge(
+    "workqueue_unfinished_work_seconds",
+    "Seconds of work in progress not yet done (large values mean stuck workers).",
+    ["name"],
+)
+QUEUE_LONGEST_RUNNING = Gauge(
+    "workqueue_longest_running_processor_seconds",
+    "Seconds the longest-running item of a queue has been processed.",
+    ["name"],
+)
