@@ -15,6 +15,7 @@ small, stable tree and every message names the object and field involved::
     │   └── StartupError               a process did not become ready in time (carries its log tail)
     ├── KubeError                      talking to a cluster's apiserver
     │   ├── ClusterUnreachableError    connection refused, TLS failure, timeout
+    │   │   └── WatchStalledError      a watch delivered nothing (not even a bookmark) in time
     │   └── ApiError                   the apiserver answered with an error status
     │       ├── NotFoundError          404
     │       ├── ConflictError          409 (resourceVersion or field-manager conflict)
@@ -83,6 +84,10 @@ class KubeError(FederationError):
 
 class ClusterUnreachableError(KubeError):
     """The apiserver could not be reached (refused, TLS failure, timeout): retry later."""
+
+
+class WatchStalledError(ClusterUnreachableError):
+    """A watch stream went silent past its deadline (no event, no bookmark): re-open it."""
 
 
 class ApiError(KubeError):

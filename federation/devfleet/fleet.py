@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -134,6 +135,7 @@ class LocalFleet:
         postgres: bool = True,
         progress: Progress | None = None,
         ready_timeout: float = 180.0,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         if members < 0:
             raise DevFleetError(f"members must be 0 or more, not {members}")
@@ -143,7 +145,7 @@ class LocalFleet:
         self._ephemeral = state_dir is None
         self.state_dir = (state_dir or Path(tempfile.mkdtemp(prefix="federation-fleet-"))).resolve()
         self.backend: FleetBackend = backend or ControlPlaneBackend(
-            self.state_dir / "controlplane", ready_timeout=ready_timeout
+            self.state_dir / "controlplane", ready_timeout=ready_timeout, apiserver_args=apiserver_args
         )
         self.postgres = EmbeddedPostgres(self.state_dir / "postgres") if postgres else None
         self.progress: Progress = progress or (lambda _m: None)

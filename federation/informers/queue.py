@@ -49,7 +49,9 @@ class QueueShutDown(Exception):  # noqa: N818 - a signal, as client-go's `shutdo
 class WorkQueue(Generic[K]):
     """A rate-limited, delaying, de-duplicating work queue of keys."""
 
-    def __init__(self, name: str, *, rate_limiter: RateLimiter | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self, name: str, *, rate_limiter: RateLimiter | None = None, clock: Clock | None = None
+    ) -> None:
         self.name = name
         self._clock = clock or RealClock()
         self._limiter = rate_limiter or default_rate_limiter(clock=self._clock)

@@ -39,7 +39,7 @@ class ItemExponentialLimiter:
         self._failures[item] = n + 1
         if n > 60:  # 2^60 × base is far past any cap; avoid float overflow
             return self.cap
-        return min(self.base * (2**n), self.cap)
+        return float(min(self.base * (2**n), self.cap))
 
     def forget(self, item: Hashable) -> None:
         self._failures.pop(item, None)

@@ -8,7 +8,15 @@ to resource, and client errors translated into `federation.errors`.
 from federation.kube.client import KubeClient, api_error
 from federation.kube.config import ConnectionConfig, load_config
 from federation.kube.discovery import Discovery
-from federation.kube.resources import GVK, Obj, ResourceInfo, describe, object_key, resource_version, split_key
+from federation.kube.resources import (
+    GVK,
+    Obj,
+    ResourceInfo,
+    describe,
+    object_key,
+    resource_version,
+    split_key,
+)
 
 __all__ = [
     "GVK",

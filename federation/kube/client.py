@@ -25,6 +25,7 @@ from federation.errors import (
     InvalidError,
     KubeError,
     NotFoundError,
+    WatchStalledError,
 )
 from federation.kube.config import ConnectionConfig, load_config
 from federation.kube.resources import Obj, ResourceInfo
@@ -40,7 +41,13 @@ _ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 #: Network-level failures: the apiserver did not answer (as opposed to answering with an error).
-_UNREACHABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError, ssl.SSLError, OSError)
+_UNREACHABLE = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    asyncio.TimeoutError,
+    ssl.SSLError,
+    OSError,
+)
 
 
 def api_error(cluster: str, status: int, body: bytes, *, what: str) -> ApiError:
@@ -76,7 +83,9 @@ class KubeClient:
         self.config = config
         self.server = config.server
         self.timeout = timeout
-        connector = aiohttp.TCPConnector(limit=max_connections, ssl=config.ssl_context, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, ssl=config.ssl_context, enable_cleanup_closed=True
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             json_serialize=lambda o: orjson.dumps(o).decode(),
@@ -95,7 +104,9 @@ class KubeClient:
         timeout: float = 30.0,
     ) -> KubeClient:
         """Build a client from a kubeconfig file + context, or from kubeconfig contents."""
-        cfg = await load_config(kubeconfig=kubeconfig, context=context, kubeconfig_data=kubeconfig_data, source=source)
+        cfg = await load_config(
+            kubeconfig=kubeconfig, context=context, kubeconfig_data=kubeconfig_data, source=source
+        )
         return cls(cluster, cfg, timeout=timeout)
 
     async def close(self) -> None:
@@ -132,7 +143,44 @@ class KubeClient:
         what: str | None = None,
     ) -> Obj:
         """Send one request and return the parsed JSON answer; raise a typed error otherwise."""
+        raw = await self._send(
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type=content_type,
+            accept=accept,
+            timeout=timeout,
+            verb=verb,
+            what=what,
+        )
+        if not raw:
+            return {}
+        parsed = orjson.loads(raw)
+        return parsed if isinstance(parsed, dict) else {"items": parsed}
+
+    async def request_text(
+        self, method: str, path: str, *, params: Params | None = None, timeout: float | None = None, what: str
+    ) -> str:
+        """A request whose answer is text (/metrics, /readyz)."""
+        raw = await self._send(method, path, params=params, accept="text/plain", timeout=timeout, what=what)
+        return raw.decode(errors="replace")
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: float | None = None,
+        verb: str | None = None,
+        what: str | None = None,
+    ) -> bytes:
         verb = verb or method.lower()
+        what = what or f"{method} {path}"
         data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
         headers = await self._headers(content_type=content_type if data is not None else None, accept=accept)
         started = time.perf_counter()
@@ -151,22 +199,18 @@ class KubeClient:
                 raw = await resp.read()
                 code = str(resp.status)
                 if resp.status >= 400:
-                    raise api_error(self.cluster, resp.status, raw, what=what or f"{method} {path}")
+                    raise api_error(self.cluster, resp.status, raw, what=what)
+                return raw
         except KubeError:
             raise
         except _UNREACHABLE as exc:
             raise ClusterUnreachableError(
-                f"cluster {self.cluster}: {what or f'{method} {path}'}: cannot reach {self.server}: "
-                f"{type(exc).__name__}: {exc}",
+                f"cluster {self.cluster}: {what}: cannot reach {self.server}: {type(exc).__name__}: {exc}",
                 cluster=self.cluster,
             ) from exc
         finally:
             KUBE_REQUESTS.labels(self.cluster, verb, code).inc()
             KUBE_REQUEST_DURATION.labels(self.cluster, verb).observe(time.perf_counter() - started)
-        if not raw:
-            return {}
-        parsed = orjson.loads(raw)
-        return parsed if isinstance(parsed, dict) else {"items": parsed}
 
     @contextlib.asynccontextmanager
     async def stream_lines(
@@ -192,7 +236,8 @@ class KubeClient:
         except _UNREACHABLE as exc:
             KUBE_REQUESTS.labels(self.cluster, "watch", "error").inc()
             raise ClusterUnreachableError(
-                f"cluster {self.cluster}: watch {path}: cannot reach {self.server}: {type(exc).__name__}: {exc}",
+                f"cluster {self.cluster}: watch {path}: cannot reach {self.server}: "
+                f"{type(exc).__name__}: {exc}",
                 cluster=self.cluster,
             ) from exc
         try:
@@ -216,9 +261,15 @@ class KubeClient:
                     start = end + 1
                 if start:
                     del buf[:start]
+        except TimeoutError as exc:  # aiohttp's sock_read timeout: nothing arrived in time
+            raise WatchStalledError(
+                f"cluster {self.cluster}: watch {path} stalled: nothing received within the read deadline",
+                cluster=self.cluster,
+            ) from exc
         except _UNREACHABLE as exc:
             raise ClusterUnreachableError(
-                f"cluster {self.cluster}: watch {path} broke: {type(exc).__name__}: {exc}", cluster=self.cluster
+                f"cluster {self.cluster}: watch {path} broke: {type(exc).__name__}: {exc}",
+                cluster=self.cluster,
             ) from exc
         if buf.strip():
             yield bytes(buf)
@@ -227,7 +278,10 @@ class KubeClient:
 
     async def get(self, res: ResourceInfo, name: str, namespace: str | None = None) -> Obj:
         return await self.request(
-            "GET", res.object_path(name, namespace), verb="get", what=f"get {res.kind} {_key(namespace, name)}"
+            "GET",
+            res.object_path(name, namespace),
+            verb="get",
+            what=f"get {res.kind} {_key(namespace, name)}",
         )
 
     async def list(
@@ -266,7 +320,11 @@ class KubeClient:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         name = (obj.get("metadata") or {}).get("name", "")
         return await self.request(
-            "POST", res.collection_path(ns), body=obj, verb="create", what=f"create {res.kind} {_key(ns, name)}"
+            "POST",
+            res.collection_path(ns),
+            body=obj,
+            verb="create",
+            what=f"create {res.kind} {_key(ns, name)}",
         )
 
     async def replace(self, res: ResourceInfo, obj: Obj, *, subresource: str | None = None) -> Obj:
@@ -333,7 +391,11 @@ class KubeClient:
         uid: str | None = None,
     ) -> Obj:
         """Delete; with `uid`, only if the live object is still that one (a precondition)."""
-        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation_policy}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": propagation_policy,
+        }
         if uid:
             body["preconditions"] = {"uid": uid}
         return await self.request(
@@ -350,7 +412,9 @@ class KubeClient:
     async def ready(self, *, timeout: float = 5.0) -> tuple[bool, str]:
         """Probe `/readyz`: (ready, reason). Never raises: an unreachable cluster is not ready."""
         try:
-            await self.request("GET", "/readyz", accept="text/plain", timeout=timeout, verb="readyz", what="readyz")
+            await self.request(
+                "GET", "/readyz", accept="text/plain", timeout=timeout, verb="readyz", what="readyz"
+            )
         except ApiError as exc:
             return False, f"/readyz answered {exc.status}"
         except ClusterUnreachableError as exc:

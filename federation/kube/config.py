@@ -59,7 +59,7 @@ async def load_config(
         else:
             if kubeconfig is None:
                 raise ConfigError("no kubeconfig given (a file path or the data of one is needed)")
-            if not kubeconfig.is_file():
+            if not kubeconfig.is_file():  # noqa: ASYNC240 - once, at connect time
                 raise ConfigError(f"kubeconfig {kubeconfig}: file not found")
             await kconfig.load_kube_config(
                 config_file=str(kubeconfig), context=context, client_configuration=cfg, persist_config=False

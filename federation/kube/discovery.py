@@ -87,7 +87,9 @@ class Discovery:
     async def _aggregated(self) -> list[ResourceInfo] | None:
         infos: list[ResourceInfo] = []
         for path in ("/api", "/apis"):
-            doc = await self.client.request("GET", path, accept=_AGGREGATED, verb="discovery", what=f"discovery {path}")
+            doc = await self.client.request(
+                "GET", path, accept=_AGGREGATED, verb="discovery", what=f"discovery {path}"
+            )
             if doc.get("kind") != "APIGroupDiscoveryList":
                 return None
             for group in doc.get("items") or []:

@@ -45,3 +45,55 @@ def test_every_error_descends_from_federation_error() -> None:
         assert issubclass(cls, federation.FederationError), cls
         # The tree is drawn in the module docstring; every class must appear in it.
         assert cls.__name__ in (federation.errors.__doc__ or ""), cls
+
+
+def test_kube_and_informers_api() -> None:
+    import federation.informers
+    import federation.kube
+
+    assert sorted(federation.kube.__all__) == sorted(
+        [
+            "GVK",
+            "ConnectionConfig",
+            "Discovery",
+            "KubeClient",
+            "Obj",
+            "ResourceInfo",
+            "api_error",
+            "describe",
+            "load_config",
+            "object_key",
+            "resource_version",
+            "split_key",
+        ]
+    )
+    assert sorted(federation.informers.__all__) == sorted(
+        [
+            "NAMESPACE_INDEX",
+            "Backoff",
+            "Clock",
+            "EventHandler",
+            "FakeClock",
+            "Handlers",
+            "IndexFunc",
+            "Informer",
+            "InformerFactory",
+            "InformerKey",
+            "ItemExponentialLimiter",
+            "MaxOfLimiter",
+            "QueueShutDown",
+            "RateLimiter",
+            "RealClock",
+            "Reflector",
+            "ReflectorSink",
+            "Store",
+            "TokenBucketLimiter",
+            "WorkQueue",
+            "by_label",
+            "by_namespace",
+            "default_rate_limiter",
+        ]
+    )
+    for mod in (federation.kube, federation.informers):
+        for name in mod.__all__:
+            assert hasattr(mod, name), name

@@ -7,6 +7,7 @@ import itertools
 import random
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,7 +41,7 @@ async def test_basic_many_producers_and_consumers() -> None:
     async def produce(p: int) -> None:
         for i in range(per_producer):
             q.add(p * 1000 + i)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
     async def consume() -> None:
         while True:
@@ -50,7 +51,7 @@ async def test_basic_many_producers_and_consumers() -> None:
                 return
             assert key not in in_flight, "a key was handed to two workers at once"
             in_flight.add(key)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             processed.append(key)
             in_flight.discard(key)
             q.done(key)
@@ -321,7 +322,9 @@ ops = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(ops)
-def test_random_schedules_never_overlap_a_key_and_never_lose_an_add(schedule: list[tuple[str, object]]) -> None:
+def test_random_schedules_never_overlap_a_key_and_never_lose_an_add(
+    schedule: list[tuple[str, object]],
+) -> None:
     """Four workers take, hold and finish keys in random orders while keys are added.
 
     Invariants: a key is never held by two workers; once everyone is done, every add was
@@ -381,7 +384,7 @@ async def _concurrent_workers(seed: int) -> None:
             holders[key] = wid
             last_start[key] = next(tick)
             for _ in range(rng.randint(0, 3)):
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
             del holders[key]
             q.done(key)
 
@@ -393,7 +396,7 @@ async def _concurrent_workers(seed: int) -> None:
             q.add(key)
             last_add[key] = next(tick)
             if rng.random() < 0.5:
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
         await q.shut_down_with_drain()
     for key, added in last_add.items():
         assert last_start[key] > added, f"the last add of {key} was never processed"

@@ -1,0 +1,139 @@
+"""The informer cache (keys, indexes, replace diffs) and the reconnect backoff, without I/O."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from federation.informers import Backoff, FakeClock, Store, by_label
+from federation.informers.informer import Handlers, Informer, InformerKey
+from federation.kube import Obj, ResourceInfo
+
+
+def obj(name: str, ns: str | None = "default", rv: str = "1", **labels: str) -> Obj:
+    meta: dict[str, object] = {"name": name, "resourceVersion": rv, "labels": labels}
+    if ns:
+        meta["namespace"] = ns
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
+
+
+def test_keys_are_namespace_slash_name_or_name() -> None:
+    store = Store()
+    store.upsert(obj("a"))
+    store.upsert(obj("node-1", ns=None))
+    assert sorted(store.keys()) == ["default/a", "node-1"]
+    assert store.get("default/a") is not None
+    assert "node-1" in store
+
+
+def test_indexes_follow_updates_and_deletes() -> None:
+    store = Store(indexers={"app": by_label("app")})
+    store.upsert(obj("a", app="web"))
+    store.upsert(obj("b", app="web"))
+    store.upsert(obj("c", ns="other", app="db"))
+    assert {o["metadata"]["name"] for o in store.by_index("app", "web")} == {"a", "b"}
+    assert store.index_keys("namespace", "other") == {"other/c"}
+    store.upsert(obj("b", rv="2", app="db"))  # label changed: moves between index values
+    assert store.index_keys("app", "web") == {"default/a"}
+    assert store.index_keys("app", "db") == {"default/b", "other/c"}
+    store.remove("default/a")
+    assert store.index_keys("app", "web") == set()
+    assert "web" not in store.index_values("app"), "empty index values are dropped"
+
+
+def test_indexer_added_late_indexes_existing_objects() -> None:
+    store = Store()
+    store.upsert(obj("a", tier="gold"))
+    store.add_indexer("tier", by_label("tier"))
+    assert store.index_keys("tier", "gold") == {"default/a"}
+
+
+def test_replace_reports_exactly_what_changed() -> None:
+    store = Store()
+    for name in "abc":
+        store.upsert(obj(name, rv="1"))
+    added, updated, deleted = store.replace([obj("a", rv="1"), obj("b", rv="5"), obj("d", rv="6")])
+    assert [o["metadata"]["name"] for o in added] == ["d"]
+    assert [
+        (old["metadata"]["resourceVersion"], new["metadata"]["resourceVersion"]) for old, new in updated
+    ] == [("1", "5")]
+    assert [o["metadata"]["name"] for o in deleted] == ["c"]
+    assert sorted(store.keys()) == ["default/a", "default/b", "default/d"]
+
+
+@settings(max_examples=200)
+@given(
+    st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 3)),
+    st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 3)),
+)
+def test_replace_then_contents_equal_the_new_list(before: dict[str, int], after: dict[str, int]) -> None:
+    store = Store(indexers={"v": lambda o: [o["metadata"]["resourceVersion"]]})
+    for name, rv in before.items():
+        store.upsert(obj(name, rv=str(rv)))
+    added, updated, deleted = store.replace([obj(n, rv=str(v)) for n, v in after.items()])
+    assert {o["metadata"]["name"] for o in added} == after.keys() - before.keys()
+    assert {o["metadata"]["name"] for o in deleted} == before.keys() - after.keys()
+    assert {n["metadata"]["name"] for _, n in updated} == {
+        k for k in after.keys() & before.keys() if after[k] != before[k]
+    }
+    assert {o["metadata"]["name"]: int(o["metadata"]["resourceVersion"]) for o in store.objects()} == after
+    for rv in "123":
+        assert store.index_keys("v", rv) == {f"default/{n}" for n, v in after.items() if str(v) == rv}
+
+
+async def test_backoff_doubles_with_jitter_caps_and_resets_after_a_healthy_period() -> None:
+    clock = FakeClock()
+    backoff = Backoff(clock=clock, rng=random.Random(7))
+    delays = [backoff.next_delay() for _ in range(10)]
+    bases = [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30, 30, 30, 30]
+    for delay, base in zip(delays, bases, strict=True):
+        assert base <= delay <= min(2 * base, 30.0), (delay, base)
+    await clock.advance(121)
+    assert 0.8 <= backoff.next_delay() <= 1.6, "two healthy minutes forget past failures"
+
+
+def test_informer_turns_events_into_handler_calls_with_last_known_state() -> None:
+    res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+    informer = Informer(client=_NoClient(), key=InformerKey(res, "default"))  # type: ignore[arg-type]
+    calls: list[tuple[str, str]] = []
+    informer.add_handler(
+        Handlers(
+            on_add=lambda o: calls.append(("add", o["metadata"]["resourceVersion"])),
+            on_update=lambda old, new: calls.append(
+                ("update", f"{old['metadata']['resourceVersion']}>{new['metadata']['resourceVersion']}")
+            ),
+            on_delete=lambda o: calls.append(("delete", o["metadata"]["resourceVersion"])),
+        )
+    )
+    informer.replace([obj("a", rv="1"), obj("b", rv="1")], "1")
+    assert informer.has_synced
+    informer.apply("MODIFIED", obj("a", rv="2"))
+    informer.apply("DELETED", obj("b", rv="3"))
+    informer.replace([obj("a", rv="2"), obj("c", rv="4")], "4")
+    assert calls == [("add", "1"), ("add", "1"), ("update", "1>2"), ("delete", "3"), ("add", "4")]
+
+    late: list[str] = []
+    informer.add_handler(Handlers(on_add=lambda o: late.append(o["metadata"]["name"])))
+    assert sorted(late) == ["a", "c"], "a late handler first gets the cached world"
+
+
+def test_a_failing_handler_does_not_stop_the_others() -> None:
+    res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+    informer = Informer(client=_NoClient(), key=InformerKey(res))  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def boom(_o: Obj) -> None:
+        raise RuntimeError("handler bug")
+
+    informer.add_handler(Handlers(on_add=boom))
+    informer.add_handler(Handlers(on_add=lambda o: seen.append(o["metadata"]["name"])))
+    informer.replace([obj("a")], "1")
+    assert seen == ["a"]
+
+
+class _NoClient:
+    """The informer only needs a cluster name until it runs."""
+
+    cluster = "unit"
