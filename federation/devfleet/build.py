@@ -50,9 +50,36 @@ def cache_root() -> Path:
     return Path(base) / "federation" / "controlplane"
 
 
+def kubernetes_version(src: Path) -> str:
+    """The k8s.io/kubernetes release go.mod pins, e.g. v1.36.3."""
+    for line in (src / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["require"]:
+            parts = parts[1:]
+        if len(parts) >= 2 and parts[0] == "k8s.io/kubernetes" and parts[1].startswith("v"):
+            return parts[1]
+    raise BuildError(f"{src / 'go.mod'} does not require k8s.io/kubernetes")
+
+
+def ldflags(src: Path) -> str:
+    """Link flags: strip symbols, and stamp the release into the binary the way Kubernetes'
+    own build does, so /version and kubectl report v1.36.3 rather than v0.0.0-master."""
+    version = kubernetes_version(src)
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
 def source_hash(src: Path) -> str:
-    """Hash of everything that goes into the binary (go.mod, go.sum, *.go)."""
-    h = hashlib.sha256()
+    """Hash of everything that goes into the binary (go.mod, go.sum, *.go, link flags)."""
+    h = hashlib.sha256(ldflags(src).encode())
     files = sorted(
         p for p in src.iterdir() if p.is_file() and (p.suffix == ".go" or p.name in ("go.mod", "go.sum"))
     )
@@ -152,7 +179,7 @@ def _build(src: Path, target: Path, say: Progress) -> None:
     tmp.parent.mkdir(parents=True, exist_ok=True)
     # -v prints each package as it is compiled: that is our progress counter.
     proc = subprocess.Popen(
-        [go, "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."],
+        [go, "build", "-v", "-trimpath", f"-ldflags={ldflags(src)}", "-o", str(tmp), "."],
         cwd=src,
         env=env,
         stdout=subprocess.PIPE,

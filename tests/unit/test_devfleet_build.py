@@ -32,7 +32,7 @@ def test_too_old_go_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 
 def test_cache_key_changes_with_any_source_file(tmp_path: Path) -> None:
-    (tmp_path / "go.mod").write_text("module x\n")
+    (tmp_path / "go.mod").write_text("module x\n\nrequire k8s.io/kubernetes v1.36.3\n")
     (tmp_path / "go.sum").write_text("")
     (tmp_path / "main.go").write_text("package main\n")
     (tmp_path / "README").write_text("not an input")

@@ -1,0 +1,126 @@
+"""The per-cluster client on real apiservers: connecting, discovery, typed errors, apply."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+
+from federation.devfleet import LocalFleet
+from federation.errors import (
+    ClusterUnreachableError,
+    ConfigError,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+)
+from federation.kube import GVK, Discovery, KubeClient
+from tests.kubehelpers import crd_manifest, create_crd_and_wait
+
+DEPLOYMENT = GVK("apps", "v1", "Deployment")
+CONFIGMAP = GVK("", "v1", "ConfigMap")
+
+
+async def test_connect_from_kubeconfig_contents_as_held_in_a_secret(fleet: LocalFleet) -> None:
+    info = fleet.clusters["member-1"]
+    data = info.kubeconfig.read_text()
+    async with await KubeClient.connect(
+        "member-1", kubeconfig_data=data, source="Secret fleet/member-1 key kubeconfig"
+    ) as client:
+        version = await client.version()
+        assert version["gitVersion"].startswith("v1.36")
+        assert await client.ready() == (True, "ok")
+
+
+async def test_bad_kubeconfigs_name_the_file_and_context(tmp_path: Path, fleet: LocalFleet) -> None:
+    with pytest.raises(ConfigError, match=r"kubeconfig .*missing\.yaml: file not found"):
+        await KubeClient.connect("x", kubeconfig=tmp_path / "missing.yaml")
+    info = fleet.clusters["member-1"]
+    with pytest.raises(ConfigError, match=r"context 'no-such-context'"):
+        await KubeClient.connect("x", kubeconfig=info.kubeconfig, context="no-such-context")
+    with pytest.raises(ConfigError, match=r"Secret a/b key c: not a kubeconfig"):
+        await KubeClient.connect("x", kubeconfig_data="- just\n- a list\n", source="Secret a/b key c")
+
+
+async def test_unreachable_cluster_is_a_typed_error_naming_the_cluster(fleet: LocalFleet) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    info = fleet.clusters["member-1"]
+    text = info.kubeconfig.read_text().replace(info.server, f"https://127.0.0.1:{closed_port}")
+    async with await KubeClient.connect("ghost", kubeconfig_data=text, timeout=5) as client:
+        with pytest.raises(ClusterUnreachableError, match=r"cluster ghost: .*cannot reach"):
+            await client.version()
+        ready, reason = await client.ready()
+        assert not ready and "cannot reach" in reason
+
+
+async def test_typed_api_errors_carry_the_apiservers_message(fleet: LocalFleet, namespace: str) -> None:
+    info = fleet.clusters["member-1"]
+    async with await KubeClient.connect(
+        "member-1", kubeconfig=info.kubeconfig, context=info.context
+    ) as client:
+        disco = Discovery(client)
+        deployments = await disco.resource_for(DEPLOYMENT)
+        assert (deployments.plural, deployments.namespaced, deployments.has_status) == (
+            "deployments",
+            True,
+            True,
+        )
+        with pytest.raises(NotFoundError) as nf:
+            await client.get(deployments, "nope", namespace)
+        assert nf.value.status == 404 and "member-1" in str(nf.value)
+
+        bad = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bad", "namespace": namespace},
+            "spec": {
+                "replicas": -1,
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        }
+        with pytest.raises(InvalidError) as inv:
+            await client.create(deployments, bad)
+        assert inv.value.status == 422
+        assert "spec.replicas" in str(inv.value), str(inv.value)
+
+        cms = await disco.resource_for(CONFIGMAP)
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": namespace}}
+        await client.create(cms, cm)
+        with pytest.raises(ConflictError):
+            await client.create(cms, cm)
+
+        # Server-side apply with a field manager, then a conflicting manager is refused
+        # unless it forces.
+        applied = await client.apply(cms, {**cm, "data": {"k": "ours"}}, field_manager="federation")
+        assert applied["data"] == {"k": "ours"}
+        with pytest.raises(ConflictError, match="conflict"):
+            await client.apply(cms, {**cm, "data": {"k": "theirs"}}, field_manager="someone-else")
+        forced = await client.apply(
+            cms, {**cm, "data": {"k": "theirs"}}, field_manager="someone-else", force=True
+        )
+        assert forced["data"] == {"k": "theirs"}
+
+
+async def test_discovery_learns_a_crd_created_after_it_loaded(fleet: LocalFleet) -> None:
+    info = fleet.clusters["member-2"]
+    async with await KubeClient.connect(
+        "member-2", kubeconfig=info.kubeconfig, context=info.context
+    ) as client:
+        disco = Discovery(client, min_refresh_interval=0)
+        await disco.refresh()
+        group = f"t{secrets.token_hex(4)}.example.com"
+        gvk = GVK(group, "v1", "Sprocket")
+        with pytest.raises(NotFoundError, match="no resource serves"):
+            await disco.resource_for(gvk)
+        await create_crd_and_wait(info, crd_manifest(group, "Sprocket", "sprockets", scope="Cluster"))
+        res = await disco.resource_for(gvk)
+        assert (res.plural, res.namespaced) == ("sprockets", False)
+        assert res.collection_path() == f"/apis/{group}/v1/sprockets"
