@@ -46,8 +46,9 @@ def source_dir() -> Path:
 
 
 def cache_root() -> Path:
+    """~/.cache/federation: one directory per built tool, one subdirectory per source hash."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "federation" / "controlplane"
+    return Path(base) / "federation"
 
 
 def kubernetes_version(src: Path) -> str:
@@ -77,9 +78,9 @@ def ldflags(src: Path) -> str:
     return " ".join(flags)
 
 
-def source_hash(src: Path) -> str:
+def source_hash(src: Path, link_flags: str = "") -> str:
     """Hash of everything that goes into the binary (go.mod, go.sum, *.go, link flags)."""
-    h = hashlib.sha256(ldflags(src).encode())
+    h = hashlib.sha256(link_flags.encode())
     files = sorted(
         p for p in src.iterdir() if p.is_file() and (p.suffix == ".go" or p.name in ("go.mod", "go.sum"))
     )
@@ -139,23 +140,45 @@ def ensure_binary(progress: Progress | None = None) -> Path:
             raise BuildError(f"{BINARY_ENV}={override} is not an executable file")
         return path
     src = source_dir()
-    root = cache_root()
-    target = root / source_hash(src) / "controlplane"
+    return ensure_go_binary(
+        src,
+        "controlplane",
+        ldflags=ldflags(src),
+        progress=say,
+        intro=[
+            f"building the local control planes (kube-apiserver + etcd) from {src}",
+            "this happens once per machine and takes several minutes on 2 cores; later runs use the cache",
+        ],
+    )
+
+
+def ensure_go_binary(
+    src: Path,
+    name: str,
+    *,
+    ldflags: str = "-s -w",
+    progress: Progress | None = None,
+    intro: list[str] | None = None,
+) -> Path:
+    """Build the Go module in `src` into the cache (keyed by its sources), unless already there."""
+    say = progress or (lambda _msg: None)
+    root = cache_root() / name
+    target = root / source_hash(src, ldflags) / name
     if target.is_file():
         return target
     with _build_lock(root):
         if target.is_file():  # another process built it while we waited
             return target
-        _build(src, target, say)
+        _build(src, target, say, ldflags=ldflags, intro=intro or [f"building {name} from {src}"])
     return target
 
 
-def _build(src: Path, target: Path, say: Progress) -> None:
+def _build(src: Path, target: Path, say: Progress, *, ldflags: str, intro: list[str]) -> None:
     go = find_go()
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod -buildvcs=false")
     started = time.monotonic()
-    say(f"building the local control planes (kube-apiserver + etcd) from {src}")
-    say("this happens once per machine and takes several minutes on 2 cores; later runs use the cache")
+    for line in intro:
+        say(line)
 
     say("downloading Go modules")
     dl = subprocess.run([go, "mod", "download"], cwd=src, env=env, capture_output=True, text=True)
@@ -179,7 +202,7 @@ def _build(src: Path, target: Path, say: Progress) -> None:
     tmp.parent.mkdir(parents=True, exist_ok=True)
     # -v prints each package as it is compiled: that is our progress counter.
     proc = subprocess.Popen(
-        [go, "build", "-v", "-trimpath", f"-ldflags={ldflags(src)}", "-o", str(tmp), "."],
+        [go, "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp), "."],
         cwd=src,
         env=env,
         stdout=subprocess.PIPE,
@@ -202,9 +225,7 @@ def _build(src: Path, target: Path, say: Progress) -> None:
     rc = proc.wait()
     if rc != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise BuildError(
-            f"building the control planes failed (go build exit {rc}):\n{_tail(chr(10).join(lines))}"
-        )
+        raise BuildError(f"building {target.name} failed (go build exit {rc}):\n{_tail(chr(10).join(lines))}")
     tmp.replace(target)
     say(f"built {target} in {time.monotonic() - started:.0f}s")
 

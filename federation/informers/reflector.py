@@ -124,14 +124,22 @@ class Reflector:
         self._m_relists.inc()
         self.lists += 1
         try:
-            items, rv = await self._list(paginate=True)
-        except GoneError:
-            # The continue token expired between pages: take the whole list in one answer.
-            items, rv = await self._list(paginate=False)
+            # From the apiserver's watch cache (resourceVersion=0), as client-go does: cheap
+            # for the apiserver and etcd; the watch that follows fills in anything newer.
+            items, rv = await self._list(paginate=True, resource_version="0")
+        except ApiError as exc:
+            log.info(
+                "list from the watch cache failed (%s); doing a consistent list", exc, extra=self._log_extra
+            )
+            try:
+                items, rv = await self._list(paginate=True, resource_version=None)
+            except GoneError:
+                # The continue token expired between pages: take the whole list in one answer.
+                items, rv = await self._list(paginate=False, resource_version=None)
         self.sink.replace(items, rv)
         self.last_resource_version = rv
 
-    async def _list(self, *, paginate: bool) -> tuple[list[Obj], str]:
+    async def _list(self, *, paginate: bool, resource_version: str | None) -> tuple[list[Obj], str]:
         items: list[Obj] = []
         token: str | None = None
         kind = self.resource.kind
@@ -143,6 +151,9 @@ class Reflector:
                 field_selector=self.field_selector,
                 limit=self.page_size if paginate else None,
                 continue_token=token,
+                # A continued page carries its snapshot in the token; a resourceVersion is
+                # only valid on the first request.
+                resource_version=None if token else resource_version,
                 timeout=120,
             )
             api_version = self.resource.api_version

@@ -36,11 +36,14 @@ def test_cache_key_changes_with_any_source_file(tmp_path: Path) -> None:
     (tmp_path / "go.sum").write_text("")
     (tmp_path / "main.go").write_text("package main\n")
     (tmp_path / "README").write_text("not an input")
-    first = build.source_hash(tmp_path)
+    first = build.source_hash(tmp_path, "-s -w")
     (tmp_path / "README").write_text("still not an input")
-    assert build.source_hash(tmp_path) == first
+    assert build.source_hash(tmp_path, "-s -w") == first
     (tmp_path / "main.go").write_text("package main // changed\n")
-    assert build.source_hash(tmp_path) != first
+    assert build.source_hash(tmp_path, "-s -w") != first
+    assert build.source_hash(tmp_path, "-s") != build.source_hash(tmp_path, "-s -w"), (
+        "link flags are part of the key"
+    )
 
 
 def test_prebuilt_binary_override_must_be_executable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
