@@ -20,8 +20,8 @@ from federation.api.overrides import (
     MetadataOverrider,
     OverridePolicy,
     OverridePolicyLike,
-    OverrideRule,
     Overriders,
+    OverrideRule,
     PatchOp,
 )
 from federation.api.propagation import (
@@ -42,7 +42,12 @@ from federation.api.propagation import (
 from federation.api.quantity import parse_quantity
 from federation.api.refs import object_ref, ref_of
 from federation.api.registry import KINDS, is_federation_object, parse_object
-from federation.api.selectors import LabelSelector, LabelSelectorRequirement, ResourceSelector, SelectorOperator
+from federation.api.selectors import (
+    LabelSelector,
+    LabelSelectorRequirement,
+    ResourceSelector,
+    SelectorOperator,
+)
 from federation.api.taints import Taint, TaintEffect, Toleration, TolerationOperator
 from federation.api.yamlsource import YamlDocument, parse_yaml, read_yaml_file
 

@@ -81,7 +81,9 @@ class TopLevelObject(KubeModel):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            raise InvalidObjectError(describe_validation_error(exc, obj=obj, default_kind=cls.__name__)) from None
+            raise InvalidObjectError(
+                describe_validation_error(exc, obj=obj, default_kind=cls.__name__)
+            ) from None
 
     @property
     def ref(self) -> str:

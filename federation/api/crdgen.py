@@ -96,7 +96,9 @@ def openapi_schema(model: type[TopLevelObject]) -> dict[str, Any]:
     props["apiVersion"] = {"type": "string"}
     props["kind"] = {"type": "string"}
     props["metadata"] = {"type": "object"}
-    schema["required"] = [r for r in schema.get("required", []) if r not in {"apiVersion", "kind", "metadata"}]
+    schema["required"] = [
+        r for r in schema.get("required", []) if r not in {"apiVersion", "kind", "metadata"}
+    ]
     if not schema["required"]:
         del schema["required"]
     schema["type"] = "object"

@@ -23,5 +23,7 @@ def parse_document(model: type[M], doc: YamlDocument, *, what: str | None = None
         return model.__pydantic_validator__.validate_python(doc.data)  # type: ignore[no-any-return]
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]["loc"] if exc.errors() else ()
-        name = what or (ref_of(doc.data, default_kind=model.__name__) if isinstance(doc.data, dict) else model.__name__)
+        name = what or (
+            ref_of(doc.data, default_kind=model.__name__) if isinstance(doc.data, dict) else model.__name__
+        )
         raise InvalidObjectError(f"{doc.where(first)}: {name}: {describe_errors(exc)}") from None

@@ -201,7 +201,10 @@ class ClusterOverridePolicy(TopLevelObject):
     """Overrides templates of any namespace, and cluster-scoped templates."""
 
     crd: ClassVar[CrdInfo] = CrdInfo(
-        plural="clusteroverridepolicies", scope="Cluster", short_names=("cop",), printer_columns=_OVERRIDE_COLUMNS
+        plural="clusteroverridepolicies",
+        scope="Cluster",
+        short_names=("cop",),
+        printer_columns=_OVERRIDE_COLUMNS,
     )
 
     kind: Literal["ClusterOverridePolicy"] = "ClusterOverridePolicy"

@@ -179,7 +179,8 @@ class Placement(KubeModel):
             for i, c in enumerate(self.spread_constraints):
                 if c.min_groups > self.max_clusters:
                     raise ValueError(
-                        f"spreadConstraints[{i}].minGroups={c.min_groups} is more than maxClusters={self.max_clusters}"
+                        f"spreadConstraints[{i}].minGroups={c.min_groups} "
+                        f"is more than maxClusters={self.max_clusters}"
                     )
         return self
 
@@ -246,7 +247,10 @@ class ClusterPropagationPolicy(TopLevelObject):
     """Places templates of any namespace, and cluster-scoped templates."""
 
     crd: ClassVar[CrdInfo] = CrdInfo(
-        plural="clusterpropagationpolicies", scope="Cluster", short_names=("cpp",), printer_columns=_POLICY_COLUMNS
+        plural="clusterpropagationpolicies",
+        scope="Cluster",
+        short_names=("cpp",),
+        printer_columns=_POLICY_COLUMNS,
     )
 
     kind: Literal["ClusterPropagationPolicy"] = "ClusterPropagationPolicy"

@@ -14,7 +14,13 @@ from federation.errors import InvalidObjectError
 
 KINDS: Mapping[str, type[TopLevelObject]] = {
     cls.__name__: cls
-    for cls in (MemberCluster, PropagationPolicy, ClusterPropagationPolicy, OverridePolicy, ClusterOverridePolicy)
+    for cls in (
+        MemberCluster,
+        PropagationPolicy,
+        ClusterPropagationPolicy,
+        OverridePolicy,
+        ClusterOverridePolicy,
+    )
 }
 """Every kind of our API group, in the order the CRDs are generated."""
 

@@ -29,8 +29,10 @@ class LabelSelectorRequirement(KubeModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
-                    "message": "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+                    "rule": "(self.operator in ['In', 'NotIn'])"
+                    " == (has(self.values) && size(self.values) > 0)",
+                    "message": "values must be non-empty for In and NotIn,"
+                    " and empty for Exists and DoesNotExist",
                 }
             ]
         }

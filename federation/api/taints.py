@@ -37,7 +37,11 @@ class Taint(KubeModel):
 
     def describe(self) -> str:
         """``key=value:Effect`` as kubectl prints taints."""
-        return f"{self.key}={self.value}:{self.effect.value}" if self.value else f"{self.key}:{self.effect.value}"
+        return (
+            f"{self.key}={self.value}:{self.effect.value}"
+            if self.value
+            else f"{self.key}:{self.effect.value}"
+        )
 
 
 class Toleration(KubeModel):

@@ -23,7 +23,10 @@ def field_path(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union", "union")) or part in {"json-or-python", "lax-or-strict"}:
+        elif part.startswith(("function-", "tagged-union", "union")) or part in {
+            "json-or-python",
+            "lax-or-strict",
+        }:
             continue  # pydantic's internal validator names, not fields
         else:
             out += f".{part}" if out else part
@@ -41,7 +44,11 @@ def _message(err: Mapping[str, Any]) -> str:
         msg = msg[len("Value error, ") :]
     if msg.startswith("Assertion failed, "):
         msg = msg[len("Assertion failed, ") :]
-    if "input" in err and kind not in {"model_type", "dict_type"} and not isinstance(err["input"], Mapping | list):
+    if (
+        "input" in err
+        and kind not in {"model_type", "dict_type"}
+        and not isinstance(err["input"], Mapping | list)
+    ):
         msg += f" (got {err['input']!r})"
     return msg
 
@@ -56,7 +63,9 @@ def describe_errors(exc: ValidationError, *, prefix: Sequence[int | str] = ()) -
         for e in errors
         if not (
             e["type"] == "too_short"
-            and any(len(other) > len(e["loc"]) and other[: len(e["loc"])] == tuple(e["loc"]) for other in locs)
+            and any(
+                len(other) > len(e["loc"]) and other[: len(e["loc"])] == tuple(e["loc"]) for other in locs
+            )
         )
     ]
     parts = [f"{field_path([*prefix, *e['loc']])}: {_message(e)}" for e in errors[:_MAX_SHOWN]]

@@ -70,7 +70,11 @@ def parse_yaml(text: str, *, source: str) -> list[YamlDocument]:
             if data is not None:
                 docs.append(
                     YamlDocument(
-                        source=source, index=index, data=data, start_line=node.start_mark.line + 1, lines=lines
+                        source=source,
+                        index=index,
+                        data=data,
+                        start_line=node.start_mark.line + 1,
+                        lines=lines,
                     )
                 )
             index += 1
