@@ -35,6 +35,13 @@ class ClusterAffinity(KubeModel):
     cluster_selector: LabelSelector | None = None
     exclude_clusters: tuple[str, ...] = Field(default=(), max_length=1000)
 
+    def matches(self, name: str, labels: Mapping[str, str]) -> bool:
+        if name in self.exclude_clusters:
+            return False
+        if self.cluster_names is not None and name not in self.cluster_names:
+            return False
+        return self.cluster_selector is None or self.cluster_selector.matches(labels)
+
 
 class TargetCluster(KubeModel):
     """The clusters a static weight applies to: exactly one of clusterNames or clusterSelector."""
