@@ -33,7 +33,12 @@ _FROM_OPS = ("move", "copy")
 
 
 class JsonPatchOperation(KubeModel):
-    """One RFC 6902 operation."""
+    """One RFC 6902 operation.
+
+    "value is required for add, replace and test" is checked here only: CEL cannot see a field
+    of any JSON type (``x-kubernetes-preserve-unknown-fields`` without a type), so the CRD
+    cannot express it; the controller reports such a policy as invalid.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -41,10 +46,6 @@ class JsonPatchOperation(KubeModel):
                 {
                     "rule": "(self.op in ['move', 'copy']) == has(self.from)",
                     "message": "from is required for move and copy, and only for them",
-                },
-                {
-                    "rule": "!(self.op in ['add', 'replace', 'test']) || has(self.value)",
-                    "message": "value is required for add, replace and test",
                 },
             ]
         }
