@@ -153,8 +153,8 @@ class Placer:
             return self._unschedulable(excluded, selection.unschedulable)
         chosen = selection.chosen
         if not chosen:
-            why = "no cluster passed the filters" if self._clusters else "the fleet has no clusters"
-            return Decision(targets=(), excluded=excluded, unschedulable=why)
+            # One wording whatever the fleet holds, so an unrelated cluster never changes a decision.
+            return Decision(targets=(), excluded=excluded, unschedulable="no cluster passed the filters")
         placement = compiled.placement
         if replicas is None or placement.scheduling.type is ReplicaSchedulingType.DUPLICATED:
             return Decision(targets=tuple(Target(n, replicas) for n in chosen), excluded=excluded)
