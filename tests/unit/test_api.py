@@ -124,7 +124,9 @@ def test_quantities() -> None:
 
 
 def test_malformed_yaml_names_file_and_line() -> None:
-    with pytest.raises(ConfigError, match=r"^f\.yaml:3: malformed YAML: mapping values are not allowed here$"):
+    with pytest.raises(
+        ConfigError, match=r"^f\.yaml:3: malformed YAML: mapping values are not allowed here$"
+    ):
         parse_yaml("x: 1\ny: 2\nz: a: b\n", source="f.yaml")
 
 
