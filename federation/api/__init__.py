@@ -6,7 +6,13 @@ Every model parses the Kubernetes JSON form (``Model.model_validate(obj_dict)``)
 """
 
 from federation.api.base import API_VERSION, GROUP, VERSION, KubeModel, ObjectMeta, TopLevelObject
-from federation.api.cluster import MemberCluster, MemberClusterSpec, MemberClusterStatus, ResourceList
+from federation.api.cluster import (
+    MemberCluster,
+    MemberClusterSpec,
+    MemberClusterStatus,
+    ResourceList,
+    SecretKeyRef,
+)
 from federation.api.clustersfile import ClusterEntry, load_clusters_file
 from federation.api.conditions import Condition, ConditionStatus
 from federation.api.crdgen import crd_manifest, render_crds
@@ -88,6 +94,7 @@ __all__ = [
     "ReplicaSchedulingType",
     "ResourceList",
     "ResourceSelector",
+    "SecretKeyRef",
     "SelectorOperator",
     "SpreadConstraint",
     "StaticWeight",
