@@ -291,7 +291,7 @@ replicas = st.none() | st.integers(0, 40)
 
 
 @given(fleet=clusters(), p=placements(), r=replicas)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_every_cluster_is_a_target_or_excluded_with_a_reason(
     fleet: list[ClusterSnapshot], p: Placement, r: int | None
 ) -> None:
@@ -305,7 +305,7 @@ def test_every_cluster_is_a_target_or_excluded_with_a_reason(
 
 
 @given(fleet=clusters(), p=placements(), r=st.integers(0, 40))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_replicas_add_up(fleet: list[ClusterSnapshot], p: Placement, r: int) -> None:
     d = decide(placement=p, clusters=fleet, replicas=r, previous=None)
     if d.unschedulable:
@@ -319,7 +319,7 @@ def test_replicas_add_up(fleet: list[ClusterSnapshot], p: Placement, r: int) -> 
 
 
 @given(fleet=clusters(), p=placements(), r=replicas, data=st.data())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_input_order_never_matters(
     fleet: list[ClusterSnapshot], p: Placement, r: int | None, data: st.DataObject
 ) -> None:
@@ -332,7 +332,7 @@ def test_input_order_never_matters(
 
 
 @given(fleet=clusters(), p=placements(), r=replicas)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_an_unrelated_cluster_changes_nothing(
     fleet: list[ClusterSnapshot], p: Placement, r: int | None
 ) -> None:
@@ -347,7 +347,7 @@ def test_an_unrelated_cluster_changes_nothing(
 
 
 @given(fleet=clusters(), p=placements(), r=replicas, data=st.data())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_cached_and_uncached_paths_agree(
     fleet: list[ClusterSnapshot], p: Placement, r: int | None, data: st.DataObject
 ) -> None:
@@ -362,7 +362,7 @@ def test_cached_and_uncached_paths_agree(
 
 
 @given(fleet=clusters(), p=placements(), r=replicas)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_a_decision_is_a_fixed_point(fleet: list[ClusterSnapshot], p: Placement, r: int | None) -> None:
     first = decide(placement=p, clusters=fleet, replicas=r, previous=None)
     again = decide(placement=p, clusters=fleet, replicas=r, previous=first)
@@ -373,7 +373,7 @@ def test_a_decision_is_a_fixed_point(fleet: list[ClusterSnapshot], p: Placement,
 
 
 @given(fleet=clusters(min_size=2), r=st.integers(0, 60), data=st.data())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_removing_a_cluster_moves_only_its_share(
     fleet: list[ClusterSnapshot], r: int, data: st.DataObject
 ) -> None:
@@ -407,7 +407,7 @@ def test_removing_a_cluster_moves_only_its_share(
 
 
 @given(fleet=clusters(min_size=1), lo=st.integers(1, 3), hi=st.integers(1, 3), r=replicas)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_spread_constraints_hold(fleet: list[ClusterSnapshot], lo: int, hi: int, r: int | None) -> None:
     if hi < lo:
         lo, hi = hi, lo
@@ -422,3 +422,77 @@ def test_spread_constraints_hold(fleet: list[ClusterSnapshot], lo: int, hi: int,
         return
     chosen_groups = {c.labels["region"] for c in fleet if c.name in targets(d)}
     assert lo <= len(chosen_groups) <= hi
+
+
+def _reference_tolerates(tol: dict[str, Any], t: Taint) -> bool:
+    """The Kubernetes rule, written independently of federation.api.taints."""
+    if tol.get("effect") and tol["effect"] != t.effect.value:
+        return False
+    if tol.get("operator", "Equal") == "Exists":
+        return not tol.get("key") or tol["key"] == t.key
+    return tol.get("key") == t.key and tol.get("value", "") == t.value
+
+
+tolerations = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"key": st.sampled_from(["maintenance", "spot"]), "value": st.sampled_from(["", "true"])},
+            optional={"effect": st.sampled_from([e.value for e in TaintEffect])},
+        ),
+        st.fixed_dictionaries(
+            {"operator": st.just("Exists")},
+            optional={
+                "key": st.sampled_from(["maintenance", "gpu-only"]),
+                "effect": st.sampled_from([e.value for e in TaintEffect]),
+            },
+        ),
+    ),
+    max_size=3,
+)
+
+
+@given(fleet=clusters(), tols=tolerations, data=st.data())
+@settings(max_examples=150, deadline=None)
+def test_taint_effects_follow_kubernetes(
+    fleet: list[ClusterSnapshot], tols: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    p = placement(clusterTolerations=tols)
+    prev_names = data.draw(st.lists(st.sampled_from([c.name for c in fleet]), unique=True)) if fleet else []
+    previous = Decision(targets=tuple(Target(n, None) for n in sorted(prev_names)))
+    d = decide(placement=p, clusters=fleet, replicas=None, previous=previous)
+    chosen = targets(d)
+    for c in fleet:
+        effects = {t.effect for t in c.taints if not any(_reference_tolerates(tol, t) for tol in tols)}
+        if TaintEffect.NO_EXECUTE in effects:
+            assert c.name not in chosen, c  # evicted even where already placed
+            assert "NoExecute" in d.excluded[c.name]
+        elif TaintEffect.NO_SCHEDULE in effects or not c.ready:
+            assert (c.name in chosen) is (c.name in prev_names), c  # only kept, never added
+        else:
+            assert c.name in chosen, c  # PreferNoSchedule alone never excludes without maxClusters
+
+
+def test_snapshot_from_member_cluster() -> None:
+    from federation.api import MemberCluster
+    from federation.errors import InvalidObjectError
+    from federation.placement import snapshot_from_member_cluster
+
+    mc = MemberCluster.model_validate(
+        {
+            "kind": "MemberCluster",
+            "metadata": {"name": "eu-1", "labels": {"region": "eu"}},
+            "spec": {"taints": [{"key": "a", "effect": "NoSchedule"}]},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "allocatable": {"cpu": "7500m", "memory": "2Gi", "pods": "110"},
+                "availableReplicas": 12,
+            },
+        }
+    )
+    snap = snapshot_from_member_cluster(mc)
+    assert snap.ready and snap.labels == {"region": "eu"} and snap.available_replicas == 12
+    assert snap.allocatable == Allocatable(cpu_millicores=7500, memory_bytes=2 * 2**30, pods=110)
+    assert snap.taints[0].key == "a"
+    broken = MemberCluster.model_validate({**mc.to_dict(), "status": {"allocatable": {"cpu": "lots"}}})
+    with pytest.raises(InvalidObjectError, match=r"MemberCluster eu-1: status\.allocatable: 'lots' is not"):
+        snapshot_from_member_cluster(broken)
