@@ -25,9 +25,7 @@ def clusters(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 8) -> list[C
     names = draw(st.lists(st.sampled_from(NAMES), min_size=min_size, max_size=max_size, unique=True))
     out = []
     for name in names:
-        labels: dict[str, str] = {}
-        if draw(st.booleans()) or True:
-            labels["region"] = draw(st.sampled_from(REGIONS))
+        labels: dict[str, str] = {"region": draw(st.sampled_from(REGIONS))}
         if draw(st.booleans()):
             labels["gpu"] = "true"
         out.append(
@@ -35,7 +33,7 @@ def clusters(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 8) -> list[C
                 name=name,
                 labels=labels,
                 taints=tuple(draw(st.lists(taints, max_size=2))),
-                ready=draw(st.booleans().map(lambda b: b or draw(st.booleans()))),
+                ready=draw(st.sampled_from([True, True, True, False])),  # mostly ready
                 allocatable=draw(
                     st.none()
                     | st.builds(Allocatable, cpu_millicores=st.integers(0, 64000), pods=st.integers(0, 110))
