@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -20,9 +20,9 @@ from federation.api.refs import object_ref
 from federation.api.validation import describe_validation_error
 from federation.errors import InvalidObjectError
 
-GROUP = "federation.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+GROUP: Final = "federation.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = "federation.io/v1alpha1"
 
 
 class KubeModel(BaseModel):
@@ -71,7 +71,7 @@ class TopLevelObject(KubeModel):
 
     crd: ClassVar[CrdInfo]
 
-    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["federation.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
     kind: str
     metadata: ObjectMeta
 

@@ -42,16 +42,16 @@ class YamlDocument:
         return f"{self.source}:{self.line_of(loc)}"
 
 
-def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
+def _walk(node: yaml.Node, path: Loc, *, lines: dict[Loc, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
             lines[(*path, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*path, key), lines)
+            _walk(value_node, (*path, key), lines=lines)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[(*path, i)] = item.start_mark.line + 1
-            _walk(item, (*path, i), lines)
+            _walk(item, (*path, i), lines=lines)
 
 
 def parse_yaml(text: str, *, source: str) -> list[YamlDocument]:
@@ -66,7 +66,7 @@ def parse_yaml(text: str, *, source: str) -> list[YamlDocument]:
                 break
             data = loader.construct_document(node)
             lines: dict[Loc, int] = {}
-            _walk(node, (), lines)
+            _walk(node, (), lines=lines)
             if data is not None:
                 docs.append(
                     YamlDocument(

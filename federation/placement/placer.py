@@ -158,7 +158,7 @@ class Placer:
         placement = compiled.placement
         if replicas is None or placement.scheduling.type is ReplicaSchedulingType.DUPLICATED:
             return Decision(targets=tuple(Target(n, replicas) for n in chosen), excluded=excluded)
-        weights = self._weights(placement, f, chosen)
+        weights = self._weights(placement, filtered=f, chosen=chosen)
         total_weight = sum(w for _, w in weights)
         if total_weight == 0:
             return self._unschedulable(
@@ -177,9 +177,11 @@ class Placer:
                 )
         return Decision(targets=tuple(targets), excluded=excluded)
 
-    def _weights(self, placement: Placement, f: Filtered, chosen: Sequence[str]) -> list[tuple[str, int]]:
-        if f.weights is not None:
-            return [(n, f.weights[n]) for n in chosen]
+    def _weights(
+        self, placement: Placement, *, filtered: Filtered, chosen: Sequence[str]
+    ) -> list[tuple[str, int]]:
+        if filtered.weights is not None:
+            return [(n, filtered.weights[n]) for n in chosen]
         if uses_dynamic_weights(placement):
             return [(n, max(self._by_name[n].available_replicas or 0, 0)) for n in chosen]
         return [(n, 1) for n in chosen]

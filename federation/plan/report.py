@@ -79,7 +79,7 @@ def _scheduling_text(placement: Placement, replicas: int | None) -> str:
 
 
 def _chosen_reason(
-    placement: Placement, cluster: str, labels: Mapping[str, str], replicas: int | None
+    *, placement: Placement, cluster: str, labels: Mapping[str, str], replicas: int | None
 ) -> str:
     s = placement.scheduling
     if replicas is None or s.type is ReplicaSchedulingType.DUPLICATED:
@@ -139,7 +139,9 @@ def build_plan(inputs: PlanInputs, *, hub: str = "hub") -> PlanReport:
                 continue
             target_replicas = chosen[snap.name]
             rules = resolve_overrides(resource, cluster=by_name[snap.name], policies=inputs.overrides)
-            reason = _chosen_reason(placement, snap.name, snap.labels, replicas)
+            reason = _chosen_reason(
+                placement=placement, cluster=snap.name, labels=snap.labels, replicas=replicas
+            )
             labels = tuple(f"{r.policy} rule[{r.rule_index}]" for r in rules)
             try:
                 plain = translate(

@@ -34,7 +34,7 @@ class Change:
         return f"~ {self.path}: {short(self.before)} → {short(self.after)}"
 
 
-def diff(before: Any, after: Any, _path: tuple[str | int, ...] = ()) -> list[Change]:
+def diff(before: Any, after: Any, *, _path: tuple[str | int, ...] = ()) -> list[Change]:
     """Leaf-level changes from ``before`` to ``after``, paths as JSON pointers, in key order."""
     if isinstance(before, dict) and isinstance(after, dict):
         out: list[Change] = []
@@ -45,11 +45,13 @@ def diff(before: Any, after: Any, _path: tuple[str | int, ...] = ()) -> list[Cha
             elif key not in before:
                 out.append(Change(ChangeKind.ADDED, join_pointer(list(path)), after=after[key]))
             else:
-                out.extend(diff(before[key], after[key], path))
+                out.extend(diff(before[key], after[key], _path=path))
         return out
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         return [
-            c for i, (b, a) in enumerate(zip(before, after, strict=True)) for c in diff(b, a, (*_path, i))
+            c
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for c in diff(b, a, _path=(*_path, i))
         ]
     if before == after and type(before) is type(after):
         return []

@@ -28,7 +28,7 @@ def _container(doc: Any, tokens: list[str]) -> tuple[Any, str]:
     return resolve(doc, tokens[:-1]), tokens[-1]
 
 
-def _add(doc: Any, tokens: list[str], value: Any) -> Any:
+def _add(doc: Any, tokens: list[str], *, value: Any) -> Any:
     if not tokens:
         return value
     parent, last = _container(doc, tokens)
@@ -71,23 +71,23 @@ def apply_patch(doc: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
         try:
             path = parse_pointer(str(op.get("path", "")))
             if name == "add":
-                result = _add(result, path, copy.deepcopy(op["value"]))
+                result = _add(result, path, value=copy.deepcopy(op["value"]))
             elif name == "remove":
                 result, _ = _remove(result, path)
             elif name == "replace":
                 resolve(result, path)
                 if path:
                     result, _ = _remove(result, path)
-                result = _add(result, path, copy.deepcopy(op["value"]))
+                result = _add(result, path, value=copy.deepcopy(op["value"]))
             elif name == "move":
                 source = parse_pointer(str(op["from"]))
                 if path[: len(source)] == source and path != source:
                     raise PointerError(f"cannot move {op['from']} into its own child {op['path']}")
                 result, value = _remove(result, source)
-                result = _add(result, path, value)
+                result = _add(result, path, value=value)
             elif name == "copy":
                 value = copy.deepcopy(resolve(result, parse_pointer(str(op["from"]))))
-                result = _add(result, path, value)
+                result = _add(result, path, value=value)
             elif name == "test":
                 actual = resolve(result, path)
                 if not _equal(actual, op["value"]):

@@ -107,7 +107,7 @@ class _OverriderFailedError(Exception):
         self.problem = problem
 
 
-def _apply_image(manifest: dict[str, Any], index: int, image: ImageOverrider, cluster: str) -> None:
+def _apply_image(manifest: dict[str, Any], *, index: int, image: ImageOverrider, cluster: str) -> None:
     where = f"image[{index}] ({image.component.value} {image.operator.value})"
     value = substitute(image.value, cluster)
 
@@ -144,7 +144,7 @@ def _apply_image(manifest: dict[str, Any], index: int, image: ImageOverrider, cl
                 container["image"] = change(container["image"], f"{group}[{n}].image")
 
 
-def _apply_metadata(manifest: dict[str, Any], field: str, change: MetadataOverrider, cluster: str) -> None:
+def _apply_metadata(manifest: dict[str, Any], *, field: str, change: MetadataOverrider, cluster: str) -> None:
     meta = manifest.setdefault("metadata", {})
     current = dict(meta.get(field) or {})
     for key, value in change.set.items():
@@ -158,10 +158,10 @@ def _apply_metadata(manifest: dict[str, Any], field: str, change: MetadataOverri
 
 
 def _metadata_step(
-    field: str, change: MetadataOverrider, cluster: str
+    *, field: str, change: MetadataOverrider, cluster: str
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def step(m: dict[str, Any]) -> dict[str, Any]:
-        _apply_metadata(m, field, change, cluster)
+        _apply_metadata(m, field=field, change=change, cluster=cluster)
         return m
 
     return step
@@ -197,13 +197,13 @@ def _steps(
 
         def image(m: dict[str, Any]) -> dict[str, Any]:
             for i, img in enumerate(images):
-                _apply_image(m, i, img, cluster)
+                _apply_image(m, index=i, image=img, cluster=cluster)
             return m
 
         steps.append(("image", image))
     for field, change in (("labels", overriders.labels), ("annotations", overriders.annotations)):
         if change is not None:
-            steps.append((field, _metadata_step(field, change, cluster)))
+            steps.append((field, _metadata_step(field=field, change=change, cluster=cluster)))
     if overriders.replicas is not None:
         replicas = overriders.replicas
 

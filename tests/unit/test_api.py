@@ -246,3 +246,11 @@ def test_crds_check_command(tmp_path: Path) -> None:
     result = runner.invoke(main, ["crds", "--output-dir", str(out), "--check"])
     assert result.exit_code == 1
     assert "federation.io_memberclusters.yaml" in result.output
+
+
+def test_wrong_api_version_or_kind_is_refused() -> None:
+    obj = VALID[0].in_namespace("ns")
+    with pytest.raises(InvalidObjectError, match=r"PropagationPolicy ns/p: apiVersion: Input should be"):
+        PropagationPolicy.model_validate({**obj, "apiVersion": "federation.io/v1beta1"})
+    with pytest.raises(InvalidObjectError, match="not a federation.io/v1alpha1 object"):
+        parse_object({**obj, "kind": "Deployment"})
