@@ -252,5 +252,5 @@ def test_wrong_api_version_or_kind_is_refused() -> None:
     obj = VALID[0].in_namespace("ns")
     with pytest.raises(InvalidObjectError, match=r"PropagationPolicy ns/p: apiVersion: Input should be"):
         PropagationPolicy.model_validate({**obj, "apiVersion": "federation.io/v1beta1"})
-    with pytest.raises(InvalidObjectError, match="not a federation.io/v1alpha1 object"):
+    with pytest.raises(InvalidObjectError, match=r"not a federation\.io/v1alpha1 object"):
         parse_object({**obj, "kind": "Deployment"})
