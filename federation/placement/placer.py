@@ -65,7 +65,10 @@ class _Compiled:
 
 
 class Placer:
-    """Decides placements against one fleet snapshot, reusing work across resources."""
+    """Decides placements against one fleet snapshot, reusing work across resources.
+
+    Not thread-safe (its memos are plain dicts): use one per task, as the asyncio controller does.
+    """
 
     def __init__(self, clusters: Iterable[ClusterSnapshot]) -> None:
         ordered = sorted(clusters, key=lambda c: c.name)
