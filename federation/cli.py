@@ -70,6 +70,8 @@ def main(debug: bool) -> None:
     Start here:
       federation dev up          a local fleet (hub + members + Postgres) on this machine
       federation dev down        stop it
+      federation plan -f policy.yaml -f app.yaml --clusters clusters.yaml
+                                 where would it go, and why (a dry run)
     """
 
 
@@ -259,6 +261,98 @@ def dev_build() -> None:
 
     path = ensure_binary(lambda m: err_console.print(f"[dim]•[/] {m}", soft_wrap=True))
     out_console.print(str(path))
+
+
+# -- policy tooling ----------------------------------------------------------------------
+
+
+@main.command("plan")
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of policies, override policies and templates (repeatable; multi-document).",
+)
+@click.option(
+    "--clusters",
+    "clusters_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The clusters file (see clusters.example.yaml).",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Format."
+)
+@click.option(
+    "-n",
+    "--namespace",
+    default="default",
+    show_default=True,
+    help="Namespace of namespaced objects that name none (as kubectl apply does).",
+)
+@click.option("--hub-id", default="hub", show_default=True, help="Hub id stamped on the member copies.")
+def plan(files: tuple[Path, ...], clusters_file: Path, output: str, namespace: str, hub_id: str) -> None:
+    """Explain, without touching any cluster, where each template would go and why.
+
+    For every template: the policy that governs it (and those it overrides), then every
+    cluster with chosen?, replicas and the reason, then what the override policies change in
+    each chosen cluster's copy. Exits 1 if an override cannot be applied.
+
+    \b
+    Example:
+      federation plan -f examples/policies.yaml -f examples/workloads.yaml \\
+          --clusters examples/clusters.yaml
+    """
+    from federation.plan import build_plan, load_plan_inputs, render_json, render_text
+
+    inputs = load_plan_inputs(files=files, clusters_file=clusters_file, namespace=namespace)
+    report = build_plan(inputs, hub=hub_id)
+    click.echo(render_json(report) if output == "json" else render_text(report), nl=False)
+    if report.errors:
+        sys.exit(1)
+
+
+@main.command("crds")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("deploy/crds"),
+    show_default=True,
+    help="Where the CRD files go.",
+)
+@click.option("--check", is_flag=True, help="Only compare: exit 1 if the files differ from the models.")
+def crds(output_dir: Path, check: bool) -> None:
+    """Write the CustomResourceDefinitions generated from the API models.
+
+    \b
+    Example:
+      federation crds && kubectl apply -f deploy/crds/
+      federation crds --check      # in CI: are the checked-in CRDs up to date?
+    """
+    from federation.api import render_crds
+    from federation.errors import ConfigError
+
+    rendered = render_crds()
+    if check:
+        stale = [
+            name
+            for name, text in rendered.items()
+            if not (output_dir / name).is_file() or (output_dir / name).read_text(encoding="utf-8") != text
+        ]
+        if stale:
+            raise ConfigError(
+                f"CRDs in {output_dir} differ from the models: {', '.join(sorted(stale))}",
+                hint="run `federation crds` and commit the result",
+            )
+        out_console.print(f"{len(rendered)} CRDs in {output_dir} are up to date")
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (output_dir / name).write_text(text, encoding="utf-8")
+    out_console.print(f"wrote {len(rendered)} CRDs to {output_dir}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ small, stable tree and every message names the object and field involved::
     FederationError                    everything we raise on purpose
     ├── ConfigError                    bad input from a person: a flag, a file, a policy
     │   └── InvalidObjectError         a manifest or policy that fails validation (names the field)
+    │       └── OverrideError          an override rule that cannot be applied to a resource on a cluster
     ├── DevFleetError                  the local fleet (control planes, embedded Postgres)
     │   ├── ToolchainMissingError      Go (or another build tool) is not installed
     │   ├── BuildError                 the control-plane binary failed to build
@@ -48,6 +49,17 @@ class ConfigError(FederationError):
 
 class InvalidObjectError(ConfigError):
     """A manifest or policy that fails validation; the message names the object and field."""
+
+
+class OverrideError(InvalidObjectError):
+    """An override rule cannot be applied (a JSON patch path is missing, a test op fails, an image
+    reference is bad); the message names the policy, rule, operation, resource and cluster."""
+
+    def __init__(self, message: str, *, policy: str, rule_index: int, cluster: str) -> None:
+        super().__init__(message)
+        self.policy = policy
+        self.rule_index = rule_index
+        self.cluster = cluster
 
 
 class DevFleetError(FederationError):

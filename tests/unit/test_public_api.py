@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import federation
+import federation.api
 import federation.devfleet
 import federation.errors
+import federation.placement
+import federation.plan
+import federation.translate
 
 
 def test_top_level_api() -> None:
@@ -97,3 +101,151 @@ def test_kube_and_informers_api() -> None:
     for mod in (federation.kube, federation.informers):
         for name in mod.__all__:
             assert hasattr(mod, name), name
+
+
+def test_api_package() -> None:
+    assert sorted(federation.api.__all__) == sorted(
+        [
+            "API_VERSION",
+            "ClusterAffinity",
+            "ClusterEntry",
+            "ClusterOverridePolicy",
+            "ClusterPropagationPolicy",
+            "Condition",
+            "ConditionStatus",
+            "ConflictResolution",
+            "DynamicWeight",
+            "GROUP",
+            "ImageComponent",
+            "ImageOperator",
+            "ImageOverrider",
+            "JsonPatchOperation",
+            "KINDS",
+            "KubeModel",
+            "LabelSelector",
+            "LabelSelectorRequirement",
+            "MemberCluster",
+            "MemberClusterSpec",
+            "MemberClusterStatus",
+            "MetadataOverrider",
+            "ObjectMeta",
+            "OverridePolicy",
+            "OverridePolicyLike",
+            "OverrideRule",
+            "Overriders",
+            "PatchOp",
+            "Placement",
+            "PolicyLike",
+            "PropagationPolicy",
+            "ReplicaScheduling",
+            "ReplicaSchedulingType",
+            "ResourceList",
+            "ResourceSelector",
+            "SecretKeyRef",
+            "SelectorOperator",
+            "SpreadConstraint",
+            "StaticWeight",
+            "Taint",
+            "TaintEffect",
+            "TargetCluster",
+            "Toleration",
+            "TolerationOperator",
+            "TopLevelObject",
+            "VERSION",
+            "WeightPreference",
+            "YamlDocument",
+            "crd_manifest",
+            "is_federation_object",
+            "load_clusters_file",
+            "object_ref",
+            "parse_document",
+            "parse_object",
+            "parse_quantity",
+            "parse_yaml",
+            "read_yaml_file",
+            "ref_of",
+            "render_crds",
+        ]
+    )
+    for name in federation.api.__all__:
+        assert hasattr(federation.api, name), name
+
+
+def test_placement_package() -> None:
+    assert sorted(federation.placement.__all__) == sorted(
+        [
+            "Allocatable",
+            "ClusterSnapshot",
+            "Decision",
+            "OVERRIDDEN_CONDITION",
+            "PlacementRequest",
+            "Placer",
+            "PolicyMatch",
+            "Target",
+            "decide",
+            "divide",
+            "match_policies",
+            "policy_selects",
+            "snapshot_from_entry",
+            "snapshot_from_member_cluster",
+        ]
+    )
+    for name in federation.placement.__all__:
+        assert hasattr(federation.placement, name), name
+
+
+def test_translate_package() -> None:
+    assert sorted(federation.translate.__all__) == sorted(
+        [
+            "CLUSTER_NAME_VARIABLE",
+            "Change",
+            "ChangeKind",
+            "HUB_ONLY_ANNOTATIONS",
+            "HUB_ONLY_METADATA",
+            "HubId",
+            "ImageRef",
+            "ImageRefError",
+            "OWNERSHIP",
+            "Ownership",
+            "OwnershipKeys",
+            "PatchError",
+            "ResolvedOverride",
+            "SourceRef",
+            "Translated",
+            "apply_merge_patch",
+            "apply_override",
+            "apply_patch",
+            "canonical_json",
+            "content_hash",
+            "diff",
+            "format_policy",
+            "format_source",
+            "hub_id",
+            "override_image",
+            "parse_image",
+            "parse_source",
+            "prune_template",
+            "resolve_overrides",
+            "strip_fields",
+            "translate",
+        ]
+    )
+    for name in federation.translate.__all__:
+        assert hasattr(federation.translate, name), name
+
+
+def test_plan_package() -> None:
+    assert sorted(federation.plan.__all__) == sorted(
+        [
+            "ClusterRow",
+            "PlanInputs",
+            "PlanReport",
+            "ResourcePlan",
+            "build_plan",
+            "load_plan_inputs",
+            "render_json",
+            "render_text",
+        ]
+    )
+    for name in federation.plan.__all__:
+        assert hasattr(federation.plan, name), name

@@ -1,0 +1,49 @@
+"""The result of placing one resource: where it goes, and why every other cluster does not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One chosen cluster; ``replicas`` is None for resources without spec.replicas."""
+
+    cluster: str
+    replicas: int | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one resource goes.
+
+    ``targets`` are sorted by cluster name. ``excluded`` names EVERY cluster of the snapshot that
+    is not a target, with a reason a person can act on. ``unschedulable`` is set when the
+    placement cannot be satisfied at all (then ``targets`` is empty); the controller keeps what is
+    already placed and reports the reason rather than deleting, so a transient lack of clusters
+    never uninstalls a workload.
+
+    Decisions are shared between resources by the Placer's memo, so they are deeply immutable.
+    """
+
+    targets: tuple[Target, ...]
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    unschedulable: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.excluded, MappingProxyType):
+            object.__setattr__(self, "excluded", MappingProxyType(dict(self.excluded)))
+
+    @cached_property
+    def cluster_names(self) -> frozenset[str]:
+        """The chosen clusters (computed once per decision; the Placer keys its memo on it)."""
+        return frozenset(t.cluster for t in self.targets)
+
+    def replicas_of(self, cluster: str) -> int | None:
+        for t in self.targets:
+            if t.cluster == cluster:
+                return t.replicas
+        raise KeyError(cluster)

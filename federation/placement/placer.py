@@ -1,0 +1,206 @@
+"""The placement engine's entry points: ``decide`` for one resource, ``Placer`` for many.
+
+A ``Placer`` is bound to one snapshot of the fleet. For each placement spec it filters the
+clusters once (``filter_clusters``: selectors, taints, readiness, labels, weights) and then
+answers every resource governed by that placement from memos keyed by what can still differ
+between those resources: the template's replicas, and the part of its previous decision that
+matters (clusters kept despite NoSchedule/NotReady and, when clusters are ranked, the current
+placements). Identical questions get the very same immutable ``Decision`` object back.
+
+The controller makes a new Placer whenever the fleet snapshot changes (a cluster joins,
+leaves, changes labels, taints, readiness or capacity); there is nothing to invalidate.
+``decide()`` is the same computation on a throw-away Placer, so the cached and uncached paths
+cannot disagree (a property test checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from federation.api import Placement, ReplicaSchedulingType
+from federation.errors import ConfigError
+from federation.placement.decision import Decision, Target
+from federation.placement.division import divide
+from federation.placement.filters import Filtered, filter_clusters, uses_dynamic_weights
+from federation.placement.scoring import score_clusters
+from federation.placement.selection import Selection, needs_ranking, select
+from federation.placement.snapshot import ClusterSnapshot
+
+_MEMO_LIMIT = 4096
+"""Entries per memo of one placement before it is cleared (bounds memory on odd workloads)."""
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """One resource to place with ``Placer.decide_many``."""
+
+    replicas: int | None
+    previous: Decision | None = None
+
+
+class _Compiled:
+    """One placement against the Placer's snapshot, with the memos of its decisions."""
+
+    __slots__ = ("decisions", "eligible_all", "filtered", "fresh_set", "placement", "ranked", "selections")
+
+    def __init__(self, placement: Placement, filtered: Filtered) -> None:
+        self.placement = placement
+        self.filtered = filtered
+        self.fresh_set = frozenset(filtered.fresh)
+        self.eligible_all = self.fresh_set | frozenset(filtered.soft)
+        self.ranked = needs_ranking(placement)
+        self.selections: dict[frozenset[str], Selection] = {}
+        self.decisions: dict[tuple[int | None, frozenset[str]], Decision] = {}
+
+    def relevant_previous(self, previous: Decision | None) -> frozenset[str]:
+        """The part of ``previous`` that can change this placement's answer."""
+        if previous is None or not previous.targets:
+            return frozenset()
+        prev = previous.cluster_names
+        keep = self.eligible_all if self.ranked else self.filtered.soft.keys()
+        if len(keep) <= len(prev):
+            return frozenset(n for n in keep if n in prev)
+        return frozenset(n for n in prev if n in keep)
+
+
+class Placer:
+    """Decides placements against one fleet snapshot, reusing work across resources.
+
+    Not thread-safe (its memos are plain dicts): use one per task, as the asyncio controller does.
+    """
+
+    def __init__(self, clusters: Iterable[ClusterSnapshot]) -> None:
+        ordered = sorted(clusters, key=lambda c: c.name)
+        by_name: dict[str, ClusterSnapshot] = {}
+        for c in ordered:
+            if c.name in by_name:
+                raise ConfigError(f"cluster snapshot lists cluster {c.name!r} twice")
+            by_name[c.name] = c
+        self._clusters = tuple(ordered)
+        self._by_name = by_name
+        self._by_id: dict[int, tuple[Placement, _Compiled]] = {}
+        self._by_spec: dict[str, _Compiled] = {}
+
+    @property
+    def clusters(self) -> tuple[ClusterSnapshot, ...]:
+        return self._clusters
+
+    def _compiled(self, placement: Placement) -> _Compiled:
+        hit = self._by_id.get(id(placement))
+        if hit is not None and hit[0] is placement:
+            return hit[1]
+        spec = placement.model_dump_json()
+        compiled = self._by_spec.get(spec)
+        if compiled is None:
+            compiled = _Compiled(placement, filter_clusters(placement, self._clusters))
+            self._by_spec[spec] = compiled
+        # Keeping `placement` in the entry keeps its id from being reused by another object.
+        self._by_id[id(placement)] = (placement, compiled)
+        return compiled
+
+    def decide(self, *, placement: Placement, replicas: int | None, previous: Decision | None) -> Decision:
+        """Where a resource with ``replicas`` (None for non-workloads) goes under ``placement``."""
+        if replicas is not None and replicas < 0:
+            raise ConfigError(f"spec.replicas must not be negative (got {replicas})")
+        compiled = self._compiled(placement)
+        prev = compiled.relevant_previous(previous)
+        key = (replicas, prev)
+        decision = compiled.decisions.get(key)
+        if decision is None:
+            if len(compiled.decisions) >= _MEMO_LIMIT:
+                compiled.decisions.clear()
+            decision = self._build(compiled, replicas=replicas, previous=prev)
+            compiled.decisions[key] = decision
+        return decision
+
+    def decide_many(self, placement: Placement, requests: Iterable[PlacementRequest]) -> list[Decision]:
+        """``decide`` for many resources governed by the same placement."""
+        return [self.decide(placement=placement, replicas=r.replicas, previous=r.previous) for r in requests]
+
+    # -- building one decision ---------------------------------------------------------------
+
+    def _selection(self, compiled: _Compiled, previous: frozenset[str]) -> Selection:
+        selection = compiled.selections.get(previous)
+        if selection is None:
+            if len(compiled.selections) >= _MEMO_LIMIT:
+                compiled.selections.clear()
+            f = compiled.filtered
+            kept = [n for n in previous if n in f.soft]
+            eligible = sorted([*f.fresh, *kept]) if kept else list(f.fresh)
+
+            def scores() -> Mapping[str, float]:
+                return score_clusters(
+                    eligible, clusters=self._by_name, prefer_no_schedule=f.prefer_no_schedule
+                )
+
+            selection = select(
+                compiled.placement,
+                eligible=eligible,
+                previous=previous,
+                labels=lambda n: self._by_name[n].labels,
+                scores=scores,
+            )
+            compiled.selections[previous] = selection
+        return selection
+
+    def _build(self, compiled: _Compiled, *, replicas: int | None, previous: frozenset[str]) -> Decision:
+        f = compiled.filtered
+        selection = self._selection(compiled, previous)
+        excluded: dict[str, str] = dict(f.hard)
+        for name, reason in f.soft.items():
+            if name not in previous:
+                excluded[name] = reason
+        excluded.update(selection.dropped)
+        if selection.unschedulable is not None:
+            return self._unschedulable(excluded, selection.unschedulable)
+        chosen = selection.chosen
+        if not chosen:
+            # One wording whatever the fleet holds, so an unrelated cluster never changes a decision.
+            return Decision(targets=(), excluded=excluded, unschedulable="no cluster passed the filters")
+        placement = compiled.placement
+        if replicas is None or placement.scheduling.type is ReplicaSchedulingType.DUPLICATED:
+            return Decision(targets=tuple(Target(n, replicas) for n in chosen), excluded=excluded)
+        weights = self._weights(placement, filtered=f, chosen=chosen)
+        total_weight = sum(w for _, w in weights)
+        if total_weight == 0:
+            return self._unschedulable(
+                excluded, "Divided by dynamic weight, but no chosen cluster reports available replicas"
+            )
+        if replicas == 0:  # scaled to zero: keep the workload everywhere it is, with no replicas
+            return Decision(targets=tuple(Target(n, 0) for n in chosen), excluded=excluded)
+        shares = divide(replicas, weights)
+        targets = []
+        for name, weight in weights:
+            if shares[name] > 0:
+                targets.append(Target(name, shares[name]))
+            else:
+                excluded[name] = (
+                    f"Divided share is 0 of {replicas} replicas (weight {weight} of {total_weight})"
+                )
+        return Decision(targets=tuple(targets), excluded=excluded)
+
+    def _weights(
+        self, placement: Placement, *, filtered: Filtered, chosen: Sequence[str]
+    ) -> list[tuple[str, int]]:
+        if filtered.weights is not None:
+            return [(n, filtered.weights[n]) for n in chosen]
+        if uses_dynamic_weights(placement):
+            return [(n, max(self._by_name[n].available_replicas or 0, 0)) for n in chosen]
+        return [(n, 1) for n in chosen]
+
+    def _unschedulable(self, excluded: dict[str, str], reason: str) -> Decision:
+        for c in self._clusters:
+            excluded.setdefault(c.name, f"unschedulable: {reason}")
+        return Decision(targets=(), excluded=excluded, unschedulable=reason)
+
+
+def decide(
+    *,
+    placement: Placement,
+    clusters: Sequence[ClusterSnapshot],
+    replicas: int | None,
+    previous: Decision | None,
+) -> Decision:
+    """Where one resource goes: the pure, uncached entry point (a Placer used once)."""
+    return Placer(clusters).decide(placement=placement, replicas=replicas, previous=previous)

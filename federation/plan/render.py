@@ -1,0 +1,70 @@
+"""Rendering a plan: a plain-text report for people, JSON for scripts.
+
+Plain text (not a rich table) so the output is the same on every terminal width and can be
+compared with a golden file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from federation.plan.report import PlanReport, ResourcePlan
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    out = []
+    for r in [header, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(r, widths, strict=True)]
+        out.append((indent + "  ".join(cells)).rstrip())
+    return out
+
+
+def _resource_text(plan: ResourcePlan) -> list[str]:
+    lines = [f"{plan.ref} ({plan.api_version})"]
+    if plan.policy is None:
+        lines.append(f"  {plan.unschedulable}")
+        return lines
+    lines.append(f"  policy:     {plan.policy} (priority {plan.priority})")
+    for loser in plan.losers:
+        lines.append(f"  not used:   {loser}")
+    lines.append(f"  placement:  {plan.scheduling}")
+    if plan.unschedulable:
+        lines.append(f"  UNSCHEDULABLE: {plan.unschedulable}")
+    lines.append("")
+    rows = [
+        (
+            r.cluster,
+            "yes" if r.chosen else "no",
+            "-" if r.replicas is None else str(r.replicas),
+            r.reason,
+        )
+        for r in plan.rows
+    ]
+    lines += _table(("CLUSTER", "CHOSEN", "REPLICAS", "REASON"), rows, indent="  ")
+    chosen = [r for r in plan.rows if r.chosen]
+    if chosen:
+        lines.append("")
+        lines.append("  overrides:")
+        for r in chosen:
+            if r.error:
+                lines.append(f"    {r.cluster}: FAILED: {r.error}")
+            elif not r.rules:
+                lines.append(f"    {r.cluster}: none")
+            else:
+                lines.append(f"    {r.cluster}: {', '.join(r.rules)}")
+                lines += [f"      {c}" for c in r.changes] or ["      (no change)"]
+    return lines
+
+
+def render_text(report: PlanReport) -> str:
+    blocks = ["\n".join(_resource_text(p)) for p in report.resources]
+    return ("\n\n".join(blocks) if blocks else "no resources given") + "\n"
+
+
+def render_json(report: PlanReport) -> str:
+    data: dict[str, Any] = {"resources": [asdict(p) for p in report.resources]}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,80 @@
+"""``translate``: the manifest a member cluster should hold for one hub template."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from federation.api.refs import ref_of
+from federation.errors import InvalidObjectError
+from federation.placement import ClusterSnapshot
+from federation.translate.overrides import ResolvedOverride, apply_override
+from federation.translate.ownership import OWNERSHIP, Ownership, content_hash, format_source
+from federation.translate.prune import prune_template, strip_fields
+
+
+@dataclass(frozen=True)
+class Translated:
+    """The desired member manifest (the caller owns the dict) and its content hash."""
+
+    manifest: dict[str, Any]
+    hash: str
+
+
+def _stamp(manifest: dict[str, Any], template: Mapping[str, Any], ownership: Ownership) -> None:
+    meta = manifest.setdefault("metadata", {})
+    tmeta = template.get("metadata") or {}
+    labels = dict(meta.get("labels") or {})
+    labels[OWNERSHIP.hub_label] = ownership.hub
+    labels[OWNERSHIP.managed_by_label] = OWNERSHIP.managed_by_value
+    meta["labels"] = labels
+    annotations = dict(meta.get("annotations") or {})
+    annotations[OWNERSHIP.source_annotation] = format_source(
+        api_version=str(template.get("apiVersion", "")),
+        kind=str(template.get("kind", "")),
+        namespace=tmeta.get("namespace"),
+        name=str(tmeta.get("name", "")),
+    )
+    uid = tmeta.get("uid")
+    if uid:
+        annotations[OWNERSHIP.source_uid_annotation] = str(uid)
+    else:
+        annotations.pop(OWNERSHIP.source_uid_annotation, None)
+    annotations[OWNERSHIP.policy_annotation] = ownership.policy
+    annotations.pop(OWNERSHIP.hash_annotation, None)
+    meta["annotations"] = annotations
+
+
+def translate(
+    template: Mapping[str, Any],
+    *,
+    cluster: ClusterSnapshot,
+    replicas: int | None,
+    overrides: Sequence[ResolvedOverride],
+    ownership: Ownership,
+    retain_fields: Sequence[str] = (),
+) -> Translated:
+    """The manifest for ``cluster``: hub-only metadata dropped, ``spec.replicas`` set from the
+    decision (when not None), override rules applied in order, member-owned ``retain_fields``
+    left out, ownership stamped, and the content hash computed last and stamped too."""
+    meta = template.get("metadata")
+    if not isinstance(meta, Mapping) or not meta.get("name") or not template.get("kind"):
+        raise InvalidObjectError(f"{ref_of(template)}: a template needs kind and metadata.name")
+    manifest = prune_template(template)
+    if replicas is not None:
+        spec = manifest.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            raise InvalidObjectError(f"{ref_of(template)}: spec: expected an object to set replicas in")
+        spec["replicas"] = replicas
+    for override in overrides:
+        manifest = apply_override(manifest, override, cluster=cluster.name)
+    if retain_fields:
+        manifest = strip_fields(manifest, retain_fields)
+    _stamp(manifest, template, ownership)
+    try:
+        digest = content_hash(manifest)
+    except TypeError as exc:
+        raise InvalidObjectError(f"{ref_of(template)}: not representable as JSON: {exc}") from None
+    manifest["metadata"]["annotations"][OWNERSHIP.hash_annotation] = digest
+    return Translated(manifest=manifest, hash=digest)
