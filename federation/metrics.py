@@ -83,3 +83,8 @@ QUEUE_LONGEST_RUNNING = Gauge(
     "Seconds the longest-running item of a queue has been processed.",
     ["name"],
 )
+
+# -- clusters (federation.clusters) -------------------------------------------------------
+CLUSTER_READY = Gauge(
+    "federation_cluster_ready", "1 when the member cluster's last /readyz probe succeeded.", ["cluster"]
+)

@@ -1,0 +1,407 @@
+"""The member registry: which clusters exist, how to reach them, and how healthy they are.
+
+Clusters come from `MemberCluster` objects on the hub (credentials in the Secret the object
+names) and/or a clusters file (bootstrap and development). For each one the registry owns the
+connection (a `KubeClient`, its `Discovery`, and the `InformerFactory` every member-side watch
+of that cluster goes through), probes `/readyz` periodically, and publishes what placement needs
+as `ClusterSnapshot`s. Subscribers are told when the fleet changes (a cluster joined or left,
+became ready or not, crossed the failover grace period, or changed labels or taints).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from federation.api import ClusterEntry, MemberCluster, Taint
+from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
+from federation.errors import ApiError, FederationError, KubeError
+from federation.informers import Handlers, InformerFactory
+from federation.informers.clock import Clock, RealClock
+from federation.kube import GVK, Discovery, KubeClient, Obj
+from federation.metrics import CLUSTER_READY
+from federation.placement import Allocatable, ClusterSnapshot
+
+log = logging.getLogger(__name__)
+
+MEMBERCLUSTER_GVK = GVK("federation.io", "v1alpha1", "MemberCluster")
+SECRET_GVK = GVK("", "v1", "Secret")
+
+#: Called with a short reason whenever the fleet changed in a way placement must see.
+FleetListener = Callable[[str], None]
+
+
+@dataclass
+class Member:
+    """One member cluster: identity, what placement sees, and the connection to it."""
+
+    name: str
+    labels: dict[str, str]
+    taints: tuple[Taint, ...]
+    source: str  # "clusters file" or "MemberCluster NAME"
+    client: KubeClient | None = None
+    discovery: Discovery | None = None
+    factory: InformerFactory | None = None
+    connect_error: str | None = None
+    allocatable: Allocatable | None = None
+    available_replicas: int | None = None
+    from_hub: bool = False
+    secret_ref: tuple[str, str, str] | None = None
+    scope: anyio.CancelScope | None = field(default=None, repr=False)
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None
+
+
+@dataclass
+class RegistrySettings:
+    probe_interval: float = 10.0
+    probe_timeout: float = 5.0
+    grace_period: float = 60.0
+    #: How often MemberCluster status is re-written when nothing changed (lastProbeTime).
+    status_refresh: float = 60.0
+
+
+class ClusterRegistry:
+    def __init__(
+        self,
+        *,
+        hub: KubeClient | None = None,
+        hub_discovery: Discovery | None = None,
+        hub_factory: InformerFactory | None = None,
+        clusters_file: Path | None = None,
+        settings: RegistrySettings | None = None,
+        clock: Clock | None = None,
+        reflector_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.hub_discovery = hub_discovery
+        self.hub_factory = hub_factory
+        self.clusters_file = clusters_file
+        self.settings = settings or RegistrySettings()
+        self.clock = clock or RealClock()
+        self.health = HealthTracker(grace_period=self.settings.grace_period, clock=self.clock)
+        self.reflector_options = reflector_options or {}
+        self._members: dict[str, Member] = {}
+        self._listeners: list[FleetListener] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._status_written: dict[str, tuple[str, float]] = {}
+        self._unreachable: set[str] = set()
+        self.loaded = anyio.Event()
+
+    # -- what others read ------------------------------------------------------------
+
+    def subscribe(self, listener: FleetListener) -> None:
+        self._listeners.append(listener)
+
+    def members(self) -> list[Member]:
+        return [self._members[n] for n in sorted(self._members)]
+
+    def get(self, name: str) -> Member | None:
+        return self._members.get(name)
+
+    def snapshots(self) -> list[ClusterSnapshot]:
+        """The fleet as placement sees it now: NotReady clusters, and the failover taint."""
+        out = []
+        for m in self.members():
+            taints = m.taints
+            if self.health.unreachable(m.name) and UNREACHABLE_TAINT not in taints:
+                taints = (*taints, UNREACHABLE_TAINT)
+            out.append(
+                ClusterSnapshot(
+                    name=m.name,
+                    labels=dict(m.labels),
+                    taints=taints,
+                    ready=m.connected and self.health.is_ready(m.name),
+                    allocatable=m.allocatable,
+                    available_replicas=m.available_replicas,
+                )
+            )
+        return out
+
+    def is_ready(self, name: str) -> bool:
+        m = self._members.get(name)
+        return m is not None and m.connected and self.health.is_ready(name)
+
+    def _changed(self, reason: str) -> None:
+        log.info("fleet changed: %s", reason)
+        for listener in self._listeners:
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("fleet listener failed")
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Load the clusters, keep them connected and probed, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            if self.clusters_file is not None:
+                await self._load_file(self.clusters_file)
+            if self.hub is not None and self.hub_factory is not None and self.hub_discovery is not None:
+                await self._watch_member_clusters()
+            await self.probe_all()
+            self.loaded.set()
+            tg.start_soon(self._probe_loop)
+
+    async def _load_file(self, path: Path) -> None:
+        from federation.api import load_clusters_file
+
+        for entry in load_clusters_file(path):
+            await self._add_from_entry(entry)
+
+    async def _add_from_entry(self, entry: ClusterEntry) -> None:
+        member = Member(
+            name=entry.name, labels=dict(entry.labels), taints=entry.taints, source="clusters file"
+        )
+        try:
+            if entry.kubeconfig is None:
+                raise FederationError(f"cluster {entry.name}: the clusters file gives no kubeconfig")
+            client = await KubeClient.connect(entry.name, kubeconfig=entry.kubeconfig, context=entry.context)
+            self._attach(member, client)
+        except FederationError as exc:
+            member.connect_error = str(exc)
+            log.error("cannot connect to cluster %s: %s", entry.name, exc, extra={"cluster": entry.name})
+        self._members[entry.name] = member
+
+    def _attach(self, member: Member, client: KubeClient) -> None:
+        member.client = client
+        member.discovery = Discovery(client)
+        member.factory = InformerFactory(client, reflector_options=self.reflector_options)
+        member.connect_error = None
+        if self._tg is not None:
+            self._tg.start_soon(self._run_factory, member)
+
+    async def _run_factory(self, member: Member) -> None:
+        assert member.factory is not None
+        with anyio.CancelScope() as scope:
+            member.scope = scope
+            await member.factory.run()
+
+    async def _detach(self, member: Member) -> None:
+        if member.scope is not None:
+            member.scope.cancel()
+        if member.client is not None:
+            await member.client.close()
+        member.client = member.discovery = member.factory = None
+
+    # -- MemberCluster objects on the hub ------------------------------------------------
+
+    async def _watch_member_clusters(self) -> None:
+        assert self.hub_discovery is not None and self.hub_factory is not None
+        try:
+            res = await self.hub_discovery.resource_for(MEMBERCLUSTER_GVK)
+        except KubeError as exc:
+            raise FederationError(
+                f"the hub does not serve {MEMBERCLUSTER_GVK.api_version} MemberCluster: {exc}",
+                hint="install the CRDs: kubectl apply -f deploy/crds/",
+            ) from exc
+        informer = self.hub_factory.informer(res)
+        pending: list[Obj] = []
+        wake = anyio.Event()
+
+        def changed(obj: Obj) -> None:
+            pending.append(obj)
+            wake.set()
+
+        informer.add_handler(
+            Handlers(
+                on_add=changed,
+                on_update=lambda _o, n: changed(n),
+                on_delete=lambda o: changed({**o, "$deleted": True}),
+            )
+        )
+        assert self._tg is not None
+
+        async def apply_changes() -> None:
+            nonlocal wake
+            while True:
+                await wake.wait()
+                wake = anyio.Event()
+                while pending:
+                    await self._on_member_cluster(pending.pop(0))
+
+        self._tg.start_soon(apply_changes)
+        await informer.wait_for_sync()
+        while pending:  # the initial list: connect before the first probe
+            await self._on_member_cluster(pending.pop(0))
+
+    async def _on_member_cluster(self, obj: Obj) -> None:
+        name = str((obj.get("metadata") or {}).get("name"))
+        existing = self._members.get(name)
+        if obj.get("$deleted") or (obj.get("metadata") or {}).get("deletionTimestamp"):
+            if existing is not None and existing.from_hub:
+                await self._detach(existing)
+                del self._members[name]
+                self.health.forget(name)
+                with contextlib.suppress(KeyError):
+                    CLUSTER_READY.remove(name)
+                self._changed(f"cluster {name} left the fleet")
+            return
+        try:
+            mc = MemberCluster.model_validate(obj)
+        except FederationError as exc:
+            log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
+            return
+        member = existing if existing is not None and existing.from_hub else None
+        labels, taints = dict(mc.metadata.labels), tuple(mc.spec.taints)
+        status = mc.status
+        if member is None:
+            member = Member(
+                name=name, labels=labels, taints=taints, source=f"MemberCluster {name}", from_hub=True
+            )
+            self._members[name] = member
+            await self._connect_from_secret(member, mc)
+            self._changed(f"cluster {name} joined the fleet")
+        else:
+            reconnect = member.connect_error is not None or _secret_key(obj) != member.secret_ref
+            placement_changed = (member.labels, member.taints) != (labels, taints)
+            member.labels, member.taints = labels, taints
+            if reconnect:
+                await self._detach(member)
+                await self._connect_from_secret(member, mc)
+            if placement_changed:
+                self._changed(f"cluster {name}: labels or taints changed")
+        member.secret_ref = _secret_key(obj)
+        if status is not None:
+            member.available_replicas = status.available_replicas
+
+    async def _connect_from_secret(self, member: Member, mc: MemberCluster) -> None:
+        ref = mc.spec.kubeconfig_secret_ref
+        try:
+            if ref is None:
+                raise FederationError(f"MemberCluster {member.name}: spec.kubeconfigSecretRef is not set")
+            assert self.hub is not None and self.hub_discovery is not None
+            secrets = await self.hub_discovery.resource_for(SECRET_GVK)
+            try:
+                secret = await self.hub.get(secrets, ref.name, ref.namespace)
+            except ApiError as exc:
+                raise FederationError(
+                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef: "
+                    f"Secret {ref.namespace}/{ref.name}: {exc}"
+                ) from exc
+            data = (secret.get("data") or {}).get(ref.key)
+            if data is None:
+                raise FederationError(
+                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef.key: "
+                    f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
+                )
+            text = base64.b64decode(data).decode()
+            client = await KubeClient.connect(
+                member.name,
+                kubeconfig_data=text,
+                context=mc.spec.context,
+                source=f"Secret {ref.namespace}/{ref.name} key {ref.key}",
+            )
+            self._attach(member, client)
+        except FederationError as exc:
+            member.connect_error = str(exc)
+            log.error("cannot connect to cluster %s: %s", member.name, exc, extra={"cluster": member.name})
+
+    # -- probing -------------------------------------------------------------------------
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.probe_interval)
+            await self.probe_all()
+
+    async def probe_all(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for m in self.members():
+                tg.start_soon(self._probe, m)
+        # Crossing the grace period is a change too, even without a new probe result.
+        for m in self.members():
+            unreachable = self.health.unreachable(m.name)
+            if unreachable and m.name not in self._unreachable:
+                self._unreachable.add(m.name)
+                self._changed(
+                    f"cluster {m.name} unreachable for {self.settings.grace_period:.0f}s: failing over"
+                )
+            elif not unreachable and m.name in self._unreachable:
+                self._unreachable.discard(m.name)
+                self._changed(f"cluster {m.name} reachable again")
+
+    async def _probe(self, m: Member) -> None:
+        if m.client is None:
+            ok, reason, version = False, m.connect_error or "not connected", None
+        else:
+            ok, reason = await m.client.ready(timeout=self.settings.probe_timeout)
+            version = None
+            if ok and self.health.get(m.name).version is None:
+                try:
+                    version = str((await m.client.version()).get("gitVersion", "")) or None
+                except KubeError:
+                    version = None
+        transition = self.health.observe(m.name, ok=ok, reason=reason, version=version)
+        CLUSTER_READY.labels(m.name).set(1 if ok else 0)
+        if transition is not None:
+            log.warning(
+                "cluster %s is %s: %s",
+                m.name,
+                "Ready" if ok else "NotReady",
+                reason,
+                extra={"cluster": m.name},
+            )
+            self._changed(f"cluster {m.name} {'ready' if ok else 'not ready'}")
+        if m.from_hub:
+            await self._write_status(m)
+
+    async def _write_status(self, m: Member) -> None:
+        """Ready condition, version and probe time on the MemberCluster, when they changed
+        (or every `status_refresh` seconds, so lastProbeTime stays meaningful)."""
+        assert self.hub is not None and self.hub_discovery is not None
+        h = self.health.get(m.name)
+        key = f"{h.ready}|{h.reason}|{h.version}"
+        last = self._status_written.get(m.name)
+        now = time.monotonic()
+        if last is not None and last[0] == key and now - last[1] < self.settings.status_refresh:
+            return
+        stamp = _now()
+        condition = {
+            "type": "Ready",
+            "status": "True" if h.ready else "False",
+            "reason": "ProbeSucceeded" if h.ready else "ProbeFailed",
+            "message": h.reason[:1000],
+            "lastTransitionTime": _iso(h.since, self.clock),
+        }
+        patch: dict[str, Any] = {"status": {"conditions": [condition], "lastProbeTime": stamp}}
+        if h.version:
+            patch["status"]["kubernetesVersion"] = h.version
+        try:
+            res = await self.hub_discovery.resource_for(MEMBERCLUSTER_GVK)
+            await self.hub.patch(res, m.name, patch, subresource="status")
+            self._status_written[m.name] = (key, now)
+        except KubeError as exc:
+            log.warning("cannot write MemberCluster %s status: %s", m.name, exc, extra={"cluster": m.name})
+
+    async def close(self) -> None:
+        for m in list(self._members.values()):
+            await self._detach(m)
+
+
+def _secret_key(obj: Obj) -> tuple[str, str, str] | None:
+    ref = (obj.get("spec") or {}).get("kubeconfigSecretRef")
+    if not ref:
+        return None
+    return (str(ref.get("namespace")), str(ref.get("name")), str(ref.get("key", "kubeconfig")))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(monotonic_at: float, clock: Clock) -> str:
+    """A monotonic instant of `clock` as wall-clock RFC 3339 (for condition timestamps)."""
+    wall = time.time() - (clock.now() - monotonic_at)
+    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
