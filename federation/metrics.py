@@ -88,3 +88,6 @@ QUEUE_LONGEST_RUNNING = Gauge(
 CLUSTER_READY = Gauge(
     "federation_cluster_ready", "1 when the member cluster's last /readyz probe succeeded.", ["cluster"]
 )
+
+# -- status up and spec down -------------------------------------------------------------
+STATUS_WRITES = Counter("federation_hub_status_writes_total", "Aggregated status writes to hub templates.")

@@ -1,0 +1,149 @@
+"""Write the members' aggregated status into the hub templates, coalesced and conflict-safe.
+
+A member status change marks its resource; each resource is written at most once per
+`min_interval` (the work queue's delayed add collapses a burst of member updates into one
+write), only when the aggregate differs from what the hub object already shows, and a 409
+(someone else wrote the object meanwhile) re-reads the object and tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from federation.errors import ConflictError, KubeError, NotFoundError
+from federation.hub.keys import ResourceKey
+from federation.informers import QueueShutDown, WorkQueue
+from federation.informers.ratelimit import ItemExponentialLimiter
+from federation.kube import GVK, Discovery, KubeClient, Obj
+from federation.metrics import STATUS_WRITES
+from federation.status import aggregate_status, merge_conditions, supports_hub_status
+
+log = logging.getLogger(__name__)
+
+#: Where to find what the status is made of: the hub template, the clusters it is placed on,
+#: and each member's copy (cluster -> object), all from in-memory caches.
+TemplateLookup = Callable[[ResourceKey], Obj | None]
+PlacedLookup = Callable[[ResourceKey], list[str]]
+MemberLookup = Callable[[ResourceKey, str], Obj | None]
+
+
+class StatusWriter:
+    def __init__(
+        self,
+        *,
+        hub: KubeClient,
+        discovery: Discovery,
+        template: TemplateLookup,
+        placed: PlacedLookup,
+        member: MemberLookup,
+        min_interval: float = 1.0,
+        workers: int = 4,
+    ) -> None:
+        self.hub = hub
+        self.discovery = discovery
+        self.template = template
+        self.placed = placed
+        self.member = member
+        self.min_interval = min_interval
+        self.workers = workers
+        self.queue: WorkQueue[ResourceKey] = WorkQueue(
+            "hub-status", rate_limiter=ItemExponentialLimiter(0.05, 30.0)
+        )
+        self._last_write: dict[ResourceKey, float] = {}
+        self.writes = 0
+
+    def mark(self, key: ResourceKey) -> None:
+        """A member copy of `key` changed: write its aggregate soon (coalesced)."""
+        last = self._last_write.get(key)
+        now = anyio.current_time()
+        delay = 0.0 if last is None else max(0.0, last + self.min_interval - now)
+        self.queue.add_after(key, delay)
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.workers):
+                tg.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueShutDown:
+                return
+            try:
+                await self.write(key)
+                self.queue.forget(key)
+            except KubeError as exc:
+                log.warning("status of %s not written: %s", key, exc)
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+
+    async def write(self, key: ResourceKey) -> bool:
+        """Write `key`'s aggregated status if it changed; returns whether a write happened."""
+        template = self.template(key)
+        for _attempt in range(3):
+            if template is None or not supports_hub_status(template):
+                return False
+            placed = self.placed(key)
+            members = {c: obj for c in placed if (obj := self.member(key, c)) is not None}
+            status = aggregate_status(template, members, placed=placed, now=_now())
+            if status is None:
+                return False
+            current: Mapping[str, Any] = template.get("status") or {}
+            if "conditions" in status:
+                status["conditions"] = merge_conditions(
+                    list(current.get("conditions") or []), status["conditions"]
+                )
+            if _same(current, status):
+                return False
+            try:
+                await self._put(template, status)
+            except ConflictError:
+                template = await self._refetch(template)  # the cache may lag: build on the latest
+                continue
+            except NotFoundError:
+                return False
+            self._last_write[key] = anyio.current_time()
+            self.writes += 1
+            STATUS_WRITES.inc()
+            return True
+        log.warning("status of %s: gave up after repeated conflicts", key)
+        return False
+
+    async def _put(self, template: Obj, status: dict[str, Any]) -> None:
+        res = await self.discovery.resource_for(GVK.of(template))
+        body = {
+            "apiVersion": template["apiVersion"],
+            "kind": template["kind"],
+            "metadata": {
+                "name": template["metadata"]["name"],
+                "namespace": template["metadata"].get("namespace"),
+                "resourceVersion": template["metadata"]["resourceVersion"],
+            },
+            "status": {**(template.get("status") or {}), **status},
+        }
+        if not res.namespaced:
+            body["metadata"].pop("namespace")
+        await self.hub.replace(res, body, subresource="status")
+
+    async def _refetch(self, template: Obj) -> Obj | None:
+        res = await self.discovery.resource_for(GVK.of(template))
+        meta = template["metadata"]
+        try:
+            return await self.hub.get(res, meta["name"], meta.get("namespace") if res.namespaced else None)
+        except NotFoundError:
+            return None
+
+
+def _same(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return all(current.get(k) == v for k, v in new.items())
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

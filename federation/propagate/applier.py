@@ -1,0 +1,299 @@
+"""Apply, delete or orphan one work in one member cluster, following the conflict rules.
+
+The rules (DESIGN.md "Conflict resolution"), as this module enforces them:
+1. An object already in the member that this hub did not create: `Abort` (default) writes
+   nothing and reports a conflict; `Overwrite` adopts it with a forced server-side apply that
+   stamps our ownership.
+2. Drift in a field we manage: the hub wins (a forced apply restores it); the caller records
+   the event with the diff. Retained fields are not in the desired manifest, so never touched.
+3. An object stamped by another hub: always a conflict, never overwritten, never deleted.
+
+Writes are server-side applies with field manager `federation`, skipped entirely when the live
+object already carries the desired hash and its managed fields still match the baseline taken
+after our last apply: a restart with nothing changed writes nothing.
+
+The outcome says what happened; recording it (Postgres, events, metrics) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from federation.errors import (
+    ApiError,
+    ClusterUnreachableError,
+    ConflictError,
+    InvalidError,
+    KubeError,
+    NotFoundError,
+)
+from federation.kube import GVK, Discovery, KubeClient, Obj, ResourceInfo
+from federation.propagate.drift import differences, project_object, projection_hash
+from federation.translate import OWNERSHIP
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "federation"
+NAMESPACE = GVK("", "v1", "Namespace")
+
+#: Looks an object up in the member's informer cache: (gvk, namespace, name) → object or None.
+CacheLookup = Callable[[GVK, str | None, str], Obj | None]
+
+
+class Result(StrEnum):
+    APPLIED = "applied"  # the member holds the desired state (written now or already)
+    CONFLICT = "conflict"  # an object we may not touch is in the way
+    FAILED = "failed"  # the member rejected it; permanent until the desired state changes
+    RETRY = "retry"  # transient (unreachable, 5xx, 429, CRD not there yet): retry with backoff
+    DELETED = "deleted"  # our copy is gone
+    ORPHANED = "orphaned"  # our copy is left in place without our stamp
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    message: str = ""
+    member_resource_version: str | None = None
+    baseline: str | None = None  # projection hash of the live object right after our apply
+    wrote: bool = False
+    adopted: bool = False
+    drift: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def owner_hub(obj: Mapping[str, Any]) -> str | None:
+    labels = _meta(obj).get("labels") or {}
+    value = labels.get(OWNERSHIP.hub_label)
+    return str(value) if value is not None else None
+
+
+def desired_hash(obj: Mapping[str, Any]) -> str | None:
+    value = (_meta(obj).get("annotations") or {}).get(OWNERSHIP.hash_annotation)
+    return str(value) if value is not None else None
+
+
+def _transient(exc: ApiError) -> bool:
+    return exc.status in (408, 429) or exc.status >= 500
+
+
+class Applier:
+    """Talks to one member cluster on behalf of its works."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        client: KubeClient,
+        discovery: Discovery,
+        hub_id: str,
+        lookup: CacheLookup | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.discovery = discovery
+        self.hub_id = hub_id
+        self.lookup = lookup
+        self._namespaces: set[str] = set()
+        self.writes = 0  # member writes sent (applies, deletes, patches): what tests count
+
+    async def resource(self, desired: Obj) -> ResourceInfo:
+        return await self.discovery.resource_for(GVK.of(desired))
+
+    async def live(self, res: ResourceInfo, desired: Obj) -> Obj | None:
+        """The member's object: from the informer cache when it has it, else a GET.
+
+        The cache only holds objects carrying our hub label; a GET is what finds an object
+        someone else created under the same name (a conflict).
+        """
+        meta = _meta(desired)
+        name, ns = str(meta["name"]), meta.get("namespace") if res.namespaced else None
+        if self.lookup is not None:
+            cached = self.lookup(res.gvk, ns, name)
+            if cached is not None:
+                return cached
+        try:
+            return await self.client.get(res, name, ns)
+        except NotFoundError:
+            return None
+
+    # -- apply -------------------------------------------------------------------------
+
+    async def apply(self, desired: Obj, *, overwrite: bool, baseline: str | None) -> Outcome:
+        try:
+            res = await self.resource(desired)
+            live = await self.live(res, desired)
+            if live is not None:
+                blocked = self._conflict(live, overwrite=overwrite)
+                if blocked is not None:
+                    return blocked
+                if owner_hub(live) == self.hub_id and self._in_sync(live, desired, baseline):
+                    return Outcome(
+                        Result.APPLIED,
+                        "already up to date",
+                        member_resource_version=str(_meta(live).get("resourceVersion", "")),
+                        baseline=baseline or projection_hash(live, desired),
+                    )
+            drift = []
+            if (
+                live is not None
+                and owner_hub(live) == self.hub_id
+                and desired_hash(live) == desired_hash(desired)
+            ):
+                # Same desired state, different live state: a member-side edit (drift).
+                drift = differences(project_object(desired, desired), project_object(live, desired))
+            adopted = live is not None and owner_hub(live) is None
+            result = await self._apply(res, desired)
+            return Outcome(
+                Result.APPLIED,
+                "adopted the existing object"
+                if adopted
+                else ("restored drifted fields" if drift else "applied"),
+                member_resource_version=str(_meta(result).get("resourceVersion", "")),
+                baseline=projection_hash(result, desired),
+                wrote=True,
+                adopted=adopted,
+                drift=drift,
+            )
+        except InvalidError as exc:
+            return Outcome(Result.FAILED, str(exc))
+        except ApiError as exc:
+            if (
+                exc.status == 400
+                or exc.status == 403
+                or (exc.status == 404 and "no resource serves" not in str(exc))
+            ):
+                # 400/403: the member refuses this object (bad request, forbidden): it will
+                # not get better by retrying the same manifest.
+                return Outcome(Result.FAILED, str(exc))
+            return Outcome(Result.RETRY, str(exc))
+        except ClusterUnreachableError as exc:
+            return Outcome(Result.RETRY, str(exc))
+        except KubeError as exc:
+            return Outcome(Result.RETRY, str(exc))
+
+    def _conflict(self, live: Obj, *, overwrite: bool) -> Outcome | None:
+        owner = owner_hub(live)
+        if owner is not None and owner != self.hub_id:
+            return Outcome(
+                Result.CONFLICT,
+                f"cluster {self.cluster}: the object is managed by another federation hub ({owner!r}); "
+                "it is never overwritten",
+            )
+        if owner is None and not overwrite:
+            return Outcome(
+                Result.CONFLICT,
+                f"cluster {self.cluster}: an object with this name already exists and was not created by "
+                "this hub; conflictResolution is Abort, so it was left untouched",
+            )
+        return None
+
+    def _in_sync(self, live: Obj, desired: Obj, baseline: str | None) -> bool:
+        if desired_hash(live) != desired_hash(desired):
+            return False
+        if baseline is None:
+            # No baseline (first sight after a restart of an older version): trust the hash and
+            # take the current projection as the baseline.
+            return True
+        return projection_hash(live, desired) == baseline
+
+    async def _apply(self, res: ResourceInfo, desired: Obj) -> Obj:
+        ns = _meta(desired).get("namespace") if res.namespaced else None
+        if ns:
+            await self._ensure_namespace(str(ns))
+        self.writes += 1
+        try:
+            return await self.client.apply(res, dict(desired), field_manager=FIELD_MANAGER, force=True)
+        except NotFoundError:
+            if not ns:
+                raise
+            # The namespace vanished since we last saw it: create it and try once more.
+            self._namespaces.discard(str(ns))
+            await self._ensure_namespace(str(ns))
+            self.writes += 1
+            return await self.client.apply(res, dict(desired), field_manager=FIELD_MANAGER, force=True)
+
+    async def _ensure_namespace(self, ns: str) -> None:
+        if ns in self._namespaces:
+            return
+        res = await self.discovery.resource_for(NAMESPACE)
+        try:
+            await self.client.get(res, ns)
+        except NotFoundError:
+            self.writes += 1
+            with contextlib.suppress(ConflictError):  # created meanwhile by someone else: fine
+                await self.client.create(
+                    res,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {
+                            "name": ns,
+                            "labels": {OWNERSHIP.managed_by_label: OWNERSHIP.managed_by_value},
+                        },
+                    },
+                )
+        self._namespaces.add(ns)
+
+    # -- delete / orphan -----------------------------------------------------------------
+
+    async def delete(self, desired: Obj) -> Outcome:
+        """Delete our copy; an object that is not ours (any more) is left alone."""
+        try:
+            res = await self.resource(desired)
+            live = await self.live(res, desired)
+            if live is None:
+                return Outcome(Result.DELETED, "already gone")
+            if owner_hub(live) != self.hub_id:
+                return Outcome(Result.DELETED, "the member object is not ours; left in place")
+            meta = _meta(live)
+            self.writes += 1
+            try:
+                await self.client.delete(
+                    res,
+                    str(meta["name"]),
+                    meta.get("namespace") if res.namespaced else None,
+                    uid=str(meta.get("uid")) if meta.get("uid") else None,
+                )
+            except NotFoundError:
+                pass
+            except ConflictError:
+                return Outcome(Result.RETRY, "the object was replaced while we deleted it; looking again")
+            return Outcome(Result.DELETED, "deleted", wrote=True)
+        except NotFoundError as exc:
+            if "no resource serves" in str(exc):
+                return Outcome(Result.DELETED, "the member does not serve this kind any more")
+            return Outcome(Result.DELETED, "already gone")
+        except (KubeError, ClusterUnreachableError) as exc:
+            return Outcome(Result.RETRY, str(exc))
+
+    async def orphan(self, desired: Obj) -> Outcome:
+        """Leave our copy in place, but without our stamp: it belongs to the member now."""
+        try:
+            res = await self.resource(desired)
+            live = await self.live(res, desired)
+            if live is None or owner_hub(live) != self.hub_id:
+                return Outcome(Result.ORPHANED, "nothing of ours to orphan")
+            meta = _meta(live)
+            labels = {k: None for k in (meta.get("labels") or {}) if k.startswith(OWNERSHIP.prefix)}
+            annotations = {k: None for k in (meta.get("annotations") or {}) if k.startswith(OWNERSHIP.prefix)}
+            self.writes += 1
+            await self.client.patch(
+                res,
+                str(meta["name"]),
+                {"metadata": {"labels": labels, "annotations": annotations}},
+                namespace=meta.get("namespace") if res.namespaced else None,
+            )
+            # Give up our field ownership too, so a later adoption starts clean.
+            return Outcome(Result.ORPHANED, "left in place without the federation stamp", wrote=True)
+        except NotFoundError:
+            return Outcome(Result.ORPHANED, "already gone")
+        except (KubeError, ClusterUnreachableError) as exc:
+            return Outcome(Result.RETRY, str(exc))
