@@ -25,15 +25,30 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str)
 
 def _resource_text(plan: ResourcePlan) -> list[str]:
     lines = [f"{plan.ref} ({plan.api_version})"]
-    if plan.policy is None:
+    if plan.policy is None and not plan.dependency_of:
         lines.append(f"  {plan.unschedulable}")
         return lines
-    lines.append(f"  policy:     {plan.policy} (priority {plan.priority})")
+    if plan.policy is None:
+        lines.append("  policy:     none selects it")
+    else:
+        lines.append(f"  policy:     {plan.policy} (priority {plan.priority})")
     for loser in plan.losers:
         lines.append(f"  not used:   {loser}")
+    if plan.dependency_of:
+        lines.append(f"  follows:    {', '.join(plan.dependency_of)} (as a dependency)")
     lines.append(f"  placement:  {plan.scheduling}")
+    if plan.deletion_policy is not None:
+        lines.append(f"  deletion:   {plan.deletion_policy}")
+    if plan.suspended:
+        lines.append("  SUSPENDED:  the policy is suspended: the decision below is kept, nothing is applied")
     if plan.unschedulable:
         lines.append(f"  UNSCHEDULABLE: {plan.unschedulable}")
+    if plan.dependencies is not None:
+        lines.append("  dependencies (propagateDependencies: they follow this workload to its clusters):")
+        lines += [
+            f"    {d.ref}" + ("" if d.given else " (not in the given files: it must exist on the hub)")
+            for d in plan.dependencies
+        ] or ["    none"]
     lines.append("")
     rows = [
         (
