@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from federation.api import DeletionPolicy
 from federation.plan.report import PlanReport, ResourcePlan
+
+_DELETION_TEXT = {
+    DeletionPolicy.DELETE: "Delete: copies are deleted with the template or the policy, "
+    "and from a cluster that is dropped",
+    DeletionPolicy.ORPHAN: "Orphan: copies stay, without our ownership stamp, when the template "
+    "or the policy is deleted or a cluster is dropped",
+}
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str) -> list[str]:
@@ -38,7 +46,7 @@ def _resource_text(plan: ResourcePlan) -> list[str]:
         lines.append(f"  follows:    {', '.join(plan.dependency_of)} (as a dependency)")
     lines.append(f"  placement:  {plan.scheduling}")
     if plan.deletion_policy is not None:
-        lines.append(f"  deletion:   {plan.deletion_policy}")
+        lines.append(f"  deletion:   {_DELETION_TEXT[DeletionPolicy(plan.deletion_policy)]}")
     if plan.suspended:
         lines.append("  SUSPENDED:  the policy is suspended: the decision below is kept, nothing is applied")
     if plan.unschedulable:

@@ -9,12 +9,11 @@ that is where propagation will put it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from federation.api import (
-    DeletionPolicy,
     OverridePolicyLike,
     Placement,
     PolicyLike,
@@ -28,6 +27,7 @@ from federation.placement.filters import static_weights, uses_dynamic_weights
 from federation.plan.inputs import PlanInputs
 from federation.translate import (
     OWNERSHIP,
+    DependencyRef,
     Ownership,
     dependencies_of,
     diff,
@@ -37,13 +37,6 @@ from federation.translate import (
     translate,
 )
 from federation.translate.podspec import pod_spec
-
-_DELETION_TEXT = {
-    DeletionPolicy.DELETE: "Delete: copies are deleted with the template or the policy, "
-    "and from a cluster that is dropped",
-    DeletionPolicy.ORPHAN: "Orphan: copies stay, without our ownership stamp, when the template "
-    "or the policy is deleted or a cluster is dropped",
-}
 
 
 @dataclass(frozen=True)
@@ -82,7 +75,8 @@ class ResourcePlan:
     unschedulable: str | None
     rows: tuple[ClusterRow, ...]
     deletion_policy: str | None = None
-    """The governing policy's deletionPolicy (None when no policy governs the template)."""
+    """The governing policy's deletionPolicy, ``Delete`` or ``Orphan`` (None when no policy governs
+    the template)."""
     suspended: bool = False
     """The governing policy is suspended: the decision stands, nothing is applied."""
     dependencies: tuple[DependencyRow, ...] | None = None
@@ -112,6 +106,8 @@ class _Placed:
     policy: PolicyLike | None
     losers: tuple[str, ...]
     decision: Decision | None
+    dependencies: tuple[DependencyRef, ...] | None
+    """What follows the template: None unless it is a workload whose policy propagates them."""
 
 
 @dataclass(frozen=True)
@@ -152,13 +148,22 @@ def _replicas_of(resource: Mapping[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _key(api_version: str, kind: str, namespace: str | None, name: str) -> tuple[str, str, str, str]:
-    return (api_version, kind, namespace or "", name)
+_Key = tuple[str, str, str, str]
+"""apiVersion, kind, namespace ("" for none) and name: how templates and dependencies are matched."""
 
 
-def _key_of(resource: Mapping[str, Any]) -> tuple[str, str, str, str]:
+def _key_of(resource: Mapping[str, Any]) -> _Key:
     meta = resource.get("metadata") or {}
-    return _key(str(resource["apiVersion"]), str(resource["kind"]), meta.get("namespace"), str(meta["name"]))
+    return (
+        str(resource["apiVersion"]),
+        str(resource["kind"]),
+        meta.get("namespace") or "",
+        str(meta["name"]),
+    )
+
+
+def _dependency_key(dep: DependencyRef) -> _Key:
+    return (dep.api_version, dep.kind, dep.namespace or "", dep.name)
 
 
 def _ownership(policy: PolicyLike, hub: str) -> Ownership:
@@ -194,37 +199,39 @@ def _chosen_row(
     return ClusterRow(cluster.name, True, replicas, reason, labels, changes)
 
 
-def _follows(placed: Iterable[_Placed]) -> dict[tuple[str, str, str, str], list[_Follow]]:
+def _follows(placed: Iterable[_Placed]) -> dict[_Key, list[_Follow]]:
     """For every object some placed workload depends on (under propagateDependencies): the
     workloads it follows, in input order."""
-    out: dict[tuple[str, str, str, str], list[_Follow]] = {}
+    out: dict[_Key, list[_Follow]] = {}
     for p in placed:
-        if p.policy is None or p.decision is None or not p.policy.spec.propagate_dependencies:
+        if p.policy is None or p.decision is None or not p.dependencies:
             continue
-        workload = ref_of(p.resource)
-        clusters = p.decision.cluster_names
-        for dep in dependencies_of(p.resource):
-            key = _key(dep.api_version, dep.kind, dep.namespace, dep.name)
-            out.setdefault(key, []).append(_Follow(workload=workload, policy=p.policy, clusters=clusters))
+        follow = _Follow(workload=ref_of(p.resource), policy=p.policy, clusters=p.decision.cluster_names)
+        for dep in p.dependencies:
+            out.setdefault(_dependency_key(dep), []).append(follow)
     return out
+
+
+def _place(resource: Mapping[str, Any], *, policies: Sequence[PolicyLike], placer: Placer) -> _Placed:
+    match = match_policies(resource, policies)
+    losers = tuple(f"{p.ref}: {why}" for p, why in match.losers)
+    if match.winner is None:
+        return _Placed(resource=resource, policy=None, losers=losers, decision=None, dependencies=None)
+    spec = match.winner.spec
+    decision = placer.decide(placement=spec.placement, replicas=_replicas_of(resource), previous=None)
+    dependencies = (
+        dependencies_of(resource) if spec.propagate_dependencies and pod_spec(resource) is not None else None
+    )
+    return _Placed(
+        resource=resource, policy=match.winner, losers=losers, decision=decision, dependencies=dependencies
+    )
 
 
 def build_plan(inputs: PlanInputs, *, hub: str = "hub") -> PlanReport:
     """The plan for every template of ``inputs``, in input order."""
     snapshots = [snapshot_from_entry(e) for e in inputs.clusters]
     placer = Placer(snapshots)
-    placed: list[_Placed] = []
-    for resource in inputs.resources:
-        match = match_policies(resource, inputs.policies)
-        losers = tuple(f"{p.ref}: {why}" for p, why in match.losers)
-        decision = (
-            None
-            if match.winner is None
-            else placer.decide(
-                placement=match.winner.spec.placement, replicas=_replicas_of(resource), previous=None
-            )
-        )
-        placed.append(_Placed(resource=resource, policy=match.winner, losers=losers, decision=decision))
+    placed = [_place(r, policies=inputs.policies, placer=placer) for r in inputs.resources]
     follows = _follows(placed)
     given = {_key_of(r) for r in inputs.resources}
     plans = [
@@ -239,8 +246,8 @@ def _resource_plan(
     *,
     snapshots: list[ClusterSnapshot],
     inputs: PlanInputs,
-    follows: Mapping[tuple[str, str, str, str], list[_Follow]],
-    given: set[tuple[str, str, str, str]],
+    follows: Mapping[_Key, list[_Follow]],
+    given: set[_Key],
     hub: str,
 ) -> ResourcePlan:
     resource = p.resource
@@ -287,12 +294,11 @@ def _resource_plan(
                 ownership=ownership,
             )
         )
-    dependencies = None
-    if policy.spec.propagate_dependencies and pod_spec(resource) is not None:
-        dependencies = tuple(
-            DependencyRow(ref=d.ref, given=_key(d.api_version, d.kind, d.namespace, d.name) in given)
-            for d in dependencies_of(resource)
-        )
+    dependencies = (
+        None
+        if p.dependencies is None
+        else tuple(DependencyRow(ref=d.ref, given=_dependency_key(d) in given) for d in p.dependencies)
+    )
     return replace(
         base,
         policy=policy.ref,
@@ -300,7 +306,7 @@ def _resource_plan(
         scheduling=_scheduling_text(placement, replicas),
         unschedulable=decision.unschedulable,
         rows=tuple(rows),
-        deletion_policy=_DELETION_TEXT[policy.spec.deletion_policy],
+        deletion_policy=policy.spec.deletion_policy.value,
         suspended=policy.spec.suspend,
         dependencies=dependencies,
     )
