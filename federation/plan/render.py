@@ -46,7 +46,7 @@ def _resource_text(plan: ResourcePlan) -> list[str]:
         lines.append(f"  follows:    {', '.join(plan.dependency_of)} (as a dependency)")
     lines.append(f"  placement:  {plan.scheduling}")
     if plan.deletion_policy is not None:
-        lines.append(f"  deletion:   {_DELETION_TEXT[DeletionPolicy(plan.deletion_policy)]}")
+        lines.append(f"  deletion:   {_DELETION_TEXT[plan.deletion_policy]}")
     if plan.suspended:
         lines.append("  SUSPENDED:  the policy is suspended: the decision below is kept, nothing is applied")
     if plan.unschedulable:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from federation.api import (
+    DeletionPolicy,
     OverridePolicyLike,
     Placement,
     PolicyLike,
@@ -74,7 +75,7 @@ class ResourcePlan:
     replicas: int | None
     unschedulable: str | None
     rows: tuple[ClusterRow, ...]
-    deletion_policy: str | None = None
+    deletion_policy: DeletionPolicy | None = None
     """The governing policy's deletionPolicy, ``Delete`` or ``Orphan`` (None when no policy governs
     the template)."""
     suspended: bool = False
@@ -306,7 +307,7 @@ def _resource_plan(
         scheduling=_scheduling_text(placement, replicas),
         unschedulable=decision.unschedulable,
         rows=tuple(rows),
-        deletion_policy=policy.spec.deletion_policy.value,
+        deletion_policy=policy.spec.deletion_policy,
         suspended=policy.spec.suspend,
         dependencies=dependencies,
     )

@@ -2,8 +2,9 @@
 
 Pure functions (no I/O): drop hub-only metadata, set the decided replicas, apply override
 rules, leave out member-owned fields, stamp ownership and the content hash; and find the
-objects a workload depends on (``dependencies_of``, for ``propagateDependencies``). ``OWNERSHIP`` and
-``content_hash`` are what propagation reads to recognise and compare our objects.
+objects a workload depends on (``dependencies_of``, for ``propagateDependencies``).
+``OWNERSHIP`` and ``content_hash`` are what propagation reads to recognise and compare our
+objects.
 """
 
 from federation.translate.dependencies import DependencyRef, dependencies_of
