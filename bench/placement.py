@@ -78,48 +78,38 @@ def make_policies(n: int, *, seed: int) -> list[tuple[str, Placement]]:
             "clusterSelector": {"matchExpressions": [{"key": "region", "operator": "In", "values": regions}]}
         }
         if kind == 0:
-            spec: dict[str, Any] = {"clusterAffinity": by_region, "replicaScheduling": {"type": "Duplicated"}}
+            spec: dict[str, Any] = {**by_region, "replicaScheduling": {"type": "Duplicated"}}
             label = "Duplicated to 1-4 regions"
         elif kind == 1:
             spec = {
-                "clusterAffinity": {"clusterSelector": {"matchLabels": {"tier": "prod"}}},
+                "clusterSelector": {"matchLabels": {"tier": "prod"}},
                 "replicaScheduling": {
                     "type": "Divided",
-                    "weightPreference": {
-                        "staticWeights": [
-                            {
-                                "targetCluster": {"clusterSelector": {"matchLabels": {"region": r}}},
-                                "weight": w + 1,
-                            }
-                            for w, r in enumerate(regions)
-                        ]
-                    },
+                    "weights": [
+                        {"clusterSelector": {"matchLabels": {"region": r}}, "weight": w + 1}
+                        for w, r in enumerate(regions)
+                    ],
                 },
             }
-            label = "Divided by static region weights (prod)"
+            label = "Divided by region weights (prod)"
         elif kind == 2:
             spec = {
                 "maxClusters": rng.randrange(5, 21),
                 "spreadConstraints": [{"topologyKey": "region", "minGroups": 2, "maxGroups": 4}],
-                "replicaScheduling": {
-                    "type": "Divided",
-                    "weightPreference": {"dynamicWeight": "AvailableReplicas"},
-                },
+                "replicaScheduling": {"type": "Divided", "dynamic": "AvailableReplicas"},
             }
             label = "Divided by available replicas, maxClusters 5-20, spread 2-4 regions"
         elif kind == 3:
             spec = {
                 "maxClusters": 3,
                 "spreadConstraints": [{"topologyKey": "zone", "minGroups": 3}],
-                "clusterTolerations": [{"key": "spot", "operator": "Exists"}],
+                "tolerations": [{"key": "spot", "operator": "Exists"}],
             }
             label = "pick 3 clusters in 3 zones, Duplicated"
         else:
             spec = {
-                "clusterTolerations": [{"key": "maintenance", "operator": "Exists", "effect": "NoSchedule"}],
-                "clusterAffinity": {
-                    "clusterSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}
-                },
+                "tolerations": [{"key": "maintenance", "operator": "Exists", "effect": "NoSchedule"}],
+                "clusterSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
             }
             label = "every GPU cluster, tolerating maintenance"
         out.append((label, Placement.model_validate(spec)))
@@ -147,9 +137,7 @@ def changed(fleet: Sequence[ClusterSnapshot]) -> list[ClusterSnapshot]:
 
 def _distinct(placement: Placement, i: int) -> Placement:
     """The same placement made unique (an extra excluded cluster no fleet has): nothing shared."""
-    spec = placement.to_dict()
-    affinity = {**(spec.get("clusterAffinity") or {}), "excludeClusters": [f"x{i}"]}
-    return Placement.model_validate({**spec, "clusterAffinity": affinity})
+    return Placement.model_validate({**placement.to_dict(), "excludeClusters": [f"x{i}"]})
 
 
 def run_cached(
@@ -215,21 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subset = resources[:: max(1, n // args.subset)][: args.subset]
     naive = run_naive(fleet, policies, subset) / len(subset) * n
     own = [(i, r) for i, (_, r) in enumerate(subset)]
-    own_policies = [
-        (
-            label,
-            Placement.model_validate(
-                {
-                    **p.to_dict(),
-                    "clusterAffinity": {
-                        **(p.to_dict().get("clusterAffinity") or {}),
-                        "excludeClusters": [f"x{i}"],
-                    },
-                }
-            ),
-        )
-        for i, (label, p) in enumerate(policies[pi] for pi, _ in subset)
-    ]
+    own_policies = [(label, _distinct(p, i)) for i, (label, p) in enumerate(policies[pi] for pi, _ in subset)]
     worst_subset, _ = run_cached(fleet, own_policies, own, [None] * len(own))
     worst = worst_subset / len(own) * n
 

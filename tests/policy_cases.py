@@ -25,7 +25,7 @@ def op(overriders: dict[str, Any], **rule: Any) -> dict[str, Any]:
         "metadata": {"name": "o"},
         "spec": {
             "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
-            "overrideRules": [{"overriders": overriders, **rule}],
+            "rules": [{"overriders": overriders, **rule}],
         },
     }
 
@@ -44,47 +44,44 @@ class Case:
         return obj
 
 
-_DIVIDED_STATIC = {
+_DIVIDED_WEIGHTS = {
     "replicaScheduling": {
         "type": "Divided",
-        "weightPreference": {
-            "staticWeights": [
-                {"targetCluster": {"clusterNames": ["a"]}, "weight": 2},
-                {"targetCluster": {"clusterSelector": {"matchLabels": {"region": "us"}}}, "weight": 1},
-            ]
-        },
+        "weights": [
+            {"clusterNames": ["a"], "weight": 2},
+            {"clusterSelector": {"matchLabels": {"region": "us"}}, "weight": 1},
+        ],
     }
 }
 
+
+def divided(**scheduling: Any) -> dict[str, Any]:
+    return {"replicaScheduling": {"type": "Divided", **scheduling}}
+
+
 VALID = [
     Case("empty-placement", pp()),
-    Case("divided-static", pp(_DIVIDED_STATIC)),
+    Case("divided-weights", pp(_DIVIDED_WEIGHTS)),
+    Case("divided-dynamic", pp(divided(dynamic="AvailableReplicas"))),
+    Case("divided-equal", pp(divided())),
     Case(
-        "divided-dynamic",
+        "every-field",
         pp(
             {
-                "replicaScheduling": {
-                    "type": "Divided",
-                    "weightPreference": {"dynamicWeight": "AvailableReplicas"},
-                }
-            }
-        ),
-    ),
-    Case(
-        "spread-and-max",
-        pp(
-            {
+                "clusterNames": ["a", "b", "old"],
+                "clusterSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
+                "excludeClusters": ["old"],
+                "tolerations": [{"key": "maintenance", "operator": "Exists", "effect": "NoSchedule"}],
                 "maxClusters": 3,
                 "spreadConstraints": [{"topologyKey": "region", "minGroups": 2, "maxGroups": 3}],
-                "clusterTolerations": [{"key": "maintenance", "operator": "Exists", "effect": "NoSchedule"}],
-                "clusterAffinity": {
-                    "clusterSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
-                    "excludeClusters": ["old"],
-                },
+                **_DIVIDED_WEIGHTS,
             },
             priority=5,
             conflictResolution="Overwrite",
+            deletionPolicy="Orphan",
             retainFields=["/spec/replicas"],
+            propagateDependencies=True,
+            suspend=True,
         ),
     ),
     Case(
@@ -98,14 +95,21 @@ VALID = [
                 ],
                 "mergePatch": {"spec": {"paused": True}},
                 "image": [
-                    {"component": "Tag", "value": "1.0"},
-                    {"component": "Digest", "operator": "Remove"},
+                    {"component": "registry", "value": "registry.eu.example.com"},
+                    {"component": "repository", "value": "team/app"},
+                    {"component": "tag", "value": "1.0"},
+                    {"component": "digest", "operator": "Remove"},
                 ],
                 "labels": {"set": {"a": "b"}, "remove": ["c"]},
+                "annotations": {"set": {"d": "${CLUSTER_NAME}"}},
                 "replicas": 2,
             },
-            targetCluster={"clusterNames": ["eu-1"]},
+            targetClusters={"clusterNames": ["eu-1"]},
         ),
+    ),
+    Case(
+        "override-by-selector",
+        op({"replicas": 1}, targetClusters={"clusterSelector": {"matchLabels": {"region": "eu"}}}),
     ),
     Case(
         "member-cluster",
@@ -114,7 +118,8 @@ VALID = [
             "kind": "MemberCluster",
             "metadata": {"name": "eu-1", "labels": {"region": "eu"}},
             "spec": {
-                "kubeconfigSecretRef": {"namespace": "federation-system", "name": "eu-1"},
+                "kubeconfigSecretRef": {"namespace": "federation-system", "name": "eu-1", "key": "config"},
+                "context": "admin@eu-1",
                 "taints": [{"key": "maintenance", "value": "true", "effect": "NoSchedule"}],
             },
         },
@@ -128,34 +133,31 @@ INVALID = [
         "spec.placement.replicaScheduling.type",
     ),
     Case(
+        "unknown-dynamic",
+        pp(divided(dynamic="FreeCPU")),
+        "spec.placement.replicaScheduling.dynamic",
+    ),
+    Case("unknown-deletion-policy", pp(deletionPolicy="Keep"), "spec.deletionPolicy"),
+    Case("unknown-conflict-resolution", pp(conflictResolution="Merge"), "spec.conflictResolution"),
+    Case(
         "negative-weight",
-        pp(
-            {
-                "replicaScheduling": {
-                    "type": "Divided",
-                    "weightPreference": {
-                        "staticWeights": [{"targetCluster": {"clusterNames": ["a"]}, "weight": -1}]
-                    },
-                }
-            }
-        ),
-        "spec.placement.replicaScheduling.weightPreference.staticWeights[0].weight",
+        pp(divided(weights=[{"clusterNames": ["a"], "weight": -1}])),
+        "spec.placement.replicaScheduling.weights[0].weight",
     ),
     Case(
-        "both-names-and-selector",
-        pp(
-            {
-                "replicaScheduling": {
-                    "type": "Divided",
-                    "weightPreference": {
-                        "staticWeights": [
-                            {"targetCluster": {"clusterNames": ["a"], "clusterSelector": {}}, "weight": 1}
-                        ]
-                    },
-                }
-            }
-        ),
-        "spec.placement.replicaScheduling.weightPreference.staticWeights[0].targetCluster",
+        "zero-weight",
+        pp(divided(weights=[{"clusterNames": ["a"], "weight": 0}])),
+        "spec.placement.replicaScheduling.weights[0].weight",
+    ),
+    Case(
+        "weight-with-names-and-selector",
+        pp(divided(weights=[{"clusterNames": ["a"], "clusterSelector": {}, "weight": 1}])),
+        "spec.placement.replicaScheduling.weights[0]",
+    ),
+    Case(
+        "weight-with-no-clusters",
+        pp(divided(weights=[{"weight": 1}])),
+        "spec.placement.replicaScheduling.weights[0]",
     ),
     Case(
         "max-groups-below-min",
@@ -163,31 +165,19 @@ INVALID = [
         "spec.placement.spreadConstraints[0]",
     ),
     Case(
-        "weights-without-divided",
-        pp(
-            {
-                "replicaScheduling": {
-                    "type": "Duplicated",
-                    "weightPreference": {"dynamicWeight": "AvailableReplicas"},
-                }
-            }
-        ),
+        "dynamic-without-divided",
+        pp({"replicaScheduling": {"type": "Duplicated", "dynamic": "AvailableReplicas"}}),
         "spec.placement.replicaScheduling",
     ),
     Case(
-        "static-and-dynamic",
-        pp(
-            {
-                "replicaScheduling": {
-                    "type": "Divided",
-                    "weightPreference": {
-                        "dynamicWeight": "AvailableReplicas",
-                        "staticWeights": [{"targetCluster": {"clusterNames": ["a"]}, "weight": 1}],
-                    },
-                }
-            }
-        ),
-        "spec.placement.replicaScheduling.weightPreference",
+        "weights-without-divided",
+        pp({"replicaScheduling": {"weights": [{"clusterNames": ["a"], "weight": 1}]}}),
+        "spec.placement.replicaScheduling",
+    ),
+    Case(
+        "weights-and-dynamic",
+        pp(divided(dynamic="AvailableReplicas", weights=[{"clusterNames": ["a"], "weight": 1}])),
+        "spec.placement.replicaScheduling",
     ),
     Case(
         "min-groups-above-max-clusters",
@@ -197,27 +187,43 @@ INVALID = [
     Case("no-selectors", {**pp(), "spec": {"resourceSelectors": []}}, "spec.resourceSelectors"),
     Case(
         "selector-in-without-values",
-        pp({"clusterAffinity": {"clusterSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}}),
-        "spec.placement.clusterAffinity.clusterSelector.matchExpressions[0]",
+        pp({"clusterSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}),
+        "spec.placement.clusterSelector.matchExpressions[0]",
     ),
     Case(
         "toleration-exists-with-value",
-        pp({"clusterTolerations": [{"key": "a", "operator": "Exists", "value": "x"}]}),
-        "spec.placement.clusterTolerations[0]",
+        pp({"tolerations": [{"key": "a", "operator": "Exists", "value": "x"}]}),
+        "spec.placement.tolerations[0]",
     ),
     Case("retain-field-not-pointer", pp(retainFields=["spec.replicas"]), "spec.retainFields[0]"),
+    Case("suspend-not-bool", pp(suspend="sometimes"), "spec.suspend"),
+    Case(
+        "target-clusters-names-and-selector",
+        op({"replicas": 1}, targetClusters={"clusterNames": ["a"], "clusterSelector": {}}),
+        "spec.rules[0].targetClusters",
+    ),
+    Case(
+        "target-clusters-empty",
+        op({"replicas": 1}, targetClusters={}),
+        "spec.rules[0].targetClusters",
+    ),
+    Case(
+        "unknown-image-component",
+        op({"image": [{"component": "Tag", "value": "1"}]}),
+        "spec.rules[0].overriders.image[0].component",
+    ),
     Case(
         "move-without-from",
         op({"jsonPatch": [{"op": "move", "path": "/a"}]}),
-        "spec.overrideRules[0].overriders.jsonPatch[0]",
+        "spec.rules[0].overriders.jsonPatch[0]",
     ),
     Case(
         "bad-patch-op",
         op({"jsonPatch": [{"op": "frobnicate", "path": "/a"}]}),
-        "spec.overrideRules[0].overriders.jsonPatch[0].op",
+        "spec.rules[0].overriders.jsonPatch[0].op",
     ),
-    Case("empty-overriders", op({}), "spec.overrideRules[0].overriders"),
-    Case("negative-replicas", op({"replicas": -1}), "spec.overrideRules[0].overriders.replicas"),
+    Case("empty-overriders", op({}), "spec.rules[0].overriders"),
+    Case("negative-replicas", op({"replicas": -1}), "spec.rules[0].overriders.replicas"),
     Case(
         "taint-bad-effect",
         {

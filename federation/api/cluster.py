@@ -25,8 +25,14 @@ class SecretKeyRef(KubeModel):
 
 
 class MemberClusterSpec(KubeModel):
-    kubeconfig_secret_ref: SecretKeyRef | None = None
-    context: str | None = Field(default=None, max_length=253)
+    kubeconfig_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="The hub Secret holding the kubeconfig that reaches the member."
+    )
+    context: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The kubeconfig context to use (default: the kubeconfig's current-context).",
+    )  # Beyond issue 4's fields: one kubeconfig can then serve several members, as in the clusters file.
     taints: tuple[Taint, ...] = Field(default=(), max_length=64)
 
 
@@ -39,12 +45,23 @@ class ResourceList(KubeModel):
 
 
 class MemberClusterStatus(KubeModel):
-    conditions: tuple[Condition, ...] = ()
-    kubernetes_version: str | None = None
-    allocatable: ResourceList | None = None
-    available_replicas: int | None = Field(
-        default=None, ge=0, description="Estimated replicas of a reference workload that still fit."
+    conditions: tuple[Condition, ...] = Field(
+        default=(), description="Ready: the last probe reached the member."
     )
+    kubernetes_version: str | None = None
+    allocatable: ResourceList | None = Field(
+        default=None,
+        description="Allocatable capacity summed over the member's nodes; placement ranks clusters by it.",
+    )
+    last_probe_time: str | None = Field(
+        default=None, description="When the hub last probed the member (RFC 3339), successfully or not."
+    )
+    available_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Estimated replicas of a reference workload that still fit; what "
+        "replicaScheduling.dynamic: AvailableReplicas divides by.",
+    )  # Beyond issue 4's fields: the dynamic division the issue asks for needs this figure.
 
 
 class MemberCluster(TopLevelObject):
@@ -57,6 +74,7 @@ class MemberCluster(TopLevelObject):
         printer_columns=(
             {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
             {"name": "Version", "type": "string", "jsonPath": ".status.kubernetesVersion"},
+            {"name": "Last Probe", "type": "date", "jsonPath": ".status.lastProbeTime"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ),
     )

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from federation.api.base import CrdInfo, KubeModel, TopLevelObject
 from federation.api.conditions import Condition
-from federation.api.propagation import ClusterAffinity, JsonPointer
+from federation.api.propagation import JsonPointer, TargetClusters
 from federation.api.selectors import ResourceSelector
 
 
@@ -74,17 +74,20 @@ class JsonPatchOperation(KubeModel):
 
 
 class ImageComponent(StrEnum):
-    REGISTRY = "Registry"
-    REPOSITORY = "Repository"
-    TAG = "Tag"
-    DIGEST = "Digest"
+    """The part of an image reference ``registry/repository:tag@digest`` an overrider changes."""
+
+    # Lowercase, unlike our other enums, as issue 4 spells them: they name the parts of the reference.
+    REGISTRY = "registry"
+    REPOSITORY = "repository"
+    TAG = "tag"
+    DIGEST = "digest"
 
 
 class ImageOperator(StrEnum):
     REPLACE = "Replace"
     """Set the component (adding it when the image has none)."""
     REMOVE = "Remove"
-    """Drop the component (Registry or Tag or Digest; Repository cannot be removed)."""
+    """Drop the component (registry, tag or digest; the repository cannot be removed)."""
 
 
 class ImageOverrider(KubeModel):
@@ -103,8 +106,8 @@ class ImageOverrider(KubeModel):
                     "message": "value is required unless operator is Remove",
                 },
                 {
-                    "rule": "!(self.operator == 'Remove' && self.component == 'Repository')",
-                    "message": "the Repository component cannot be removed",
+                    "rule": "!(self.operator == 'Remove' && self.component == 'repository')",
+                    "message": "the repository component cannot be removed",
                 },
             ]
         }
@@ -120,7 +123,7 @@ class ImageOverrider(KubeModel):
         if self.operator is ImageOperator.REPLACE and not self.value:
             raise ValueError("value is required unless operator is Remove")
         if self.operator is ImageOperator.REMOVE and self.component is ImageComponent.REPOSITORY:
-            raise ValueError("the Repository component cannot be removed")
+            raise ValueError("the repository component cannot be removed")
         return self
 
 
@@ -167,15 +170,26 @@ class Overriders(KubeModel):
 
 
 class OverrideRule(KubeModel):
-    """Overriders for the clusters of ``targetCluster`` (every cluster when it is omitted)."""
+    """Overriders for the clusters of ``targetClusters`` (every cluster when it is omitted)."""
 
-    target_cluster: ClusterAffinity | None = None
+    target_clusters: TargetClusters | None = Field(
+        default=None,
+        description="The clusters this rule applies to: exactly one of clusterNames or clusterSelector. "
+        "Omitted: every cluster.",
+    )
     overriders: Overriders
+
+    def applies_to(self, name: str, labels: Mapping[str, str]) -> bool:
+        return self.target_clusters is None or self.target_clusters.matches(name, labels)
 
 
 class OverrideSpec(KubeModel):
     resource_selectors: tuple[ResourceSelector, ...] = Field(min_length=1, max_length=100)
-    override_rules: tuple[OverrideRule, ...] = Field(min_length=1, max_length=100)
+    rules: tuple[OverrideRule, ...] = Field(
+        min_length=1,
+        max_length=100,
+        description="Applied in order; a later rule sees the earlier ones' result.",
+    )
 
 
 class OverrideStatus(KubeModel):

@@ -1,7 +1,8 @@
 """PropagationPolicy and ClusterPropagationPolicy: which templates go to which clusters.
 
-The placement vocabulary follows Karmada's (affinity, tolerations, spread constraints,
-Duplicated/Divided replica scheduling) with OCM/KubeFleet's ``maxClusters`` for "pick N".
+The placement vocabulary follows Karmada's (cluster names and selector, tolerations, spread
+constraints, Duplicated/Divided replica scheduling), flattened into ``placement`` as issue 4
+specifies, with OCM/KubeFleet's ``maxClusters`` for "pick N".
 Cross-field rules live twice, on purpose: as CEL ``x-kubernetes-validations`` in the generated
 CRDs (so ``kubectl apply`` refuses a bad policy) and as pydantic validators here (so ``federation
 plan`` and the controller refuse the same objects with the same words).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -28,23 +29,12 @@ JsonPointer = Annotated[str, StringConstraints(pattern=JSON_POINTER_PATTERN, max
 _INT32_MAX = 2**31 - 1
 
 
-class ClusterAffinity(KubeModel):
-    """Which clusters are candidates. All given fields must hold; nothing given = every cluster."""
+class TargetClusters(KubeModel):
+    """A set of clusters named by exactly one of ``clusterNames`` or ``clusterSelector``.
 
-    cluster_names: tuple[str, ...] | None = Field(default=None, max_length=1000)
-    cluster_selector: LabelSelector | None = None
-    exclude_clusters: tuple[str, ...] = Field(default=(), max_length=1000)
-
-    def matches(self, name: str, labels: Mapping[str, str]) -> bool:
-        if name in self.exclude_clusters:
-            return False
-        if self.cluster_names is not None and name not in self.cluster_names:
-            return False
-        return self.cluster_selector is None or self.cluster_selector.matches(labels)
-
-
-class TargetCluster(KubeModel):
-    """The clusters a static weight applies to: exactly one of clusterNames or clusterSelector."""
+    Used where one entry picks clusters on its own (a weight, an override rule's target): given
+    both, it is unclear whether they intersect or add up, so both is refused rather than guessed.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -61,7 +51,7 @@ class TargetCluster(KubeModel):
     cluster_selector: LabelSelector | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> TargetCluster:
+    def _exactly_one(self) -> Self:
         if (self.cluster_names is None) == (self.cluster_selector is None):
             raise ValueError("give exactly one of clusterNames or clusterSelector")
         return self
@@ -72,65 +62,72 @@ class TargetCluster(KubeModel):
         return self.cluster_selector is not None and self.cluster_selector.matches(labels)
 
 
-class StaticWeight(KubeModel):
-    target_cluster: TargetCluster
+class ClusterWeight(TargetClusters):
+    """The weight of the clusters of one entry when Divided replicas are shared by weight.
+
+    A cluster matched by several entries takes the highest weight; a cluster matched by none
+    gets no replicas (it is excluded, with that reason).
+    """
+
     weight: int = Field(ge=1, le=_INT32_MAX)
 
 
 class DynamicWeight(StrEnum):
+    """What Divided replicas follow when they are shared by measured capacity."""
+
     AVAILABLE_REPLICAS = "AvailableReplicas"
-
-
-class WeightPreference(KubeModel):
-    """How Divided replicas are shared: fixed weights, or in proportion to free capacity."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.staticWeights) != has(self.dynamicWeight)",
-                    "message": "give exactly one of staticWeights or dynamicWeight",
-                }
-            ]
-        }
-    )
-
-    static_weights: tuple[StaticWeight, ...] | None = Field(default=None, min_length=1, max_length=100)
-    dynamic_weight: DynamicWeight | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> WeightPreference:
-        if (self.static_weights is None) == (self.dynamic_weight is None):
-            raise ValueError("give exactly one of staticWeights or dynamicWeight")
-        return self
+    """In proportion to the replicas each cluster reports it still has room for."""
 
 
 class ReplicaSchedulingType(StrEnum):
     DUPLICATED = "Duplicated"
     """Every chosen cluster runs spec.replicas."""
     DIVIDED = "Divided"
-    """spec.replicas is shared among the chosen clusters (equal weights unless weightPreference)."""
+    """spec.replicas is shared among the chosen clusters (equal shares unless weights or dynamic)."""
 
 
 class ReplicaScheduling(KubeModel):
+    """How spec.replicas is spread: copied to every cluster, or shared (Divided).
+
+    Divided shares equally unless ``weights`` (fixed) or ``dynamic`` (measured) is given; they
+    are two answers to the same question, so at most one may be given.
+    """
+
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.type == 'Divided' || !has(self.weightPreference)",
-                    "message": "weightPreference is only valid with type Divided",
-                }
+                    "rule": "self.type == 'Divided' || (!has(self.weights) && !has(self.dynamic))",
+                    "message": "weights and dynamic are only valid with type Divided",
+                },
+                {
+                    "rule": "!has(self.weights) || !has(self.dynamic)",
+                    "message": "give at most one of weights or dynamic",
+                },
             ]
         }
     )
 
     type: ReplicaSchedulingType = ReplicaSchedulingType.DUPLICATED
-    weight_preference: WeightPreference | None = None
+    weights: tuple[ClusterWeight, ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Divided by fixed weights: a cluster takes the highest weight of the entries "
+        "matching it; a cluster no entry matches gets no replicas.",
+    )
+    dynamic: DynamicWeight | None = Field(
+        default=None, description="Divided in proportion to what each cluster reports it can still run."
+    )
 
     @model_validator(mode="after")
-    def _divided_only(self) -> ReplicaScheduling:
-        if self.weight_preference is not None and self.type is not ReplicaSchedulingType.DIVIDED:
-            raise ValueError("weightPreference is only valid with type Divided")
+    def _consistent(self) -> ReplicaScheduling:
+        if self.type is not ReplicaSchedulingType.DIVIDED and (
+            self.weights is not None or self.dynamic is not None
+        ):
+            raise ValueError("weights and dynamic are only valid with type Divided")
+        if self.weights is not None and self.dynamic is not None:
+            raise ValueError("give at most one of weights or dynamic")
         return self
 
 
@@ -160,7 +157,12 @@ class SpreadConstraint(KubeModel):
 
 
 class Placement(KubeModel):
-    """Where a template goes. The empty placement means: every ready cluster, Duplicated."""
+    """Where a template goes. The empty placement means: every ready cluster, Duplicated.
+
+    ``clusterNames``, ``clusterSelector`` and ``excludeClusters`` must all hold for a cluster to
+    be a candidate (each one left out does not restrict); ``tolerations`` let it onto tainted
+    clusters; ``spreadConstraints`` and ``maxClusters`` then pick among the candidates.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -174,9 +176,24 @@ class Placement(KubeModel):
         }
     )
 
-    cluster_affinity: ClusterAffinity | None = None
-    cluster_tolerations: tuple[Toleration, ...] = Field(default=(), max_length=64)
-    max_clusters: int | None = Field(default=None, ge=1, le=100000)
+    cluster_names: tuple[str, ...] | None = Field(
+        default=None, max_length=1000, description="Only these clusters (by name) are candidates."
+    )
+    cluster_selector: LabelSelector | None = Field(
+        default=None, description="Only clusters whose labels match are candidates."
+    )
+    exclude_clusters: tuple[str, ...] = Field(
+        default=(), max_length=1000, description="Never these clusters (by name)."
+    )
+    tolerations: tuple[Toleration, ...] = Field(
+        default=(), max_length=64, description="The cluster taints this placement tolerates."
+    )
+    max_clusters: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Pick at most N clusters: those already holding the resource first, then the roomiest.",
+    )
     spread_constraints: tuple[SpreadConstraint, ...] = Field(default=(), max_length=8)
     replica_scheduling: ReplicaScheduling | None = None
 
@@ -203,26 +220,59 @@ class ConflictResolution(StrEnum):
     """Such an object is adopted: force-applied and stamped with our ownership."""
 
 
+class DeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    """Member copies are deleted when their template or policy is deleted, or when a cluster is
+    dropped from the placement."""
+    ORPHAN = "Orphan"
+    """Member copies are left in place with our ownership stamp removed: from then on they belong
+    to the member cluster (for migrations off the federation, or data that must outlive it)."""
+
+
 class PropagationSpec(KubeModel):
     resource_selectors: tuple[ResourceSelector, ...] = Field(min_length=1, max_length=100)
-    priority: int = Field(default=0, ge=-_INT32_MAX - 1, le=_INT32_MAX)
+    priority: int = Field(
+        default=0,
+        ge=-_INT32_MAX - 1,
+        le=_INT32_MAX,
+        description="When several policies select a resource, the highest priority governs it.",
+    )
     placement: Placement = Field(default_factory=Placement)
     conflict_resolution: ConflictResolution = ConflictResolution.ABORT
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     retain_fields: tuple[JsonPointer, ...] = Field(
         default=(),
         max_length=64,
         description="JSON pointers (e.g. /spec/replicas) the member clusters own: never written by the hub.",
     )
+    propagate_dependencies: bool = Field(
+        default=False,
+        description="The ConfigMaps, Secrets, ServiceAccounts and PersistentVolumeClaims a workload's "
+        "pod template references follow the workload to its clusters.",
+    )
+    suspend: bool = Field(
+        default=False,
+        description="Decisions are still made and reported, but nothing is applied to, or deleted "
+        "from, member clusters until this is false again.",
+    )
 
 
 class PropagationStatus(KubeModel):
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
     conditions: tuple[Condition, ...] = ()
+    matched_resources: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many templates this policy governs (it selects them and wins the precedence). "
+        "A count, so the status stays small for any number of templates.",
+    )
 
 
 _POLICY_COLUMNS = (
     {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority"},
     {"name": "Scheduling", "type": "string", "jsonPath": ".spec.placement.replicaScheduling.type"},
+    {"name": "Matched", "type": "integer", "jsonPath": ".status.matchedResources"},
+    {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 

@@ -3,9 +3,9 @@
 Run once per (placement, snapshot) by the Placer and shared by every resource the placement
 governs. Each cluster ends up in one of three sets:
 
-- *hard-excluded*: never a target, even if it was one before (affinity does not match,
-  listed in excludeClusters, an untolerated NoExecute taint, no label for a spread constraint,
-  no static weight for it);
+- *hard-excluded*: never a target, even if it was one before (listed in excludeClusters, not
+  in clusterNames, not matched by clusterSelector, an untolerated NoExecute taint, no label for
+  a spread constraint, no entry of replicaScheduling.weights for it);
 - *soft-excluded*: not chosen for NEW placement, but kept where ``previous`` already placed the
   resource: an untolerated NoSchedule taint (Kubernetes semantics: NoSchedule only blocks new
   scheduling), or a cluster that is not ready. Keeping a NotReady cluster is deliberate: a short
@@ -21,12 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from federation.api import (
-    DynamicWeight,
-    Placement,
-    ReplicaSchedulingType,
-    TaintEffect,
-)
+from federation.api import ClusterWeight, DynamicWeight, Placement, ReplicaSchedulingType, TaintEffect
 from federation.api.taints import untolerated
 from federation.placement.snapshot import ClusterSnapshot
 
@@ -39,25 +34,18 @@ class Filtered:
     soft: Mapping[str, str]
     fresh: tuple[str, ...]
     weights: Mapping[str, int] | None
-    """Static weight per cluster for Divided by staticWeights; None for any other division."""
+    """Weight per cluster for Divided by ``weights``; None for any other division."""
     prefer_no_schedule: Mapping[str, int]
     """Untolerated PreferNoSchedule taints per cluster that has any (they lower the score)."""
 
 
 def filter_clusters(placement: Placement, clusters: Sequence[ClusterSnapshot]) -> Filtered:
-    affinity = placement.cluster_affinity
-    names = frozenset(affinity.cluster_names) if affinity and affinity.cluster_names is not None else None
-    excluded_names = frozenset(affinity.exclude_clusters) if affinity else frozenset()
-    selector = affinity.cluster_selector if affinity else None
+    names = frozenset(placement.cluster_names) if placement.cluster_names is not None else None
+    excluded_names = frozenset(placement.exclude_clusters)
+    selector = placement.cluster_selector
     selector_text = selector.describe() if selector is not None else ""
-    tolerations = placement.cluster_tolerations
-    scheduling = placement.scheduling
-    pref = scheduling.weight_preference
-    static = (
-        pref.static_weights
-        if scheduling.type is ReplicaSchedulingType.DIVIDED and pref is not None and pref.static_weights
-        else None
-    )
+    tolerations = placement.tolerations
+    static = static_weights(placement)
     spread_keys = [(i, c.topology_key) for i, c in enumerate(placement.spread_constraints)]
 
     hard: dict[str, str] = {}
@@ -87,9 +75,9 @@ def filter_clusters(placement: Placement, clusters: Sequence[ClusterSnapshot]) -
             hard[name] = f"has no label {missing[1]} (spreadConstraints[{missing[0]}].topologyKey)"
             continue
         if static is not None and weights is not None:
-            matched = [w.weight for w in static if w.target_cluster.matches(name, labels)]
+            matched = [w.weight for w in static if w.matches(name, labels)]
             if not matched:
-                hard[name] = "matched by no staticWeights entry"
+                hard[name] = "matched by no replicaScheduling.weights entry"
                 continue
             weights[name] = max(matched)
         no_schedule = next((t for t in taints if t.effect is TaintEffect.NO_SCHEDULE), None)
@@ -105,10 +93,12 @@ def filter_clusters(placement: Placement, clusters: Sequence[ClusterSnapshot]) -
     return Filtered(hard=hard, soft=soft, fresh=tuple(fresh), weights=weights, prefer_no_schedule=penalties)
 
 
+def static_weights(placement: Placement) -> tuple[ClusterWeight, ...] | None:
+    """The weights Divided replicas are shared by, or None when they are shared otherwise."""
+    s = placement.scheduling
+    return s.weights if s.type is ReplicaSchedulingType.DIVIDED and s.weights else None
+
+
 def uses_dynamic_weights(placement: Placement) -> bool:
     s = placement.scheduling
-    return (
-        s.type is ReplicaSchedulingType.DIVIDED
-        and s.weight_preference is not None
-        and s.weight_preference.dynamic_weight is DynamicWeight.AVAILABLE_REPLICAS
-    )
+    return s.type is ReplicaSchedulingType.DIVIDED and s.dynamic is DynamicWeight.AVAILABLE_REPLICAS

@@ -165,7 +165,8 @@ class Placer:
         total_weight = sum(w for _, w in weights)
         if total_weight == 0:
             return self._unschedulable(
-                excluded, "Divided by dynamic weight, but no chosen cluster reports available replicas"
+                excluded,
+                "Divided by dynamic: AvailableReplicas, but no chosen cluster reports available replicas",
             )
         if replicas == 0:  # scaled to zero: keep the workload everywhere it is, with no replicas
             return Decision(targets=tuple(Target(n, 0) for n in chosen), excluded=excluded)

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from federation.api import DeletionPolicy
 from federation.plan.report import PlanReport, ResourcePlan
+
+_DELETION_TEXT = {
+    DeletionPolicy.DELETE: "Delete: copies are deleted with the template or the policy, "
+    "and from a cluster that is dropped",
+    DeletionPolicy.ORPHAN: "Orphan: copies stay, without our ownership stamp, when the template "
+    "or the policy is deleted or a cluster is dropped",
+}
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str) -> list[str]:
@@ -25,15 +33,30 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str)
 
 def _resource_text(plan: ResourcePlan) -> list[str]:
     lines = [f"{plan.ref} ({plan.api_version})"]
-    if plan.policy is None:
+    if plan.policy is None and not plan.dependency_of:
         lines.append(f"  {plan.unschedulable}")
         return lines
-    lines.append(f"  policy:     {plan.policy} (priority {plan.priority})")
+    if plan.policy is None:
+        lines.append("  policy:     none selects it")
+    else:
+        lines.append(f"  policy:     {plan.policy} (priority {plan.priority})")
     for loser in plan.losers:
         lines.append(f"  not used:   {loser}")
+    if plan.dependency_of:
+        lines.append(f"  follows:    {', '.join(plan.dependency_of)} (as a dependency)")
     lines.append(f"  placement:  {plan.scheduling}")
+    if plan.deletion_policy is not None:
+        lines.append(f"  deletion:   {_DELETION_TEXT[plan.deletion_policy]}")
+    if plan.suspended:
+        lines.append("  SUSPENDED:  the policy is suspended: the decision below is kept, nothing is applied")
     if plan.unschedulable:
         lines.append(f"  UNSCHEDULABLE: {plan.unschedulable}")
+    if plan.dependencies is not None:
+        lines.append("  dependencies (propagateDependencies: they follow this workload to its clusters):")
+        lines += [
+            f"    {d.ref}" + ("" if d.given else " (not in the given files: it must exist on the hub)")
+            for d in plan.dependencies
+        ] or ["    none"]
     lines.append("")
     rows = [
         (

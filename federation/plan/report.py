@@ -1,25 +1,43 @@
-"""The plan itself: for each template, the governing policy, the decision and the overrides."""
+"""The plan itself: for each template, the governing policy, the decision and the overrides.
+
+Besides where each template goes, the plan says what the policy does around the copies: when
+they are deleted or orphaned (``deletionPolicy``), whether anything is applied at all
+(``suspend``), and, with ``propagateDependencies``, which objects follow a workload. A template
+no policy selects but that a workload depends on is planned where its workloads go, because
+that is where propagation will put it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from federation.api import Placement, ReplicaSchedulingType, object_ref
+from federation.api import (
+    DeletionPolicy,
+    OverridePolicyLike,
+    Placement,
+    PolicyLike,
+    ReplicaSchedulingType,
+    object_ref,
+    ref_of,
+)
 from federation.errors import OverrideError
-from federation.placement import Decision, Placer, match_policies, snapshot_from_entry
-from federation.placement.filters import uses_dynamic_weights
+from federation.placement import ClusterSnapshot, Decision, Placer, match_policies, snapshot_from_entry
+from federation.placement.filters import static_weights, uses_dynamic_weights
 from federation.plan.inputs import PlanInputs
 from federation.translate import (
     OWNERSHIP,
+    DependencyRef,
     Ownership,
+    dependencies_of,
     diff,
     format_policy,
     hub_id,
     resolve_overrides,
     translate,
 )
+from federation.translate.podspec import pod_spec
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,15 @@ class ClusterRow:
 
 
 @dataclass(frozen=True)
+class DependencyRow:
+    """One object a workload references, which follows it (``propagateDependencies``)."""
+
+    ref: str
+    given: bool
+    """Whether the object is among the files given to ``plan`` (if not, it must exist on the hub)."""
+
+
+@dataclass(frozen=True)
 class ResourcePlan:
     api_version: str
     kind: str
@@ -48,6 +75,15 @@ class ResourcePlan:
     replicas: int | None
     unschedulable: str | None
     rows: tuple[ClusterRow, ...]
+    deletion_policy: DeletionPolicy | None = None
+    """The governing policy's deletionPolicy, ``Delete`` or ``Orphan`` (None when no policy governs
+    the template)."""
+    suspended: bool = False
+    """The governing policy is suspended: the decision stands, nothing is applied."""
+    dependencies: tuple[DependencyRow, ...] | None = None
+    """What follows this workload to its clusters; None unless the policy propagates dependencies."""
+    dependency_of: tuple[str, ...] = ()
+    """The workloads this template follows as a dependency (``propagateDependencies``)."""
 
     @property
     def ref(self) -> str:
@@ -63,16 +99,36 @@ class PlanReport:
         return tuple(row.error for r in self.resources for row in r.rows if row.error)
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """A template with its governing policy and decision (the first pass of ``build_plan``)."""
+
+    resource: Mapping[str, Any]
+    policy: PolicyLike | None
+    losers: tuple[str, ...]
+    decision: Decision | None
+    dependencies: tuple[DependencyRef, ...] | None
+    """What follows the template: None unless it is a workload whose policy propagates them."""
+
+
+@dataclass(frozen=True)
+class _Follow:
+    """A workload that a template follows: where the workload goes, and under which policy."""
+
+    workload: str
+    policy: PolicyLike
+    clusters: frozenset[str]
+
+
 def _scheduling_text(placement: Placement, replicas: int | None) -> str:
     s = placement.scheduling
     if replicas is None:
         return "not a workload (no spec.replicas): a copy in every chosen cluster"
     if s.type is ReplicaSchedulingType.DUPLICATED:
         return f"Duplicated: {replicas} replicas in every chosen cluster"
-    pref = s.weight_preference
     how = "equal weights"
-    if pref is not None and pref.static_weights:
-        how = "static weights"
+    if static_weights(placement):
+        how = "weights"
     elif uses_dynamic_weights(placement):
         how = "available replicas"
     return f"Divided by {how}: {replicas} replicas in total"
@@ -81,14 +137,10 @@ def _scheduling_text(placement: Placement, replicas: int | None) -> str:
 def _chosen_reason(
     *, placement: Placement, cluster: str, labels: Mapping[str, str], replicas: int | None
 ) -> str:
-    s = placement.scheduling
-    if replicas is None or s.type is ReplicaSchedulingType.DUPLICATED:
+    weights = static_weights(placement)
+    if replicas is None or weights is None:
         return "selected"
-    pref = s.weight_preference
-    if pref is not None and pref.static_weights:
-        weight = max(w.weight for w in pref.static_weights if w.target_cluster.matches(cluster, labels))
-        return f"selected, weight {weight}"
-    return "selected"
+    return f"selected, weight {max(w.weight for w in weights if w.matches(cluster, labels))}"
 
 
 def _replicas_of(resource: Mapping[str, Any]) -> int | None:
@@ -97,74 +149,209 @@ def _replicas_of(resource: Mapping[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+_Key = tuple[str, str, str, str]
+"""apiVersion, kind, namespace ("" for none) and name: how templates and dependencies are matched."""
+
+
+def _key_of(resource: Mapping[str, Any]) -> _Key:
+    meta = resource.get("metadata") or {}
+    return (
+        str(resource["apiVersion"]),
+        str(resource["kind"]),
+        meta.get("namespace") or "",
+        str(meta["name"]),
+    )
+
+
+def _dependency_key(dep: DependencyRef) -> _Key:
+    return (dep.api_version, dep.kind, dep.namespace or "", dep.name)
+
+
+def _ownership(policy: PolicyLike, hub: str) -> Ownership:
+    return Ownership(
+        hub=hub_id(hub), policy=format_policy(policy.kind, policy.metadata.namespace, policy.metadata.name)
+    )
+
+
+def _chosen_row(
+    resource: Mapping[str, Any],
+    *,
+    cluster: ClusterSnapshot,
+    replicas: int | None,
+    reason: str,
+    overrides: Iterable[OverridePolicyLike],
+    ownership: Ownership,
+) -> ClusterRow:
+    """The row of a chosen cluster: the override rules that apply there and what they change."""
+    rules = resolve_overrides(resource, cluster=cluster, policies=tuple(overrides))
+    labels = tuple(f"{r.policy} rule[{r.rule_index}]" for r in rules)
+    try:
+        plain = translate(
+            resource, cluster=cluster, replicas=replicas, overrides=(), ownership=ownership
+        ).manifest
+        final = translate(
+            resource, cluster=cluster, replicas=replicas, overrides=rules, ownership=ownership
+        ).manifest
+    except OverrideError as exc:
+        return ClusterRow(cluster.name, True, replicas, reason, labels, error=str(exc))
+    for m in (plain, final):
+        m["metadata"]["annotations"].pop(OWNERSHIP.hash_annotation, None)
+    changes = tuple(c.describe() for c in diff(plain, final))
+    return ClusterRow(cluster.name, True, replicas, reason, labels, changes)
+
+
+def _follows(placed: Iterable[_Placed]) -> dict[_Key, list[_Follow]]:
+    """For every object some placed workload depends on (under propagateDependencies): the
+    workloads it follows, in input order."""
+    out: dict[_Key, list[_Follow]] = {}
+    for p in placed:
+        if p.policy is None or p.decision is None or not p.dependencies:
+            continue
+        follow = _Follow(workload=ref_of(p.resource), policy=p.policy, clusters=p.decision.cluster_names)
+        for dep in p.dependencies:
+            out.setdefault(_dependency_key(dep), []).append(follow)
+    return out
+
+
+def _place(resource: Mapping[str, Any], *, policies: Sequence[PolicyLike], placer: Placer) -> _Placed:
+    match = match_policies(resource, policies)
+    losers = tuple(f"{p.ref}: {why}" for p, why in match.losers)
+    if match.winner is None:
+        return _Placed(resource=resource, policy=None, losers=losers, decision=None, dependencies=None)
+    spec = match.winner.spec
+    decision = placer.decide(placement=spec.placement, replicas=_replicas_of(resource), previous=None)
+    dependencies = (
+        dependencies_of(resource) if spec.propagate_dependencies and pod_spec(resource) is not None else None
+    )
+    return _Placed(
+        resource=resource, policy=match.winner, losers=losers, decision=decision, dependencies=dependencies
+    )
+
+
 def build_plan(inputs: PlanInputs, *, hub: str = "hub") -> PlanReport:
     """The plan for every template of ``inputs``, in input order."""
     snapshots = [snapshot_from_entry(e) for e in inputs.clusters]
-    by_name = {s.name: s for s in snapshots}
     placer = Placer(snapshots)
-    plans: list[ResourcePlan] = []
-    for resource in inputs.resources:
-        meta = resource.get("metadata") or {}
-        match = match_policies(resource, inputs.policies)
-        replicas = _replicas_of(resource)
-        losers = tuple(f"{p.ref}: {why}" for p, why in match.losers)
-        unplaced = ResourcePlan(
-            api_version=str(resource["apiVersion"]),
-            kind=str(resource["kind"]),
-            namespace=meta.get("namespace"),
-            name=str(meta["name"]),
-            policy=None,
-            priority=None,
-            losers=losers,
-            scheduling="",
-            replicas=replicas,
-            unschedulable="no policy selects this resource: it stays on the hub",
-            rows=tuple(ClusterRow(s.name, False, None, "no policy selects the resource") for s in snapshots),
-        )
-        if match.winner is None:
-            plans.append(unplaced)
-            continue
-        policy = match.winner
-        placement = policy.spec.placement
-        decision: Decision = placer.decide(placement=placement, replicas=replicas, previous=None)
-        ownership = Ownership(
-            hub=hub_id(hub),
-            policy=format_policy(policy.kind, policy.metadata.namespace, policy.metadata.name),
-        )
-        chosen = {t.cluster: t.replicas for t in decision.targets}
-        rows: list[ClusterRow] = []
-        for snap in snapshots:
-            if snap.name not in chosen:
-                rows.append(ClusterRow(snap.name, False, None, decision.excluded.get(snap.name, "")))
-                continue
-            target_replicas = chosen[snap.name]
-            rules = resolve_overrides(resource, cluster=by_name[snap.name], policies=inputs.overrides)
-            reason = _chosen_reason(
-                placement=placement, cluster=snap.name, labels=snap.labels, replicas=replicas
-            )
-            labels = tuple(f"{r.policy} rule[{r.rule_index}]" for r in rules)
-            try:
-                plain = translate(
-                    resource, cluster=snap, replicas=target_replicas, overrides=(), ownership=ownership
-                ).manifest
-                final = translate(
-                    resource, cluster=snap, replicas=target_replicas, overrides=rules, ownership=ownership
-                ).manifest
-            except OverrideError as exc:
-                rows.append(ClusterRow(snap.name, True, target_replicas, reason, labels, error=str(exc)))
-                continue
-            for m in (plain, final):
-                m["metadata"]["annotations"].pop(OWNERSHIP.hash_annotation, None)
-            changes = tuple(c.describe() for c in diff(plain, final))
-            rows.append(ClusterRow(snap.name, True, target_replicas, reason, labels, changes))
-        plans.append(
-            replace(
-                unplaced,
-                policy=policy.ref,
-                priority=policy.spec.priority,
-                scheduling=_scheduling_text(placement, replicas),
-                unschedulable=decision.unschedulable,
-                rows=tuple(rows),
-            )
-        )
+    placed = [_place(r, policies=inputs.policies, placer=placer) for r in inputs.resources]
+    follows = _follows(placed)
+    given = {_key_of(r) for r in inputs.resources}
+    plans = [
+        _resource_plan(p, snapshots=snapshots, inputs=inputs, follows=follows, given=given, hub=hub)
+        for p in placed
+    ]
     return PlanReport(resources=tuple(plans))
+
+
+def _resource_plan(
+    p: _Placed,
+    *,
+    snapshots: list[ClusterSnapshot],
+    inputs: PlanInputs,
+    follows: Mapping[_Key, list[_Follow]],
+    given: set[_Key],
+    hub: str,
+) -> ResourcePlan:
+    resource = p.resource
+    meta = resource.get("metadata") or {}
+    replicas = _replicas_of(resource)
+    followed = follows.get(_key_of(resource), [])
+    base = ResourcePlan(
+        api_version=str(resource["apiVersion"]),
+        kind=str(resource["kind"]),
+        namespace=meta.get("namespace"),
+        name=str(meta["name"]),
+        policy=None,
+        priority=None,
+        losers=p.losers,
+        scheduling="",
+        replicas=replicas,
+        unschedulable="no policy selects this resource: it stays on the hub",
+        rows=tuple(ClusterRow(s.name, False, None, "no policy selects the resource") for s in snapshots),
+        dependency_of=tuple(f.workload for f in followed),
+    )
+    if p.policy is None or p.decision is None:
+        if followed:
+            return _dependency_plan(
+                base, resource, snapshots=snapshots, inputs=inputs, followed=followed, hub=hub
+            )
+        return base
+    policy, decision = p.policy, p.decision
+    placement = policy.spec.placement
+    ownership = _ownership(policy, hub)
+    chosen = {t.cluster: t.replicas for t in decision.targets}
+    rows: list[ClusterRow] = []
+    for snap in snapshots:
+        if snap.name not in chosen:
+            rows.append(ClusterRow(snap.name, False, None, decision.excluded.get(snap.name, "")))
+            continue
+        reason = _chosen_reason(placement=placement, cluster=snap.name, labels=snap.labels, replicas=replicas)
+        rows.append(
+            _chosen_row(
+                resource,
+                cluster=snap,
+                replicas=chosen[snap.name],
+                reason=reason,
+                overrides=inputs.overrides,
+                ownership=ownership,
+            )
+        )
+    dependencies = (
+        None
+        if p.dependencies is None
+        else tuple(DependencyRow(ref=d.ref, given=_dependency_key(d) in given) for d in p.dependencies)
+    )
+    return replace(
+        base,
+        policy=policy.ref,
+        priority=policy.spec.priority,
+        scheduling=_scheduling_text(placement, replicas),
+        unschedulable=decision.unschedulable,
+        rows=tuple(rows),
+        deletion_policy=policy.spec.deletion_policy,
+        suspended=policy.spec.suspend,
+        dependencies=dependencies,
+    )
+
+
+def _dependency_plan(
+    base: ResourcePlan,
+    resource: Mapping[str, Any],
+    *,
+    snapshots: list[ClusterSnapshot],
+    inputs: PlanInputs,
+    followed: list[_Follow],
+    hub: str,
+) -> ResourcePlan:
+    """A template no policy selects, but that workloads depend on: it goes where they go."""
+    rows: list[ClusterRow] = []
+    for snap in snapshots:
+        leaders = [f for f in followed if snap.name in f.clusters]
+        if not leaders:
+            rows.append(
+                ClusterRow(
+                    snap.name,
+                    False,
+                    None,
+                    "no policy selects the resource, and no workload it follows goes here",
+                )
+            )
+            continue
+        reason = "dependency of " + ", ".join(
+            f.workload + (" (policy suspended)" if f.policy.spec.suspend else "") for f in leaders
+        )
+        rows.append(
+            _chosen_row(
+                resource,
+                cluster=snap,
+                replicas=None,
+                reason=reason,
+                overrides=inputs.overrides,
+                ownership=_ownership(leaders[0].policy, hub),
+            )
+        )
+    return replace(
+        base,
+        scheduling="a dependency (propagateDependencies): a copy wherever the workloads it follows go",
+        unschedulable=None,
+        rows=tuple(rows),
+    )

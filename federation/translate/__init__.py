@@ -1,10 +1,13 @@
 """Translation: the manifest each member cluster should hold for a hub template.
 
 Pure functions (no I/O): drop hub-only metadata, set the decided replicas, apply override
-rules, leave out member-owned fields, stamp ownership and the content hash. ``OWNERSHIP`` and
-``content_hash`` are what propagation reads to recognise and compare our objects.
+rules, leave out member-owned fields, stamp ownership and the content hash; and find the
+objects a workload depends on (``dependencies_of``, for ``propagateDependencies``).
+``OWNERSHIP`` and ``content_hash`` are what propagation reads to recognise and compare our
+objects.
 """
 
+from federation.translate.dependencies import DependencyRef, dependencies_of
 from federation.translate.diff import Change, ChangeKind, diff
 from federation.translate.images import ImageRef, ImageRefError, override_image, parse_image
 from federation.translate.jsonpatch import PatchError, apply_patch
@@ -38,6 +41,7 @@ __all__ = [
     "OWNERSHIP",
     "Change",
     "ChangeKind",
+    "DependencyRef",
     "HubId",
     "ImageRef",
     "ImageRefError",
@@ -52,6 +56,7 @@ __all__ = [
     "apply_patch",
     "canonical_json",
     "content_hash",
+    "dependencies_of",
     "diff",
     "format_policy",
     "format_source",

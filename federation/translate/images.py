@@ -67,20 +67,12 @@ def _check(ref: ImageRef, original: str) -> None:
         raise ImageRefError(f"{original!r}: registry {ref.registry!r} is not valid")
 
 
-_FIELD = {
-    ImageComponent.REGISTRY: "registry",
-    ImageComponent.REPOSITORY: "repository",
-    ImageComponent.TAG: "tag",
-    ImageComponent.DIGEST: "digest",
-}
-
-
 def override_image(image: str, *, component: ImageComponent, operator: ImageOperator, value: str) -> str:
     """``image`` with one component replaced or removed; ImageRefError if the result is invalid."""
     ref = parse_image(image)
     new_value = value if operator is ImageOperator.REPLACE else ""
     if component is ImageComponent.REPOSITORY and not new_value:
         raise ImageRefError("the repository of an image cannot be removed")
-    updated = replace(ref, **{_FIELD[component]: new_value})
+    updated = replace(ref, **{component.value: new_value})  # the enum values are ImageRef's field names
     _check(updated, str(updated))
     return str(updated)

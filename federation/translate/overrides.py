@@ -28,6 +28,7 @@ from federation.placement import ClusterSnapshot
 from federation.translate.images import ImageRefError, override_image
 from federation.translate.jsonpatch import PatchError, apply_patch
 from federation.translate.mergepatch import apply_merge_patch
+from federation.translate.podspec import pod_spec
 from federation.translate.pointer import PointerError, parse_pointer, resolve
 
 CLUSTER_NAME_VARIABLE = "${CLUSTER_NAME}"
@@ -64,9 +65,8 @@ def resolve_overrides(
     )
     out: list[ResolvedOverride] = []
     for policy in ordered:
-        for i, rule in enumerate(policy.spec.override_rules):
-            target = rule.target_cluster
-            if target is None or target.matches(cluster.name, cluster.labels):
+        for i, rule in enumerate(policy.spec.rules):
+            if rule.applies_to(cluster.name, cluster.labels):
                 out.append(ResolvedOverride(policy=policy.ref, rule_index=i, overriders=rule.overriders))
     return (out and tuple(out)) or ()
 
@@ -80,22 +80,6 @@ def substitute(value: Any, cluster: str) -> Any:
     if isinstance(value, list | tuple):
         return [substitute(v, cluster) for v in value]
     return value
-
-
-_POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-
-
-def _pod_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    path = _POD_SPEC_PATHS.get(str(manifest.get("kind")), ("spec", "template", "spec"))
-    node: Any = manifest
-    for part in path:
-        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
-            return None
-        node = node[part]
-    return node  # type: ignore[no-any-return]
 
 
 class _OverriderFailedError(Exception):
@@ -133,7 +117,7 @@ def _apply_image(manifest: dict[str, Any], *, index: int, image: ImageOverrider,
         else:
             parent[last] = change(current, path)
         return
-    pod = _pod_spec(manifest)
+    pod = pod_spec(manifest, any_kind=True)
     if pod is None:
         raise _OverriderFailedError(
             where, f"a {manifest.get('kind')} has no pod template; give `path` to the image field"

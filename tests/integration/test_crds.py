@@ -84,6 +84,11 @@ async def test_valid_objects_are_accepted(
         # Schema defaults are applied by the apiserver, as the models default them.
         assert created["spec"]["priority"] == case.obj["spec"].get("priority", 0)
         assert created["spec"]["conflictResolution"] == case.obj["spec"].get("conflictResolution", "Abort")
+        assert created["spec"]["deletionPolicy"] == case.obj["spec"].get("deletionPolicy", "Delete")
+        assert created["spec"]["propagateDependencies"] is case.obj["spec"].get(
+            "propagateDependencies", False
+        )
+        assert created["spec"]["suspend"] is case.obj["spec"].get("suspend", False)
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)

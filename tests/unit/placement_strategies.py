@@ -48,22 +48,21 @@ def clusters(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 8) -> list[C
 def placements(draw: st.DrawFn) -> Placement:
     spec: dict[str, Any] = {}
     if draw(st.booleans()):
-        affinity: dict[str, Any] = {}
-        if draw(st.booleans()):
-            affinity["clusterSelector"] = {
-                "matchExpressions": [
-                    {
-                        "key": "region",
-                        "operator": "In",
-                        "values": draw(st.lists(st.sampled_from(REGIONS), min_size=1, unique=True)),
-                    }
-                ]
-            }
-        if draw(st.booleans()):
-            affinity["excludeClusters"] = draw(st.lists(st.sampled_from(NAMES), max_size=2, unique=True))
-        spec["clusterAffinity"] = affinity
+        spec["clusterSelector"] = {
+            "matchExpressions": [
+                {
+                    "key": "region",
+                    "operator": "In",
+                    "values": draw(st.lists(st.sampled_from(REGIONS), min_size=1, unique=True)),
+                }
+            ]
+        }
     if draw(st.booleans()):
-        spec["clusterTolerations"] = [{"key": "maintenance", "operator": "Exists"}]
+        spec["clusterNames"] = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=8, unique=True))
+    if draw(st.booleans()):
+        spec["excludeClusters"] = draw(st.lists(st.sampled_from(NAMES), max_size=2, unique=True))
+    if draw(st.booleans()):
+        spec["tolerations"] = [{"key": "maintenance", "operator": "Exists"}]
     max_clusters = draw(st.none() | st.integers(1, 5))
     if max_clusters is not None:
         spec["maxClusters"] = max_clusters
@@ -79,21 +78,17 @@ def placements(draw: st.DrawFn) -> Placement:
     elif kind == "equal":
         spec["replicaScheduling"] = {"type": "Divided"}
     elif kind == "static":
-        spec["replicaScheduling"] = {
-            "type": "Divided",
-            "weightPreference": {
-                "staticWeights": [
-                    {
-                        "targetCluster": {"clusterSelector": {"matchLabels": {"region": r}}},
-                        "weight": draw(st.integers(1, 5)),
-                    }
-                    for r in draw(st.lists(st.sampled_from(REGIONS), min_size=1, unique=True))
-                ]
-            },
-        }
+        by_region = [
+            {"clusterSelector": {"matchLabels": {"region": r}}, "weight": draw(st.integers(1, 5))}
+            for r in draw(st.lists(st.sampled_from(REGIONS), min_size=1, unique=True))
+        ]
+        by_name = [
+            {"clusterNames": names, "weight": draw(st.integers(1, 5))}
+            for names in draw(
+                st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3, unique=True), max_size=2)
+            )
+        ]
+        spec["replicaScheduling"] = {"type": "Divided", "weights": by_region + by_name}
     else:
-        spec["replicaScheduling"] = {
-            "type": "Divided",
-            "weightPreference": {"dynamicWeight": "AvailableReplicas"},
-        }
+        spec["replicaScheduling"] = {"type": "Divided", "dynamic": "AvailableReplicas"}
     return Placement.model_validate(spec)

@@ -3,6 +3,7 @@ YAML line numbers, and the generated CRDs (in sync, structural)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.api import (
+    ConflictResolution,
+    DeletionPolicy,
     LabelSelector,
     MemberCluster,
+    OverrideRule,
     PropagationPolicy,
+    ReplicaSchedulingType,
     load_clusters_file,
     parse_object,
     parse_quantity,
@@ -60,6 +65,86 @@ def test_unknown_fields_are_refused() -> None:
     obj["spec"]["placment"] = {}
     with pytest.raises(InvalidObjectError, match=r"spec\.placment: unknown field"):
         PropagationPolicy.model_validate(obj)
+
+
+@pytest.mark.parametrize(
+    ("placement", "field"),
+    [
+        ({"clusterAffinity": {"clusterNames": ["a"]}}, "spec.placement.clusterAffinity"),
+        ({"clusterTolerations": []}, "spec.placement.clusterTolerations"),
+        (
+            {
+                "replicaScheduling": {
+                    "type": "Divided",
+                    "weightPreference": {"dynamicWeight": "AvailableReplicas"},
+                }
+            },
+            "spec.placement.replicaScheduling.weightPreference",
+        ),
+    ],
+)
+def test_the_pre_issue_field_names_are_refused(placement: dict[str, Any], field: str) -> None:
+    """A policy written for the first draft of the API fails loudly instead of being half-read."""
+    obj = VALID[0].in_namespace("ns")
+    obj["spec"]["placement"] = placement
+    with pytest.raises(InvalidObjectError, match=rf"{re.escape(field)}: unknown field"):
+        PropagationPolicy.model_validate(obj)
+
+
+def test_policy_defaults() -> None:
+    policy = PropagationPolicy.model_validate(VALID[0].in_namespace("ns"))
+    assert policy.spec.conflict_resolution is ConflictResolution.ABORT
+    assert policy.spec.deletion_policy is DeletionPolicy.DELETE
+    assert policy.spec.propagate_dependencies is False
+    assert policy.spec.suspend is False
+    assert policy.spec.placement.scheduling.type is ReplicaSchedulingType.DUPLICATED
+    assert policy.spec.placement.scheduling.weights is None
+    assert policy.spec.placement.scheduling.dynamic is None
+
+
+def test_policy_status_and_member_cluster_status_fields() -> None:
+    obj = VALID[0].in_namespace("ns")
+    obj["status"] = {
+        "observedGeneration": 3,
+        "matchedResources": 12,
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+    status = PropagationPolicy.model_validate(obj).status
+    assert status is not None and status.matched_resources == 12 and status.observed_generation == 3
+    obj["status"]["matchedResources"] = -1
+    with pytest.raises(InvalidObjectError, match=r"status\.matchedResources: Input should be greater"):
+        PropagationPolicy.model_validate(obj)
+    mc = MemberCluster.model_validate(
+        {
+            "kind": "MemberCluster",
+            "metadata": {"name": "a"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "reason": "Unreachable"}],
+                "kubernetesVersion": "v1.31.2",
+                "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                "lastProbeTime": "2025-01-01T00:00:10Z",
+                "availableReplicas": 4,
+            },
+        }
+    )
+    assert mc.status is not None and mc.status.last_probe_time == "2025-01-01T00:00:10Z"
+    assert not mc.ready
+    assert MemberCluster.model_validate(mc.to_dict()) == mc
+
+
+def test_override_rule_targets() -> None:
+    """No targetClusters: every cluster; otherwise exactly the clusters of its one selector."""
+    every, by_name, by_label = (
+        OverrideRule.model_validate({"overriders": {"replicas": 1}, **target})
+        for target in (
+            {},
+            {"targetClusters": {"clusterNames": ["eu-1"]}},
+            {"targetClusters": {"clusterSelector": {"matchLabels": {"region": "us"}}}},
+        )
+    )
+    assert every.applies_to("x", {}) and every.target_clusters is None
+    assert by_name.applies_to("eu-1", {}) and not by_name.applies_to("eu-2", {"region": "us"})
+    assert by_label.applies_to("z", {"region": "us"}) and not by_label.applies_to("eu-1", {"region": "eu"})
 
 
 def test_namespaced_policy_cannot_select_another_namespace() -> None:
@@ -227,10 +312,34 @@ def test_crds_carry_the_cross_field_rules() -> None:
     for rule in (
         "has(self.clusterNames) != has(self.clusterSelector)",
         "self.maxGroups >= self.minGroups",
-        "self.type == 'Divided' || !has(self.weightPreference)",
+        "self.type == 'Divided' || (!has(self.weights) && !has(self.dynamic))",
+        "'!has(self.weights) || !has(self.dynamic)'",
     ):
         assert rule in text
-    assert "default: Abort" in text and "default: Duplicated" in text
+    for default in ("Abort", "Duplicated", "Delete"):
+        assert f"default: {default}" in text
+    spec = yaml.safe_load(text)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["propagateDependencies"]["default"] is False
+    assert spec["properties"]["suspend"]["default"] is False
+    assert set(spec["properties"]["placement"]["properties"]) == {
+        "clusterNames",
+        "clusterSelector",
+        "excludeClusters",
+        "tolerations",
+        "maxClusters",
+        "spreadConstraints",
+        "replicaScheduling",
+    }
+    overrides = render_crds()["federation.io_overridepolicies.yaml"]
+    rule = yaml.safe_load(overrides)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]["properties"]["rules"]["items"]
+    assert rule["properties"]["targetClusters"]["x-kubernetes-validations"] == [
+        {
+            "rule": "has(self.clusterNames) != has(self.clusterSelector)",
+            "message": "give exactly one of clusterNames or clusterSelector",
+        }
+    ]
 
 
 def test_crds_check_command(tmp_path: Path) -> None:
@@ -254,3 +363,12 @@ def test_wrong_api_version_or_kind_is_refused() -> None:
         PropagationPolicy.model_validate({**obj, "apiVersion": "federation.io/v1beta1"})
     with pytest.raises(InvalidObjectError, match=r"not a federation\.io/v1alpha1 object"):
         parse_object({**obj, "kind": "Deployment"})
+
+
+def test_the_readme_field_layout_is_valid() -> None:
+    """The README shows every field of every kind; it must stay a valid example of the API."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("The fields, as the apiserver") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", 1)]
+    kinds = [parse_object(doc.data).kind for doc in parse_yaml(block, source="README.md")]
+    assert kinds == ["PropagationPolicy", "OverridePolicy", "MemberCluster"]

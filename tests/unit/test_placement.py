@@ -51,9 +51,7 @@ def targets(d: Decision) -> dict[str, int | None]:
 
 
 def test_every_cluster_left_out_has_a_reason() -> None:
-    p = placement(
-        clusterAffinity={"clusterSelector": {"matchLabels": {"region": "eu"}}, "excludeClusters": ["eu-1"]}
-    )
+    p = placement(clusterSelector={"matchLabels": {"region": "eu"}}, excludeClusters=["eu-1"])
     d = decide(placement=p, clusters=[*FLEET, cluster("eu-3")], replicas=2, previous=None)
     assert targets(d) == {"eu-3": 2}
     assert dict(d.excluded) == {
@@ -66,7 +64,7 @@ def test_every_cluster_left_out_has_a_reason() -> None:
 
 def test_cluster_names_and_not_ready() -> None:
     d = decide(
-        placement=placement(clusterAffinity={"clusterNames": ["eu-1", "ap-1"]}),
+        placement=placement(clusterNames=["eu-1", "ap-1"]),
         clusters=FLEET,
         replicas=None,
         previous=None,
@@ -82,7 +80,7 @@ def test_empty_fleet_and_nothing_matching_are_unschedulable() -> None:
         == "no cluster passed the filters"
     )
     d = decide(
-        placement=placement(clusterAffinity={"clusterNames": ["nope"]}),
+        placement=placement(clusterNames=["nope"]),
         clusters=FLEET,
         replicas=1,
         previous=None,
@@ -120,7 +118,7 @@ def test_no_execute_evicts_existing_placements_unless_tolerated() -> None:
     d = decide(placement=placement(), clusters=fleet, replicas=1, previous=previous)
     assert targets(d) == {"eu-1": 1}
     assert d.excluded["eu-2"] == "excluded by taint broken=true:NoExecute"
-    tolerant = placement(clusterTolerations=[{"key": "broken", "operator": "Exists", "effect": "NoExecute"}])
+    tolerant = placement(tolerations=[{"key": "broken", "operator": "Exists", "effect": "NoExecute"}])
     assert targets(decide(placement=tolerant, clusters=fleet, replicas=1, previous=previous)) == {
         "eu-1": 1,
         "eu-2": 1,
@@ -139,7 +137,7 @@ def test_toleration_semantics() -> None:
     ]
     for toleration, tolerated in cases:
         d = decide(
-            placement=placement(clusterTolerations=[toleration]), clusters=fleet, replicas=None, previous=None
+            placement=placement(tolerations=[toleration]), clusters=fleet, replicas=None, previous=None
         )
         assert (d.targets != ()) is tolerated, toleration
 
@@ -219,17 +217,48 @@ def test_divided_static_weights_two_to_one() -> None:
     p = placement(
         replicaScheduling={
             "type": "Divided",
-            "weightPreference": {
-                "staticWeights": [
-                    {"targetCluster": {"clusterSelector": {"matchLabels": {"region": "eu"}}}, "weight": 2},
-                    {"targetCluster": {"clusterNames": ["us-1"]}, "weight": 1},
-                ]
-            },
+            "weights": [
+                {"clusterSelector": {"matchLabels": {"region": "eu"}}, "weight": 2},
+                {"clusterNames": ["us-1"], "weight": 1},
+            ],
         }
     )
     d = decide(placement=p, clusters=FLEET, replicas=6, previous=None)
     assert targets(d) == {"eu-1": 4, "us-1": 2}
-    assert d.excluded["ap-1"] == "matched by no staticWeights entry"
+    assert d.excluded["ap-1"] == "matched by no replicaScheduling.weights entry"
+
+
+def test_a_cluster_matched_by_several_weights_takes_the_highest() -> None:
+    p = placement(
+        replicaScheduling={
+            "type": "Divided",
+            "weights": [
+                {"clusterSelector": {"matchLabels": {"region": "eu"}}, "weight": 1},
+                {"clusterNames": ["eu-1"], "weight": 3},
+            ],
+        }
+    )
+    fleet = [cluster("eu-1"), cluster("eu-3")]
+    assert targets(decide(placement=p, clusters=fleet, replicas=8, previous=None)) == {"eu-1": 6, "eu-3": 2}
+
+
+def test_names_selector_and_exclusions_must_all_hold() -> None:
+    p = placement(
+        clusterNames=["eu-1", "eu-3", "us-1"],
+        clusterSelector={"matchLabels": {"region": "eu"}},
+        excludeClusters=["eu-3"],
+    )
+    d = decide(
+        placement=p,
+        clusters=[cluster("eu-1"), cluster("eu-3"), cluster("us-1", "us")],
+        replicas=1,
+        previous=None,
+    )
+    assert targets(d) == {"eu-1": 1}
+    assert dict(d.excluded) == {
+        "eu-3": "listed in excludeClusters",
+        "us-1": "not matched by clusterSelector region=eu",
+    }
 
 
 def test_divided_zero_shares_are_explained_and_scale_to_zero_keeps_targets() -> None:
@@ -247,9 +276,7 @@ def test_divided_dynamic_by_available_replicas() -> None:
         cluster("b", available_replicas=10),
         cluster("c", available_replicas=None),
     ]
-    p = placement(
-        replicaScheduling={"type": "Divided", "weightPreference": {"dynamicWeight": "AvailableReplicas"}}
-    )
+    p = placement(replicaScheduling={"type": "Divided", "dynamic": "AvailableReplicas"})
     d = decide(placement=p, clusters=fleet, replicas=8, previous=None)
     assert targets(d) == {"a": 6, "b": 2}
     assert "weight 0 of 40" in d.excluded["c"]
@@ -379,18 +406,13 @@ def test_removing_a_cluster_moves_only_its_share(
 ) -> None:
     p = Placement.model_validate(
         {
-            "clusterTolerations": [{"operator": "Exists"}],
+            "tolerations": [{"operator": "Exists"}],
             "replicaScheduling": {
                 "type": "Divided",
-                "weightPreference": {
-                    "staticWeights": [
-                        {
-                            "targetCluster": {"clusterSelector": {"matchLabels": {"region": region}}},
-                            "weight": w,
-                        }
-                        for region, w in (("eu", 3), ("us", 2), ("ap", 1))
-                    ]
-                },
+                "weights": [
+                    {"clusterSelector": {"matchLabels": {"region": region}}, "weight": w}
+                    for region, w in (("eu", 3), ("us", 2), ("ap", 1))
+                ],
             },
         }
     )
@@ -412,7 +434,7 @@ def test_spread_constraints_hold(fleet: list[ClusterSnapshot], lo: int, hi: int,
     if hi < lo:
         lo, hi = hi, lo
     p = placement(
-        clusterTolerations=[{"operator": "Exists"}],
+        tolerations=[{"operator": "Exists"}],
         spreadConstraints=[{"topologyKey": "region", "minGroups": lo, "maxGroups": hi}],
     )
     d = decide(placement=p, clusters=fleet, replicas=r, previous=None)
@@ -456,7 +478,7 @@ tolerations = st.lists(
 def test_taint_effects_follow_kubernetes(
     fleet: list[ClusterSnapshot], tols: list[dict[str, Any]], data: st.DataObject
 ) -> None:
-    p = placement(clusterTolerations=tols)
+    p = placement(tolerations=tols)
     prev_names = data.draw(st.lists(st.sampled_from([c.name for c in fleet]), unique=True)) if fleet else []
     previous = Decision(targets=tuple(Target(n, None) for n in sorted(prev_names)))
     d = decide(placement=p, clusters=fleet, replicas=None, previous=previous)

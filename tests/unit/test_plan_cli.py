@@ -90,7 +90,7 @@ def test_failing_override_is_reported_and_exits_1(tmp_path: Path, monkeypatch: p
         "apiVersion: federation.io/v1alpha1\nkind: OverridePolicy\n"
         "metadata: {name: broken, namespace: shop}\n"
         "spec:\n  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment}]\n"
-        "  overrideRules:\n    - overriders:\n        jsonPatch: [{op: remove, path: /spec/missing}]\n"
+        "  rules:\n    - overriders:\n        jsonPatch: [{op: remove, path: /spec/missing}]\n"
     )
     code, out, _ = _plan(
         [
@@ -117,3 +117,88 @@ def test_missing_file(monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = _plan(["plan", "-f", "nope.yaml", "--clusters", "examples/clusters.yaml"], monkeypatch)
     assert code == 1
     assert err.strip() == "error: nope.yaml: no such file"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+POLICY = """\
+apiVersion: federation.io/v1alpha1
+kind: PropagationPolicy
+metadata: {{name: p, namespace: shop}}
+spec:
+  resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment}}]
+  placement: {{clusterNames: [us-east]}}
+{extra}
+"""
+
+WORKLOAD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w, namespace: shop}
+spec:
+  replicas: 2
+  template:
+    spec:
+      imagePullSecrets: [{name: pull}]
+      containers: [{name: c, image: nginx, envFrom: [{configMapRef: {name: cfg}}]}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: shop}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unrelated, namespace: shop}
+"""
+
+
+def test_suspended_policy_keeps_its_decision_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = _write(tmp_path, "p.yaml", POLICY.format(extra="  suspend: true\n  deletionPolicy: Orphan"))
+    workload = _write(tmp_path, "w.yaml", WORKLOAD)
+    code, out, _ = _plan(
+        ["plan", "-f", policy, "-f", workload, "--clusters", "examples/clusters.yaml"], monkeypatch
+    )
+    assert code == 0
+    block = out.split("\n\n")[0]
+    assert "  SUSPENDED:  the policy is suspended: the decision below is kept, nothing is applied" in out
+    assert "  deletion:   Orphan: copies stay, without our ownership stamp" in block
+    assert "dependencies" not in out  # the policy does not propagate them
+    code, out, _ = _plan(
+        ["plan", "-f", policy, "-f", workload, "--clusters", "examples/clusters.yaml", "-o", "json"],
+        monkeypatch,
+    )
+    web = json.loads(out)["resources"][0]
+    assert (web["suspended"], web["deletion_policy"], web["dependencies"]) == (True, "Orphan", None)
+    assert {r["cluster"]: r["replicas"] for r in web["rows"] if r["chosen"]} == {"us-east": 2}
+
+
+def test_dependencies_follow_their_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = _write(tmp_path, "p.yaml", POLICY.format(extra="  propagateDependencies: true\n  suspend: true"))
+    workload = _write(tmp_path, "w.yaml", WORKLOAD)
+    args = ["plan", "-f", policy, "-f", workload, "--clusters", "examples/clusters.yaml"]
+    code, out, _ = _plan(args, monkeypatch)
+    assert code == 0
+    assert (
+        "  dependencies (propagateDependencies: they follow this workload to its clusters):\n"
+        "    ConfigMap shop/cfg\n"
+        "    Secret shop/pull (not in the given files: it must exist on the hub)\n"
+    ) in out
+    assert "  follows:    Deployment shop/w (as a dependency)" in out
+    assert "  us-east     yes     -         dependency of Deployment shop/w (policy suspended)" in out
+    # A template that nothing selects and nothing depends on stays on the hub.
+    assert "ConfigMap shop/unrelated (v1)\n  no policy selects this resource: it stays on the hub\n" in out
+    code, out, _ = _plan([*args, "-o", "json"], monkeypatch)
+    w, cfg, unrelated = json.loads(out)["resources"]
+    assert w["dependencies"] == [
+        {"ref": "ConfigMap shop/cfg", "given": True},
+        {"ref": "Secret shop/pull", "given": False},
+    ]
+    assert cfg["dependency_of"] == ["Deployment shop/w"] and cfg["policy"] is None
+    assert [r["cluster"] for r in cfg["rows"] if r["chosen"]] == ["us-east"]
+    assert unrelated["dependency_of"] == [] and not any(r["chosen"] for r in unrelated["rows"])

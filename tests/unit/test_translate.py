@@ -73,7 +73,7 @@ def deployment() -> dict[str, Any]:
 
 
 def overrides(rules: list[dict[str, Any]], *, cluster_scoped: bool = False, name: str = "o") -> Any:
-    spec = {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}], "overrideRules": rules}
+    spec = {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}], "rules": rules}
     if cluster_scoped:
         return ClusterOverridePolicy.model_validate(
             {"kind": "ClusterOverridePolicy", "metadata": {"name": name}, "spec": spec}
@@ -224,15 +224,59 @@ def test_override_order_cluster_policies_first_then_by_name_then_rules() -> None
     assert out["metadata"]["labels"]["order"] == "b1"
 
 
-def test_target_cluster_limits_a_rule() -> None:
+def test_target_clusters_limit_a_rule() -> None:
     rules = [
         {
-            "targetCluster": {"clusterSelector": {"matchLabels": {"region": "us"}}},
+            "targetClusters": {"clusterSelector": {"matchLabels": {"region": "us"}}},
             "overriders": {"replicas": 1},
         }
     ]
     assert run(rules, cluster=EU)["spec"]["replicas"] == 4
     assert run(rules, cluster=US)["spec"]["replicas"] == 1
+
+
+def test_target_clusters_by_name() -> None:
+    rules = [{"targetClusters": {"clusterNames": ["eu-1"]}, "overriders": {"replicas": 1}}]
+    assert run(rules, cluster=EU)["spec"]["replicas"] == 1
+    assert run(rules, cluster=US)["spec"]["replicas"] == 4
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "path"),
+    [
+        ("v1", "Pod", ("spec",)),
+        ("batch/v1", "CronJob", ("spec", "jobTemplate", "spec", "template", "spec")),
+        ("batch/v1", "Job", ("spec", "template", "spec")),
+        ("argoproj.io/v1alpha1", "Rollout", ("spec", "template", "spec")),  # custom, Deployment-shaped
+    ],
+)
+def test_image_overrides_find_the_pod_spec_of_every_workload_kind(
+    api_version: str, kind: str, path: tuple[str, ...]
+) -> None:
+    template: dict[str, Any] = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": "w", "namespace": "shop"},
+    }
+    node = template
+    for part in path:
+        node = node.setdefault(part, {})
+    node["containers"] = [{"name": "c", "image": "nginx:1"}]
+    policy = OverridePolicy.model_validate(
+        {
+            "kind": "OverridePolicy",
+            "metadata": {"name": "o", "namespace": "shop"},
+            "spec": {
+                "resourceSelectors": [{"apiVersion": api_version, "kind": kind}],
+                "rules": [{"overriders": {"image": [{"component": "tag", "value": "2"}]}}],
+            },
+        }
+    )
+    resolved = resolve_overrides(template, cluster=EU, policies=[policy])
+    out: Any = translate(template, cluster=EU, replicas=None, overrides=resolved, ownership=OWNER).manifest
+    for part in path:
+        out = out[part]
+    assert out["containers"][0]["image"] == "nginx:2"
 
 
 def test_every_overrider_kind_with_cluster_name() -> None:
@@ -253,7 +297,7 @@ def test_every_overrider_kind_with_cluster_name() -> None:
                             "template": {"metadata": {"labels": {"c": "${CLUSTER_NAME}"}}},
                         }
                     },
-                    "image": [{"component": "Tag", "value": "1.28-${CLUSTER_NAME}"}],
+                    "image": [{"component": "tag", "value": "1.28-${CLUSTER_NAME}"}],
                     "labels": {"set": {"tier": "${CLUSTER_NAME}"}, "remove": ["app"]},
                     "annotations": {"remove": ["team"]},
                     "replicas": 2,
@@ -284,11 +328,11 @@ def test_image_override_at_a_path() -> None:
             "metadata": {"name": "o", "namespace": "shop"},
             "spec": {
                 "resourceSelectors": [{"apiVersion": "example.com/v1", "kind": "Thing"}],
-                "overrideRules": [
+                "rules": [
                     {
                         "overriders": {
                             "image": [
-                                {"component": "Registry", "value": "mirror.local:5000", "path": "/spec/image"}
+                                {"component": "registry", "value": "mirror.local:5000", "path": "/spec/image"}
                             ]
                         }
                     }
@@ -315,13 +359,13 @@ def test_image_override_at_a_path() -> None:
             "failed for Deployment shop/web on cluster eu-1: test failed: /spec/replicas is 4, not 5",
         ),
         (
-            {"image": [{"component": "Tag", "value": "bad tag!"}]},
-            "OverridePolicy shop/o rule[0].overriders.image[0] (Tag Replace) "
+            {"image": [{"component": "tag", "value": "bad tag!"}]},
+            "OverridePolicy shop/o rule[0].overriders.image[0] (tag Replace) "
             "failed for Deployment shop/web on cluster eu-1: initContainers[0].image:",
         ),
         (
-            {"image": [{"component": "Tag", "value": "1", "path": "/spec/replicas"}]},
-            "rule[0].overriders.image[0] (Tag Replace) "
+            {"image": [{"component": "tag", "value": "1", "path": "/spec/replicas"}]},
+            "rule[0].overriders.image[0] (tag Replace) "
             "failed for Deployment shop/web on cluster eu-1: /spec/replicas is not an image string",
         ),
     ],
@@ -347,7 +391,7 @@ def test_image_override_without_a_pod_template_is_an_error() -> None:
         "spec": {},
     }
     with pytest.raises(OverrideError, match="has no pod template"):
-        run([{"overriders": {"image": [{"component": "Tag", "value": "1"}]}}], template=cm)
+        run([{"overriders": {"image": [{"component": "tag", "value": "1"}]}}], template=cm)
 
 
 # -- JSON patch, merge patch, images -------------------------------------------------------------
