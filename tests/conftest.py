@@ -13,10 +13,12 @@ import re
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from federation.devfleet import LocalFleet
+from federation.devfleet import EmbeddedPostgres, LocalFleet
+from federation.store import Store
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,3 +71,51 @@ async def namespace(request: pytest.FixtureRequest, fleet: LocalFleet) -> AsyncI
     yield name
     for cluster in fleet.clusters.values():
         await delete_namespace(cluster, name)
+
+
+# -- the state store: a Postgres of its own, a fresh database per test -----------------------
+
+STORE_TEMPLATE_DB = "federation_template"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server for store tests (no apiservers); fsync off, as for any throwaway fleet."""
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("postgres")) / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def store_template(postgres: EmbeddedPostgres) -> str:
+    """A database migrated to head once; each test's database is a copy of it (CREATE ... TEMPLATE)."""
+    from federation.store import migrate
+    from tests.storehelpers import create_database
+
+    url = await create_database(postgres.url, STORE_TEMPLATE_DB)
+    await migrate.upgrade(url)
+    return STORE_TEMPLATE_DB
+
+
+@pytest.fixture
+async def database_url(postgres: EmbeddedPostgres, store_template: str) -> AsyncIterator[str]:
+    """A database of this test's own, at the newest schema revision; dropped afterwards."""
+    from tests.storehelpers import create_database, drop_database
+
+    name = f"t_{secrets.token_hex(6)}"
+    url = await create_database(postgres.url, name, template=store_template)
+    yield url
+    await drop_database(postgres.url, name)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A `federation.store.Store` on this test's database."""
+    opened = await Store.connect(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
