@@ -11,7 +11,9 @@ import inspect
 import os
 import re
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -79,14 +81,20 @@ STORE_TEMPLATE_DB = "federation_template"
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL server for store tests (no apiservers); fsync off, as for any throwaway fleet."""
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("postgres")) / "data")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server for store tests (no apiservers); fsync off, as for any throwaway fleet.
+
+    Its directory is not under pytest's tmp_path: pytest prunes old numbered temp directories
+    of every session of the same user, which would pull the data from under a running server.
+    """
+    base = Path(tempfile.mkdtemp(prefix="federation-test-postgres-"))
+    server = EmbeddedPostgres(base / "data")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,11 @@ def is_connection_fault(exc: BaseException) -> bool:
             return True
         if isinstance(e, asyncpg.InterfaceError) and any(m in str(e) for m in _CLOSED_MARKERS):
             return True
+        if isinstance(e, asyncpg.exceptions.InternalClientError):
+            # "cannot switch to state N; another operation is in progress": asyncpg's protocol
+            # state of a connection that broke mid-operation (seen when the pool resets it on
+            # release after a server crash). The pool discards that connection.
+            return True
     return False
 
 
