@@ -1,8 +1,8 @@
 """The asyncpg side of the store: the connection type the repository takes, and its codecs.
 
-JSONB goes over the wire in Postgres's binary format (a version byte, then the JSON text),
-encoded and decoded with orjson: the manifests and statuses are the bulk of every hot
-statement, so this is where the time goes.
+A single JSONB value goes over the wire in Postgres's binary format (a version byte, then the
+JSON text), encoded and decoded with orjson. Bulk statements pass JSON as ``text[]`` instead
+(see `json_texts`).
 """
 
 from __future__ import annotations
@@ -27,27 +27,18 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-class _Wrapped:
-    """A JSON value that asyncpg must not mistake for a sub-array (see `jsonb_elements`)."""
+def json_texts(values: Iterable[Any]) -> list[str]:
+    """The elements of a bulk JSON parameter, as JSON text, for a ``$n::text[]`` cast to jsonb in SQL.
 
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def jsonb_elements(values: Iterable[Any]) -> list[Any]:
-    """The elements of a ``jsonb[]`` parameter.
-
-    asyncpg reads a list inside an array parameter as a sub-array (a second dimension), so a
-    JSON array (or scalar) is wrapped; mappings go as they are.
+    Measured on PostgreSQL 18 with ~0.7 kB manifests: ``unnest($1::text[])`` followed by
+    ``::jsonb`` ingests about twice as fast as a binary ``jsonb[]`` parameter, and the cast is
+    only paid for the rows a statement actually writes. (It also avoids asyncpg reading a JSON
+    array inside an array parameter as a second dimension.)
     """
-    return [v if isinstance(v, dict) else _Wrapped(v) for v in values]
+    return [orjson.dumps(v, default=_default).decode() for v in values]
 
 
 def encode_jsonb(value: Any) -> bytes:
-    if isinstance(value, _Wrapped):
-        value = value.value
     return _JSONB_VERSION + orjson.dumps(value, default=_default)
 
 

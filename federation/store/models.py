@@ -29,7 +29,6 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -225,13 +224,9 @@ class MemberStatus(Base):
     """The status of a propagated object as a member reports it (status up)."""
 
     __tablename__ = "member_status"
-    __table_args__ = (
-        PrimaryKeyConstraint("resource_id", "cluster"),
-        # A status belongs to a work: it goes when the work is finished (deleted).
-        ForeignKeyConstraint(
-            ["resource_id", "cluster"], ["works.resource_id", "works.cluster"], ondelete="CASCADE"
-        ),
-    )
+    # No foreign key to works, on purpose (see federation/store/repo/status.py): the rows of a
+    # work are deleted with it by the store's own statements.
+    __table_args__ = (PrimaryKeyConstraint("resource_id", "cluster"),)
 
     resource_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     cluster: Mapped[str] = mapped_column(Text, nullable=False)

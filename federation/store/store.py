@@ -64,6 +64,7 @@ from federation.store.rows import (
 from federation.store.url import asyncpg_dsn, describe
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
@@ -88,6 +89,11 @@ class StoreSettings:
     #: Seconds `connect` keeps trying when the server is not up yet (0: one attempt).
     connect_deadline: float = 0.0
     application_name: str = "federation"
+    #: Bulk writes (`upsert_desired_works`, `upsert_member_statuses`) go in statements of at most
+    #: this many rows, up to `bulk_parallelism` at a time on separate connections, so that
+    #: encoding one chunk here overlaps with Postgres writing another.
+    bulk_chunk_rows: int = 2500
+    bulk_parallelism: int = 2
 
 
 @dataclass
@@ -234,6 +240,46 @@ class Store:
             on_success=self._recovered,
         )
 
+    async def _bulk(
+        self,
+        what: str,
+        rows: Sequence[R],
+        write: Callable[[Connection, Sequence[R]], Awaitable[int]],
+        *,
+        key: Callable[[R], tuple[int, str]],
+    ) -> int:
+        """Run a bulk write in chunks, a few at a time; returns the rows written.
+
+        Each chunk is one statement and its own retried unit: rows of a bulk write are
+        independent idempotent upserts, so a failure leaves every chunk either written or not,
+        and running the call again completes it. The first error is raised once all are done.
+        Rows are sorted by (resource_id, cluster) first: concurrent chunks then touch disjoint
+        resources (no two transactions share the foreign key's lock on one resource row, which
+        would cost a multixact) and insert into the indexes in order.
+        """
+        size = max(1, self.settings.bulk_chunk_rows)
+        if len(rows) <= size:
+            return await self._run(what, lambda c: write(c, rows))
+        rows = sorted(rows, key=key)
+        limiter = anyio.CapacityLimiter(max(1, self.settings.bulk_parallelism))
+        written: list[int] = []
+        errors: list[Exception] = []
+
+        async def chunk(start: int) -> None:
+            part = rows[start : start + size]
+            async with limiter:
+                try:
+                    written.append(await self._run(f"{what} from row {start}", lambda c: write(c, part)))
+                except Exception as exc:
+                    errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for start in range(0, len(rows), size):
+                tg.start_soon(chunk, start)
+        if errors:
+            raise errors[0]
+        return sum(written)
+
     async def run_in_transaction(self, what: str, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run several repository calls as one retried transaction.
 
@@ -340,7 +386,13 @@ class Store:
 
     async def upsert_desired_works(self, rows: Sequence[ResourceWork]) -> int:
         """Bulk upsert of desired works across resources (no unplacing); returns rows written."""
-        return await self._run(f"works ({len(rows)} rows)", lambda c: works.upsert_desired_works(c, rows))
+        works.check_unique_works(rows)
+        return await self._bulk(
+            f"works ({len(rows)} rows)",
+            rows,
+            works.upsert_desired_works,
+            key=lambda r: (r.resource_id, r.cluster),
+        )
 
     async def claim_due_works(
         self, cluster: str, *, holder: str, limit: int, lease_seconds: float
@@ -403,9 +455,17 @@ class Store:
 
     async def upsert_member_statuses(self, rows: Sequence[MemberStatusRow]) -> int:
         """Bulk upsert of member statuses; rows of unknown works are skipped. Returns rows written."""
-        return await self._run(
-            f"member_status ({len(rows)} rows)", lambda c: status.upsert_member_statuses(c, rows)
+        status.check_unique_statuses(rows)
+        return await self._bulk(
+            f"member_status ({len(rows)} rows)",
+            rows,
+            status.upsert_member_statuses,
+            key=lambda r: (r.resource_id, r.cluster),
         )
+
+    async def delete_orphaned_statuses(self) -> int:
+        """Remove member statuses whose work is gone (run now and then, like `prune_events`)."""
+        return await self._run("member_status", status.delete_orphaned_statuses)
 
     async def append_events(self, rows: Sequence[EventRow]) -> int:
         return await self._run(f"events ({len(rows)} rows)", lambda c: events.append_events(c, rows))

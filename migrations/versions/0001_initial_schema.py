@@ -239,12 +239,6 @@ def upgrade() -> None:
         sa.Column(
             "collected_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
         ),
-        sa.ForeignKeyConstraint(
-            ["resource_id", "cluster"],
-            ["works.resource_id", "works.cluster"],
-            name=op.f("fk_member_status_resource_id_cluster_works"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("resource_id", "cluster", name=op.f("pk_member_status")),
     )
     op.create_table(

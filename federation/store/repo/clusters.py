@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from federation.store.db import Connection, jsonb_elements, rowcount
+from federation.store.db import Connection, json_texts, rowcount
 from federation.store.rows import ClusterRow
 
 UPSERT = """
 INSERT INTO clusters AS c (
     name, labels, taints, endpoint, ready, ready_reason, last_probe_at, kubernetes_version, allocatable
 )
-SELECT * FROM unnest(
-    $1::text[], $2::jsonb[], $3::jsonb[], $4::text[], $5::bool[], $6::text[], $7::timestamptz[],
-    $8::text[], $9::jsonb[]
-)
+SELECT u.name, u.labels::jsonb, u.taints::jsonb, u.endpoint, u.ready, u.ready_reason, u.last_probe_at,
+       u.kubernetes_version, u.allocatable::jsonb
+FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::timestamptz[], $8::text[],
+    $9::text[]
+) AS u(name, labels, taints, endpoint, ready, ready_reason, last_probe_at, kubernetes_version, allocatable)
 ON CONFLICT (name) DO UPDATE SET
     labels = EXCLUDED.labels,
     taints = EXCLUDED.taints,
@@ -40,14 +42,14 @@ async def upsert_clusters(conn: Connection, rows: Sequence[ClusterRow]) -> int:
     status = await conn.execute(
         UPSERT,
         [r.name for r in rows],
-        jsonb_elements([r.labels for r in rows]),
-        jsonb_elements([list(r.taints) for r in rows]),
+        json_texts([r.labels for r in rows]),
+        json_texts([list(r.taints) for r in rows]),
         [r.endpoint for r in rows],
         [r.ready for r in rows],
         [r.ready_reason for r in rows],
         [r.last_probe_at for r in rows],
         [r.kubernetes_version for r in rows],
-        jsonb_elements([r.allocatable for r in rows]),
+        json_texts([r.allocatable for r in rows]),
     )
     return rowcount(status)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from federation.store.db import Connection, jsonb_elements
+from federation.store.db import Connection, json_texts
 from federation.store.rows import EventRow
 
 # ON CONFLICT on the writer's key: an append retried after a lost acknowledgement adds nothing.
@@ -13,9 +13,9 @@ APPEND = """
 WITH written AS (
     INSERT INTO events (event_key, time, type, cluster, api_group, kind, namespace, name, message, details)
     SELECT e.event_key, COALESCE(e.time, now()), e.type, e.cluster, e.api_group, e.kind, e.namespace, e.name,
-           e.message, e.details
+           e.message, e.details::jsonb
     FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::text[], $9::text[], $10::jsonb[])
+                $8::text[], $9::text[], $10::text[])
         AS e(event_key, time, type, cluster, api_group, kind, namespace, name, message, details)
     ON CONFLICT (event_key) DO NOTHING
     RETURNING 1
@@ -49,7 +49,7 @@ async def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
         [r.ref.namespace if r.ref else None for r in rows],
         [r.ref.name if r.ref else None for r in rows],
         [r.message for r in rows],
-        jsonb_elements([r.details for r in rows]),
+        json_texts([r.details for r in rows]),
     )
     return int(written)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from federation.errors import StoreError
-from federation.store.db import Connection, jsonb_elements
+from federation.store.db import Connection, json_texts
 from federation.store.enums import WorkState
 from federation.store.repo.works import UPSERT_DESIRED_TEMPLATE
 from federation.store.rows import Decision, DesiredWork, PlacementChange, PolicyId, ResourceId
@@ -76,7 +76,7 @@ placed AS (
 ),
 desired_input AS (
     SELECT $1::bigint AS resource_id, i.*
-    FROM unnest($8::text[], $9::jsonb[], $10::text[]) AS i(cluster, desired, desired_hash)
+    FROM unnest($8::text[], $9::text[], $10::text[]) AS i(cluster, desired, desired_hash)
 ),"""
     + UPSERT_DESIRED_TEMPLATE.format(name="upserted_works", input="desired_input")
     + """,
@@ -147,7 +147,7 @@ async def save_placement(
         [d.reason for d in decisions],
         unschedulable,
         [w.cluster for w in desired_works],
-        jsonb_elements([w.desired for w in desired_works]),
+        json_texts([w.desired for w in desired_works]),
         [w.desired_hash for w in desired_works],
         (WorkState.ORPHANING if orphan else WorkState.DELETING).value,
         [d.cluster for d in decisions if d.chosen],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from federation.errors import StoreError
-from federation.store.db import Connection, jsonb_elements, rowcount
+from federation.store.db import Connection, json_texts
 from federation.store.rows import ObjectRef, ResourceId, ResourceRow
 
 # Only rows that are new or whose resourceVersion/uid changed (or that come back after a
@@ -15,7 +15,7 @@ UPSERT = """
 WITH input AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-        $9::jsonb[]
+        $9::text[]
     ) WITH ORDINALITY AS i(api_group, api_version, kind, namespace, name, uid, generation, resource_version,
                            template, ord)
 ),
@@ -24,7 +24,7 @@ changed AS (
         api_group, api_version, kind, namespace, name, uid, generation, resource_version, template
     )
     SELECT i.api_group, i.api_version, i.kind, i.namespace, i.name, i.uid, i.generation, i.resource_version,
-           i.template
+           i.template::jsonb
     FROM input i
     LEFT JOIN resources o
         ON (o.api_group, o.kind, o.namespace, o.name) = (i.api_group, i.kind, i.namespace, i.name)
@@ -67,9 +67,16 @@ SELECT id FROM target
 # A resource goes only when nothing of it is left in a member: its works are finished
 # (deleted) or orphaned on purpose.
 PURGE = """
-DELETE FROM resources r
-WHERE r.id = $1 AND r.deleted_at IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM works w WHERE w.resource_id = r.id AND w.state <> 'orphaned')
+WITH purged AS (
+    DELETE FROM resources r
+    WHERE r.id = $1 AND r.deleted_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM works w WHERE w.resource_id = r.id AND w.state <> 'orphaned')
+    RETURNING r.id
+),
+statuses AS (
+    DELETE FROM member_status m USING purged p WHERE m.resource_id = p.id
+)
+SELECT count(*) FROM purged
 """
 
 
@@ -96,7 +103,7 @@ async def upsert_resources(conn: Connection, rows: Sequence[ResourceRow]) -> lis
         [r.uid for r in rows],
         [r.generation for r in rows],
         [r.resource_version for r in rows],
-        jsonb_elements([r.template for r in rows]),
+        json_texts([r.template for r in rows]),
     )
     return [ResourceId(r["id"]) for r in records]
 
@@ -109,7 +116,7 @@ async def mark_resource_deleted(conn: Connection, ref: ObjectRef) -> ResourceId 
 
 async def purge_resource(conn: Connection, resource_id: ResourceId) -> bool:
     """Remove a deleted resource once no work of it is left in a member. True if removed."""
-    return rowcount(await conn.execute(PURGE, resource_id)) == 1
+    return int(await conn.fetchval(PURGE, resource_id)) == 1
 
 
 async def resource_id_of(conn: Connection, ref: ObjectRef) -> ResourceId | None:

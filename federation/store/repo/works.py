@@ -24,7 +24,7 @@ from datetime import datetime
 import asyncpg
 
 from federation.errors import StoreError, VersionConflictError
-from federation.store.db import Connection, jsonb_elements, rowcount
+from federation.store.db import Connection, json_texts, rowcount
 from federation.store.enums import WorkState
 from federation.store.rows import ClaimedWork, ResourceId, ResourceWork, WorkId
 
@@ -35,14 +35,20 @@ UPSERT_DESIRED_TEMPLATE = """
 {name}_todo AS (
     SELECT i.resource_id, i.cluster, i.desired, i.desired_hash
     FROM {input} i
-    LEFT JOIN works o ON o.resource_id = i.resource_id AND o.cluster = i.cluster
-    WHERE o.id IS NULL
+    LEFT JOIN LATERAL (
+        -- LIMIT 1 keeps this a per-row index probe: flattened into a plain join, the planner
+        -- may hash the whole works table for every batch.
+        SELECT o.desired_hash, o.state FROM works o
+        WHERE o.resource_id = i.resource_id AND o.cluster = i.cluster
+        LIMIT 1
+    ) o ON true
+    WHERE o.state IS NULL
        OR o.desired_hash <> i.desired_hash
        OR o.state IN ('deleting', 'orphaning', 'orphaned')
 ),
 {name} AS (
     INSERT INTO works AS w (resource_id, cluster, desired, desired_hash, state, next_attempt_at)
-    SELECT resource_id, cluster, desired, desired_hash, 'pending', now() FROM {name}_todo
+    SELECT resource_id, cluster, desired::jsonb, desired_hash, 'pending', now() FROM {name}_todo
     ON CONFLICT (resource_id, cluster) DO UPDATE SET
         desired = EXCLUDED.desired,
         desired_hash = EXCLUDED.desired_hash,
@@ -59,7 +65,7 @@ UPSERT_DESIRED_TEMPLATE = """
 UPSERT_DESIRED = (
     """
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[])
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
         AS i(resource_id, cluster, desired, desired_hash)
 ),"""
     + UPSERT_DESIRED_TEMPLATE.format(name="upserted", input="input")
@@ -111,7 +117,12 @@ SELECT (SELECT version FROM updated) AS new_version, (SELECT version FROM works 
 """
 
 FINISH_DELETION = """
-WITH deleted AS (DELETE FROM works WHERE id = $1 AND version = $2 RETURNING id)
+WITH deleted AS (
+    DELETE FROM works WHERE id = $1 AND version = $2 RETURNING id, resource_id, cluster
+),
+statuses AS (
+    DELETE FROM member_status m USING deleted d WHERE m.resource_id = d.resource_id AND m.cluster = d.cluster
+)
 SELECT (SELECT id FROM deleted) AS deleted, (SELECT version FROM works WHERE id = $1) AS found
 """
 
@@ -148,7 +159,7 @@ async def upsert_desired_works(conn: Connection, rows: Sequence[ResourceWork]) -
         UPSERT_DESIRED,
         [r.resource_id for r in rows],
         [r.cluster for r in rows],
-        jsonb_elements([r.desired for r in rows]),
+        json_texts([r.desired for r in rows]),
         [r.desired_hash for r in rows],
     )
     return int(written)
