@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv controlplane lint fmt typecheck test test-unit test-integration test-e2e demo clean
+.PHONY: all venv controlplane lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
 
 all: test
 
@@ -53,6 +53,10 @@ test: lint typecheck controlplane
 
 demo: venv controlplane
 	$(BIN)/federation demo
+
+# Bulk upserts of the state store beside COPY of the same rows (a fresh embedded Postgres).
+bench-store: venv
+	$(BIN)/python -m bench.store
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

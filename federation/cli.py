@@ -355,5 +355,111 @@ def crds(output_dir: Path, check: bool) -> None:
     out_console.print(f"wrote {len(rendered)} CRDs to {output_dir}")
 
 
+# -- db --------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The Postgres state store: schema migrations.
+
+    \b
+    Which database: --database-url (or FEDERATION_DATABASE_URL); with neither, an embedded
+    Postgres with its data in STATE_DIR/db, started for the command and stopped after it
+    (STATE_DIR: --state-dir, FEDERATION_STATE_DIR, or ~/.local/share/federation).
+    """
+
+
+def _database_options(f: F) -> F:
+    f = click.option(
+        "--state-dir",
+        "state_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="FEDERATION_STATE_DIR",
+        help="Where the embedded database keeps its data (in STATE_DIR/db) when no URL is given "
+        "[default: ~/.local/share/federation].",
+    )(f)
+    return click.option(
+        "--database-url",
+        "database_url",
+        default=None,
+        envvar="FEDERATION_DATABASE_URL",
+        help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or postgresql+asyncpg://…).",
+    )(f)
+
+
+def _with_database(database_url: str | None, state_dir: Path | None, action: Callable[[str], Any]) -> Any:
+    """Run `action(url)` on the configured database (or the embedded one, for this command only)."""
+    import anyio
+
+    from federation.localdb import database
+
+    with database(
+        database_url,
+        state_dir=state_dir,
+        progress=lambda m: err_console.print(f"[dim]•[/] {m}", soft_wrap=True),
+    ) as url:
+        return anyio.run(action, url)
+
+
+def _where(database_url: str | None, state_dir: Path | None) -> str:
+    from federation.localdb import default_state_dir
+    from federation.store.url import describe
+
+    if database_url:
+        return describe(database_url)
+    return f"the embedded database in {(state_dir or default_state_dir()) / 'db'}"
+
+
+def _revision_label(revision: str | None, head: str) -> str:
+    if revision is None:
+        return "none (empty database)"
+    return f"{revision} (head)" if revision == head else revision
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@_database_options
+def db_upgrade(revision: str, database_url: str | None, state_dir: Path | None) -> None:
+    """Upgrade the schema to REVISION (default: head, the newest)."""
+    from federation.store import migrate
+
+    head = migrate.head_revision()
+    result = _with_database(database_url, state_dir, lambda url: migrate.upgrade(url, revision))
+    where = _where(database_url, state_dir)
+    before, after = _revision_label(result.before, head), _revision_label(result.after, head)
+    message = f"{where}: already at {after}" if before == after else f"{where}: upgraded {before} → {after}"
+    out_console.print(message, soft_wrap=True)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@_database_options
+def db_downgrade(revision: str, database_url: str | None, state_dir: Path | None) -> None:
+    """Downgrade the schema to REVISION ('base' removes every table and view)."""
+    from federation.store import migrate
+
+    head = migrate.head_revision()
+    result = _with_database(database_url, state_dir, lambda url: migrate.downgrade(url, revision))
+    where = _where(database_url, state_dir)
+    before, after = _revision_label(result.before, head), _revision_label(result.after, head)
+    out_console.print(f"{where}: downgraded {before} → {after}", soft_wrap=True)
+
+
+@db.command("current")
+@_database_options
+def db_current(database_url: str | None, state_dir: Path | None) -> None:
+    """Show the schema revision of the database (and whether it is the newest)."""
+    from federation.store import migrate
+
+    head = migrate.head_revision()
+    current = _with_database(database_url, state_dir, migrate.current)
+    out_console.print(_revision_label(current, head))
+    if current != head:
+        err_console.print(
+            f"[yellow]hint:[/] the newest revision is {head}: run `federation db upgrade`", soft_wrap=True
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -23,7 +23,8 @@ small, stable tree and every message names the object and field involved::
     │       ├── GoneError              410: the resourceVersion is too old; relist
     │       └── InvalidError           422: the object was rejected (message names the field)
     └── StoreError                     the Postgres state store
-        └── StoreUnavailableError      the database cannot be reached (retryable)
+        ├── StoreUnavailableError      the database cannot be reached (retryable)
+        └── VersionConflictError       a row changed since it was read (optimistic concurrency)
 
 Every class is importable from ``federation.errors``; the CLI prints ``str(err)`` as one line
 plus the ``hint`` when one is set.
@@ -141,3 +142,18 @@ class StoreError(FederationError):
 
 class StoreUnavailableError(StoreError):
     """The database cannot be reached right now; the operation can be retried."""
+
+
+class VersionConflictError(StoreError):
+    """A version-checked write found the row changed (or gone) since it was read: re-read it.
+
+    ``table`` and ``key`` name the row; ``expected`` is the version the writer held and
+    ``actual`` the version found (None when the row no longer exists).
+    """
+
+    def __init__(self, message: str, *, table: str, key: str, expected: int, actual: int | None) -> None:
+        super().__init__(message)
+        self.table = table
+        self.key = key
+        self.expected = expected
+        self.actual = actual

@@ -11,12 +11,16 @@ import inspect
 import os
 import re
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from federation.devfleet import LocalFleet
+from federation.devfleet import EmbeddedPostgres, LocalFleet
+from federation.store import Store
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,3 +73,57 @@ async def namespace(request: pytest.FixtureRequest, fleet: LocalFleet) -> AsyncI
     yield name
     for cluster in fleet.clusters.values():
         await delete_namespace(cluster, name)
+
+
+# -- the state store: a Postgres of its own, a fresh database per test -----------------------
+
+STORE_TEMPLATE_DB = "federation_template"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server for store tests (no apiservers); fsync off, as for any throwaway fleet.
+
+    Its directory is not under pytest's tmp_path: pytest prunes old numbered temp directories
+    of every session of the same user, which would pull the data from under a running server.
+    """
+    base = Path(tempfile.mkdtemp(prefix="federation-test-postgres-"))
+    server = EmbeddedPostgres(base / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def store_template(postgres: EmbeddedPostgres) -> str:
+    """A database migrated to head once; each test's database is a copy of it (CREATE ... TEMPLATE)."""
+    from federation.store import migrate
+    from tests.storehelpers import create_database
+
+    url = await create_database(postgres.url, STORE_TEMPLATE_DB)
+    await migrate.upgrade(url)
+    return STORE_TEMPLATE_DB
+
+
+@pytest.fixture
+async def database_url(postgres: EmbeddedPostgres, store_template: str) -> AsyncIterator[str]:
+    """A database of this test's own, at the newest schema revision; dropped afterwards."""
+    from tests.storehelpers import create_database, drop_database
+
+    name = f"t_{secrets.token_hex(6)}"
+    url = await create_database(postgres.url, name, template=store_template)
+    yield url
+    await drop_database(postgres.url, name)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A `federation.store.Store` on this test's database."""
+    opened = await Store.connect(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

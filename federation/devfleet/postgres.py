@@ -12,17 +12,27 @@ traverse bit (o+x, not read) so that account can reach it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from federation.devfleet.procs import die_with_parent, free_port, port_free, tail, terminate
+from federation.devfleet.procs import (
+    child_pids,
+    die_with_parent,
+    free_port,
+    gone,
+    port_free,
+    tail,
+    terminate,
+)
 from federation.errors import DevFleetError, PortInUseError, StartupError
 
 DEFAULT_DATABASE = "federation"
@@ -133,16 +143,24 @@ class EmbeddedPostgres:
         self._proc = None
 
     def kill(self) -> None:
-        """SIGKILL the postmaster: a crash, as a fault test wants it. Recovery runs on start."""
+        """SIGKILL the server, postmaster and backends at once: a crash, as a fault test wants it.
+
+        Crash recovery runs on the next start. The backends are killed too rather than left to
+        notice their postmaster's death: an orphan still attached to the shared memory would
+        make the next start refuse to run, and how soon orphans notice is up to the scheduler.
+        """
         if self._proc is None:
             return
+        backends = child_pids(self._proc.pid)
         self._proc.kill()
         self._proc.wait(timeout=30)
         self._proc = None
-        # Orphaned backends keep the shared memory and the port until they notice; wait for them.
+        for pid in backends:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while not port_free(self.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while time.monotonic() < deadline and not (all(gone(p) for p in backends) and port_free(self.port)):
+            time.sleep(0.05)
 
     def restart(self, *, kill: bool = False) -> str:
         port = self.port

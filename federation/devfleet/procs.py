@@ -45,7 +45,13 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on `port` of loopback now.
+
+    The probe sets SO_REUSEADDR as servers do (Postgres, Go's net.Listen): connections of a
+    stopped server that linger in TIME_WAIT do not make the port "in use"; a listener does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -72,3 +78,25 @@ def tail(path: Path, n: int = 20) -> str:
     except OSError as exc:
         return f"    (no log at {path}: {exc})"
     return "\n".join("    " + line for line in lines[-n:])
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of process `pid` (Linux: read from /proc)."""
+    children = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat_file.parent.name))
+    return children
+
+
+def gone(pid: int) -> bool:
+    """Whether `pid` has exited (a zombie waiting to be reaped counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"

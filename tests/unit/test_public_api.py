@@ -8,6 +8,7 @@ import federation.devfleet
 import federation.errors
 import federation.placement
 import federation.plan
+import federation.store
 import federation.translate
 
 
@@ -36,6 +37,45 @@ def test_devfleet_api() -> None:
     )
     for name in federation.devfleet.__all__:
         assert hasattr(federation.devfleet, name), name
+
+
+def test_store_api() -> None:
+    assert sorted(federation.store.__all__) == sorted(
+        [
+            "Checkpoint",
+            "ClaimedWork",
+            "ClusterRow",
+            "ClusterStatus",
+            "Decision",
+            "DesiredWork",
+            "EventRow",
+            "EventType",
+            "Health",
+            "HealthListener",
+            "MemberStatusRow",
+            "ObjectRef",
+            "PlacementChange",
+            "PolicyId",
+            "PolicyKind",
+            "PolicyRow",
+            "ResourceId",
+            "ResourceRow",
+            "ResourceStatus",
+            "ResourceWork",
+            "RetryPolicy",
+            "Revisions",
+            "Store",
+            "StoreSettings",
+            "StoreStats",
+            "WorkId",
+            "WorkState",
+            "WorkStatus",
+            "head_revision",
+            "retrying",
+        ]
+    )
+    for name in federation.store.__all__:
+        assert hasattr(federation.store, name), name
 
 
 def test_every_error_descends_from_federation_error() -> None:

@@ -1,0 +1,67 @@
+"""The Postgres state store: per-cluster fan-out state, transactional and queryable.
+
+One row per (resource, cluster) lives here rather than in the hub's etcd: works (what each
+member should hold and how far the apply got), member statuses, placements, events and watch
+checkpoints, plus SQL views for dashboards. `Store` is the handle the controller uses;
+`migrate` runs the alembic migrations; the tables are declared in `federation.store.models`.
+
+This package imports nothing of ours but `federation.errors` (an import-linter contract).
+"""
+
+from federation.store.enums import EventType, Health, PolicyKind, WorkState
+from federation.store.migrate import Revisions, head_revision
+from federation.store.retry import RetryPolicy, retrying
+from federation.store.rows import (
+    Checkpoint,
+    ClaimedWork,
+    ClusterRow,
+    ClusterStatus,
+    Decision,
+    DesiredWork,
+    EventRow,
+    MemberStatusRow,
+    ObjectRef,
+    PlacementChange,
+    PolicyId,
+    PolicyRow,
+    ResourceId,
+    ResourceRow,
+    ResourceStatus,
+    ResourceWork,
+    WorkId,
+    WorkStatus,
+)
+from federation.store.store import HealthListener, Store, StoreSettings, StoreStats
+
+__all__ = [
+    "Checkpoint",
+    "ClaimedWork",
+    "ClusterRow",
+    "ClusterStatus",
+    "Decision",
+    "DesiredWork",
+    "EventRow",
+    "EventType",
+    "Health",
+    "HealthListener",
+    "MemberStatusRow",
+    "ObjectRef",
+    "PlacementChange",
+    "PolicyId",
+    "PolicyKind",
+    "PolicyRow",
+    "ResourceId",
+    "ResourceRow",
+    "ResourceStatus",
+    "ResourceWork",
+    "RetryPolicy",
+    "Revisions",
+    "Store",
+    "StoreSettings",
+    "StoreStats",
+    "WorkId",
+    "WorkState",
+    "WorkStatus",
+    "head_revision",
+    "retrying",
+]

@@ -1,0 +1,130 @@
+"""`resources`: the hub's templates, keyed by (api_group, kind, namespace, name)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from federation.errors import StoreError
+from federation.store.db import Connection, json_texts
+from federation.store.rows import ObjectRef, ResourceId, ResourceRow
+
+# Only rows that are new or whose resourceVersion/uid changed (or that come back after a
+# deletion) reach the INSERT, so re-listing the hub after a restart writes nothing; the ids of
+# every input row come back in input order.
+UPSERT = """
+WITH input AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
+        $9::text[]
+    ) WITH ORDINALITY AS i(api_group, api_version, kind, namespace, name, uid, generation, resource_version,
+                           template, ord)
+),
+changed AS (
+    INSERT INTO resources AS r (
+        api_group, api_version, kind, namespace, name, uid, generation, resource_version, template
+    )
+    SELECT i.api_group, i.api_version, i.kind, i.namespace, i.name, i.uid, i.generation, i.resource_version,
+           i.template::jsonb
+    FROM input i
+    LEFT JOIN resources o
+        ON (o.api_group, o.kind, o.namespace, o.name) = (i.api_group, i.kind, i.namespace, i.name)
+    WHERE o.id IS NULL
+       OR o.deleted_at IS NOT NULL
+       OR (o.uid, o.resource_version, o.api_version)
+          IS DISTINCT FROM (i.uid, i.resource_version, i.api_version)
+    ON CONFLICT (api_group, kind, namespace, name) DO UPDATE SET
+        api_version = EXCLUDED.api_version,
+        uid = EXCLUDED.uid,
+        generation = EXCLUDED.generation,
+        resource_version = EXCLUDED.resource_version,
+        template = EXCLUDED.template,
+        deleted_at = NULL,
+        updated_at = now()
+    RETURNING r.id, r.api_group, r.kind, r.namespace, r.name
+)
+SELECT COALESCE(c.id, o.id) AS id
+FROM input i
+LEFT JOIN changed c
+    ON (c.api_group, c.kind, c.namespace, c.name) = (i.api_group, i.kind, i.namespace, i.name)
+LEFT JOIN resources o
+    ON (o.api_group, o.kind, o.namespace, o.name) = (i.api_group, i.kind, i.namespace, i.name)
+ORDER BY i.ord
+"""
+
+MARK_DELETED = """
+WITH target AS (
+    SELECT id, deleted_at FROM resources
+    WHERE api_group = $1 AND kind = $2 AND namespace = $3 AND name = $4
+),
+marked AS (
+    UPDATE resources r SET deleted_at = now(), updated_at = now()
+    FROM target t WHERE r.id = t.id AND t.deleted_at IS NULL
+    RETURNING r.id
+)
+SELECT id FROM target
+"""
+
+# A resource goes only when nothing of it is left in a member: its works are finished
+# (deleted) or orphaned on purpose.
+PURGE = """
+WITH purged AS (
+    DELETE FROM resources r
+    WHERE r.id = $1 AND r.deleted_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM works w WHERE w.resource_id = r.id AND w.state <> 'orphaned')
+    RETURNING r.id
+),
+statuses AS (
+    DELETE FROM member_status m USING purged p WHERE m.resource_id = p.id
+)
+SELECT count(*) FROM purged
+"""
+
+
+def _check_unique(rows: Sequence[ResourceRow]) -> None:
+    seen: set[ObjectRef] = set()
+    for row in rows:
+        if row.ref in seen:
+            raise StoreError(f"resources {row.ref}: given twice in one upsert")
+        seen.add(row.ref)
+
+
+async def upsert_resources(conn: Connection, rows: Sequence[ResourceRow]) -> list[ResourceId]:
+    """Insert or update templates; returns their ids in input order. Unchanged rows: no write."""
+    if not rows:
+        return []
+    _check_unique(rows)
+    records = await conn.fetch(
+        UPSERT,
+        [r.api_group for r in rows],
+        [r.api_version for r in rows],
+        [r.kind for r in rows],
+        [r.namespace for r in rows],
+        [r.name for r in rows],
+        [r.uid for r in rows],
+        [r.generation for r in rows],
+        [r.resource_version for r in rows],
+        json_texts([r.template for r in rows]),
+    )
+    return [ResourceId(r["id"]) for r in records]
+
+
+async def mark_resource_deleted(conn: Connection, ref: ObjectRef) -> ResourceId | None:
+    """Record that the template was deleted on the hub (its works are unplaced by the caller)."""
+    value = await conn.fetchval(MARK_DELETED, ref.api_group, ref.kind, ref.namespace, ref.name)
+    return None if value is None else ResourceId(value)
+
+
+async def purge_resource(conn: Connection, resource_id: ResourceId) -> bool:
+    """Remove a deleted resource once no work of it is left in a member. True if removed."""
+    return int(await conn.fetchval(PURGE, resource_id)) == 1
+
+
+async def resource_id_of(conn: Connection, ref: ObjectRef) -> ResourceId | None:
+    value = await conn.fetchval(
+        "SELECT id FROM resources WHERE api_group = $1 AND kind = $2 AND namespace = $3 AND name = $4",
+        ref.api_group,
+        ref.kind,
+        ref.namespace,
+        ref.name,
+    )
+    return None if value is None else ResourceId(value)

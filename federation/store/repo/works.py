@@ -1,0 +1,244 @@
+"""`works`: one resource in one member cluster, and the lease-based queue the propagators use.
+
+The life of a work row (states in `federation.store.enums.WorkState`):
+
+    save_placement ──► pending ──claim──► (apply in the member, outside any transaction)
+                          ▲                  │ record_apply_result
+                          │                  ▼
+        desired changes ──┴──── applied | conflict | failed (retried at next_attempt_at)
+    cluster unchosen ──► deleting ──claim──► delete in the member ──► finish_deletion (row gone)
+                      └► orphaning ──claim──► unmark in the member ──► orphaned
+
+`next_attempt_at` is the to-do flag: NULL means nothing to do until the input changes, so the
+claim query's partial index holds only the backlog. Every change bumps `version`, a claim too:
+a worker reports with the version its claim returned, and a result from a worker whose lease
+expired (and whose work someone else re-claimed) or whose work changed meanwhile is refused
+with `VersionConflictError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from federation.errors import StoreError, VersionConflictError
+from federation.store.db import Connection, json_texts, rowcount
+from federation.store.enums import WorkState
+from federation.store.rows import ClaimedWork, ResourceId, ResourceWork, WorkId
+
+# The core of the "zero writes when nothing changed" rule: only works that are new, whose
+# desired hash changed, or that are being taken away and must come back reach the INSERT; the
+# ON CONFLICT clause repeats the test for a row that changed between the read and the write.
+UPSERT_DESIRED_TEMPLATE = """
+{name}_todo AS (
+    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash
+    FROM {input} i
+    LEFT JOIN LATERAL (
+        -- LIMIT 1 keeps this a per-row index probe: flattened into a plain join, the planner
+        -- may hash the whole works table for every batch.
+        SELECT o.desired_hash, o.state FROM works o
+        WHERE o.resource_id = i.resource_id AND o.cluster = i.cluster
+        LIMIT 1
+    ) o ON true
+    WHERE o.state IS NULL
+       OR o.desired_hash <> i.desired_hash
+       OR o.state IN ('deleting', 'orphaning', 'orphaned')
+),
+{name} AS (
+    INSERT INTO works AS w (resource_id, cluster, desired, desired_hash, state, next_attempt_at)
+    SELECT resource_id, cluster, desired::jsonb, desired_hash, 'pending', now() FROM {name}_todo
+    ON CONFLICT (resource_id, cluster) DO UPDATE SET
+        desired = EXCLUDED.desired,
+        desired_hash = EXCLUDED.desired_hash,
+        state = 'pending',
+        last_error = NULL,
+        attempts = 0,
+        next_attempt_at = now(),
+        version = w.version + 1,
+        updated_at = now()
+    WHERE w.desired_hash <> EXCLUDED.desired_hash OR w.state IN ('deleting', 'orphaning', 'orphaned')
+    RETURNING w.resource_id, w.cluster, w.version = 1 AS inserted
+)"""
+
+UPSERT_DESIRED = (
+    """
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+        AS i(resource_id, cluster, desired, desired_hash)
+),"""
+    + UPSERT_DESIRED_TEMPLATE.format(name="upserted", input="input")
+    + """
+SELECT count(*) FROM upserted
+"""
+)
+
+CLAIM = """
+WITH due AS MATERIALIZED (
+    SELECT id FROM works
+    WHERE cluster = $1
+      AND next_attempt_at <= now()
+      AND state IN ('pending', 'failed', 'deleting', 'orphaning')
+      AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY next_attempt_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE works w SET
+    claimed_by = $2,
+    claimed_until = now() + make_interval(secs => $4),
+    version = w.version + 1
+FROM due
+WHERE w.id = due.id
+RETURNING w.id, w.resource_id, w.cluster, w.state, w.desired, w.desired_hash, w.applied_hash,
+          w.member_resource_version, w.attempts, w.version, w.claimed_until
+"""
+
+RECORD = """
+WITH updated AS (
+    UPDATE works SET
+        state = $3::work_state,
+        applied_hash = CASE WHEN $3::work_state = 'applied' THEN COALESCE($4, desired_hash)
+                            ELSE COALESCE($4, applied_hash) END,
+        member_resource_version = COALESCE($5, member_resource_version),
+        last_error = $6,
+        attempts = CASE WHEN $6::text IS NULL THEN 0 ELSE attempts + 1 END,
+        next_attempt_at = $7,
+        applied_at = CASE WHEN $3::work_state = 'applied' THEN now() ELSE applied_at END,
+        claimed_by = NULL,
+        claimed_until = NULL,
+        version = version + 1,
+        updated_at = now()
+    WHERE id = $1 AND version = $2
+    RETURNING version
+)
+SELECT (SELECT version FROM updated) AS new_version, (SELECT version FROM works WHERE id = $1) AS found
+"""
+
+FINISH_DELETION = """
+WITH deleted AS (
+    DELETE FROM works WHERE id = $1 AND version = $2 RETURNING id, resource_id, cluster
+),
+statuses AS (
+    DELETE FROM member_status m USING deleted d WHERE m.resource_id = d.resource_id AND m.cluster = d.cluster
+)
+SELECT (SELECT id FROM deleted) AS deleted, (SELECT version FROM works WHERE id = $1) AS found
+"""
+
+RELEASE = """
+UPDATE works SET claimed_by = NULL, claimed_until = NULL, version = version + 1
+WHERE claimed_by = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
+"""
+
+REQUEUE = """
+UPDATE works SET state = 'pending', next_attempt_at = now(), last_error = NULL, version = version + 1,
+                 updated_at = now()
+WHERE resource_id = $1 AND cluster = $2 AND state IN ('applied', 'failed', 'conflict')
+RETURNING version
+"""
+
+
+def check_unique_works(rows: Sequence[ResourceWork]) -> None:
+    seen: set[tuple[int, str]] = set()
+    for row in rows:
+        key = (row.resource_id, row.cluster)
+        if key in seen:
+            raise StoreError(
+                f"works resource_id={row.resource_id} cluster={row.cluster}: given twice in one batch"
+            )
+        seen.add(key)
+
+
+async def upsert_desired_works(conn: Connection, rows: Sequence[ResourceWork]) -> int:
+    """Bulk form of the works half of `save_placement` (no unplacing). Returns rows written."""
+    if not rows:
+        return 0
+    check_unique_works(rows)
+    written = await conn.fetchval(
+        UPSERT_DESIRED,
+        [r.resource_id for r in rows],
+        [r.cluster for r in rows],
+        json_texts([r.desired for r in rows]),
+        [r.desired_hash for r in rows],
+    )
+    return int(written)
+
+
+def _claimed(r: asyncpg.Record) -> ClaimedWork:
+    return ClaimedWork(
+        id=WorkId(r["id"]),
+        resource_id=ResourceId(r["resource_id"]),
+        cluster=r["cluster"],
+        state=WorkState(r["state"]),
+        desired=r["desired"],
+        desired_hash=r["desired_hash"],
+        applied_hash=r["applied_hash"],
+        member_resource_version=r["member_resource_version"],
+        attempts=r["attempts"],
+        version=r["version"],
+        claimed_until=r["claimed_until"],
+    )
+
+
+async def claim_due_works(
+    conn: Connection, cluster: str, *, holder: str, limit: int, lease_seconds: float
+) -> list[ClaimedWork]:
+    """Lease up to `limit` due works of `cluster` to `holder`; never one another holder has."""
+    records = await conn.fetch(CLAIM, cluster, holder, limit, float(lease_seconds))
+    return sorted((_claimed(r) for r in records), key=lambda w: w.id)
+
+
+def _conflict(*, work_id: WorkId, expected: int, found: int | None) -> VersionConflictError:
+    key = f"id={work_id}"
+    if found is None:
+        message = f"works {key}: the row no longer exists (held version {expected})"
+    else:
+        message = f"works {key}: version is {found}, not {expected}: the work changed or was re-claimed"
+    return VersionConflictError(message, table="works", key=key, expected=expected, actual=found)
+
+
+async def record_apply_result(
+    conn: Connection,
+    work_id: WorkId,
+    *,
+    version: int,
+    state: WorkState,
+    applied_hash: str | None = None,
+    member_resource_version: str | None = None,
+    error: str | None = None,
+    next_attempt_at: datetime | None = None,
+) -> int:
+    """Record what an apply (or delete, or orphaning) did, if the work is still at `version`.
+
+    Releases the claim. `applied_hash` defaults to the work's desired hash when `state` is
+    applied; `next_attempt_at` None means nothing more to do. Returns the new version.
+    """
+    record = await conn.fetchrow(
+        RECORD, work_id, version, state.value, applied_hash, member_resource_version, error, next_attempt_at
+    )
+    assert record is not None
+    if record["new_version"] is None:
+        raise _conflict(work_id=work_id, expected=version, found=record["found"])
+    return int(record["new_version"])
+
+
+async def finish_deletion(conn: Connection, work_id: WorkId, version: int) -> None:
+    """Remove a work whose member object is gone (or released), if it is still at `version`."""
+    record = await conn.fetchrow(FINISH_DELETION, work_id, version)
+    assert record is not None
+    if record["deleted"] is None:
+        raise _conflict(work_id=work_id, expected=version, found=record["found"])
+
+
+async def release_claims(conn: Connection, holder: str, *, work_ids: Sequence[WorkId] | None = None) -> int:
+    """Give back `holder`'s leases (all, or those of `work_ids`) so others may claim at once."""
+    ids = None if work_ids is None else list(work_ids)
+    return rowcount(await conn.execute(RELEASE, holder, ids))
+
+
+async def requeue_work(conn: Connection, resource_id: ResourceId, cluster: str) -> int | None:
+    """Make a settled work due again now (drift seen in the member). Returns the new version,
+    or None when the work is not settled (already due, being removed, or absent)."""
+    value = await conn.fetchval(REQUEUE, resource_id, cluster)
+    return None if value is None else int(value)

@@ -1,0 +1,107 @@
+"""Re-running a whole transaction when the database goes away, with a deadline.
+
+A Postgres restart, a failover of a managed server or a dropped TCP connection must not lose a
+write nor half-write one. The store therefore runs every unit of work (acquire a connection,
+open a transaction, run the statements, commit) as one *attempt*; when an attempt fails with a
+connection fault (see `faults`) the whole attempt is run again on a fresh connection after a
+jittered exponential backoff. Postgres rolled the broken transaction back, so nothing of the
+failed attempt remains; every write of the store is idempotent (upserts on natural keys,
+events keyed by a writer-generated UUID, version-checked updates), so an attempt whose commit
+succeeded but whose acknowledgement was lost is harmless to repeat.
+
+While attempts fail the store reports itself unhealthy (the controller's ``/readyz`` follows);
+when the deadline passes, `StoreUnavailableError` is raised and the caller's own retry (its work
+queue's backoff) takes over. Time and sleep are injected so the unit test runs in fake time.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import anyio
+
+from federation.store import faults
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    """Monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
+
+    def __call__(self) -> float: ...
+
+
+class Sleep(Protocol):
+    """Wait that many seconds (``anyio.sleep`` in production, a fake in tests)."""
+
+    def __call__(self, seconds: float, /) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff between attempts: ``first_delay × multiplier^n``, capped at `max_delay`, each delay
+    drawn uniformly from its upper half (jitter, so replicas do not reconnect in lockstep); no
+    new attempt starts more than `deadline` seconds after the first failure.
+    """
+
+    first_delay: float = 0.05
+    max_delay: float = 2.0
+    multiplier: float = 2.0
+    deadline: float = 30.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """The pause after the `failures`-th consecutive failure (1-based)."""
+        base = min(self.max_delay, self.first_delay * self.multiplier ** max(0, failures - 1))
+        return base * (0.5 + 0.5 * rng.random())
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    target: str,
+    policy: RetryPolicy,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+    rng: random.Random | None = None,
+    on_fault: Callable[[BaseException], None] | None = None,
+    on_success: Callable[[], None] | None = None,
+) -> T:
+    """Run `attempt` until it succeeds, a non-retryable error occurs, or the deadline passes.
+
+    `what` (the table and key) and `target` (``host:port/db``) name the operation in errors.
+    `on_fault` is called for every connection fault (the store turns unhealthy), `on_success`
+    after a successful attempt (healthy again). Non-retryable errors are raised at once as a
+    `StoreError`; when the deadline passes the last fault is raised as `StoreUnavailableError`
+    (or as `StoreError` when it was a transaction conflict).
+    """
+    rng = rng or random.Random()
+    first_failure: float | None = None
+    failures = 0
+    while True:
+        try:
+            result = await attempt()
+        except Exception as exc:
+            if not faults.is_retryable(exc):
+                raise faults.translate(exc, what=what, target=target) from exc
+            connection_fault = faults.is_connection_fault(exc)
+            if connection_fault and on_fault is not None:
+                on_fault(exc)
+            now = clock()
+            if first_failure is None:
+                first_failure = now
+            failures += 1
+            remaining = policy.deadline - (now - first_failure)
+            if remaining <= 0:
+                if connection_fault:
+                    raise faults.unavailable(exc, what=what, target=target) from exc
+                raise faults.translate(exc, what=what, target=target) from exc
+            await sleep(min(policy.delay(failures, rng), remaining))
+        else:
+            if on_success is not None:
+                on_success()
+            return result

@@ -1,0 +1,529 @@
+"""`Store`: the controller's one handle on Postgres.
+
+It owns an asyncpg pool and runs every repository call as a retried unit of work (see
+`retry`): acquire a connection, run the call (inside a transaction when it has more than one
+statement; a single statement is atomic by itself and saves two round trips), translate errors
+into `federation.errors`. It also keeps the store's health for the controller's readiness
+probe: unhealthy from the first connection fault until the next successful call.
+
+    store = await Store.connect("postgresql://postgres@127.0.0.1:5432/federation")
+    async with store:
+        ids = await store.upsert_resources(rows)
+        change = await store.save_placement(ids[0], policy_id=..., decisions=..., desired_works=...)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, TypeVar
+
+import anyio
+import asyncpg
+
+from federation.errors import StoreError
+from federation.store.db import Connection, init_connection
+from federation.store.enums import PolicyKind, WorkState
+from federation.store.repo import (
+    checkpoints,
+    clusters,
+    events,
+    leases,
+    placements,
+    policies,
+    reads,
+    resources,
+    status,
+    works,
+)
+from federation.store.retry import Clock, RetryPolicy, Sleep, retrying
+from federation.store.rows import (
+    Checkpoint,
+    ClaimedWork,
+    ClusterRow,
+    ClusterStatus,
+    Decision,
+    DesiredWork,
+    EventRow,
+    MemberStatusRow,
+    ObjectRef,
+    PlacementChange,
+    PolicyId,
+    PolicyRow,
+    ResourceId,
+    ResourceRow,
+    ResourceStatus,
+    ResourceWork,
+    WorkId,
+    WorkStatus,
+)
+from federation.store.url import asyncpg_dsn, describe
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+class HealthListener(Protocol):
+    """Called when the store turns unhealthy (with the fault) or healthy again (with None)."""
+
+    def __call__(self, healthy: bool, fault: BaseException | None, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """How the store connects and retries, and how long it keeps events."""
+
+    #: `prune_events()` removes events older than this (the controller runs it periodically).
+    event_retention: timedelta = timedelta(days=7)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    min_connections: int = 1
+    max_connections: int = 10
+    #: Seconds to open one connection, and the longest any statement may run (server side).
+    connect_timeout: float = 10.0
+    statement_timeout: float = 60.0
+    #: Seconds `connect` keeps trying when the server is not up yet (0: one attempt).
+    connect_deadline: float = 0.0
+    application_name: str = "federation"
+    #: Bulk writes (`upsert_desired_works`, `upsert_member_statuses`) go in statements of at most
+    #: this many rows, up to `bulk_parallelism` at a time on separate connections, so that
+    #: encoding one chunk here overlaps with Postgres writing another.
+    bulk_chunk_rows: int = 2500
+    bulk_parallelism: int = 2
+
+
+@dataclass
+class StoreStats:
+    """Counters for metrics and tests."""
+
+    #: Attempts that failed on a connection fault (each was retried unless the deadline passed).
+    connection_faults: int = 0
+
+
+class Store:
+    """The Postgres state store. Create with `Store.connect`; close with `close` (or `async with`)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        target: str,
+        settings: StoreSettings,
+        clock: Clock,
+        sleep: Sleep,
+        on_health_change: HealthListener | None,
+    ) -> None:
+        self._pool = pool
+        self.target = target
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._on_health_change = on_health_change
+        self._healthy = True
+        self.stats = StoreStats()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        settings: StoreSettings | None = None,
+        on_health_change: HealthListener | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> Store:
+        """Open a pool on `url` (``postgresql://`` or ``postgresql+asyncpg://``).
+
+        Raises `StoreUnavailableError` naming host:port when the server cannot be reached
+        within ``settings.connect_deadline``; `ConfigError` for a URL that is not Postgres.
+        """
+        settings = settings or StoreSettings()
+        dsn = asyncpg_dsn(url)
+        target = describe(url)
+
+        async def open_pool() -> asyncpg.Pool[asyncpg.Record]:
+            return await asyncpg.create_pool(
+                dsn,
+                min_size=settings.min_connections,
+                max_size=settings.max_connections,
+                init=init_connection,
+                timeout=settings.connect_timeout,
+                server_settings={
+                    "application_name": settings.application_name,
+                    "statement_timeout": str(int(settings.statement_timeout * 1000)),
+                },
+            )
+
+        policy = RetryPolicy(
+            first_delay=settings.retry.first_delay,
+            max_delay=settings.retry.max_delay,
+            multiplier=settings.retry.multiplier,
+            deadline=settings.connect_deadline,
+        )
+        pool = await retrying(
+            open_pool, what=f"connecting to {target}", target=target, policy=policy, clock=clock, sleep=sleep
+        )
+        return cls(
+            pool,
+            target=target,
+            settings=settings,
+            clock=clock,
+            sleep=sleep,
+            on_health_change=on_health_change,
+        )
+
+    async def close(self) -> None:
+        """Close every connection (waits for calls in flight to finish)."""
+        with anyio.CancelScope(shield=True):
+            await self._pool.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def healthy(self) -> bool:
+        """False from the first connection fault until a call succeeds again (readiness)."""
+        return self._healthy
+
+    async def ping(self) -> None:
+        """One round trip (with retries); raises `StoreUnavailableError` when the server is gone."""
+        await self._run("ping", lambda conn: conn.fetchval("SELECT 1"))
+
+    # -- the unit of work ----------------------------------------------------------------
+
+    def _fault(self, exc: BaseException) -> None:
+        self.stats.connection_faults += 1
+        if self._healthy:
+            self._healthy = False
+            log.warning("state store at %s unavailable, retrying: %s", self.target, exc)
+            if self._on_health_change is not None:
+                self._on_health_change(False, exc)
+
+    def _recovered(self) -> None:
+        if not self._healthy:
+            self._healthy = True
+            log.info("state store at %s available again", self.target)
+            if self._on_health_change is not None:
+                self._on_health_change(True, None)
+
+    async def _run(
+        self, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = False
+    ) -> T:
+        """Run `fn` on a pooled connection as one retried attempt (in a transaction if asked)."""
+
+        async def attempt() -> T:
+            async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
+                if not transaction:
+                    return await fn(conn)
+                async with conn.transaction():
+                    return await fn(conn)
+
+        return await retrying(
+            attempt,
+            what=what,
+            target=self.target,
+            policy=self.settings.retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            on_fault=self._fault,
+            on_success=self._recovered,
+        )
+
+    async def _bulk(
+        self,
+        what: str,
+        rows: Sequence[R],
+        write: Callable[[Connection, Sequence[R]], Awaitable[int]],
+        *,
+        key: Callable[[R], tuple[int, str]],
+    ) -> int:
+        """Run a bulk write in chunks, a few at a time; returns the rows written.
+
+        Each chunk is one statement and its own retried unit: rows of a bulk write are
+        independent idempotent upserts, so a failure leaves every chunk either written or not,
+        and running the call again completes it. The first error is raised once all are done.
+        Rows are sorted by (resource_id, cluster) first: concurrent chunks then touch disjoint
+        resources (no two transactions share the foreign key's lock on one resource row, which
+        would cost a multixact) and insert into the indexes in order.
+        """
+        size = max(1, self.settings.bulk_chunk_rows)
+        if len(rows) <= size:
+            return await self._run(what, lambda c: write(c, rows))
+        rows = sorted(rows, key=key)
+        limiter = anyio.CapacityLimiter(max(1, self.settings.bulk_parallelism))
+        written: list[int] = []
+        errors: list[Exception] = []
+
+        async def chunk(start: int) -> None:
+            part = rows[start : start + size]
+            async with limiter:
+                try:
+                    written.append(await self._run(f"{what} from row {start}", lambda c: write(c, part)))
+                except Exception as exc:
+                    errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for start in range(0, len(rows), size):
+                tg.start_soon(chunk, start)
+        if errors:
+            raise errors[0]
+        return sum(written)
+
+    async def run_in_transaction(self, what: str, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run several repository calls as one retried transaction.
+
+        `fn` may run more than once (after a connection fault), so it must do nothing but
+        database work on the connection it is given; `what` names the table and key in errors.
+        """
+        return await self._run(what, fn, transaction=True)
+
+    # -- clusters and leases ----------------------------------------------------------------
+
+    async def upsert_clusters(self, rows: Sequence[ClusterRow]) -> int:
+        """Insert or update member clusters by name; returns rows written (unchanged: 0)."""
+        names = ",".join(r.name for r in rows[:3]) + ("…" if len(rows) > 3 else "")
+        return await self._run(f"clusters name={names}", lambda c: clusters.upsert_clusters(c, rows))
+
+    async def delete_cluster(self, name: str) -> bool:
+        return await self._run(f"clusters name={name}", lambda c: clusters.delete_cluster(c, name))
+
+    async def list_clusters(self) -> list[ClusterRow]:
+        return await self._run("clusters", clusters.list_clusters)
+
+    async def acquire_cluster_lease(self, cluster: str, *, holder: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease of `cluster` for `holder`; False when another holder has it."""
+        return await self._run(
+            f"cluster_leases cluster={cluster}",
+            lambda c: leases.acquire_cluster_lease(c, cluster, holder=holder, ttl_seconds=ttl_seconds),
+        )
+
+    async def release_cluster_lease(self, cluster: str, *, holder: str) -> bool:
+        return await self._run(
+            f"cluster_leases cluster={cluster}",
+            lambda c: leases.release_cluster_lease(c, cluster, holder=holder),
+        )
+
+    async def clusters_held_by(self, holder: str) -> list[str]:
+        return await self._run(
+            f"cluster_leases holder={holder}", lambda c: leases.clusters_held_by(c, holder)
+        )
+
+    # -- resources and policies ---------------------------------------------------------------
+
+    async def upsert_resources(self, rows: Sequence[ResourceRow]) -> list[ResourceId]:
+        """Insert or update hub templates; their ids in input order (unchanged rows: no write)."""
+        what = "resources"
+        if rows:
+            what = f"resources {rows[0].ref}" + (f" (+{len(rows) - 1} more)" if len(rows) > 1 else "")
+        return await self._run(what, lambda c: resources.upsert_resources(c, rows))
+
+    async def upsert_resource(self, row: ResourceRow) -> ResourceId:
+        return (await self.upsert_resources([row]))[0]
+
+    async def mark_resource_deleted(self, ref: ObjectRef) -> ResourceId | None:
+        """Record the template's deletion on the hub; None if the store never had it."""
+        return await self._run(f"resources {ref}", lambda c: resources.mark_resource_deleted(c, ref))
+
+    async def purge_resource(self, resource_id: ResourceId) -> bool:
+        """Remove a deleted resource whose works are all finished; False if some remain."""
+        return await self._run(
+            f"resources id={resource_id}", lambda c: resources.purge_resource(c, resource_id)
+        )
+
+    async def resource_id_of(self, ref: ObjectRef) -> ResourceId | None:
+        return await self._run(f"resources {ref}", lambda c: resources.resource_id_of(c, ref))
+
+    async def upsert_policy(self, row: PolicyRow) -> PolicyId:
+        return await self._run(
+            f"policies {row.kind} {row.namespace}/{row.name}", lambda c: policies.upsert_policy(c, row)
+        )
+
+    async def delete_policy(self, *, kind: PolicyKind, namespace: str, name: str) -> bool:
+        return await self._run(
+            f"policies {kind} {namespace}/{name}",
+            lambda c: policies.delete_policy(c, kind=kind, namespace=namespace, name=name),
+        )
+
+    # -- placements and works --------------------------------------------------------------------
+
+    async def save_placement(
+        self,
+        resource_id: ResourceId,
+        *,
+        policy_id: PolicyId | None,
+        decisions: Sequence[Decision],
+        desired_works: Sequence[DesiredWork],
+        unschedulable: str | None = None,
+        orphan: bool = False,
+    ) -> PlacementChange:
+        """Save a placement and its works in one statement; writes nothing when nothing changed.
+
+        See `federation.store.repo.placements.save_placement`.
+        """
+        return await self._run(
+            f"placements resource_id={resource_id}",
+            lambda c: placements.save_placement(
+                c,
+                resource_id,
+                policy_id=policy_id,
+                decisions=decisions,
+                desired_works=desired_works,
+                unschedulable=unschedulable,
+                orphan=orphan,
+            ),
+        )
+
+    async def upsert_desired_works(self, rows: Sequence[ResourceWork]) -> int:
+        """Bulk upsert of desired works across resources (no unplacing); returns rows written."""
+        works.check_unique_works(rows)
+        return await self._bulk(
+            f"works ({len(rows)} rows)",
+            rows,
+            works.upsert_desired_works,
+            key=lambda r: (r.resource_id, r.cluster),
+        )
+
+    async def claim_due_works(
+        self, cluster: str, *, holder: str, limit: int, lease_seconds: float
+    ) -> list[ClaimedWork]:
+        """Lease up to `limit` due works of `cluster` to `holder` for `lease_seconds`."""
+        return await self._run(
+            f"works cluster={cluster}",
+            lambda c: works.claim_due_works(
+                c, cluster, holder=holder, limit=limit, lease_seconds=lease_seconds
+            ),
+        )
+
+    async def record_apply_result(
+        self,
+        work_id: WorkId,
+        *,
+        version: int,
+        state: WorkState,
+        applied_hash: str | None = None,
+        member_resource_version: str | None = None,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> int:
+        """Record an apply's outcome if the work is still at `version` (else `VersionConflictError`).
+
+        Releases the claim; returns the work's new version.
+        """
+        return await self._run(
+            f"works id={work_id}",
+            lambda c: works.record_apply_result(
+                c,
+                work_id,
+                version=version,
+                state=state,
+                applied_hash=applied_hash,
+                member_resource_version=member_resource_version,
+                error=error,
+                next_attempt_at=next_attempt_at,
+            ),
+        )
+
+    async def finish_deletion(self, work_id: WorkId, version: int) -> None:
+        """Delete a work row whose member object is gone, if still at `version`."""
+        await self._run(f"works id={work_id}", lambda c: works.finish_deletion(c, work_id, version))
+
+    async def release_claims(self, holder: str, *, work_ids: Sequence[WorkId] | None = None) -> int:
+        """Release `holder`'s claims (on shutdown, or after a version conflict)."""
+        return await self._run(
+            f"works claimed_by={holder}", lambda c: works.release_claims(c, holder, work_ids=work_ids)
+        )
+
+    async def requeue_work(self, resource_id: ResourceId, cluster: str) -> int | None:
+        """Make a settled work due now (drift); returns its new version, None if not settled."""
+        return await self._run(
+            f"works resource_id={resource_id} cluster={cluster}",
+            lambda c: works.requeue_work(c, resource_id, cluster),
+        )
+
+    # -- status, events, checkpoints -------------------------------------------------------------
+
+    async def upsert_member_statuses(self, rows: Sequence[MemberStatusRow]) -> int:
+        """Bulk upsert of member statuses; rows of unknown works are skipped. Returns rows written."""
+        status.check_unique_statuses(rows)
+        return await self._bulk(
+            f"member_status ({len(rows)} rows)",
+            rows,
+            status.upsert_member_statuses,
+            key=lambda r: (r.resource_id, r.cluster),
+        )
+
+    async def delete_orphaned_statuses(self) -> int:
+        """Remove member statuses whose work is gone (run now and then, like `prune_events`)."""
+        return await self._run("member_status", status.delete_orphaned_statuses)
+
+    async def append_events(self, rows: Sequence[EventRow]) -> int:
+        return await self._run(f"events ({len(rows)} rows)", lambda c: events.append_events(c, rows))
+
+    async def prune_events(self, older_than: timedelta | None = None, *, batch: int = 10_000) -> int:
+        """Delete events older than `older_than` (default: the retention setting), in batches."""
+        age = self.settings.event_retention if older_than is None else older_than
+        if age < timedelta(0):
+            raise StoreError(f"events: a negative retention ({age}) would delete the future")
+        before = await self._run("events", lambda c: c.fetchval("SELECT now() - $1::interval", age))
+        total = 0
+        while True:
+            deleted = await self._run(
+                "events", lambda c: events.prune_events_batch(c, before=before, batch=batch)
+            )
+            total += deleted
+            if deleted < batch:
+                return total
+
+    async def get_checkpoint(self, cluster: str, resource: str) -> str | None:
+        return await self._run(
+            f"watch_checkpoints cluster={cluster} resource={resource}",
+            lambda c: checkpoints.get_checkpoint(c, cluster, resource),
+        )
+
+    async def get_checkpoints(self, cluster: str) -> dict[str, str]:
+        return await self._run(
+            f"watch_checkpoints cluster={cluster}", lambda c: checkpoints.get_checkpoints(c, cluster)
+        )
+
+    async def set_checkpoints(self, rows: Sequence[Checkpoint]) -> int:
+        return await self._run("watch_checkpoints", lambda c: checkpoints.set_checkpoints(c, rows))
+
+    # -- aggregated reads ---------------------------------------------------------------------------
+
+    async def resource_status(self, resource_id: ResourceId) -> ResourceStatus | None:
+        return await self._run(
+            f"fleet_resource_status resource_id={resource_id}",
+            lambda c: reads.resource_status(c, resource_id),
+        )
+
+    async def resource_statuses(self) -> list[ResourceStatus]:
+        return await self._run("fleet_resource_status", reads.resource_statuses)
+
+    async def cluster_status(self, cluster: str) -> ClusterStatus | None:
+        return await self._run(
+            f"fleet_cluster_status cluster={cluster}", lambda c: reads.cluster_status(c, cluster)
+        )
+
+    async def cluster_statuses(self) -> list[ClusterStatus]:
+        return await self._run("fleet_cluster_status", reads.cluster_statuses)
+
+    async def works_of_resource(self, resource_id: ResourceId) -> list[WorkStatus]:
+        return await self._run(
+            f"fleet_work_status resource_id={resource_id}", lambda c: reads.works_of_resource(c, resource_id)
+        )
+
+    async def works_of_cluster(self, cluster: str, *, limit: int = 1000) -> list[WorkStatus]:
+        return await self._run(
+            f"fleet_work_status cluster={cluster}", lambda c: reads.works_of_cluster(c, cluster, limit=limit)
+        )

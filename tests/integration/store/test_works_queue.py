@@ -1,0 +1,201 @@
+"""The works queue: leases, SKIP LOCKED claims, and optimistic versions on real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from federation.errors import VersionConflictError
+from federation.store import (
+    Decision,
+    Health,
+    MemberStatusRow,
+    ResourceWork,
+    Store,
+    StoreSettings,
+    WorkId,
+    WorkState,
+)
+from tests.integration.store.factories import content_hash, deployment, desired, placed_resource, resource_row
+from tests.kubehelpers import eventually
+from tests.storehelpers import query
+
+
+@pytest.fixture
+async def other_store(database_url: str) -> AsyncIterator[Store]:
+    """A second store on the same database: another controller replica, its own pool."""
+    opened = await Store.connect(database_url, settings=StoreSettings(max_connections=2))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def many_works(store: Store, *, resources: int, cluster: str = "member-1") -> list[int]:
+    ids = await store.upsert_resources([resource_row(f"app-{i}") for i in range(resources)])
+    manifest = deployment("app")
+    await store.upsert_desired_works(
+        [ResourceWork(resource_id=r, cluster=cluster, desired=manifest, desired_hash="h1") for r in ids]
+    )
+    return ids
+
+
+async def test_claims_only_due_works_of_the_cluster_up_to_the_limit(store: Store) -> None:
+    await placed_resource(store, "a", ["member-1", "member-2"])
+    await placed_resource(store, "b", ["member-1"])
+    await placed_resource(store, "c", ["member-1"])
+
+    first = await store.claim_due_works("member-1", holder="w1", limit=2, lease_seconds=30)
+    assert len(first) == 2
+    assert {w.cluster for w in first} == {"member-1"}
+    assert all(w.state is WorkState.PENDING and w.version == 2 for w in first)  # the claim bumped it
+    rest = await store.claim_due_works("member-1", holder="w2", limit=10, lease_seconds=30)
+    assert len(rest) == 1 and rest[0].id not in {w.id for w in first}
+    assert await store.claim_due_works("member-1", holder="w3", limit=10, lease_seconds=30) == []
+    assert len(await store.claim_due_works("member-2", holder="w3", limit=10, lease_seconds=30)) == 1
+
+
+async def test_two_concurrent_claimers_never_get_the_same_work(store: Store, other_store: Store) -> None:
+    await many_works(store, resources=300)
+    for round_ in range(5):
+        claimed: dict[str, list[WorkId]] = {"a": [], "b": []}
+
+        async def worker(name: str, handle: Store, into: list[WorkId]) -> None:
+            while batch := await handle.claim_due_works("member-1", holder=name, limit=7, lease_seconds=60):
+                into.extend(w.id for w in batch)
+                for w in batch:
+                    await handle.record_apply_result(w.id, version=w.version, state=WorkState.APPLIED)
+
+        await asyncio.gather(worker("a", store, claimed["a"]), worker("b", other_store, claimed["b"]))
+
+        a, b = claimed["a"], claimed["b"]
+        assert len(a) == len(set(a)) and len(b) == len(set(b))
+        assert not set(a) & set(b), f"round {round_}: claimed by both: {sorted(set(a) & set(b))[:5]}"
+        assert len(a) + len(b) == 300
+        assert a and b, "both claimers should have worked"  # the race really happened
+        # Make every work due again for the next round.
+        rows = await store.works_of_cluster("member-1")
+        assert {w.state for w in rows} == {WorkState.APPLIED}
+        await store.upsert_desired_works(
+            [
+                ResourceWork(
+                    resource_id=w.resource_id, cluster="member-1", desired={}, desired_hash=f"r{round_}"
+                )
+                for w in rows
+            ]
+        )
+
+
+async def test_an_expired_lease_is_reclaimed_and_the_old_holder_is_refused(
+    store: Store, other_store: Store
+) -> None:
+    await placed_resource(store, "web", ["member-1"])
+    (mine,) = await store.claim_due_works("member-1", holder="slow", limit=1, lease_seconds=0.3)
+    assert await other_store.claim_due_works("member-1", holder="fast", limit=1, lease_seconds=30) == []
+
+    async def reclaimed() -> list[object]:
+        return list(await other_store.claim_due_works("member-1", holder="fast", limit=1, lease_seconds=30))
+
+    (theirs,) = await eventually(reclaimed, timeout=10, what="the expired lease to be claimable")
+    assert theirs.id == mine.id and theirs.version == mine.version + 1
+
+    with pytest.raises(VersionConflictError) as info:
+        await store.record_apply_result(mine.id, version=mine.version, state=WorkState.APPLIED)
+    assert info.value.table == "works" and info.value.actual == theirs.version
+    assert f"works id={mine.id}" in str(info.value)
+    await other_store.record_apply_result(theirs.id, version=theirs.version, state=WorkState.APPLIED)
+
+
+async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> None:
+    rid = await placed_resource(store, "web", ["member-1"])
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+
+    # The template changes while the (old) manifest is being applied.
+    new = deployment("web", image="nginx:2")
+    await store.save_placement(
+        rid,
+        policy_id=None,
+        decisions=[Decision(cluster="member-1", chosen=True)],
+        desired_works=[desired("member-1", new)],
+    )
+    with pytest.raises(VersionConflictError, match=rf"works id={work.id}: version is {work.version + 1}"):
+        await store.record_apply_result(work.id, version=work.version, state=WorkState.APPLIED)
+
+    # The claim is still ours until released; released, the new manifest is due at once.
+    assert await store.claim_due_works("member-1", holder="other", limit=1, lease_seconds=30) == []
+    assert await store.release_claims("w", work_ids=[work.id]) == 1
+    (again,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    assert again.desired_hash == content_hash(new) and again.desired == new
+
+
+async def test_results_failures_and_backoff(store: Store, database_url: str) -> None:
+    await placed_resource(store, "web", ["member-1"])
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    version = await store.record_apply_result(
+        work.id,
+        version=work.version,
+        state=WorkState.FAILED,
+        error="apiserver said 500",
+        next_attempt_at=later,
+    )
+    assert version == work.version + 1
+    # Not due before its next attempt.
+    assert await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30) == []
+    (row,) = await query(
+        database_url, "SELECT attempts, last_error, claimed_by FROM works WHERE id = $1", work.id
+    )
+    assert (row["attempts"], row["last_error"], row["claimed_by"]) == (1, "apiserver said 500", None)
+
+    # A conflict is terminal until the input changes: no next attempt.
+    await query(database_url, "UPDATE works SET next_attempt_at = now() WHERE id = $1", work.id)
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    await store.record_apply_result(
+        work.id, version=work.version, state=WorkState.CONFLICT, error="owned by another field manager"
+    )
+    assert await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30) == []
+    (status,) = await store.works_of_cluster("member-1")
+    assert status.state is WorkState.CONFLICT and status.attempts == 2 and status.next_attempt_at is None
+
+    # Drift (or a retry asked for): the settled work is due again.
+    assert await store.requeue_work(status.resource_id, "member-1") == status.version + 1
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    await store.record_apply_result(
+        work.id, version=work.version, state=WorkState.APPLIED, member_resource_version="9"
+    )
+    (status,) = await store.works_of_cluster("member-1")
+    assert status.state is WorkState.APPLIED and status.in_sync and status.attempts == 0
+    assert status.applied_hash == status.desired_hash and status.member_resource_version == "9"
+    assert status.applied_at is not None
+
+
+async def test_finish_deletion_removes_the_work_and_its_status(store: Store, database_url: str) -> None:
+    rid = await placed_resource(store, "web", ["member-1"])
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    await store.record_apply_result(work.id, version=work.version, state=WorkState.APPLIED)
+    await store.upsert_member_statuses([MemberStatusRow(rid, "member-1", {"replicas": 2}, Health.HEALTHY)])
+
+    await store.save_placement(rid, policy_id=None, decisions=[], desired_works=[])
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    assert work.state is WorkState.DELETING
+    with pytest.raises(VersionConflictError):
+        await store.finish_deletion(work.id, work.version - 1)
+    await store.finish_deletion(work.id, work.version)
+
+    assert await query(database_url, "SELECT 1 FROM works WHERE id = $1", work.id) == []
+    assert await query(database_url, "SELECT 1 FROM member_status WHERE resource_id = $1", rid) == []
+    with pytest.raises(VersionConflictError, match="no longer exists") as info:
+        await store.finish_deletion(work.id, work.version)
+    assert info.value.actual is None
+
+
+async def test_release_claims_of_a_holder(store: Store) -> None:
+    await many_works(store, resources=5)
+    claimed = await store.claim_due_works("member-1", holder="shutting-down", limit=10, lease_seconds=300)
+    assert len(claimed) == 5
+    assert await store.claim_due_works("member-1", holder="next", limit=10, lease_seconds=30) == []
+    assert await store.release_claims("shutting-down") == 5
+    assert len(await store.claim_due_works("member-1", holder="next", limit=10, lease_seconds=30)) == 5
