@@ -43,7 +43,7 @@ def lock_key(name: str) -> int:
 class LeaderElector:
     """Campaigns for leadership of `hub` and runs the leader's work while it leads."""
 
-    dsn: str
+    dsn: str  # a libpq URL (postgresql://...); the table comes with migration 0003
     hub: str
     identity: str = field(default_factory=default_identity)
     retry_interval: float = 2.0
@@ -88,10 +88,6 @@ class LeaderElector:
             try:
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(self.hub)):
                     await conn.execute(
-                        """CREATE TABLE IF NOT EXISTS controller_leader (
-                               hub text PRIMARY KEY, holder text NOT NULL, since timestamptz NOT NULL)"""
-                    )
-                    await conn.execute(
                         """INSERT INTO controller_leader (hub, holder, since) VALUES ($1, $2, now())
                            ON CONFLICT (hub)
                            DO UPDATE SET holder = EXCLUDED.holder, since = EXCLUDED.since""",
@@ -132,8 +128,6 @@ async def current_leader(dsn: str, hub: str) -> str | None:
     except (OSError, asyncpg.PostgresError) as exc:
         raise StoreUnavailableError(f"cannot reach the database to read the leader: {exc}") from exc
     try:
-        if not await conn.fetchval("SELECT to_regclass('controller_leader') IS NOT NULL"):
-            return None
         value = await conn.fetchval("SELECT holder FROM controller_leader WHERE hub = $1", hub)
         return str(value) if value is not None else None
     finally:

@@ -218,6 +218,10 @@ class Work(Base):
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
     applied_at: Mapped[datetime | None] = _timestamp(nullable=True, now=False)
+    # conflictResolution=Overwrite of the governing policy: may adopt a pre-existing object.
+    overwrite: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # Drift baseline: hash of the member object's managed fields right after our last apply.
+    baseline: Mapped[str | None] = mapped_column(Text)
 
 
 class MemberStatus(Base):
@@ -291,3 +295,13 @@ class ClusterLease(Base):
 
 #: The dashboard views the migrations create; alembic's comparison leaves them alone.
 VIEW_NAMES = frozenset({"fleet_resource_status", "fleet_cluster_status", "fleet_work_status"})
+
+
+class ControllerLeader(Base):
+    """Which controller replica leads each hub (the advisory lock is the truth; this is for people)."""
+
+    __tablename__ = "controller_leader"
+
+    hub: Mapped[str] = mapped_column(Text, primary_key=True)
+    holder: Mapped[str] = mapped_column(Text, nullable=False)
+    since: Mapped[datetime] = _timestamp()

@@ -106,6 +106,8 @@ class DesiredWork:
     cluster: str
     desired: JSON
     desired_hash: str
+    overwrite: bool = False
+    """conflictResolution=Overwrite: an existing member object we did not create may be adopted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,7 @@ class ResourceWork:
     cluster: str
     desired: JSON
     desired_hash: str
+    overwrite: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,36 @@ class ClaimedWork:
     attempts: int
     version: int
     claimed_until: datetime
+    overwrite: bool = False
+    baseline: str | None = None
+    """Hash of the member object's managed fields right after our last apply (drift baseline)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedWork:
+    """A work as a cluster's propagator keeps it in memory, to map member objects to works."""
+
+    id: WorkId
+    resource_id: ResourceId
+    state: WorkState
+    desired: JSON
+    desired_hash: str
+    applied_hash: str | None
+    baseline: str | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySummary:
+    """What a policy governs, for its status conditions."""
+
+    matched: int
+    placed: int
+    applied: int
+    healthy: int
+    conflicted: int
+    failed: int
+    pending: int
 
 
 @dataclass(frozen=True, slots=True)

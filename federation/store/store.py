@@ -49,11 +49,13 @@ from federation.store.rows import (
     Decision,
     DesiredWork,
     EventRow,
+    IndexedWork,
     MemberStatusRow,
     ObjectRef,
     PlacementChange,
     PolicyId,
     PolicyRow,
+    PolicySummary,
     ResourceId,
     ResourceRow,
     ResourceStatus,
@@ -415,6 +417,7 @@ class Store:
         member_resource_version: str | None = None,
         error: str | None = None,
         next_attempt_at: datetime | None = None,
+        baseline: str | None = None,
     ) -> int:
         """Record an apply's outcome if the work is still at `version` (else `VersionConflictError`).
 
@@ -431,7 +434,29 @@ class Store:
                 member_resource_version=member_resource_version,
                 error=error,
                 next_attempt_at=next_attempt_at,
+                baseline=baseline,
             ),
+        )
+
+    async def work_index(self, cluster: str) -> list[IndexedWork]:
+        """Every work of `cluster` (its propagator maps member objects to works with it)."""
+        return await self._run(f"works cluster={cluster}", lambda c: works.work_index(c, cluster))
+
+    async def count_works(self, resource_id: ResourceId) -> int:
+        return await self._run(
+            f"works resource_id={resource_id}", lambda c: works.count_works(c, resource_id)
+        )
+
+    async def placement_of(self, resource_id: ResourceId) -> list[Decision]:
+        """The stored decision rows of a resource (the `previous` decision for stability)."""
+        return await self._run(
+            f"placement_decisions resource_id={resource_id}",
+            lambda c: placements.placement_of(c, resource_id),
+        )
+
+    async def policy_summary(self, policy_id: PolicyId) -> PolicySummary:
+        return await self._run(
+            f"placements policy_id={policy_id}", lambda c: placements.policy_summary(c, policy_id)
         )
 
     async def finish_deletion(self, work_id: WorkId, version: int) -> None:

@@ -25,7 +25,7 @@ from federation.errors import StoreError
 from federation.store.db import Connection, json_texts
 from federation.store.enums import WorkState
 from federation.store.repo.works import UPSERT_DESIRED_TEMPLATE
-from federation.store.rows import Decision, DesiredWork, PlacementChange, PolicyId, ResourceId
+from federation.store.rows import Decision, DesiredWork, PlacementChange, PolicyId, PolicySummary, ResourceId
 
 SAVE_PLACEMENT = (
     """
@@ -76,7 +76,8 @@ placed AS (
 ),
 desired_input AS (
     SELECT $1::bigint AS resource_id, i.*
-    FROM unnest($8::text[], $9::text[], $10::text[]) AS i(cluster, desired, desired_hash)
+    FROM unnest($8::text[], $9::text[], $10::text[], $13::bool[])
+        AS i(cluster, desired, desired_hash, overwrite)
 ),"""
     + UPSERT_DESIRED_TEMPLATE.format(name="upserted_works", input="desired_input")
     + """,
@@ -151,6 +152,7 @@ async def save_placement(
         [w.desired_hash for w in desired_works],
         (WorkState.ORPHANING if orphan else WorkState.DELETING).value,
         [d.cluster for d in decisions if d.chosen],
+        [w.overwrite for w in desired_works],
     )
     assert record is not None
     return PlacementChange(
@@ -160,3 +162,36 @@ async def save_placement(
         works_updated=tuple(record["updated"]),
         works_unplaced=tuple(record["unplaced"]),
     )
+
+
+async def placement_of(conn: Connection, resource_id: ResourceId) -> list[Decision]:
+    """The stored decision rows of a resource (the `previous` the placement engine keeps stable)."""
+    records = await conn.fetch(
+        "SELECT cluster, chosen, replicas, reason FROM placement_decisions"
+        " WHERE resource_id = $1 ORDER BY cluster",
+        resource_id,
+    )
+    return [Decision(r["cluster"], r["chosen"], r["replicas"], r["reason"]) for r in records]
+
+
+POLICY_SUMMARY = """
+SELECT
+    count(DISTINCT p.resource_id) AS matched,
+    count(w.id) FILTER (WHERE w.state NOT IN ('deleting', 'orphaning', 'orphaned')) AS placed,
+    count(w.id) FILTER (WHERE w.state = 'applied') AS applied,
+    count(w.id) FILTER (WHERE w.state = 'applied' AND m.health = 'Healthy') AS healthy,
+    count(w.id) FILTER (WHERE w.state = 'conflict') AS conflicted,
+    count(w.id) FILTER (WHERE w.state = 'failed') AS failed,
+    count(w.id) FILTER (WHERE w.state = 'pending') AS pending
+FROM placements p
+JOIN resources r ON r.id = p.resource_id AND r.deleted_at IS NULL
+LEFT JOIN works w ON w.resource_id = p.resource_id
+LEFT JOIN member_status m ON m.resource_id = w.resource_id AND m.cluster = w.cluster
+WHERE p.policy_id = $1
+"""
+
+
+async def policy_summary(conn: Connection, policy_id: PolicyId) -> PolicySummary:
+    r = await conn.fetchrow(POLICY_SUMMARY, policy_id)
+    assert r is not None
+    return PolicySummary(**{k: int(r[k]) for k in PolicySummary.__dataclass_fields__})

@@ -26,47 +26,50 @@ import asyncpg
 from federation.errors import StoreError, VersionConflictError
 from federation.store.db import Connection, json_texts, rowcount
 from federation.store.enums import WorkState
-from federation.store.rows import ClaimedWork, ResourceId, ResourceWork, WorkId
+from federation.store.rows import ClaimedWork, IndexedWork, ResourceId, ResourceWork, WorkId
 
 # The core of the "zero writes when nothing changed" rule: only works that are new, whose
 # desired hash changed, or that are being taken away and must come back reach the INSERT; the
 # ON CONFLICT clause repeats the test for a row that changed between the read and the write.
 UPSERT_DESIRED_TEMPLATE = """
 {name}_todo AS (
-    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash
+    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash, i.overwrite
     FROM {input} i
     LEFT JOIN LATERAL (
         -- LIMIT 1 keeps this a per-row index probe: flattened into a plain join, the planner
         -- may hash the whole works table for every batch.
-        SELECT o.desired_hash, o.state FROM works o
+        SELECT o.desired_hash, o.state, o.overwrite FROM works o
         WHERE o.resource_id = i.resource_id AND o.cluster = i.cluster
         LIMIT 1
     ) o ON true
     WHERE o.state IS NULL
        OR o.desired_hash <> i.desired_hash
+       OR o.overwrite <> i.overwrite
        OR o.state IN ('deleting', 'orphaning', 'orphaned')
 ),
 {name} AS (
-    INSERT INTO works AS w (resource_id, cluster, desired, desired_hash, state, next_attempt_at)
-    SELECT resource_id, cluster, desired::jsonb, desired_hash, 'pending', now() FROM {name}_todo
+    INSERT INTO works AS w (resource_id, cluster, desired, desired_hash, overwrite, state, next_attempt_at)
+    SELECT resource_id, cluster, desired::jsonb, desired_hash, overwrite, 'pending', now() FROM {name}_todo
     ON CONFLICT (resource_id, cluster) DO UPDATE SET
         desired = EXCLUDED.desired,
         desired_hash = EXCLUDED.desired_hash,
+        overwrite = EXCLUDED.overwrite,
         state = 'pending',
         last_error = NULL,
         attempts = 0,
         next_attempt_at = now(),
         version = w.version + 1,
         updated_at = now()
-    WHERE w.desired_hash <> EXCLUDED.desired_hash OR w.state IN ('deleting', 'orphaning', 'orphaned')
+    WHERE w.desired_hash <> EXCLUDED.desired_hash OR w.overwrite <> EXCLUDED.overwrite
+       OR w.state IN ('deleting', 'orphaning', 'orphaned')
     RETURNING w.resource_id, w.cluster, w.version = 1 AS inserted
 )"""
 
 UPSERT_DESIRED = (
     """
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-        AS i(resource_id, cluster, desired, desired_hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[])
+        AS i(resource_id, cluster, desired, desired_hash, overwrite)
 ),"""
     + UPSERT_DESIRED_TEMPLATE.format(name="upserted", input="input")
     + """
@@ -79,7 +82,7 @@ WITH due AS MATERIALIZED (
     SELECT id FROM works
     WHERE cluster = $1
       AND next_attempt_at <= now()
-      AND state IN ('pending', 'failed', 'deleting', 'orphaning')
+      AND state IN ('pending', 'failed', 'conflict', 'deleting', 'orphaning')
       AND (claimed_until IS NULL OR claimed_until < now())
     ORDER BY next_attempt_at
     LIMIT $3
@@ -92,7 +95,7 @@ UPDATE works w SET
 FROM due
 WHERE w.id = due.id
 RETURNING w.id, w.resource_id, w.cluster, w.state, w.desired, w.desired_hash, w.applied_hash,
-          w.member_resource_version, w.attempts, w.version, w.claimed_until
+          w.member_resource_version, w.attempts, w.version, w.claimed_until, w.overwrite, w.baseline
 """
 
 RECORD = """
@@ -106,6 +109,7 @@ WITH updated AS (
         attempts = CASE WHEN $6::text IS NULL THEN 0 ELSE attempts + 1 END,
         next_attempt_at = $7,
         applied_at = CASE WHEN $3::work_state = 'applied' THEN now() ELSE applied_at END,
+        baseline = CASE WHEN $3::work_state = 'applied' THEN COALESCE($8, baseline) ELSE baseline END,
         claimed_by = NULL,
         claimed_until = NULL,
         version = version + 1,
@@ -161,6 +165,7 @@ async def upsert_desired_works(conn: Connection, rows: Sequence[ResourceWork]) -
         [r.cluster for r in rows],
         json_texts([r.desired for r in rows]),
         [r.desired_hash for r in rows],
+        [r.overwrite for r in rows],
     )
     return int(written)
 
@@ -178,6 +183,8 @@ def _claimed(r: asyncpg.Record) -> ClaimedWork:
         attempts=r["attempts"],
         version=r["version"],
         claimed_until=r["claimed_until"],
+        overwrite=r["overwrite"],
+        baseline=r["baseline"],
     )
 
 
@@ -208,14 +215,24 @@ async def record_apply_result(
     member_resource_version: str | None = None,
     error: str | None = None,
     next_attempt_at: datetime | None = None,
+    baseline: str | None = None,
 ) -> int:
     """Record what an apply (or delete, or orphaning) did, if the work is still at `version`.
 
     Releases the claim. `applied_hash` defaults to the work's desired hash when `state` is
-    applied; `next_attempt_at` None means nothing more to do. Returns the new version.
+    applied; `next_attempt_at` None means nothing more to do; `baseline` (applied only) is the
+    drift baseline. Returns the new version.
     """
     record = await conn.fetchrow(
-        RECORD, work_id, version, state.value, applied_hash, member_resource_version, error, next_attempt_at
+        RECORD,
+        work_id,
+        version,
+        state.value,
+        applied_hash,
+        member_resource_version,
+        error,
+        next_attempt_at,
+        baseline,
     )
     assert record is not None
     if record["new_version"] is None:
@@ -242,3 +259,32 @@ async def requeue_work(conn: Connection, resource_id: ResourceId, cluster: str) 
     or None when the work is not settled (already due, being removed, or absent)."""
     value = await conn.fetchval(REQUEUE, resource_id, cluster)
     return None if value is None else int(value)
+
+
+WORK_INDEX = """
+SELECT id, resource_id, state, desired, desired_hash, applied_hash, baseline, version
+FROM works WHERE cluster = $1
+"""
+
+
+async def work_index(conn: Connection, cluster: str) -> list[IndexedWork]:
+    """Every work of `cluster`, as its propagator indexes member objects by."""
+    records = await conn.fetch(WORK_INDEX, cluster)
+    return [
+        IndexedWork(
+            id=WorkId(r["id"]),
+            resource_id=ResourceId(r["resource_id"]),
+            state=WorkState(r["state"]),
+            desired=r["desired"],
+            desired_hash=r["desired_hash"],
+            applied_hash=r["applied_hash"],
+            baseline=r["baseline"],
+            version=r["version"],
+        )
+        for r in records
+    ]
+
+
+async def count_works(conn: Connection, resource_id: ResourceId) -> int:
+    """How many works a resource still has (deletion waits for zero)."""
+    return int(await conn.fetchval("SELECT count(*) FROM works WHERE resource_id = $1", resource_id))

@@ -43,13 +43,19 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     revisions = await migrate.upgrade(empty_url)
     assert revisions.before is None
-    assert revisions.after == migrate.head_revision() == "0002"
+    assert revisions.after == migrate.head_revision() == "0003"
     found = await relations(empty_url)
     for table in TABLES:
         assert found.get(table) == "r", table
     for view in VIEW_NAMES:
         assert found.get(view) == "v", view
     assert found.get("work_state") == "e" and found.get("health") == "e"
+
+    assert found.get("controller_leader") == "r"
+
+    revisions = await migrate.downgrade(empty_url, "0002")
+    assert (revisions.before, revisions.after) == ("0003", "0002")
+    assert "controller_leader" not in await relations(empty_url)
 
     revisions = await migrate.downgrade(empty_url, "0001")
     assert (revisions.before, revisions.after) == ("0002", "0001")
@@ -61,8 +67,8 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert set(await relations(empty_url)) == {"alembic_version"}
 
     revisions = await migrate.upgrade(empty_url, "head")
-    assert (revisions.before, revisions.after) == (None, "0002")
-    assert await migrate.current(empty_url) == "0002"
+    assert (revisions.before, revisions.after) == (None, "0003")
+    assert await migrate.current(empty_url) == "0003"
     assert set(TABLES) | VIEW_NAMES <= set(await relations(empty_url))
 
 
@@ -82,4 +88,4 @@ async def test_the_comparison_does_see_a_difference(database_url: str) -> None:
 
 async def test_upgrading_twice_is_a_no_op(database_url: str) -> None:
     revisions = await migrate.upgrade(database_url)
-    assert revisions.before == revisions.after == "0002"
+    assert revisions.before == revisions.after == "0003"
