@@ -91,3 +91,37 @@ CLUSTER_READY = Gauge(
 
 # -- status up and spec down -------------------------------------------------------------
 STATUS_WRITES = Counter("federation_hub_status_writes_total", "Aggregated status writes to hub templates.")
+MEMBER_WRITES = Counter(
+    "federation_member_writes_total",
+    "Writes sent to member apiservers (applies, deletes, patches).",
+    ["cluster"],
+)
+APPLY_RESULTS = Counter(
+    "federation_apply_results_total",
+    "Works processed, by cluster and result (applied, conflict, failed, retry, deleted, orphaned).",
+    ["cluster", "result"],
+)
+APPLY_DURATION = Histogram(
+    "federation_apply_duration_seconds",
+    "Time to process one work against a member.",
+    ["cluster"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROPAGATION_LATENCY = Histogram(
+    "federation_propagation_latency_seconds",
+    "From a work becoming due (claimed) to the member write being acknowledged.",
+    ["cluster"],
+    buckets=_LATENCY_BUCKETS,
+)
+DRIFT_EVENTS = Counter(
+    "federation_drift_corrected_total", "Member-side edits of managed fields restored.", ["cluster"]
+)
+CONFLICTS = Counter("federation_conflicts_total", "Works that met an object they may not touch.", ["cluster"])
+WORKS_BACKLOG = Gauge("federation_works_in_flight", "Works being applied right now.", ["cluster"])
+
+# -- reconciles (controller-runtime's names) ----------------------------------------------
+RECONCILES = Counter("reconciliation_total", "Reconciles by controller and result.", ["controller", "result"])
+RECONCILE_ERRORS = Counter("reconciliation_errors_total", "Reconciles that failed.", ["controller"])
+RECONCILE_DURATION = Histogram(
+    "reconciliation_duration_seconds", "Reconcile duration.", ["controller"], buckets=_LATENCY_BUCKETS
+)

@@ -104,10 +104,10 @@ class Applier:
         self._namespaces: set[str] = set()
         self.writes = 0  # member writes sent (applies, deletes, patches): what tests count
 
-    async def resource(self, desired: Obj) -> ResourceInfo:
+    async def resource(self, desired: Mapping[str, Any]) -> ResourceInfo:
         return await self.discovery.resource_for(GVK.of(desired))
 
-    async def live(self, res: ResourceInfo, desired: Obj) -> Obj | None:
+    async def live(self, res: ResourceInfo, desired: Mapping[str, Any]) -> Obj | None:
         """The member's object: from the informer cache when it has it, else a GET.
 
         The cache only holds objects carrying our hub label; a GET is what finds an object
@@ -126,7 +126,7 @@ class Applier:
 
     # -- apply -------------------------------------------------------------------------
 
-    async def apply(self, desired: Obj, *, overwrite: bool, baseline: str | None) -> Outcome:
+    async def apply(self, desired: Mapping[str, Any], *, overwrite: bool, baseline: str | None) -> Outcome:
         try:
             res = await self.resource(desired)
             live = await self.live(res, desired)
@@ -195,7 +195,7 @@ class Applier:
             )
         return None
 
-    def _in_sync(self, live: Obj, desired: Obj, baseline: str | None) -> bool:
+    def _in_sync(self, live: Obj, desired: Mapping[str, Any], baseline: str | None) -> bool:
         if desired_hash(live) != desired_hash(desired):
             return False
         if baseline is None:
@@ -204,7 +204,7 @@ class Applier:
             return True
         return projection_hash(live, desired) == baseline
 
-    async def _apply(self, res: ResourceInfo, desired: Obj) -> Obj:
+    async def _apply(self, res: ResourceInfo, desired: Mapping[str, Any]) -> Obj:
         ns = _meta(desired).get("namespace") if res.namespaced else None
         if ns:
             await self._ensure_namespace(str(ns))
@@ -244,7 +244,7 @@ class Applier:
 
     # -- delete / orphan -----------------------------------------------------------------
 
-    async def delete(self, desired: Obj) -> Outcome:
+    async def delete(self, desired: Mapping[str, Any]) -> Outcome:
         """Delete our copy; an object that is not ours (any more) is left alone."""
         try:
             res = await self.resource(desired)
@@ -274,7 +274,7 @@ class Applier:
         except (KubeError, ClusterUnreachableError) as exc:
             return Outcome(Result.RETRY, str(exc))
 
-    async def orphan(self, desired: Obj) -> Outcome:
+    async def orphan(self, desired: Mapping[str, Any]) -> Outcome:
         """Leave our copy in place, but without our stamp: it belongs to the member now."""
         try:
             res = await self.resource(desired)

@@ -1,0 +1,431 @@
+"""The propagator of one member cluster: spec down, drift and deletions seen, status up.
+
+Postgres is the queue. The propagator claims due works of its cluster (a lease, so a crashed
+process's claims expire and another can take them), applies each with the `Applier`, and
+records the outcome with the version its claim returned, so a stale result is refused. It is
+woken by a hint when the hub side changed works of its cluster, and polls anyway every
+`poll_interval` (hints are an optimisation, the table is the truth).
+
+It also watches, in the member, the objects this hub owns (one informer per kind, selected by
+our hub label) and turns what it sees into work: a managed field edited in the member (drift)
+or a copy deleted in the member makes the work due again; every status change becomes a
+`member_status` row (batched) and a mark for the hub's status writer.
+
+While the cluster is not ready nothing is claimed: its works wait, and complete when it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+
+from federation.clusters import Member
+from federation.errors import KubeError, StoreError, VersionConflictError
+from federation.hub.keys import ResourceKey
+from federation.informers import Handlers, Informer
+from federation.kube import GVK, Obj
+from federation.metrics import (
+    APPLY_DURATION,
+    APPLY_RESULTS,
+    DRIFT_EVENTS,
+    MEMBER_WRITES,
+    PROPAGATION_LATENCY,
+    WORKS_BACKLOG,
+)
+from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
+from federation.propagate.drift import projection_hash
+from federation.status import assess
+from federation.store import (
+    ClaimedWork,
+    EventRow,
+    EventType,
+    Health,
+    IndexedWork,
+    MemberStatusRow,
+    ObjectRef,
+    ResourceId,
+    Store,
+    WorkState,
+)
+from federation.translate import OWNERSHIP
+
+log = logging.getLogger(__name__)
+
+#: Told that a member copy of a resource changed (the hub's status writer coalesces these).
+StatusListener = Callable[[ResourceKey], None]
+#: Whether the cluster is ready now (from the registry's probes).
+ReadyCheck = Callable[[], bool]
+
+
+@dataclass
+class PropagatorSettings:
+    workers: int = 16
+    batch: int = 256
+    lease_seconds: float = 120.0
+    poll_interval: float = 2.0
+    retry_base: float = 1.0
+    retry_cap: float = 300.0
+    conflict_recheck: float = 60.0
+    status_flush: float = 0.2
+
+
+@dataclass
+class _Entry:
+    """What the propagator remembers of one work, to map member objects to it."""
+
+    id: int
+    resource_id: ResourceId
+    state: WorkState
+    desired: Mapping[str, Any]
+    desired_hash: str
+    baseline: str | None
+    version: int
+    queued_at: float | None = None
+
+
+def _object_key(obj: Mapping[str, Any]) -> ResourceKey:
+    return ResourceKey.of(obj)
+
+
+def _ref(key: ResourceKey) -> ObjectRef:
+    return ObjectRef(api_group=key.group, kind=key.kind, namespace=key.namespace, name=key.name)
+
+
+@dataclass
+class ClusterPropagator:
+    member: Member
+    store: Store
+    hub_id: str
+    holder: str
+    ready: ReadyCheck
+    on_status: StatusListener
+    settings: PropagatorSettings = field(default_factory=PropagatorSettings)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        assert self.member.client is not None and self.member.discovery is not None
+        self.cluster = self.member.name
+        self._informers: dict[GVK, Informer] = {}
+        self.applier = Applier(
+            cluster=self.cluster,
+            client=self.member.client,
+            discovery=self.member.discovery,
+            hub_id=self.hub_id,
+            lookup=self._lookup,
+        )
+        self._index: dict[ResourceKey, _Entry] = {}
+        self._wake = anyio.Event()
+        self._statuses: dict[ResourceId, MemberStatusRow] = {}
+        self._events: list[EventRow] = []
+        self._requeues: list[tuple[_Entry, ResourceKey, str]] = []
+        self._flush = anyio.Event()
+        self._in_flight = 0
+        self._stopping = False
+        self.loaded = anyio.Event()
+        self._extra = {"cluster": self.cluster}
+
+    # -- signals from outside --------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Works of this cluster changed: claim now rather than at the next poll."""
+        self._wake.set()
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._load_index()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_loop)
+            tg.start_soon(self._check_after_sync)
+            try:
+                await self._claim_loop()
+            finally:
+                self._stopping = True
+                tg.cancel_scope.cancel()
+
+    async def _load_index(self) -> None:
+        for w in await self.store.work_index(self.cluster):
+            self._remember(w)
+        for gvk in {GVK.of(e.desired) for e in self._index.values()}:
+            await self._watch(gvk)
+        self.loaded.set()
+
+    def _remember(self, w: IndexedWork | ClaimedWork) -> _Entry:
+        key = _object_key(w.desired)
+        entry = _Entry(
+            id=int(w.id),
+            resource_id=w.resource_id,
+            state=w.state,
+            desired=w.desired,
+            desired_hash=w.desired_hash,
+            baseline=w.baseline,
+            version=w.version,
+        )
+        self._index[key] = entry
+        return entry
+
+    async def _watch(self, gvk: GVK) -> None:
+        """One informer per kind, on the objects carrying our hub label only (a narrow watch)."""
+        if gvk in self._informers or self.member.factory is None or self.member.discovery is None:
+            return
+        try:
+            res = await self.member.discovery.resource_for(gvk)
+        except KubeError:
+            return  # not served (yet): the work will fail or retry and we try again then
+        informer = self.member.factory.informer(res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}")
+        informer.add_handler(
+            Handlers(on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone),
+            resync=False,
+        )
+        self._informers[gvk] = informer
+
+    def _lookup(self, gvk: GVK, namespace: str | None, name: str) -> Obj | None:
+        informer = self._informers.get(gvk)
+        if informer is None or not informer.has_synced:
+            return None
+        return informer.store.get(f"{namespace}/{name}" if namespace else name)
+
+    async def _check_after_sync(self) -> None:
+        """After a (re)start: works recorded as applied whose member copy is gone or drifted
+        while we were not watching become due. Nothing else is touched, so a restart with
+        nothing changed writes nothing to any member."""
+        for informer in list(self._informers.values()):
+            await informer.wait_for_sync()
+        for key, entry in list(self._index.items()):
+            if entry.state != WorkState.APPLIED:
+                continue
+            live = self._lookup(GVK.of(entry.desired), key.namespace or None, key.name)
+            if live is None:
+                await self._requeue(entry, key, why="missing in the member after a restart")
+            else:
+                self._seen(live)
+
+    async def _claim_loop(self) -> None:
+        limiter = anyio.CapacityLimiter(self.settings.workers)
+        async with anyio.create_task_group() as tg:
+            while True:
+                if self.ready():
+                    try:
+                        claimed = await self.store.claim_due_works(
+                            self.cluster,
+                            holder=self.holder,
+                            limit=self.settings.batch,
+                            lease_seconds=self.settings.lease_seconds,
+                        )
+                    except StoreError as exc:
+                        log.warning("claiming works failed: %s", exc, extra=self._extra)
+                        claimed = []
+                    for work in claimed:
+                        entry = self._remember(work)
+                        entry.queued_at = anyio.current_time()
+                        await self._watch(GVK.of(work.desired))
+                        tg.start_soon(self._process, work, limiter)
+                    if len(claimed) == self.settings.batch:
+                        continue  # a backlog: claim the next batch at once
+                with anyio.move_on_after(self.settings.poll_interval):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+
+    # -- one work ----------------------------------------------------------------------
+
+    async def _process(self, work: ClaimedWork, limiter: anyio.CapacityLimiter) -> None:
+        async with limiter:
+            self._in_flight += 1
+            started = anyio.current_time()
+            try:
+                # Shielded: a shutdown lets an apply that has started finish and be recorded.
+                with anyio.CancelScope(shield=True):
+                    await self._process_one(work)
+            finally:
+                self._in_flight -= 1
+                APPLY_DURATION.labels(self.cluster).observe(anyio.current_time() - started)
+
+    async def _process_one(self, work: ClaimedWork) -> None:
+        key = _object_key(work.desired)
+        writes_before = self.applier.writes
+        if work.state in (WorkState.DELETING,):
+            outcome = await self.applier.delete(work.desired)
+        elif work.state == WorkState.ORPHANING:
+            outcome = await self.applier.orphan(work.desired)
+        else:
+            outcome = await self.applier.apply(work.desired, overwrite=work.overwrite, baseline=work.baseline)
+        MEMBER_WRITES.labels(self.cluster).inc(self.applier.writes - writes_before)
+        APPLY_RESULTS.labels(self.cluster, outcome.result.value).inc()
+        try:
+            await self._record(work, key, outcome)
+        except VersionConflictError as exc:
+            # The work changed (or our lease expired and someone else took it) while we applied:
+            # the newer version will be claimed and applied; ours is not recorded.
+            log.info("%s: result not recorded: %s", key, exc, extra=self._extra)
+            self.wake()
+        except StoreError as exc:
+            log.error("%s: recording the result failed: %s", key, exc, extra=self._extra)
+
+    async def _record(self, work: ClaimedWork, key: ResourceKey, outcome: Outcome) -> None:
+        ref = _ref(key)
+        entry = self._index.get(key)
+        now = datetime.now(UTC)
+        if outcome.result in (Result.DELETED, Result.ORPHANED) and work.state in (
+            WorkState.DELETING,
+            WorkState.ORPHANING,
+        ):
+            if work.state == WorkState.ORPHANING:
+                await self.store.record_apply_result(work.id, version=work.version, state=WorkState.ORPHANED)
+                self._event(EventType.ORPHANED, f"{key}: {outcome.message}", ref)
+            else:
+                await self.store.finish_deletion(work.id, work.version)
+                if outcome.wrote:
+                    self._event(EventType.DELETED, f"{key}: deleted from the member", ref)
+            self._index.pop(key, None)
+            return
+        if outcome.result == Result.APPLIED:
+            version = await self.store.record_apply_result(
+                work.id,
+                version=work.version,
+                state=WorkState.APPLIED,
+                applied_hash=work.desired_hash,
+                member_resource_version=outcome.member_resource_version,
+                baseline=outcome.baseline,
+            )
+            if entry is not None:
+                entry.state, entry.baseline, entry.version = WorkState.APPLIED, outcome.baseline, version
+                if entry.queued_at is not None and outcome.wrote:
+                    PROPAGATION_LATENCY.labels(self.cluster).observe(anyio.current_time() - entry.queued_at)
+            if outcome.drift:
+                DRIFT_EVENTS.labels(self.cluster).inc()
+                self._event(
+                    EventType.DRIFT_CORRECTED,
+                    f"{key}: {len(outcome.drift)} managed field(s) edited in the member were restored",
+                    ref,
+                    {"diff": outcome.drift},
+                )
+            if outcome.adopted:
+                self._event(EventType.ADOPTED, f"{key}: adopted the existing member object", ref)
+            return
+        if outcome.result == Result.CONFLICT:
+            await self.store.record_apply_result(
+                work.id,
+                version=work.version,
+                state=WorkState.CONFLICT,
+                error=outcome.message,
+                next_attempt_at=now + timedelta(seconds=self.settings.conflict_recheck),
+            )
+            if work.state != WorkState.CONFLICT:
+                self._event(EventType.CONFLICT, f"{key}: {outcome.message}", ref)
+            if entry is not None:
+                entry.state = WorkState.CONFLICT
+            return
+        if outcome.result == Result.FAILED:
+            # Permanent until the desired state changes: no next attempt, no retry storm.
+            await self.store.record_apply_result(
+                work.id,
+                version=work.version,
+                state=WorkState.FAILED,
+                error=outcome.message,
+                next_attempt_at=None,
+            )
+            if work.state != WorkState.FAILED:
+                self._event(EventType.APPLY_FAILED, f"{key}: {outcome.message}", ref)
+            if entry is not None:
+                entry.state = WorkState.FAILED
+            return
+        # RETRY: the same state, again later, with per-work exponential backoff and jitter.
+        delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** min(work.attempts, 20))
+        delay *= 0.5 + self.rng.random() / 2
+        await self.store.record_apply_result(
+            work.id,
+            version=work.version,
+            state=work.state if work.state != WorkState.CONFLICT else WorkState.PENDING,
+            error=outcome.message,
+            next_attempt_at=now + timedelta(seconds=delay),
+        )
+
+    # -- what the member informers see -------------------------------------------------
+
+    def _seen(self, obj: Obj) -> None:
+        key = _object_key(obj)
+        entry = self._index.get(key)
+        if entry is None or owner_hub(obj) != self.hub_id:
+            return
+        a = assess(obj)
+        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        self._statuses[entry.resource_id] = MemberStatusRow(
+            resource_id=entry.resource_id,
+            cluster=self.cluster,
+            status=status or {},
+            health=Health(a.health.value),
+            observed_generation=a.observed_generation,
+            member_resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")) or None,
+        )
+        self._flush.set()
+        self.on_status(key)
+        if entry.state != WorkState.APPLIED or entry.baseline is None:
+            return
+        if desired_hash(obj) != entry.desired_hash or projection_hash(obj, entry.desired) != entry.baseline:
+            self._spawn_requeue(entry, key, why="managed fields changed in the member (drift)")
+
+    def _gone(self, obj: Obj) -> None:
+        key = _object_key(obj)
+        entry = self._index.get(key)
+        if entry is not None and entry.state == WorkState.APPLIED:
+            self._spawn_requeue(entry, key, why="deleted in the member")
+        if entry is not None:
+            self.on_status(key)
+
+    def _spawn_requeue(self, entry: _Entry, key: ResourceKey, *, why: str) -> None:
+        entry.state = WorkState.PENDING  # until the claim brings the real row
+        self._requeues.append((entry, key, why))
+        self._flush.set()
+
+    async def _requeue(self, entry: _Entry, key: ResourceKey, *, why: str) -> None:
+        log.info("%s: %s; re-applying", key, why, extra=self._extra)
+        try:
+            await self.store.requeue_work(entry.resource_id, self.cluster)
+        except StoreError as exc:
+            log.warning("%s: requeue failed: %s", key, exc, extra=self._extra)
+        entry.state = WorkState.PENDING
+        entry.queued_at = anyio.current_time()
+        self.wake()
+
+    def _event(
+        self, kind: EventType, message: str, ref: ObjectRef, details: dict[str, Any] | None = None
+    ) -> None:
+        self._events.append(
+            EventRow(type=kind, message=message, cluster=self.cluster, ref=ref, details=details or {})
+        )
+        self._flush.set()
+
+    async def _flush_loop(self) -> None:
+        """Batch what the informers and workers produced: statuses, events, requeues."""
+        while True:
+            await self._flush.wait()
+            self._flush = anyio.Event()
+            await anyio.sleep(self.settings.status_flush)  # a batching window, not a wait on state
+            requeues, self._requeues = self._requeues, []
+            for entry, key, why in requeues:
+                await self._requeue(entry, key, why=why)
+            statuses, self._statuses = list(self._statuses.values()), {}
+            events, self._events = self._events, []
+            try:
+                if statuses:
+                    await self.store.upsert_member_statuses(statuses)
+                if events:
+                    await self.store.append_events(events)
+            except StoreError as exc:
+                log.warning("writing %d statuses and %d events failed: %s", len(statuses), len(events), exc)
+            WORKS_BACKLOG.labels(self.cluster).set(self._in_flight)
+
+    # -- reads for others --------------------------------------------------------------
+
+    def member_object(self, key: ResourceKey) -> Obj | None:
+        """Our copy of `key` in this member, from the informer cache."""
+        entry = self._index.get(key)
+        if entry is None:
+            return None
+        return self._lookup(GVK.of(entry.desired), key.namespace or None, key.name)
