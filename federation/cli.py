@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import anyio
 import click
 from rich.console import Console
 from rich.table import Table
 
 from federation import __version__
-from federation.errors import FederationError
+from federation.errors import ConfigError, FederationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,6 +77,156 @@ def main(debug: bool) -> None:
 
 
 # -- dev ---------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.option(
+    "--hub-kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_HUB_KUBECONFIG",
+    help="Kubeconfig of the hub cluster [default: $KUBECONFIG or ~/.kube/config].",
+)
+@click.option("--hub-context", envvar="FEDERATION_HUB_CONTEXT", help="Context of the hub in that kubeconfig.")
+@click.option(
+    "--database-url",
+    envvar="FEDERATION_DATABASE_URL",
+    help="Postgres URL (postgresql://user@host:port/db). Without it, an embedded Postgres in "
+    "--state-dir is started and used.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FEDERATION_STATE_DIR",
+    help="Where the embedded Postgres keeps its data [default: ~/.local/share/federation].",
+)
+@click.option(
+    "--clusters-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_CLUSTERS_FILE",
+    help="Member clusters from a file (see clusters.example.yaml), besides MemberCluster objects.",
+)
+@click.option(
+    "--hub-id",
+    envvar="FEDERATION_HUB_ID",
+    help="This hub's id, stamped on every member copy "
+    "[default: derived from the hub's kube-system namespace].",
+)
+@click.option(
+    "--listen",
+    default="0.0.0.0:8080",
+    show_default=True,
+    envvar="FEDERATION_LISTEN",
+    help="Address of /metrics, /healthz and /readyz.",
+)
+@click.option(
+    "--leader-election/--no-leader-election",
+    default=True,
+    show_default=True,
+    envvar="FEDERATION_LEADER_ELECTION",
+    help="Run as one of several replicas (Postgres advisory lock).",
+)
+@click.option(
+    "--probe-interval",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds between /readyz probes of members.",
+)
+@click.option(
+    "--grace-period",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds a member may be NotReady before its workloads fail over.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    envvar="FEDERATION_LOG_FORMAT",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    envvar="FEDERATION_LOG_LEVEL",
+)
+def run(
+    hub_kubeconfig: Path | None,
+    hub_context: str | None,
+    database_url: str | None,
+    state_dir: Path | None,
+    clusters_file: Path | None,
+    hub_id: str | None,
+    listen: str,
+    leader_election: bool,
+    probe_interval: float,
+    grace_period: float,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run the controller: place hub templates on member clusters and aggregate their status.
+
+    Watches policies, templates and MemberClusters on the hub, keeps per-cluster state in
+    Postgres, applies to members with server-side apply, and writes aggregated status back.
+
+    \b
+    Example:
+      federation run --hub-kubeconfig hub.yaml --database-url postgresql://fed@db:5432/federation
+    """
+    from federation import logs
+    from federation.clusters import RegistrySettings
+    from federation.localdb import database
+    from federation.manager import Manager, ManagerConfig
+    from federation.server import ServerConfig
+    from federation.store import migrate
+
+    logs.setup(fmt=log_format, level=log_level)
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")
+    kubeconfig = hub_kubeconfig or _default_kubeconfig()
+    with database(database_url, state_dir=state_dir, progress=lambda m: err_console.print(m)) as url:
+        anyio.run(migrate.upgrade, url)
+        config = ManagerConfig(
+            database_url=url,
+            hub_kubeconfig=kubeconfig,
+            hub_context=hub_context,
+            clusters_file=clusters_file,
+            hub_id=hub_id,
+            leader_election=leader_election,
+            server=ServerConfig(host=host or "0.0.0.0", port=int(port)),
+            registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
+        )
+        anyio.run(_run_manager, Manager(config))
+
+
+async def _run_manager(manager: Any) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully (in-flight applies finish)."""
+    async with anyio.create_task_group() as tg:
+
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(stop_on_signal)
+        await manager.run()
+        tg.cancel_scope.cancel()
+
+
+def _default_kubeconfig() -> Path:
+    env = os.environ.get("KUBECONFIG")
+    path = Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
+    if not path.is_file():
+        raise ConfigError(
+            f"no hub kubeconfig: {path} does not exist",
+            hint="pass --hub-kubeconfig (or set KUBECONFIG) to the hub cluster's kubeconfig",
+        )
+    return path
 
 
 @main.group()

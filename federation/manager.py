@@ -1,0 +1,262 @@
+"""Wire one controller process: config, leader election, and the task group of everything.
+
+    hub informers ─► HubController ─► Postgres works ─► ClusterPropagator (one per member)
+    member informers ─► ClusterPropagator ─► member_status, drift ─► StatusWriter ─► hub status
+
+Only the leader runs the controller; a standby waits on the advisory lock, serving /healthz
+and /readyz. Shutdown (SIGTERM, or losing leadership) cancels the task group: claims stop, each
+apply already started finishes and is recorded (shielded), and the process's remaining leases
+are released so a successor can claim at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from aiohttp import web
+
+from federation.clusters import ClusterRegistry, Member, RegistrySettings
+from federation.errors import ConfigError
+from federation.hub.controller import ControllerSettings, HubController
+from federation.hub.keys import ResourceKey
+from federation.hub.status_writer import StatusWriter
+from federation.informers import InformerFactory
+from federation.kube import Discovery, KubeClient, Obj
+from federation.leader import LeaderElector
+from federation.propagate.worker import ClusterPropagator, PropagatorSettings
+from federation.server import ReadyCheck, ServerConfig, build_app, serve
+from federation.store import Store
+from federation.store.url import asyncpg_dsn
+from federation.translate import hub_id as check_hub_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagerConfig:
+    database_url: str
+    hub_kubeconfig: Path | None = None
+    hub_context: str | None = None
+    clusters_file: Path | None = None
+    hub_id: str | None = None
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    leader_election: bool = True
+    server: ServerConfig | None = field(default_factory=ServerConfig)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    controller: ControllerSettings = field(default_factory=ControllerSettings)
+    propagator: PropagatorSettings = field(default_factory=PropagatorSettings)
+    status_interval: float = 1.0
+
+
+async def derive_hub_id(hub: KubeClient) -> str:
+    """A stable id for this hub: from the uid of its kube-system namespace (unique per cluster)."""
+    ns = await hub.request("GET", "/api/v1/namespaces/kube-system", what="get namespace kube-system")
+    uid = str((ns.get("metadata") or {}).get("uid", "")).replace("-", "")
+    if not uid:
+        raise ConfigError("cannot derive a hub id: kube-system has no uid", hint="pass --hub-id")
+    return f"hub-{uid[:12]}"
+
+
+class Manager:
+    def __init__(self, config: ManagerConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.hub: KubeClient | None = None
+        self.hub_id: str = ""
+        self.controller: HubController | None = None
+        self.registry: ClusterRegistry | None = None
+        self.status_writer: StatusWriter | None = None
+        self.propagators: dict[str, ClusterPropagator] = {}
+        self._propagator_scopes: dict[str, tuple[int, anyio.CancelScope]] = {}
+        self.leading = False
+        self.running = anyio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        cfg = self.config
+        self.store = await Store.connect(cfg.database_url)
+        self.hub = await KubeClient.connect("hub", kubeconfig=cfg.hub_kubeconfig, context=cfg.hub_context)
+        try:
+            self.hub_id = check_hub_id(cfg.hub_id) if cfg.hub_id else await derive_hub_id(self.hub)
+            log.info("hub id %s, identity %s", self.hub_id, cfg.identity)
+            async with anyio.create_task_group() as tg:
+                if cfg.server is not None:
+                    runner = await serve(build_app(checks=self._checks()), cfg.server)
+                    tg.start_soon(_cleanup_on_cancel, runner)
+                if cfg.leader_election:
+                    elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.identity)
+                    while True:
+                        async with elector.leadership():
+                            await self._lead()
+                else:
+                    await self._lead()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release()
+                await self.hub.close()
+                await self.store.close()
+
+    async def _release(self) -> None:
+        if self.store is not None:
+            try:
+                released = await self.store.release_claims(self.config.identity)
+                if released:
+                    log.info("released %d work claims", released)
+            except Exception as exc:
+                log.warning("releasing claims failed: %s", exc)
+        if self.registry is not None:
+            await self.registry.close()
+
+    async def _lead(self) -> None:
+        cfg = self.config
+        assert self.hub is not None and self.store is not None
+        hub_discovery = Discovery(self.hub)
+        hub_factory = InformerFactory(self.hub)
+        self.registry = registry = ClusterRegistry(
+            hub=self.hub,
+            hub_discovery=hub_discovery,
+            hub_factory=hub_factory,
+            clusters_file=cfg.clusters_file,
+            settings=cfg.registry,
+        )
+        self.controller = controller = HubController(
+            hub=self.hub,
+            discovery=hub_discovery,
+            factory=hub_factory,
+            store=self.store,
+            registry=registry,
+            hub_id=self.hub_id,
+            on_works_changed=self._wake,
+            settings=cfg.controller,
+        )
+        self.status_writer = StatusWriter(
+            hub=self.hub,
+            discovery=hub_discovery,
+            template=controller.templates.get,
+            placed=lambda key: controller.placed.get(key, []),
+            member=self._member_object,
+            min_interval=cfg.status_interval,
+        )
+        self.leading = True
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hub_factory.run)
+                tg.start_soon(registry.run)
+                await registry.loaded.wait()
+                tg.start_soon(self._supervise_propagators, tg)
+                tg.start_soon(self.status_writer.run)
+                tg.start_soon(controller.run)
+                tg.start_soon(self._housekeeping)
+                await controller.synced.wait()
+                self.running.set()
+        finally:
+            self.leading = False
+
+    # -- propagators, one per connected member ------------------------------------------------
+
+    async def _supervise_propagators(self, tg: anyio.abc.TaskGroup) -> None:
+        assert self.registry is not None
+        changed = anyio.Event()
+        self.registry.subscribe(lambda _reason: changed.set())
+        while True:
+            self._reconcile_propagators(tg)
+            with anyio.move_on_after(5.0):
+                await changed.wait()
+            changed = anyio.Event()
+
+    def _reconcile_propagators(self, tg: anyio.abc.TaskGroup) -> None:
+        assert self.registry is not None
+        members = {m.name: m for m in self.registry.members() if m.connected}
+        for name, (client_id, scope) in list(self._propagator_scopes.items()):
+            member = members.get(name)
+            if member is None or id(member.client) != client_id:
+                scope.cancel()
+                del self._propagator_scopes[name]
+                self.propagators.pop(name, None)
+        for name, member in members.items():
+            if name not in self._propagator_scopes:
+                tg.start_soon(self._run_propagator, member)
+
+    async def _run_propagator(self, member: Member) -> None:
+        assert self.store is not None and self.registry is not None
+        registry = self.registry
+        propagator = ClusterPropagator(
+            member=member,
+            store=self.store,
+            hub_id=self.hub_id,
+            holder=self.config.identity,
+            ready=lambda: registry.is_ready(member.name),
+            on_status=self._on_member_status,
+            settings=self.config.propagator,
+        )
+        with anyio.CancelScope() as scope:
+            self._propagator_scopes[member.name] = (id(member.client), scope)
+            self.propagators[member.name] = propagator
+            await propagator.run()
+
+    def _wake(self, clusters: Iterable[str]) -> None:
+        for name in clusters:
+            propagator = self.propagators.get(name)
+            if propagator is not None:
+                propagator.wake()
+
+    def _on_member_status(self, key: ResourceKey) -> None:
+        if self.status_writer is not None:
+            self.status_writer.mark(key)
+
+    def _member_object(self, key: ResourceKey, cluster: str) -> Obj | None:
+        propagator = self.propagators.get(cluster)
+        return propagator.member_object(key) if propagator is not None else None
+
+    async def _housekeeping(self) -> None:
+        """Retention and tidying the store leaves to its user, once an hour."""
+        assert self.store is not None
+        while True:
+            try:
+                await self.store.prune_events()
+                await self.store.delete_orphaned_statuses()
+            except Exception as exc:
+                log.warning("housekeeping failed: %s", exc)
+            await anyio.sleep(3600)
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    def _checks(self) -> dict[str, ReadyCheck]:
+        async def database() -> tuple[bool, str]:
+            if self.store is None:
+                return False, "not connected"
+            try:
+                await self.store.ping()
+            except Exception as exc:
+                return False, str(exc)
+            return True, "answers"
+
+        async def informers() -> tuple[bool, str]:
+            if not self.leading:
+                return True, "standby (not the leader)"
+            if self.controller is None or not self.controller.synced.is_set():
+                return False, "hub informers not synced yet"
+            return True, "synced"
+
+        async def hub() -> tuple[bool, str]:
+            if self.hub is None:
+                return False, "not connected"
+            ok, reason = await self.hub.ready(timeout=3)
+            return ok, reason
+
+        return {"database": database, "informers": informers, "hub": hub}
+
+
+async def _cleanup_on_cancel(runner: web.AppRunner) -> None:
+    try:
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await runner.cleanup()
