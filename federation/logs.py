@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-CONTEXT_FIELDS = ("cluster", "namespace", "name", "kind", "resource", "reconcile_id")
+#: `extra` keys → the field name printed. (`name` itself is taken by LogRecord: the logger's name.)
+CONTEXT_FIELDS = {
+    "cluster": "cluster",
+    "namespace": "namespace",
+    "object_name": "name",
+    "kind": "kind",
+    "resource": "resource",
+    "reconcile_id": "reconcile_id",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,10 +33,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in CONTEXT_FIELDS:
-            value = getattr(record, key, None)
+        for attr, field in CONTEXT_FIELDS.items():
+            value = getattr(record, attr, None)
             if value not in (None, ""):
-                out[key] = value
+                out[field] = value
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
@@ -38,7 +46,9 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         context = " ".join(
-            f"{k}={getattr(record, k)}" for k in CONTEXT_FIELDS if getattr(record, k, None) not in (None, "")
+            f"{field}={getattr(record, attr)}"
+            for attr, field in CONTEXT_FIELDS.items()
+            if getattr(record, attr, None) not in (None, "")
         )
         line = (
             f"{stamp} {record.levelname[0]} {record.name.removeprefix('federation.')}: {record.getMessage()}"

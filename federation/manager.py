@@ -134,6 +134,7 @@ class Manager:
             registry=registry,
             hub_id=self.hub_id,
             on_works_changed=self._wake,
+            on_placed=self._on_member_status,
             settings=cfg.controller,
         )
         self.status_writer = StatusWriter(

@@ -117,6 +117,9 @@ DRIFT_EVENTS = Counter(
     "federation_drift_corrected_total", "Member-side edits of managed fields restored.", ["cluster"]
 )
 CONFLICTS = Counter("federation_conflicts_total", "Works that met an object they may not touch.", ["cluster"])
+CLAIM_ROUNDS = Counter(
+    "federation_claim_rounds_total", "Times a propagator asked Postgres for due works.", ["cluster"]
+)
 WORKS_BACKLOG = Gauge("federation_works_in_flight", "Works being applied right now.", ["cluster"])
 
 # -- reconciles (controller-runtime's names) ----------------------------------------------

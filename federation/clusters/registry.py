@@ -232,10 +232,10 @@ class ClusterRegistry:
                 while pending:
                     await self._on_member_cluster(pending.pop(0))
 
-        self._tg.start_soon(apply_changes)
         await informer.wait_for_sync()
         while pending:  # the initial list: connect before the first probe
             await self._on_member_cluster(pending.pop(0))
+        self._tg.start_soon(apply_changes)
 
     async def _on_member_cluster(self, obj: Obj) -> None:
         name = str((obj.get("metadata") or {}).get("name"))
@@ -346,7 +346,8 @@ class ClusterRegistry:
         transition = self.health.observe(m.name, ok=ok, reason=reason, version=version)
         CLUSTER_READY.labels(m.name).set(1 if ok else 0)
         if transition is not None:
-            log.warning(
+            log.log(
+                logging.INFO if ok else logging.WARNING,
                 "cluster %s is %s: %s",
                 m.name,
                 "Ready" if ok else "NotReady",

@@ -126,6 +126,7 @@ class HubController:
         registry: ClusterRegistry,
         hub_id: str,
         on_works_changed: WorksListener,
+        on_placed: Callable[[ResourceKey], None] = lambda _key: None,
         settings: ControllerSettings | None = None,
     ) -> None:
         self.hub = hub
@@ -135,6 +136,7 @@ class HubController:
         self.registry = registry
         self.hub_id = hub_id
         self.on_works_changed = on_works_changed
+        self.on_placed = on_placed
         self.settings = settings or ControllerSettings()
         self.policies = PolicyCache()
         self.templates = TemplateWatcher(factory=factory, discovery=discovery, on_change=self.enqueue)
@@ -477,7 +479,10 @@ class HubController:
             orphan=policy.spec.deletion_policy == DeletionPolicy.ORPHAN,
         )
         self._decisions[key] = decision
-        self.placed[key] = sorted(decision.cluster_names)
+        placed = sorted(decision.cluster_names)
+        if self.placed.get(key) != placed:
+            self.placed[key] = placed
+            self.on_placed(key)  # the aggregated status depends on where it is placed
         if change.changed:
             self.on_works_changed({*change.works_created, *change.works_updated, *change.works_unplaced})
         await self._flush_events()
@@ -726,4 +731,4 @@ def _parse_time(value: str | None) -> datetime:
 
 
 def _extra(key: ResourceKey) -> dict[str, str]:
-    return {"namespace": key.namespace, "name": key.name, "kind": key.kind}
+    return {"namespace": key.namespace, "object_name": key.name, "kind": key.kind}

@@ -33,6 +33,7 @@ from federation.kube import GVK, Obj
 from federation.metrics import (
     APPLY_DURATION,
     APPLY_RESULTS,
+    CLAIM_ROUNDS,
     DRIFT_EVENTS,
     MEMBER_WRITES,
     PROPAGATION_LATENCY,
@@ -211,6 +212,7 @@ class ClusterPropagator:
         async with anyio.create_task_group() as tg:
             while True:
                 if self.ready():
+                    CLAIM_ROUNDS.labels(self.cluster).inc()
                     try:
                         claimed = await self.store.claim_due_works(
                             self.cluster,

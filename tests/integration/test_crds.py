@@ -13,46 +13,13 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from federation.api import GROUP, KINDS, VERSION, is_federation_object, render_crds
+from federation.api import GROUP, KINDS, VERSION, is_federation_object
 from federation.devfleet import HUB, LocalFleet
-from tests.kubehelpers import api_client, eventually
+from tests.kubehelpers import api_client
 from tests.policy_cases import INVALID, VALID, Case
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-async def hub_crds(fleet: LocalFleet) -> None:
-    """Every generated CRD installed on the hub (replacing an older copy) and served."""
-    hub = fleet.clusters[HUB]
-    async with api_client(hub) as api:
-        ext = client.ApiextensionsV1Api(api)
-        for text in render_crds().values():
-            crd = yaml.safe_load(text)
-            name = crd["metadata"]["name"]
-            try:
-                current = await ext.read_custom_resource_definition(name)
-                crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-                await ext.replace_custom_resource_definition(name, crd)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                await ext.create_custom_resource_definition(crd)
-
-        custom = client.CustomObjectsApi(api)
-
-        async def served() -> bool:
-            for model in KINDS.values():
-                try:
-                    await custom.list_cluster_custom_object(GROUP, VERSION, model.crd.plural, limit=1)
-                except ApiException as exc:
-                    if exc.status == 404:
-                        return False
-                    raise
-            return True
-
-        await eventually(served, timeout=60, what="federation.io CRDs served by the hub")
 
 
 async def _create(fleet: LocalFleet, obj: dict[str, Any], namespace: str) -> dict[str, Any]:

@@ -1,0 +1,200 @@
+"""The controller as its own process (`federation run`), for tests that crash and restart it,
+and helpers to read what it wrote to Postgres."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from federation.devfleet import LocalFleet
+from federation.devfleet.procs import free_port, tail
+
+FEDERATION = str(Path(sys.executable).parent / "federation")
+
+
+class ControllerProcess:
+    """`federation run` against the fleet's hub, with fast probes for tests."""
+
+    def __init__(
+        self, fleet: LocalFleet, *, database_url: str, hub_id: str, log_path: Path, grace_period: float = 8.0
+    ) -> None:
+        self.fleet = fleet
+        self.database_url = database_url
+        self.hub_id = hub_id
+        self.log_path = log_path
+        self.grace_period = grace_period
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 90) -> None:
+        self.starts += 1
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        log.write(f"\n==== start {self.starts} ====\n".encode())
+        log.flush()
+        hub = self.fleet.clusters["hub"]
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    FEDERATION,
+                    "--debug",
+                    "run",
+                    "--hub-kubeconfig",
+                    str(hub.kubeconfig),
+                    "--hub-context",
+                    hub.context,
+                    "--database-url",
+                    self.database_url,
+                    "--hub-id",
+                    self.hub_id,
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--probe-interval",
+                    "1",
+                    "--grace-period",
+                    str(self.grace_period),
+                    "--log-format",
+                    "console",
+                    "--log-level",
+                    "info",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"the controller exited ({self.proc.returncode}):\n{tail(self.log_path, 40)}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the controller was not ready within {timeout}s:\n{tail(self.log_path, 40)}"
+                )
+            time.sleep(0.2)  # polling another process's /readyz, under a deadline
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.proc = None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples matching `labels` (0 when absent)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def log_tail(self, n: int = 60) -> str:
+        return tail(self.log_path, n)
+
+
+def kubectl(fleet: LocalFleet, context: str, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    binary = str(Path(sys.executable).parent / "kubectl")
+    env = dict(os.environ, KUBECONFIG=str(fleet.kubeconfig))
+    proc = subprocess.run(
+        [binary, "--context", context, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl --context {context} {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def register_members(fleet: LocalFleet, labels: dict[str, dict[str, str]]) -> None:
+    """MemberCluster objects + kubeconfig Secrets on the hub for the fleet's members."""
+    kubectl(
+        fleet,
+        "hub",
+        "apply",
+        "-f",
+        "-",
+        stdin='{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet-system"}}',
+    )
+    for name, member_labels in labels.items():
+        data = base64.b64encode(fleet.clusters[name].kubeconfig.read_bytes()).decode()
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "fleet-system"},
+            "data": {"kubeconfig": data},
+        }
+        mc = {
+            "apiVersion": "federation.io/v1alpha1",
+            "kind": "MemberCluster",
+            "metadata": {"name": name, "labels": member_labels},
+            "spec": {"kubeconfigSecretRef": {"namespace": "fleet-system", "name": name, "key": "kubeconfig"}},
+        }
+        import json
+
+        kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(secret))
+        kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(mc))
+
+
+async def works(database_url: str, namespace: str) -> list[dict[str, Any]]:
+    """The works of one namespace's resources, as the dashboard view shows them."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT w.id, r.kind, r.name, w.cluster, w.state::text AS state, w.attempts, w.last_error,
+                      w.desired_hash, w.applied_hash, w.member_resource_version, w.version
+               FROM works w JOIN resources r ON r.id = w.resource_id
+               WHERE r.namespace = $1 ORDER BY r.name, w.cluster""",
+            namespace,
+        )
+        return [dict(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def events(database_url: str, namespace: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT type, cluster, name, message, details FROM events WHERE namespace = $1 ORDER BY time",
+            namespace,
+        )
+        return [dict(r) for r in rows]
+    finally:
+        await conn.close()

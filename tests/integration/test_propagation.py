@@ -1,0 +1,426 @@
+"""Propagation end to end on the local fleet: a real hub, three real members, real Postgres, and
+the controller as its own process (`federation run`).
+
+No kubelet or controller-manager runs in the members, so tests that need a Deployment's status
+play the member's deployment controller by writing `status` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from federation.devfleet import LocalFleet
+from tests.controllerhelpers import ControllerProcess, events, kubectl, register_members, works
+from tests.kubehelpers import eventually
+from tests.storehelpers import create_database, drop_database
+
+MEMBER_LABELS = {
+    "member-1": {"region": "eu", "gpu": "true"},
+    "member-2": {"region": "us"},
+    "member-3": {"region": "ap"},
+}
+
+
+@pytest.fixture(scope="module")
+async def controller(
+    fleet: LocalFleet, hub_crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ControllerProcess]:
+    name = f"prop_{secrets.token_hex(4)}"
+    url = await create_database(fleet.database_url, name)
+    await anyio.to_thread.run_sync(register_members, fleet, MEMBER_LABELS)
+    proc = ControllerProcess(
+        fleet,
+        database_url=url,
+        hub_id="itest-hub",
+        log_path=tmp_path_factory.mktemp("controller") / "run.log",
+    )
+    await anyio.to_thread.run_sync(proc.start)
+    try:
+        yield proc
+    finally:
+        await anyio.to_thread.run_sync(proc.stop)
+        print(f"controller log: {proc.log_path}")
+        await drop_database(fleet.database_url, name)
+
+
+def apply(fleet: LocalFleet, context: str, *objs: dict[str, Any]) -> None:
+    kubectl(
+        fleet,
+        context,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
+    )
+
+
+def get(fleet: LocalFleet, context: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    out = kubectl(fleet, context, "-n", namespace, "get", kind, name, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None
+
+
+def deployment(name: str, namespace: str, *, replicas: int = 3, image: str = "nginx:1.27") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def policy(name: str, namespace: str, selectors: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "federation.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"resourceSelectors": selectors, **spec},
+    }
+
+
+def write_member_status(fleet: LocalFleet, cluster: str, name: str, namespace: str, *, ready: int) -> None:
+    """Play the member's deployment controller: report `ready` of spec.replicas ready."""
+    obj = get(fleet, cluster, "deployment", name, namespace)
+    assert obj is not None
+    want = obj["spec"]["replicas"]
+    obj["status"] = {
+        "observedGeneration": obj["metadata"]["generation"],
+        "replicas": want,
+        "updatedReplicas": want,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        **({"unavailableReplicas": want - ready} if want > ready else {}),
+    }
+    kubectl(fleet, cluster, "replace", "--subresource=status", "-f", "-", stdin=json.dumps(obj))
+
+
+async def test_duplicated_and_divided_land_with_overrides_and_status_comes_back(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    apply(
+        fleet,
+        "hub",
+        deployment("everywhere", namespace, replicas=2),
+        deployment("web", namespace, replicas=6),
+        policy("dup", namespace, [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "everywhere"}]),
+        policy(
+            "div",
+            namespace,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+            placement={
+                "clusterSelector": {
+                    "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu", "us"]}]
+                },
+                "replicaScheduling": {
+                    "type": "Divided",
+                    "weights": [
+                        {"clusterSelector": {"matchLabels": {"region": "eu"}}, "weight": 2},
+                        {"clusterSelector": {"matchLabels": {"region": "us"}}, "weight": 1},
+                    ],
+                },
+            },
+        ),
+        {
+            "apiVersion": "federation.io/v1alpha1",
+            "kind": "OverridePolicy",
+            "metadata": {"name": "tags", "namespace": namespace},
+            "spec": {
+                "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+                "rules": [{"overriders": {"image": [{"component": "tag", "value": "1.27-${CLUSTER_NAME}"}]}}],
+            },
+        },
+    )
+
+    async def landed() -> bool:
+        for cluster in MEMBER_LABELS:
+            copy = get(fleet, cluster, "deployment", "everywhere", namespace)
+            assert copy is not None, f"everywhere not in {cluster} yet"
+            assert copy["spec"]["replicas"] == 2
+        web = {c: get(fleet, c, "deployment", "web", namespace) for c in MEMBER_LABELS}
+        assert web["member-1"] is not None and web["member-2"] is not None, "web not divided yet"
+        return True
+
+    await eventually(landed, timeout=30, what="both deployments in their members")
+    web = {c: get(fleet, c, "deployment", "web", namespace) for c in MEMBER_LABELS}
+    assert web["member-3"] is None, "member-3 (region ap) is not selected"
+    assert web["member-1"] is not None and web["member-2"] is not None
+    assert (web["member-1"]["spec"]["replicas"], web["member-2"]["spec"]["replicas"]) == (4, 2)
+    for c in ("member-1", "member-2"):
+        image = web[c]["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == f"nginx:1.27-{c}"
+        labels = web[c]["metadata"]["labels"]
+        assert labels["federation.io/hub"] == "itest-hub"
+        assert (
+            web[c]["metadata"]["annotations"]["federation.io/source"] == f"apps/v1/Deployment/{namespace}/web"
+        )
+
+    # Status up: the members report, the hub Deployment shows the sum and who lags.
+    write_member_status(fleet, "member-1", "web", namespace, ready=4)
+    write_member_status(fleet, "member-2", "web", namespace, ready=1)
+
+    async def aggregated() -> bool:
+        hub = get(fleet, "hub", "deployment", "web", namespace)
+        assert hub is not None
+        status = hub.get("status") or {}
+        assert status.get("replicas") == 6 and status.get("readyReplicas") == 5, status
+        available = {c["type"]: c for c in status.get("conditions", [])}["Available"]
+        assert available["status"] == "False" and "member-2: 1/2 replicas available" in available["message"]
+        return True
+
+    await eventually(aggregated, timeout=30, what="aggregated status on the hub Deployment")
+    write_member_status(fleet, "member-2", "web", namespace, ready=2)
+
+    async def all_available() -> bool:
+        hub = get(fleet, "hub", "deployment", "web", namespace)
+        assert hub is not None
+        conds = {c["type"]: c for c in (hub.get("status") or {}).get("conditions", [])}
+        assert conds["Available"]["status"] == "True", conds
+        return True
+
+    await eventually(all_available, timeout=30, what="Available=True once every cluster is ready")
+    rows = await works(controller.database_url, namespace)
+    assert {(r["name"], r["cluster"], r["state"]) for r in rows} == {
+        ("everywhere", "member-1", "applied"),
+        ("everywhere", "member-2", "applied"),
+        ("everywhere", "member-3", "applied"),
+        ("web", "member-1", "applied"),
+        ("web", "member-2", "applied"),
+    }
+
+
+async def test_policy_change_deletes_only_the_dropped_copy(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    sel = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "settings"}]
+    apply(
+        fleet,
+        "hub",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": namespace},
+            "data": {"a": "1"},
+        },
+        policy("p", namespace, sel, placement={"clusterNames": ["member-1", "member-2"]}),
+    )
+
+    async def on_both() -> bool:
+        return all(
+            get(fleet, c, "configmap", "settings", namespace) is not None for c in ("member-1", "member-2")
+        )
+
+    await eventually(on_both, timeout=30, what="settings on member-1 and member-2")
+    before = get(fleet, "member-1", "configmap", "settings", namespace)
+    assert before is not None
+    apply(fleet, "hub", policy("p", namespace, sel, placement={"clusterNames": ["member-1"]}))
+
+    async def gone_from_member_2() -> bool:
+        return get(fleet, "member-2", "configmap", "settings", namespace) is None
+
+    await eventually(gone_from_member_2, timeout=30, what="member-2's copy deleted")
+    after = get(fleet, "member-1", "configmap", "settings", namespace)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "member-1 untouched"
+    assert get(fleet, "member-3", "configmap", "settings", namespace) is None
+
+
+async def test_drift_is_restored_and_recorded_but_retained_fields_are_left_alone(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    apply(
+        fleet,
+        "hub",
+        deployment("api", namespace, replicas=2),
+        policy(
+            "api",
+            namespace,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}],
+            placement={"clusterNames": ["member-3"]},
+            retainFields=["/spec/replicas"],
+        ),
+    )
+
+    async def landed() -> bool:
+        return get(fleet, "member-3", "deployment", "api", namespace) is not None
+
+    await eventually(landed, timeout=30, what="api in member-3")
+    # A person edits the image in the member: the hub wins, and it is recorded with the diff.
+    kubectl(fleet, "member-3", "-n", namespace, "set", "image", "deployment/api", "app=nginx:evil")
+
+    async def restored() -> bool:
+        copy = get(fleet, "member-3", "deployment", "api", namespace)
+        assert copy is not None
+        return bool(copy["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27")
+
+    await eventually(restored, timeout=30, what="the image restored")
+
+    async def recorded() -> list[dict[str, Any]]:
+        return [e for e in await events(controller.database_url, namespace) if e["type"] == "DriftCorrected"]
+
+    drift = await eventually(recorded, timeout=15, what="a DriftCorrected event")
+    details = (
+        drift[0]["details"] if isinstance(drift[0]["details"], dict) else json.loads(drift[0]["details"])
+    )
+    assert {
+        "path": "/spec/template/spec/containers/0/image",
+        "hub": "nginx:1.27",
+        "member": "nginx:evil",
+    } in details["diff"]
+    assert drift[0]["cluster"] == "member-3"
+
+    # replicas is retained (an HPA in the member owns it): never written back.
+    kubectl(fleet, "member-3", "-n", namespace, "scale", "deployment/api", "--replicas=7")
+    marker = f"marker-{secrets.token_hex(2)}"
+    kubectl(fleet, "hub", "-n", namespace, "annotate", "deployment/api", f"touch={marker}")
+
+    async def annotation_arrived() -> bool:
+        copy = get(fleet, "member-3", "deployment", "api", namespace)
+        return copy is not None and copy["metadata"].get("annotations", {}).get("touch") == marker
+
+    await eventually(annotation_arrived, timeout=30, what="a later hub change applied")
+    copy = get(fleet, "member-3", "deployment", "api", namespace)
+    assert copy is not None and copy["spec"]["replicas"] == 7, "a retained field must be left alone"
+
+
+async def test_conflict_abort_leaves_the_object_alone_and_overwrite_adopts_it(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "shared", "namespace": namespace},
+        "data": {"owner": "member"},
+    }
+    apply(fleet, "member-1", theirs)
+    before = get(fleet, "member-1", "configmap", "shared", namespace)
+    assert before is not None
+    sel = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "shared"}]
+    apply(
+        fleet,
+        "hub",
+        {**theirs, "data": {"owner": "hub"}},
+        policy("shared", namespace, sel, placement={"clusterNames": ["member-1"]}),
+    )
+
+    async def conflicted() -> bool:
+        rows = await works(controller.database_url, namespace)
+        return any(r["state"] == "conflict" for r in rows)
+
+    await eventually(conflicted, timeout=30, what="the work in conflict")
+    after = get(fleet, "member-1", "configmap", "shared", namespace)
+    assert after == before, "Abort must leave the member object byte-identical"
+    rows = await works(controller.database_url, namespace)
+    assert "not created by this hub" in (rows[0]["last_error"] or "")
+
+    async def reported() -> bool:
+        pol = get(fleet, "hub", "propagationpolicy", "shared", namespace)
+        assert pol is not None
+        conds = {c["type"]: c for c in (pol.get("status") or {}).get("conditions", [])}
+        prop = conds.get("federation.io/Propagated") or {}
+        return prop.get("reason") == "Conflict" and prop.get("status") == "False"
+
+    await eventually(reported, timeout=30, what="Propagated=False reason=Conflict on the policy")
+
+    apply(
+        fleet,
+        "hub",
+        policy(
+            "shared", namespace, sel, placement={"clusterNames": ["member-1"]}, conflictResolution="Overwrite"
+        ),
+    )
+
+    async def adopted() -> bool:
+        obj = get(fleet, "member-1", "configmap", "shared", namespace)
+        return (
+            obj is not None
+            and obj["data"] == {"owner": "hub"}
+            and obj["metadata"]["labels"].get("federation.io/hub") == "itest-hub"
+        )
+
+    await eventually(adopted, timeout=30, what="the object adopted (Overwrite)")
+
+    async def both_recorded() -> bool:
+        kinds = [e["type"] for e in await events(controller.database_url, namespace)]
+        return kinds.count("Conflict") == 1 and kinds.count("Adopted") == 1
+
+    await eventually(both_recorded, timeout=15, what="one Conflict and one Adopted event")
+
+
+async def test_a_manifest_the_member_rejects_fails_once_with_its_message_and_no_retry_storm(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    # Valid on the hub; the override breaks it for member-2 only (selector ≠ template labels).
+    apply(
+        fleet,
+        "hub",
+        deployment("bad", namespace, replicas=1),
+        policy(
+            "bad",
+            namespace,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "bad"}],
+            placement={"clusterNames": ["member-2"]},
+        ),
+        {
+            "apiVersion": "federation.io/v1alpha1",
+            "kind": "OverridePolicy",
+            "metadata": {"name": "break", "namespace": namespace},
+            "spec": {
+                "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "bad"}],
+                "rules": [
+                    {
+                        "overriders": {
+                            "jsonPatch": [
+                                {
+                                    "op": "replace",
+                                    "path": "/spec/template/metadata/labels/app",
+                                    "value": "other",
+                                }
+                            ]
+                        }
+                    }
+                ],
+            },
+        },
+    )
+
+    async def failed() -> list[dict[str, Any]]:
+        return [r for r in await works(controller.database_url, namespace) if r["state"] == "failed"]
+
+    rows = await eventually(failed, timeout=30, what="the work failed")
+    assert "selector" in (rows[0]["last_error"] or "") and "member-2" in rows[0]["last_error"]
+    attempts = rows[0]["attempts"]
+    assert attempts == 1
+
+    async def on_policy() -> bool:
+        pol = get(fleet, "hub", "propagationpolicy", "bad", namespace)
+        conds = {c["type"]: c for c in ((pol or {}).get("status") or {}).get("conditions", [])}
+        return (conds.get("federation.io/Propagated") or {}).get("reason") == "ApplyFailed"
+
+    await eventually(on_policy, timeout=30, what="ApplyFailed on the policy status")
+    recorded = [e for e in await events(controller.database_url, namespace) if e["type"] == "ApplyFailed"]
+    assert len(recorded) == 1 and "selector" in recorded[0]["message"]
+    # No retry storm: a failed work waits for its input to change. Three more claim rounds of
+    # member-2's propagator later, still one attempt and one event.
+    rounds = controller.metric("federation_claim_rounds_total", cluster="member-2")
+
+    async def three_more_rounds() -> bool:
+        return controller.metric("federation_claim_rounds_total", cluster="member-2") >= rounds + 3
+
+    await eventually(three_more_rounds, timeout=30, what="three more claim rounds")
+    rows = await failed()
+    assert rows[0]["attempts"] == attempts
+    assert (
+        len([e for e in await events(controller.database_url, namespace) if e["type"] == "ApplyFailed"]) == 1
+    )
