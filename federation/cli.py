@@ -204,18 +204,34 @@ def run(
 
 
 async def _run_manager(manager: Any) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully (in-flight applies finish)."""
+    """Run until SIGINT/SIGTERM, then shut down gracefully (in-flight applies finish).
+
+    SIGUSR1 prints every task's stack to stderr (what is it waiting on?), and keeps running.
+    """
     async with anyio.create_task_group() as tg:
 
         async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1) as signals:
+                async for sig in signals:
+                    if sig == signal.SIGUSR1:
+                        _dump_tasks()
+                        continue
                     tg.cancel_scope.cancel()
                     return
 
         tg.start_soon(stop_on_signal)
         await manager.run()
         tg.cancel_scope.cancel()
+
+
+def _dump_tasks() -> None:
+    import asyncio
+
+    tasks = asyncio.all_tasks()
+    print(f"==== {len(tasks)} tasks ====", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _default_kubeconfig() -> Path:

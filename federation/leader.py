@@ -64,6 +64,8 @@ class LeaderElector:
         finally:
             self.is_leader = False
             with anyio.CancelScope(shield=True):
+                # The session may be gone already (that may be why we stepped down): then the
+                # lock went with it, and there is nothing to undo.
                 try:
                     await conn.execute("SELECT pg_advisory_unlock($1)", lock_key(self.hub))
                     await conn.execute(
@@ -71,9 +73,12 @@ class LeaderElector:
                         self.hub,
                         self.identity,
                     )
-                except (asyncpg.PostgresError, OSError):
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                     pass
-                await conn.close(timeout=5)
+                try:
+                    await conn.close(timeout=5)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+                    conn.terminate()
             log.info("stopped leading hub %s", self.hub)
 
     async def _campaign(self) -> asyncpg.Connection:

@@ -117,6 +117,11 @@ class Manager:
     async def _lead(self) -> None:
         cfg = self.config
         assert self.hub is not None and self.store is not None
+        # We lead now: whoever held claims before us is gone (or has stepped down); its leases
+        # would otherwise keep its works from us until they expire.
+        released = await self.store.release_foreign_claims(cfg.identity)
+        if released:
+            log.info("released %d work claims of a previous leader", released)
         hub_discovery = Discovery(self.hub)
         hub_factory = InformerFactory(self.hub)
         self.registry = registry = ClusterRegistry(
@@ -159,6 +164,8 @@ class Manager:
                 self.running.set()
         finally:
             self.leading = False
+            with anyio.CancelScope(shield=True):
+                await registry.close()
 
     # -- propagators, one per connected member ------------------------------------------------
 

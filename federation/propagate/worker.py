@@ -68,7 +68,7 @@ ReadyCheck = Callable[[], bool]
 class PropagatorSettings:
     workers: int = 16
     batch: int = 256
-    lease_seconds: float = 120.0
+    lease_seconds: float = 60.0
     poll_interval: float = 2.0
     retry_base: float = 1.0
     retry_cap: float = 300.0

@@ -469,6 +469,10 @@ class Store:
             f"works claimed_by={holder}", lambda c: works.release_claims(c, holder, work_ids=work_ids)
         )
 
+    async def release_foreign_claims(self, holder: str) -> int:
+        """Release claims held by anyone but `holder` (only a leader may call this)."""
+        return await self._run("works claimed_by", lambda c: works.release_foreign_claims(c, holder))
+
     async def requeue_work(self, resource_id: ResourceId, cluster: str) -> int | None:
         """Make a settled work due now (drift); returns its new version, None if not settled."""
         return await self._run(

@@ -130,6 +130,11 @@ statuses AS (
 SELECT (SELECT id FROM deleted) AS deleted, (SELECT version FROM works WHERE id = $1) AS found
 """
 
+RELEASE_FOREIGN = """
+UPDATE works SET claimed_by = NULL, claimed_until = NULL, version = version + 1
+WHERE claimed_by IS NOT NULL AND claimed_by <> $1
+"""
+
 RELEASE = """
 UPDATE works SET claimed_by = NULL, claimed_until = NULL, version = version + 1
 WHERE claimed_by = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
@@ -252,6 +257,12 @@ async def release_claims(conn: Connection, holder: str, *, work_ids: Sequence[Wo
     """Give back `holder`'s leases (all, or those of `work_ids`) so others may claim at once."""
     ids = None if work_ids is None else list(work_ids)
     return rowcount(await conn.execute(RELEASE, holder, ids))
+
+
+async def release_foreign_claims(conn: Connection, holder: str) -> int:
+    """Release every claim not held by `holder` (a new leader's first act: the previous
+    leader is gone, and its leases would otherwise hold its works until they expire)."""
+    return rowcount(await conn.execute(RELEASE_FOREIGN, holder))
 
 
 async def requeue_work(conn: Connection, resource_id: ResourceId, cluster: str) -> int | None:
