@@ -1,0 +1,317 @@
+"""Propagation at scale: hub + 5 members, 1,000 Deployments Duplicated → 5,000 member objects.
+
+    .venv/bin/python bench/propagation.py [--deployments 1000] [--members 5]
+
+Prints, for the controller (`federation run`, its own process):
+  - time from the first hub write to the last member copy applied, and objects/s;
+  - hub write → member applied latency, p50/p99: during the bulk rollout (saturated), and for
+    single updates spaced out (not saturated);
+  - member status write → hub aggregated status, p50/p99;
+  - the controller's RSS and CPU seconds;
+  - member writes after a restart with nothing changed (must be 0);
+and, in the same run, the LIMIT: the same 5,000 objects written by a plain concurrent
+server-side-apply loop straight to the members (no hub, no database, no placement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from federation.devfleet import LocalFleet  # noqa: E402
+from federation.devfleet.members import install_crds, join_members  # noqa: E402
+from federation.informers import Handlers, Informer, InformerKey  # noqa: E402
+from federation.kube import GVK, Discovery, KubeClient, Obj  # noqa: E402
+from tests.controllerhelpers import ControllerProcess  # noqa: E402
+from tests.storehelpers import create_database  # noqa: E402
+
+DEPLOYMENT = GVK("apps", "v1", "Deployment")
+CONCURRENCY = 64
+
+
+def deployment(i: int, namespace: str, *, tag: str = "1") -> dict[str, Any]:
+    name = f"app-{i:05d}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name, "bench": "yes"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": {"tag": tag}},
+                "spec": {"containers": [{"name": "app", "image": f"registry.example.com/app:{tag}"}]},
+            },
+        },
+    }
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+async def connect(fleet: LocalFleet, name: str) -> KubeClient:
+    info = fleet.clusters[name]
+    return await KubeClient.connect(name, kubeconfig=info.kubeconfig, context=info.context, timeout=60)
+
+
+async def ensure_namespace(client: KubeClient, ns: str) -> None:
+    res = await Discovery(client).resource_for(GVK("", "v1", "Namespace"))
+    await client.apply(
+        res, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, field_manager="bench"
+    )
+
+
+async def limit_run(fleet: LocalFleet, members: list[str], n: int) -> float:
+    """The same N × members objects, applied straight to the members: the practical limit."""
+    ns = "bench-limit"
+    clients = {m: await connect(fleet, m) for m in members}
+    try:
+        for c in clients.values():
+            await ensure_namespace(c, ns)
+        res = await Discovery(clients[members[0]]).resource_for(DEPLOYMENT)
+        limiter = anyio.CapacityLimiter(CONCURRENCY)
+
+        async def one(m: str, i: int) -> None:
+            async with limiter:
+                await clients[m].apply(res, deployment(i, ns), field_manager="bench", force=True)
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                for m in members:
+                    tg.start_soon(one, m, i)
+        return time.perf_counter() - started
+    finally:
+        for c in clients.values():
+            await c.close()
+
+
+class Seen:
+    """When each member copy of each deployment was first seen at each tag (member informers)."""
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, str, str], float] = {}
+
+    def handler(self, cluster: str) -> Handlers:
+        def seen(obj: Obj) -> None:
+            tag = (obj["spec"]["template"]["metadata"].get("annotations") or {}).get("tag", "")
+            self.first.setdefault((cluster, obj["metadata"]["name"], tag), time.time())
+
+        return Handlers(on_add=seen, on_update=lambda _o, n: seen(n))
+
+    def count(self, tag: str) -> int:
+        return sum(1 for (_c, _n, t) in self.first if t == tag)
+
+
+async def controller_run(
+    fleet: LocalFleet, members: list[str], n: int, proc: ControllerProcess
+) -> dict[str, Any]:
+    ns = "bench-fed"
+    hub = await connect(fleet, "hub")
+    clients = {m: await connect(fleet, m) for m in members}
+    seen = Seen()
+    results: dict[str, Any] = {}
+    try:
+        await ensure_namespace(hub, ns)
+        hub_res = await Discovery(hub).resource_for(DEPLOYMENT)
+        async with anyio.create_task_group() as tg:
+            informers = []
+            for m, c in clients.items():
+                res = await Discovery(c).resource_for(DEPLOYMENT)
+                inf = Informer(c, InformerKey(res, ns))
+                inf.add_handler(seen.handler(m))
+                informers.append(inf)
+                tg.start_soon(inf.run)
+            hub_inf = Informer(hub, InformerKey(hub_res, ns))
+            status_seen: dict[str, float] = {}
+
+            def hub_update(_old: Obj, new: Obj) -> None:
+                if (new.get("status") or {}).get("readyReplicas") == 2 * len(members):
+                    status_seen.setdefault(new["metadata"]["name"], time.time())
+
+            hub_inf.add_handler(Handlers(on_update=hub_update))
+            tg.start_soon(hub_inf.run)
+            for inf in [*informers, hub_inf]:
+                await inf.wait_for_sync()
+
+            # The policy first, then 1,000 templates as fast as the hub takes them.
+            pol = await Discovery(hub).resource_for(GVK("federation.io", "v1alpha1", "PropagationPolicy"))
+            await hub.apply(
+                pol,
+                {
+                    "apiVersion": "federation.io/v1alpha1",
+                    "kind": "PropagationPolicy",
+                    "metadata": {"name": "bench", "namespace": ns},
+                    "spec": {
+                        "resourceSelectors": [
+                            {
+                                "apiVersion": "apps/v1",
+                                "kind": "Deployment",
+                                "labelSelector": {"matchLabels": {"bench": "yes"}},
+                            }
+                        ],
+                        "placement": {"clusterNames": members},
+                    },
+                },
+                field_manager="bench",
+            )
+            written: dict[str, float] = {}
+            limiter = anyio.CapacityLimiter(CONCURRENCY)
+
+            async def create(i: int) -> None:
+                async with limiter:
+                    obj = deployment(i, ns)
+                    await hub.apply(hub_res, obj, field_manager="bench")
+                    written[obj["metadata"]["name"]] = time.time()
+
+            t0 = time.time()
+            async with anyio.create_task_group() as writers:
+                for i in range(n):
+                    writers.start_soon(create, i)
+            total = n * len(members)
+            with anyio.fail_after(1800):
+                while seen.count("1") < total:
+                    await anyio.sleep(0.05)  # a benchmark's progress poll, not a test
+            done = max(seen.first[k] for k in seen.first if k[2] == "1")
+            results["bulk_seconds"] = done - t0
+            results["bulk_rate"] = total / (done - t0)
+            lat = [seen.first[(c, name, "1")] - written[name] for (c, name, tag) in seen.first if tag == "1"]
+            results["bulk_p50"], results["bulk_p99"] = pct(lat, 0.5), pct(lat, 0.99)
+
+            # Not saturated: one template changed every 200 ms, each to all members.
+            single: list[float] = []
+            for i in range(50):
+                obj = deployment(i, ns, tag="2")
+                t = time.time()
+                await hub.apply(hub_res, obj, field_manager="bench")
+                name = obj["metadata"]["name"]
+                with anyio.fail_after(60):
+                    while not all((m, name, "2") in seen.first for m in members):
+                        await anyio.sleep(0.005)
+                single.extend(seen.first[(m, name, "2")] - t for m in members)
+                await anyio.sleep(0.2)
+            results["single_p50"], results["single_p99"] = pct(single, 0.5), pct(single, 0.99)
+
+            # Status up: play the members' deployment controllers for 100 deployments.
+            status_written: dict[str, float] = {}
+            for i in range(n - min(100, n // 2), n):
+                name = f"app-{i:05d}"
+                for c in clients.values():
+                    res = await Discovery(c).resource_for(DEPLOYMENT)
+                    live = await c.get(res, name, ns)
+                    live["status"] = {
+                        "observedGeneration": live["metadata"]["generation"],
+                        "replicas": 2,
+                        "updatedReplicas": 2,
+                        "readyReplicas": 2,
+                        "availableReplicas": 2,
+                    }
+                    await c.replace(res, live, subresource="status")
+                status_written[name] = time.time()
+            with anyio.fail_after(120):
+                while not all(k in status_seen for k in status_written):
+                    await anyio.sleep(0.05)
+            slat = [status_seen[k] - status_written[k] for k in status_written]
+            results["status_p50"], results["status_p99"] = pct(slat, 0.5), pct(slat, 0.99)
+            tg.cancel_scope.cancel()
+    finally:
+        await hub.close()
+        for c in clients.values():
+            await c.close()
+    return results
+
+
+def proc_usage(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) of a process."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return rss, ticks / 100.0
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    members = [f"member-{i}" for i in range(1, args.members + 1)]
+    fleet = LocalFleet(members=args.members, progress=lambda m: print(f"  {m}", flush=True))
+    await anyio.to_thread.run_sync(fleet.start)
+    try:
+        hub = await connect(fleet, "hub")
+        await install_crds(hub)
+        await join_members(hub, {m: fleet.clusters[m] for m in members}, labels={})
+        await hub.close()
+
+        print(
+            f"limit: {args.deployments} × {len(members)} server-side applies straight to the members …",
+            flush=True,
+        )
+        limit_s = await limit_run(fleet, members, args.deployments)
+        limit_rate = args.deployments * len(members) / limit_s
+
+        url = await create_database(fleet.database_url, "bench")
+        log = Path(tempfile.mkdtemp(prefix="bench-propagation-")) / "controller.log"
+        proc = ControllerProcess(fleet, database_url=url, hub_id="bench-hub", log_path=log)
+        await anyio.to_thread.run_sync(proc.start)
+        total = args.deployments * len(members)
+        print(f"controller: {args.deployments} Deployments → {total} member objects …", flush=True)
+        results = await controller_run(fleet, members, args.deployments, proc)
+        assert proc.proc is not None
+        rss, cpu = proc_usage(proc.proc.pid)
+
+        # A restart with nothing changed.
+        await anyio.to_thread.run_sync(proc.stop)
+        await anyio.to_thread.run_sync(proc.start)
+        rounds = {m: proc.metric("federation_claim_rounds_total", cluster=m) for m in members}
+        with anyio.fail_after(120):
+            while any(
+                proc.metric("federation_claim_rounds_total", cluster=m) < rounds[m] + 2 for m in members
+            ):
+                await anyio.sleep(0.2)
+        restart_writes = proc.metric("federation_member_writes_total")
+        await anyio.to_thread.run_sync(proc.stop)
+    finally:
+        await anyio.to_thread.run_sync(fleet.stop)
+
+    ratio = results["bulk_rate"] / limit_rate
+
+    def row(name: str, fed: float, limit: str = "", ratio_s: str = "", target: str = "") -> None:
+        print(f"{name:<48} {fed:>12.3f} {limit:>12} {ratio_s:>8}  {target}")
+
+    print()
+    print(f"{'measure':<48} {'federation':>12} {'limit':>12} {'ratio':>8}  target")
+    row(f"time to all {total} applied (s)", results["bulk_seconds"], f"{limit_s:.3f}")
+    row("throughput (objects/s)", results["bulk_rate"], f"{limit_rate:.1f}", f"{ratio:.2f}x", ">= 0.7x")
+    row("hub write → member applied p50 (s), bulk", results["bulk_p50"])
+    row("hub write → member applied p99 (s), bulk", results["bulk_p99"])
+    row("hub write → member applied p50 (s), single", results["single_p50"])
+    row("hub write → member applied p99 (s), single", results["single_p99"], target="< 1 s")
+    row("member status → hub aggregated p50 (s)", results["status_p50"])
+    row("member status → hub aggregated p99 (s)", results["status_p99"])
+    row("controller RSS (MiB)", rss)
+    row("controller CPU (s)", cpu)
+    row("member writes after a restart, nothing changed", restart_writes, target="= 0")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--members", type=int, default=5)
+    anyio.run(main_async, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
