@@ -16,6 +16,7 @@ server-side-apply loop straight to the members (no hub, no database, no placemen
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -264,6 +265,13 @@ async def main_async(args: argparse.Namespace) -> None:
         log = Path(tempfile.mkdtemp(prefix="bench-propagation-")) / "controller.log"
         proc = ControllerProcess(fleet, database_url=url, hub_id="bench-hub", log_path=log)
         await anyio.to_thread.run_sync(proc.start)
+        if args.profile:
+            assert proc.proc is not None
+            subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(proc.proc.pid), "-f", "raw",
+                 "-o", args.profile, "-d", "45", "-r", "50"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         total = args.deployments * len(members)
         print(f"controller: {args.deployments} Deployments → {total} member objects …", flush=True)
         results = await controller_run(fleet, members, args.deployments, proc)
@@ -310,6 +318,7 @@ def main() -> None:
     )
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--profile", help="write a py-spy profile (collapsed stacks) of the controller here")
     anyio.run(main_async, parser.parse_args())
 
 

@@ -44,7 +44,7 @@ from federation.hub.policies import (
     deleting,
     selector_gvks,
 )
-from federation.hub.templates import TemplateWatcher
+from federation.hub.templates import FINALIZER, TemplateWatcher, fingerprint
 from federation.informers import Handlers, InformerFactory, QueueShutDown, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient, Obj
 from federation.metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILES
@@ -74,7 +74,6 @@ from federation.translate import (
 
 log = logging.getLogger(__name__)
 
-FINALIZER = "federation.io/cleanup"
 DEPENDENCY_GVKS = (
     GVK("", "v1", "ConfigMap"),
     GVK("", "v1", "Secret"),
@@ -145,6 +144,7 @@ class HubController:
         self.governing: dict[ResourceKey, PolicyKey] = {}
         self._decisions: dict[ResourceKey, Placement] = {}
         self._resource_ids: dict[ResourceKey, ResourceId] = {}
+        self._resource_fps: dict[ResourceKey, str] = {}
         self._policy_ids: dict[PolicyKey, PolicyId] = {}
         self._inherited: dict[ResourceKey, _Inherited] = defaultdict(_Inherited)
         self._placer: Placer | None = None
@@ -329,6 +329,11 @@ class HubController:
             self._lost_to[key] = lost
 
     async def _resource_id(self, key: ResourceKey, template: Obj) -> ResourceId:
+        """The template's row, upserted only when what translation reads changed."""
+        fp = fingerprint(template)
+        known = self._resource_ids.get(key)
+        if known is not None and self._resource_fps.get(key) == fp:
+            return known
         meta = _meta(template)
         row = ResourceRow(
             api_group=key.group,
@@ -343,6 +348,7 @@ class HubController:
         )
         rid = await self.store.upsert_resource(row)
         self._resource_ids[key] = rid
+        self._resource_fps[key] = fp
         return rid
 
     async def _policy_id(self, policy: PolicyLike) -> PolicyId:

@@ -25,15 +25,22 @@ log = logging.getLogger(__name__)
 
 _VOLATILE_META = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink")
 
+#: Our finalizer on templates and policies: deletion waits until the members are clean.
+FINALIZER = "federation.io/cleanup"
+
 TemplateListener = Callable[[ResourceKey], None]
 
 
 def fingerprint(obj: Mapping[str, Any]) -> str:
     """What a template's translation depends on, hashed: spec/data and user metadata.
 
-    Finalizers and the deletion timestamp are included: both change what the controller must do.
+    Other finalizers and the deletion timestamp are included: both change what the controller
+    must do.
     """
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_META}
+    if FINALIZER in (meta.get("finalizers") or ()):
+        # Adding our own finalizer changes nothing we must act on.
+        meta["finalizers"] = [f for f in meta["finalizers"] if f != FINALIZER]
     body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
     body["metadata"] = meta
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -102,7 +102,39 @@ class Applier:
         self.hub_id = hub_id
         self.lookup = lookup
         self._namespaces: set[str] = set()
+        self._absent: set[tuple[GVK, str | None, str]] = set()
         self.writes = 0  # member writes sent (applies, deletes, patches): what tests count
+
+    async def prefetch_names(self, wanted: Iterable[Mapping[str, Any]]) -> None:
+        """Learn, with one metadata-only LIST per kind and namespace, which of these objects do
+        not exist in the member yet: for those, `live()` needs no GET (the common case of a new
+        rollout, where a GET per object would double the requests).
+
+        What is learnt is forgotten as soon as it is used: it only bridges the short gap between
+        this LIST and the apply that follows it.
+        """
+        groups: dict[tuple[GVK, str | None], set[str]] = {}
+        for desired in wanted:
+            meta = _meta(desired)
+            groups.setdefault((GVK.of(desired), meta.get("namespace")), set()).add(str(meta.get("name")))
+        for (gvk, namespace), names in groups.items():
+            if len(names) < 2:
+                continue  # one GET costs the same as one LIST
+            try:
+                res = await self.discovery.resource_for(gvk)
+                ns = namespace if res.namespaced else None
+                listing = await self.client.request(
+                    "GET",
+                    res.collection_path(ns),
+                    accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                    verb="list",
+                    what=f"list {res.name} names",
+                )
+            except (KubeError, ClusterUnreachableError):
+                continue  # the per-object GET will find out
+            present = {str((item.get("metadata") or {}).get("name")) for item in listing.get("items") or []}
+            for name in names - present:
+                self._absent.add((gvk, ns, name))
 
     async def resource(self, desired: Mapping[str, Any]) -> ResourceInfo:
         return await self.discovery.resource_for(GVK.of(desired))
@@ -119,6 +151,9 @@ class Applier:
             cached = self.lookup(res.gvk, ns, name)
             if cached is not None:
                 return cached
+        if (res.gvk, ns, name) in self._absent:
+            self._absent.discard((res.gvk, ns, name))
+            return None
         try:
             return await self.client.get(res, name, ns)
         except NotFoundError:

@@ -34,6 +34,7 @@ from federation.metrics import (
     APPLY_DURATION,
     APPLY_RESULTS,
     CLAIM_ROUNDS,
+    CONFLICTS,
     DRIFT_EVENTS,
     MEMBER_WRITES,
     PROPAGATION_LATENCY,
@@ -43,6 +44,7 @@ from federation.propagate.applier import Applier, Outcome, Result, desired_hash,
 from federation.propagate.drift import projection_hash
 from federation.status import assess
 from federation.store import (
+    ApplyResult,
     ClaimedWork,
     EventRow,
     EventType,
@@ -125,6 +127,8 @@ class ClusterPropagator:
         self._statuses: dict[ResourceId, MemberStatusRow] = {}
         self._events: list[EventRow] = []
         self._requeues: list[tuple[_Entry, ResourceKey, str]] = []
+        self._results: list[tuple[ApplyResult, Callable[[int], None] | None]] = []
+        self._results_ready = anyio.Event()
         self._flush = anyio.Event()
         self._in_flight = 0
         self._stopping = False
@@ -143,12 +147,15 @@ class ClusterPropagator:
         await self._load_index()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._flush_loop)
+            tg.start_soon(self._record_loop)
             tg.start_soon(self._check_after_sync)
             try:
                 await self._claim_loop()
             finally:
                 self._stopping = True
                 tg.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await self._write_results()  # what finished during the shutdown
 
     async def _load_index(self) -> None:
         for w in await self.store.work_index(self.cluster):
@@ -223,6 +230,11 @@ class ClusterPropagator:
                     except StoreError as exc:
                         log.warning("claiming works failed: %s", exc, extra=self._extra)
                         claimed = []
+                    fresh = [
+                        w.desired for w in claimed if w.state == WorkState.PENDING and w.applied_hash is None
+                    ]
+                    if fresh:
+                        await self.applier.prefetch_names(fresh)
                     for work in claimed:
                         entry = self._remember(work)
                         entry.queued_at = anyio.current_time()
@@ -270,35 +282,41 @@ class ClusterPropagator:
             log.error("%s: recording the result failed: %s", key, exc, extra=self._extra)
 
     async def _record(self, work: ClaimedWork, key: ResourceKey, outcome: Outcome) -> None:
+        """Turn an outcome into its row update (batched with others) and its follow-ups."""
         ref = _ref(key)
         entry = self._index.get(key)
         now = datetime.now(UTC)
-        if outcome.result in (Result.DELETED, Result.ORPHANED) and work.state in (
-            WorkState.DELETING,
-            WorkState.ORPHANING,
-        ):
-            if work.state == WorkState.ORPHANING:
-                await self.store.record_apply_result(work.id, version=work.version, state=WorkState.ORPHANED)
-                self._event(EventType.ORPHANED, f"{key}: {outcome.message}", ref)
-            else:
-                await self.store.finish_deletion(work.id, work.version)
-                if outcome.wrote:
-                    self._event(EventType.DELETED, f"{key}: deleted from the member", ref)
+        if outcome.result == Result.DELETED and work.state == WorkState.DELETING:
+            await self.store.finish_deletion(work.id, work.version)
+            if outcome.wrote:
+                self._event(EventType.DELETED, f"{key}: deleted from the member", ref)
+            self._index.pop(key, None)
+            return
+        if outcome.result == Result.ORPHANED and work.state == WorkState.ORPHANING:
+            self._submit(ApplyResult(work.id, work.version, WorkState.ORPHANED))
+            self._event(EventType.ORPHANED, f"{key}: {outcome.message}", ref)
             self._index.pop(key, None)
             return
         if outcome.result == Result.APPLIED:
-            version = await self.store.record_apply_result(
-                work.id,
-                version=work.version,
-                state=WorkState.APPLIED,
-                applied_hash=work.desired_hash,
-                member_resource_version=outcome.member_resource_version,
-                baseline=outcome.baseline,
+            queued_at = entry.queued_at if entry is not None else None
+
+            def applied(version: int) -> None:
+                if entry is not None:
+                    entry.state, entry.baseline, entry.version = WorkState.APPLIED, outcome.baseline, version
+                if queued_at is not None and outcome.wrote:
+                    PROPAGATION_LATENCY.labels(self.cluster).observe(anyio.current_time() - queued_at)
+
+            self._submit(
+                ApplyResult(
+                    work.id,
+                    work.version,
+                    WorkState.APPLIED,
+                    applied_hash=work.desired_hash,
+                    member_resource_version=outcome.member_resource_version,
+                    baseline=outcome.baseline,
+                ),
+                applied,
             )
-            if entry is not None:
-                entry.state, entry.baseline, entry.version = WorkState.APPLIED, outcome.baseline, version
-                if entry.queued_at is not None and outcome.wrote:
-                    PROPAGATION_LATENCY.labels(self.cluster).observe(anyio.current_time() - entry.queued_at)
             if outcome.drift:
                 DRIFT_EVENTS.labels(self.cluster).inc()
                 self._event(
@@ -311,27 +329,24 @@ class ClusterPropagator:
                 self._event(EventType.ADOPTED, f"{key}: adopted the existing member object", ref)
             return
         if outcome.result == Result.CONFLICT:
-            await self.store.record_apply_result(
-                work.id,
-                version=work.version,
-                state=WorkState.CONFLICT,
-                error=outcome.message,
-                next_attempt_at=now + timedelta(seconds=self.settings.conflict_recheck),
+            self._submit(
+                ApplyResult(
+                    work.id,
+                    work.version,
+                    WorkState.CONFLICT,
+                    error=outcome.message,
+                    next_attempt_at=now + timedelta(seconds=self.settings.conflict_recheck),
+                )
             )
             if work.state != WorkState.CONFLICT:
+                CONFLICTS.labels(self.cluster).inc()
                 self._event(EventType.CONFLICT, f"{key}: {outcome.message}", ref)
             if entry is not None:
                 entry.state = WorkState.CONFLICT
             return
         if outcome.result == Result.FAILED:
             # Permanent until the desired state changes: no next attempt, no retry storm.
-            await self.store.record_apply_result(
-                work.id,
-                version=work.version,
-                state=WorkState.FAILED,
-                error=outcome.message,
-                next_attempt_at=None,
-            )
+            self._submit(ApplyResult(work.id, work.version, WorkState.FAILED, error=outcome.message))
             if work.state != WorkState.FAILED:
                 self._event(EventType.APPLY_FAILED, f"{key}: {outcome.message}", ref)
             if entry is not None:
@@ -340,13 +355,47 @@ class ClusterPropagator:
         # RETRY: the same state, again later, with per-work exponential backoff and jitter.
         delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** min(work.attempts, 20))
         delay *= 0.5 + self.rng.random() / 2
-        await self.store.record_apply_result(
-            work.id,
-            version=work.version,
-            state=work.state if work.state != WorkState.CONFLICT else WorkState.PENDING,
-            error=outcome.message,
-            next_attempt_at=now + timedelta(seconds=delay),
+        self._submit(
+            ApplyResult(
+                work.id,
+                work.version,
+                work.state if work.state != WorkState.CONFLICT else WorkState.PENDING,
+                error=outcome.message,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
         )
+
+    def _submit(self, result: ApplyResult, then: Callable[[int], None] | None = None) -> None:
+        self._results.append((result, then))
+        self._results_ready.set()
+
+    async def _record_loop(self) -> None:
+        """Write results in batches: one statement for everything finished since the last one."""
+        while True:
+            await self._results_ready.wait()
+            self._results_ready = anyio.Event()
+            await self._write_results()
+
+    async def _write_results(self) -> None:
+        batch, self._results = self._results, []
+        if not batch:
+            return
+        try:
+            versions = await self.store.record_apply_results([r for r, _ in batch])
+        except StoreError as exc:
+            # The claims will expire and the works be retried; nothing is lost, only delayed.
+            log.error("recording %d results failed: %s", len(batch), exc, extra=self._extra)
+            return
+        stale = 0
+        for result, then in batch:
+            version = versions.get(result.work_id)
+            if version is None:
+                stale += 1  # the work changed (or was re-claimed) while we applied: not recorded
+            elif then is not None:
+                then(version)
+        if stale:
+            log.info("%d results were stale and not recorded; their newer versions will be applied", stale)
+            self.wake()
 
     # -- what the member informers see -------------------------------------------------
 

@@ -12,6 +12,7 @@ from federation.store.enums import EventType, Health, PolicyKind, WorkState
 from federation.store.migrate import Revisions, head_revision
 from federation.store.retry import RetryPolicy, retrying
 from federation.store.rows import (
+    ApplyResult,
     Checkpoint,
     ClaimedWork,
     ClusterRow,
@@ -36,6 +37,7 @@ from federation.store.rows import (
 from federation.store.store import HealthListener, Store, StoreSettings, StoreStats
 
 __all__ = [
+    "ApplyResult",
     "Checkpoint",
     "ClaimedWork",
     "ClusterRow",

@@ -157,6 +157,20 @@ class ClaimedWork:
 
 
 @dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """One outcome for `Store.record_apply_results` (the bulk `record_apply_result`)."""
+
+    work_id: WorkId
+    version: int
+    state: WorkState
+    applied_hash: str | None = None
+    member_resource_version: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    baseline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IndexedWork:
     """A work as a cluster's propagator keeps it in memory, to map member objects to works."""
 

@@ -42,6 +42,7 @@ from federation.store.repo import (
 )
 from federation.store.retry import Clock, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
+    ApplyResult,
     Checkpoint,
     ClaimedWork,
     ClusterRow,
@@ -70,6 +71,10 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
+async def _no_reset(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    return None
+
+
 class HealthListener(Protocol):
     """Called when the store turns unhealthy (with the fault) or healthy again (with None)."""
 
@@ -84,7 +89,7 @@ class StoreSettings:
     event_retention: timedelta = timedelta(days=7)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     min_connections: int = 1
-    max_connections: int = 10
+    max_connections: int = 20
     #: Seconds to open one connection, and the longest any statement may run (server side).
     connect_timeout: float = 10.0
     statement_timeout: float = 60.0
@@ -155,6 +160,9 @@ class Store:
                 min_size=settings.min_connections,
                 max_size=settings.max_connections,
                 init=init_connection,
+                # The store keeps no session state (no LISTEN, locks, cursors or SET), so the
+                # default reset round trip on every release would be pure overhead.
+                reset=_no_reset,
                 timeout=settings.connect_timeout,
                 server_settings={
                     "application_name": settings.application_name,
@@ -437,6 +445,10 @@ class Store:
                 baseline=baseline,
             ),
         )
+
+    async def record_apply_results(self, rows: Sequence[ApplyResult]) -> dict[WorkId, int | None]:
+        """Many `record_apply_result`s in one statement; None marks a refused (stale) result."""
+        return await self._run(f"works ({len(rows)} results)", lambda c: works.record_apply_results(c, rows))
 
     async def work_index(self, cluster: str) -> list[IndexedWork]:
         """Every work of `cluster` (its propagator maps member objects to works with it)."""

@@ -42,6 +42,7 @@ def test_devfleet_api() -> None:
 def test_store_api() -> None:
     assert sorted(federation.store.__all__) == sorted(
         [
+            "ApplyResult",
             "Checkpoint",
             "ClaimedWork",
             "ClusterRow",

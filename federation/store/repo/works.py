@@ -26,7 +26,7 @@ import asyncpg
 from federation.errors import StoreError, VersionConflictError
 from federation.store.db import Connection, json_texts, rowcount
 from federation.store.enums import WorkState
-from federation.store.rows import ClaimedWork, IndexedWork, ResourceId, ResourceWork, WorkId
+from federation.store.rows import ApplyResult, ClaimedWork, IndexedWork, ResourceId, ResourceWork, WorkId
 
 # The core of the "zero writes when nothing changed" rule: only works that are new, whose
 # desired hash changed, or that are being taken away and must come back reach the INSERT; the
@@ -118,6 +118,34 @@ WITH updated AS (
     RETURNING version
 )
 SELECT (SELECT version FROM updated) AS new_version, (SELECT version FROM works WHERE id = $1) AS found
+"""
+
+RECORD_MANY = """
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::text[])
+        AS r(id, version, state, applied_hash, member_resource_version, error, next_attempt_at, baseline)
+),
+updated AS (
+    UPDATE works w SET
+        state = r.state::work_state,
+        applied_hash = CASE WHEN r.state = 'applied' THEN COALESCE(r.applied_hash, w.desired_hash)
+                            ELSE COALESCE(r.applied_hash, w.applied_hash) END,
+        member_resource_version = COALESCE(r.member_resource_version, w.member_resource_version),
+        last_error = r.error,
+        attempts = CASE WHEN r.error IS NULL THEN 0 ELSE w.attempts + 1 END,
+        next_attempt_at = r.next_attempt_at,
+        applied_at = CASE WHEN r.state = 'applied' THEN now() ELSE w.applied_at END,
+        baseline = CASE WHEN r.state = 'applied' THEN COALESCE(r.baseline, w.baseline) ELSE w.baseline END,
+        claimed_by = NULL,
+        claimed_until = NULL,
+        version = w.version + 1,
+        updated_at = now()
+    FROM input r
+    WHERE w.id = r.id AND w.version = r.version
+    RETURNING w.id, w.version
+)
+SELECT i.id, u.version FROM input i LEFT JOIN updated u ON u.id = i.id
 """
 
 FINISH_DELETION = """
@@ -243,6 +271,30 @@ async def record_apply_result(
     if record["new_version"] is None:
         raise _conflict(work_id=work_id, expected=version, found=record["found"])
     return int(record["new_version"])
+
+
+async def record_apply_results(conn: Connection, rows: Sequence[ApplyResult]) -> dict[WorkId, int | None]:
+    """`record_apply_result` for many works in one statement: a propagator's batch.
+
+    Returns each work's new version, or None where the version check failed (the work changed
+    or was re-claimed meanwhile: that result is not recorded).
+    """
+    if not rows:
+        return {}
+    if len({r.work_id for r in rows}) != len(rows):
+        raise StoreError("works: a work appears twice in one batch of results")
+    records = await conn.fetch(
+        RECORD_MANY,
+        [r.work_id for r in rows],
+        [r.version for r in rows],
+        [r.state.value for r in rows],
+        [r.applied_hash for r in rows],
+        [r.member_resource_version for r in rows],
+        [r.error for r in rows],
+        [r.next_attempt_at for r in rows],
+        [r.baseline for r in rows],
+    )
+    return {WorkId(r["id"]): (int(r["version"]) if r["version"] is not None else None) for r in records}
 
 
 async def finish_deletion(conn: Connection, work_id: WorkId, version: int) -> None:
