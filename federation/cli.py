@@ -200,7 +200,7 @@ def run(
             server=ServerConfig(host=host or "0.0.0.0", port=int(port)),
             registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
         )
-        anyio.run(_run_manager, Manager(config))
+        anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
 
 
 async def _run_manager(manager: Any) -> None:
@@ -222,6 +222,15 @@ async def _run_manager(manager: Any) -> None:
         tg.start_soon(stop_on_signal)
         await manager.run()
         tg.cancel_scope.cancel()
+
+
+def _loop_options() -> dict[str, Any]:
+    """uvloop when it is installed: the controller spends its time in the event loop."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
 
 
 def _dump_tasks() -> None:

@@ -371,6 +371,7 @@ class HubController:
             )
         )
         self._policy_ids[pkey] = pid
+        self._policies_dirty.discard(pkey)
         return pid
 
     def _placer_now(self) -> tuple[Placer, dict[str, ClusterSnapshot]]:

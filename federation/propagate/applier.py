@@ -106,12 +106,15 @@ class Applier:
         self.writes = 0  # member writes sent (applies, deletes, patches): what tests count
 
     async def prefetch_names(self, wanted: Iterable[Mapping[str, Any]]) -> None:
-        """Learn, with one metadata-only LIST per kind and namespace, which of these objects do
-        not exist in the member yet: for those, `live()` needs no GET (the common case of a new
-        rollout, where a GET per object would double the requests).
+        """Learn which of these objects do not exist in the member yet, so that `live()` needs
+        no GET for them (a new rollout would otherwise cost a GET per object).
 
-        What is learnt is forgotten as soon as it is used: it only bridges the short gap between
-        this LIST and the apply that follows it.
+        Our own objects are in the informer cache; anything else with the same name would be
+        *foreign* (no hub label, or another hub's): one metadata-only LIST per kind and
+        namespace, selecting `federation.io/hub != <us>`, names them all. In a namespace the
+        fleet manages that list is usually empty, so it is cheap whatever the namespace holds.
+        What is learnt is forgotten as soon as it is used: it only bridges the short gap
+        between this LIST and the apply that follows.
         """
         groups: dict[tuple[GVK, str | None], set[str]] = {}
         for desired in wanted:
@@ -126,15 +129,17 @@ class Applier:
                 listing = await self.client.request(
                     "GET",
                     res.collection_path(ns),
+                    params={"labelSelector": f"{OWNERSHIP.hub_label}!={self.hub_id}"},
                     accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
                     verb="list",
-                    what=f"list {res.name} names",
+                    what=f"list foreign {res.name}",
                 )
             except (KubeError, ClusterUnreachableError):
                 continue  # the per-object GET will find out
-            present = {str((item.get("metadata") or {}).get("name")) for item in listing.get("items") or []}
-            for name in names - present:
-                self._absent.add((gvk, ns, name))
+            foreign = {str((item.get("metadata") or {}).get("name")) for item in listing.get("items") or []}
+            for name in names - foreign:
+                if self.lookup is not None and self.lookup(gvk, ns, name) is None:
+                    self._absent.add((gvk, ns, name))
 
     async def resource(self, desired: Mapping[str, Any]) -> ResourceInfo:
         return await self.discovery.resource_for(GVK.of(desired))

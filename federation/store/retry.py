@@ -59,6 +59,10 @@ class RetryPolicy:
         return base * (0.5 + 0.5 * rng.random())
 
 
+#: Jitter needs no independence between calls; seeding a new Random per call is costly.
+_RNG = random.Random()
+
+
 async def retrying(
     attempt: Callable[[], Awaitable[T]],
     *,
@@ -79,7 +83,7 @@ async def retrying(
     `StoreError`; when the deadline passes the last fault is raised as `StoreUnavailableError`
     (or as `StoreError` when it was a transaction conflict).
     """
-    rng = rng or random.Random()
+    rng = rng or _RNG
     first_failure: float | None = None
     failures = 0
     while True:

@@ -9,7 +9,6 @@ resource and the cluster — never an exception from deep inside a patch library
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from federation.translate.images import ImageRefError, override_image
 from federation.translate.jsonpatch import PatchError, apply_patch
 from federation.translate.mergepatch import apply_merge_patch
 from federation.translate.podspec import pod_spec
-from federation.translate.pointer import PointerError, parse_pointer, resolve
+from federation.translate.pointer import PointerError, json_copy, parse_pointer, resolve
 
 CLUSTER_NAME_VARIABLE = "${CLUSTER_NAME}"
 
@@ -206,7 +205,7 @@ def apply_override(
     manifest: Mapping[str, Any], override: ResolvedOverride, *, cluster: str
 ) -> dict[str, Any]:
     """``manifest`` after one rule's overriders (a new dict; the input is not modified)."""
-    result = copy.deepcopy(dict(manifest))
+    result = json_copy(dict(manifest))
     for name, step in _steps(override.overriders, cluster):
         try:
             result = step(result)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, TypeVar, cast
+
+import orjson
+
+T = TypeVar("T")
 
 
 class PointerError(ValueError):
@@ -61,3 +66,15 @@ def resolve(doc: Any, tokens: list[str]) -> Any:
         else:
             raise PointerError(f"path {where} does not exist (parent is a {type(node).__name__})")
     return node
+
+
+def json_copy(value: T) -> T:
+    """A deep copy of a JSON document, several times faster than `copy.deepcopy`.
+
+    Templates and manifests are parsed JSON; translation copies each one once per cluster, so
+    this is on the controller's hot path. Anything that is not JSON falls back to deepcopy.
+    """
+    try:
+        return cast(T, orjson.loads(orjson.dumps(value)))
+    except TypeError:
+        return copy.deepcopy(value)

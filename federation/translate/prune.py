@@ -9,12 +9,11 @@ allocates for itself (a Service's clusterIP, a Job's generated selector): those 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from federation.translate.ownership import OWNERSHIP
-from federation.translate.pointer import PointerError, parse_pointer, resolve
+from federation.translate.pointer import PointerError, json_copy, parse_pointer, resolve
 
 HUB_ONLY_METADATA = (
     "uid",
@@ -45,7 +44,7 @@ def _clean_map(value: Any, drop: Iterable[str]) -> dict[str, Any] | None:
 
 def prune_template(template: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``template`` without anything that belongs to the hub."""
-    manifest = copy.deepcopy(dict(template))
+    manifest = json_copy(dict(template))
     manifest.pop("status", None)
     meta = manifest.get("metadata")
     if isinstance(meta, dict):
@@ -80,7 +79,7 @@ def strip_fields(manifest: Mapping[str, Any], pointers: Iterable[str]) -> dict[s
     managed by us, so the member's value (an HPA's replicas, an operator's default) stands.
     Pointers that do not resolve are ignored: there is nothing to retain.
     """
-    out = copy.deepcopy(dict(manifest))
+    out = json_copy(dict(manifest))
     for pointer in pointers:
         try:
             tokens = parse_pointer(pointer)
