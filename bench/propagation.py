@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -176,21 +177,53 @@ async def controller_run(
                     await hub.apply(hub_res, obj, field_manager="bench")
                     written[obj["metadata"]["name"]] = time.time()
 
+            total = n * len(members)
+            phases: dict[str, float] = {}
+
+            async def watch_db() -> None:
+                """When the hub side had written every work, and when all were applied (Postgres)."""
+                conn = await asyncpg.connect(proc.database_url)
+                try:
+                    while True:
+                        row = await conn.fetchrow(
+                            "SELECT count(*) AS n, count(*) FILTER (WHERE state = 'applied') AS applied"
+                            " FROM works"
+                        )
+                        assert row is not None
+                        if row["n"] >= total:
+                            phases.setdefault("works_created", time.time())
+                        if row["applied"] >= total:
+                            phases.setdefault("works_applied", time.time())
+                            return
+                        await anyio.sleep(0.1)
+                finally:
+                    await conn.close()
+
+            tg.start_soon(watch_db)
             t0 = time.time()
             async with anyio.create_task_group() as writers:
                 for i in range(n):
                     writers.start_soon(create, i)
-            total = n * len(members)
+            phases["hub_written"] = time.time()
             with anyio.fail_after(1800):
                 while seen.count("1") < total:
                     await anyio.sleep(0.05)  # a benchmark's progress poll, not a test
             done = max(seen.first[k] for k in seen.first if k[2] == "1")
+            results["phases"] = {k: v - t0 for k, v in phases.items()}
             results["bulk_seconds"] = done - t0
             results["bulk_rate"] = total / (done - t0)
             lat = [seen.first[(c, name, "1")] - written[name] for (c, name, tag) in seen.first if tag == "1"]
             results["bulk_p50"], results["bulk_p99"] = pct(lat, 0.5), pct(lat, 0.99)
 
-            # Not saturated: one template changed every 200 ms, each to all members.
+            # Not saturated: first let the controller finish what the bulk rollout left (status
+            # writes of 1,000 Deployments), then change one template every 200 ms.
+            with anyio.fail_after(300):
+                while any(
+                    proc.metric("workqueue_depth", name=q)
+                    + proc.metric("workqueue_unfinished_work_seconds", name=q)
+                    for q in ("hub-status", "hub-resources")
+                ):
+                    await anyio.sleep(0.2)
             single: list[float] = []
             for i in range(50):
                 obj = deployment(i, ns, tag="2")
@@ -203,6 +236,7 @@ async def controller_run(
                 single.extend(seen.first[(m, name, "2")] - t for m in members)
                 await anyio.sleep(0.2)
             results["single_p50"], results["single_p99"] = pct(single, 0.5), pct(single, 0.99)
+            results["single_slowest"] = sorted(single)[-6:]
 
             # Status up: play the members' deployment controllers for 100 deployments.
             status_written: dict[str, float] = {}
@@ -233,6 +267,33 @@ async def controller_run(
     return results
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (Postgres forks a backend per connection)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / 100.0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_cpu(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def fleet_cpu(fleet: LocalFleet) -> dict[str, float]:
+    """CPU seconds so far of each part of the fleet."""
+    out = {}
+    for name in fleet.clusters:
+        pid = fleet.cluster_pid(name)
+        out[f"apiserver {name}"] = tree_cpu(pid) if pid else 0.0
+    supervisor = fleet.backend.pid  # type: ignore[attr-defined]
+    out["etcd (+supervisor)"] = tree_cpu(supervisor) - sum(out.values()) if supervisor else 0.0
+    if fleet.postgres is not None and fleet.postgres.pid is not None:
+        out["postgres"] = tree_cpu(fleet.postgres.pid)
+    return out
+
+
 def proc_usage(pid: int) -> tuple[float, float]:
     """(RSS MiB, CPU seconds) of a process."""
     rss = 0.0
@@ -258,7 +319,9 @@ async def main_async(args: argparse.Namespace) -> None:
             f"limit: {args.deployments} × {len(members)} server-side applies straight to the members …",
             flush=True,
         )
+        cpu0 = fleet_cpu(fleet)
         limit_s = await limit_run(fleet, members, args.deployments)
+        cpu1 = fleet_cpu(fleet)
         limit_rate = args.deployments * len(members) / limit_s
 
         url = await create_database(fleet.database_url, "bench")
@@ -267,14 +330,27 @@ async def main_async(args: argparse.Namespace) -> None:
         await anyio.to_thread.run_sync(proc.start)
         if args.profile:
             assert proc.proc is not None
-            subprocess.Popen(
+            subprocess.Popen(  # noqa: ASYNC220 - started and left running; nothing waits on it
                 [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(proc.proc.pid), "-f", "raw",
                  "-o", args.profile, "-d", "45", "-r", "50"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         total = args.deployments * len(members)
         print(f"controller: {args.deployments} Deployments → {total} member objects …", flush=True)
+        cpu2 = fleet_cpu(fleet)
         results = await controller_run(fleet, members, args.deployments, proc)
+        cpu3 = fleet_cpu(fleet)
+        results["hub_requests"] = {
+            v: proc.metric("federation_kube_requests_total", cluster="hub", verb=v)
+            for v in ("get", "list", "watch", "patch", "update", "apply", "create")
+        }
+        results["gc"] = {
+            f"gen{g}": (
+                proc.metric("federation_gc_pause_seconds_count", generation=str(g)),
+                proc.metric("federation_gc_pause_seconds_sum", generation=str(g)),
+            )
+            for g in (0, 1, 2)
+        }
         assert proc.proc is not None
         rss, cpu = proc_usage(proc.proc.pid)
 
@@ -310,6 +386,16 @@ async def main_async(args: argparse.Namespace) -> None:
     row("controller RSS (MiB)", rss)
     row("controller CPU (s)", cpu)
     row("member writes after a restart, nothing changed", restart_writes, target="= 0")
+    print("CPU seconds by process (limit run | controller run, the whole run incl. the status phase):")
+    for part in cpu0:
+        print(f"  {part:<28} {cpu1[part] - cpu0[part]:8.1f} | {cpu3[part] - cpu2[part]:8.1f}")
+    print("controller GC pauses (count, total seconds):", results["gc"])
+    print("single updates, slowest member latencies (s):", [round(x, 3) for x in results["single_slowest"]])
+    print("controller requests to the hub by verb:", results["hub_requests"])
+    print(
+        "phases of the bulk rollout (s after the first hub write): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(results["phases"].items(), key=lambda kv: kv[1]))
+    )
 
 
 def main() -> None:

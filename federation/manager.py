@@ -11,6 +11,7 @@ are released so a successor can claim at once.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -161,6 +162,9 @@ class Manager:
                 tg.start_soon(controller.run)
                 tg.start_soon(self._housekeeping)
                 await controller.synced.wait()
+                # Everything loaded so far (caches, clients) lives as long as we lead: move it
+                # out of the collector's sight instead of rescanning it forever.
+                gc.freeze()
                 self.running.set()
         finally:
             self.leading = False

@@ -128,3 +128,28 @@ RECONCILE_ERRORS = Counter("reconciliation_errors_total", "Reconciles that faile
 RECONCILE_DURATION = Histogram(
     "reconciliation_duration_seconds", "Reconcile duration.", ["controller"], buckets=_LATENCY_BUCKETS
 )
+
+# -- the process ---------------------------------------------------------------------------
+GC_PAUSES = Histogram(
+    "federation_gc_pause_seconds",
+    "Python garbage-collector pauses by generation (a long gen-2 pause stalls every loop).",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def observe_gc() -> None:
+    """Time every collection (installed once by `federation run`)."""
+    import gc
+    import time
+
+    started: dict[int, float] = {}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        gen = info.get("generation", 0)
+        if phase == "start":
+            started[gen] = time.perf_counter()
+        elif gen in started:
+            GC_PAUSES.labels(str(gen)).observe(time.perf_counter() - started.pop(gen))
+
+    gc.callbacks.append(callback)

@@ -70,7 +70,7 @@ class ControllerProcess:
                     "--log-format",
                     "console",
                     "--log-level",
-                    "info",
+                    os.environ.get("FEDERATION_TEST_LOG_LEVEL", "info"),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -112,11 +112,11 @@ class ControllerProcess:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, metric: str, **labels: str) -> float:
         """Sum of a metric's samples matching `labels` (0 when absent)."""
         total = 0.0
         for line in self.metrics().splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
+            if not line.startswith(metric + "{") and not line.startswith(metric + " "):
                 continue
             if all(f'{k}="{v}"' in line for k, v in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])

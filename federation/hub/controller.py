@@ -33,7 +33,7 @@ import anyio
 from federation.api import ConflictResolution
 from federation.api.propagation import DeletionPolicy, PolicyLike
 from federation.clusters import UNREACHABLE_TAINT_KEY, ClusterRegistry
-from federation.errors import ConflictError, FederationError, KubeError, NotFoundError, StoreError
+from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.policies import (
     OVERRIDE_KINDS,
@@ -87,7 +87,7 @@ WorksListener = Callable[[Iterable[str]], None]
 
 @dataclass
 class ControllerSettings:
-    workers: int = 8
+    workers: int = 32
     #: Re-placements per second when clusters fail over (a token bucket): a dying cluster must
     #: not turn into a stampede of thousands of re-placements at once.
     failover_rate: float = 50.0
@@ -145,6 +145,7 @@ class HubController:
         self._decisions: dict[ResourceKey, Placement] = {}
         self._resource_ids: dict[ResourceKey, ResourceId] = {}
         self._resource_fps: dict[ResourceKey, str] = {}
+        self._no_strategic_merge: set[GVK] = set()
         self._policy_ids: dict[PolicyKey, PolicyId] = {}
         self._inherited: dict[ResourceKey, _Inherited] = defaultdict(_Inherited)
         self._placer: Placer | None = None
@@ -291,24 +292,33 @@ class HubController:
         if governing is None:
             await self._unplace(key, orphan=self._orphans(key), gone=False)
             self.governing.pop(key, None)
-            await self._set_finalizer(template, present=False)
+            await self._set_finalizer(template, False)
             return None
         self.governing[key] = PolicyKey(
             governing.kind, governing.metadata.namespace or "", governing.metadata.name
         )
-        await self._set_finalizer(template, present=True)
+        async with anyio.create_task_group() as tg:
+            # The finalizer (a hub write) and the placement (Postgres) are independent: overlap
+            # the two round trips. Works are only saved once the finalizer is in place or
+            # being placed; a deletion in between still finds works to clean up.
+            tg.start_soon(self._set_finalizer, template, True)
+            await self._place(key, template, governing, inherited=policy is None and inherited is not None)
+        if governing.spec.propagate_dependencies and policy is not None:
+            self._note_dependencies(key, template)
+        return None
+
+    async def _place(
+        self, key: ResourceKey, template: Obj, governing: PolicyLike, *, inherited: bool
+    ) -> None:
         resource_id = await self._resource_id(key, template)
         policy_id = await self._policy_id(governing)
         if governing.spec.suspend:
-            return None  # a suspended policy keeps its decisions; nothing moves
-        if policy is None and inherited is not None:
+            return  # a suspended policy keeps its decisions; nothing moves
+        if inherited:
             decision = self._follow_workloads(key)
         else:
             decision = await self._decide(key, resource_id, template, governing)
         await self._save(key, resource_id, policy_id, template, governing, decision)
-        if governing.spec.propagate_dependencies and policy is not None:
-            self._note_dependencies(key, template)
-        return None
 
     def _orphans(self, key: ResourceKey) -> bool:
         """The deletionPolicy of the policy that governed `key` (kept until its finalizer goes)."""
@@ -491,6 +501,14 @@ class HubController:
             self.placed[key] = placed
             self.on_placed(key)  # the aggregated status depends on where it is placed
         if change.changed:
+            log.debug(
+                "saved %s: created %s, updated %s, unplaced %s",
+                key,
+                change.works_created,
+                change.works_updated,
+                change.works_unplaced,
+                extra=_extra(key),
+            )
             self.on_works_changed({*change.works_created, *change.works_updated, *change.works_unplaced})
         await self._flush_events()
 
@@ -522,26 +540,50 @@ class HubController:
             ]
             if remaining:
                 return self.settings.deletion_recheck
-        await self._set_finalizer(template, present=False)
+        await self._set_finalizer(template, False)
         if resource_id is not None:
             await self.store.mark_resource_deleted(_ref(key))
         return None
 
-    async def _set_finalizer(self, template: Obj, *, present: bool) -> None:
-        finalizers = list(_meta(template).get("finalizers") or [])
+    async def _set_finalizer(self, template: Obj, present: bool) -> None:
+        """Add or remove our finalizer without clobbering anyone else's.
+
+        Built-in kinds take a strategic merge patch, which merges into the finalizer list (no
+        precondition, so no conflict with our own concurrent status writes); custom resources
+        do not support it, and get a merge patch made conditional by the resourceVersion.
+        """
+        meta = _meta(template)
+        finalizers = list(meta.get("finalizers") or [])
         if (FINALIZER in finalizers) == present:
             return
-        finalizers = [*finalizers, FINALIZER] if present else [f for f in finalizers if f != FINALIZER]
         res = await self.discovery.resource_for(GVK.of(template))
-        meta = _meta(template)
+        name, namespace = str(meta["name"]), meta.get("namespace") if res.namespaced else None
         try:
+            if res.gvk not in self._no_strategic_merge:
+                patch = (
+                    {"metadata": {"finalizers": [FINALIZER]}}
+                    if present
+                    else {"metadata": {"$deleteFromPrimitiveList/finalizers": [FINALIZER]}}
+                )
+                try:
+                    await self.hub.patch(
+                        res,
+                        name,
+                        patch,
+                        namespace=namespace,
+                        patch_type="application/strategic-merge-patch+json",
+                    )
+                    return
+                except ApiError as exc:
+                    if exc.status != 415:
+                        raise
+                    self._no_strategic_merge.add(res.gvk)  # a custom resource
+            finalizers = [*finalizers, FINALIZER] if present else [f for f in finalizers if f != FINALIZER]
             await self.hub.patch(
                 res,
-                str(meta["name"]),
-                # The resourceVersion makes the merge patch conditional: never drop a finalizer
-                # someone added since our cache saw the object.
+                name,
                 {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}},
-                namespace=meta.get("namespace") if res.namespaced else None,
+                namespace=namespace,
             )
         except NotFoundError:
             return

@@ -139,6 +139,7 @@ class ClusterPropagator:
 
     def wake(self) -> None:
         """Works of this cluster changed: claim now rather than at the next poll."""
+        log.debug("woken", extra=self._extra)
         self._wake.set()
 
     # -- running ---------------------------------------------------------------------------
@@ -230,6 +231,8 @@ class ClusterPropagator:
                     except StoreError as exc:
                         log.warning("claiming works failed: %s", exc, extra=self._extra)
                         claimed = []
+                    if claimed:
+                        log.debug("claimed %d works", len(claimed), extra=self._extra)
                     fresh = [
                         w.desired for w in claimed if w.state == WorkState.PENDING and w.applied_hash is None
                     ]
@@ -271,6 +274,7 @@ class ClusterPropagator:
             outcome = await self.applier.apply(work.desired, overwrite=work.overwrite, baseline=work.baseline)
         MEMBER_WRITES.labels(self.cluster).inc(self.applier.writes - writes_before)
         APPLY_RESULTS.labels(self.cluster, outcome.result.value).inc()
+        log.debug("%s: %s (%s)", key, outcome.result.value, outcome.message, extra=self._extra)
         try:
             await self._record(work, key, outcome)
         except VersionConflictError as exc:
