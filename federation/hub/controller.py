@@ -146,6 +146,7 @@ class HubController:
         self._resource_ids: dict[ResourceKey, ResourceId] = {}
         self._resource_fps: dict[ResourceKey, str] = {}
         self._no_strategic_merge: set[GVK] = set()
+        self._finalized: set[str] = set()
         self._policy_ids: dict[PolicyKey, PolicyId] = {}
         self._inherited: dict[ResourceKey, _Inherited] = defaultdict(_Inherited)
         self._placer: Placer | None = None
@@ -297,12 +298,16 @@ class HubController:
         self.governing[key] = PolicyKey(
             governing.kind, governing.metadata.namespace or "", governing.metadata.name
         )
-        async with anyio.create_task_group() as tg:
-            # The finalizer (a hub write) and the placement (Postgres) are independent: overlap
-            # the two round trips. Works are only saved once the finalizer is in place or
-            # being placed; a deletion in between still finds works to clean up.
-            tg.start_soon(self._set_finalizer, template, True)
-            await self._place(key, template, governing, inherited=policy is None and inherited is not None)
+        try:
+            async with anyio.create_task_group() as tg:
+                # The finalizer (a hub write) and the placement (Postgres) are independent:
+                # overlap the two round trips. A deletion in between still finds the works.
+                tg.start_soon(self._set_finalizer, template, True)
+                await self._place(
+                    key, template, governing, inherited=policy is None and inherited is not None
+                )
+        except BaseExceptionGroup as group:
+            raise _first(group) from None
         if governing.spec.propagate_dependencies and policy is not None:
             self._note_dependencies(key, template)
         return None
@@ -554,7 +559,9 @@ class HubController:
         """
         meta = _meta(template)
         finalizers = list(meta.get("finalizers") or [])
-        if (FINALIZER in finalizers) == present:
+        uid = str(meta.get("uid", ""))
+        # The cache may not show our own patch yet (the watch lags under load): remember it.
+        if (FINALIZER in finalizers or uid in self._finalized) == present:
             return
         res = await self.discovery.resource_for(GVK.of(template))
         name, namespace = str(meta["name"]), meta.get("namespace") if res.namespaced else None
@@ -585,10 +592,17 @@ class HubController:
                 {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}},
                 namespace=namespace,
             )
+            self._note_finalized(uid, present)
         except NotFoundError:
             return
         except ConflictError:
             raise  # requeued with backoff; the next attempt reads the newer object
+
+    def _note_finalized(self, uid: str, present: bool) -> None:
+        if present:
+            self._finalized.add(uid)
+        else:
+            self._finalized.discard(uid)
 
     # -- dependencies (propagateDependencies) ----------------------------------------------
 
@@ -771,6 +785,14 @@ def _keep_times(old: list[Mapping[str, Any]], new: list[dict[str, Any]]) -> list
         keep = before is not None and before.get("status") == cond["status"]
         out.append({**cond, "lastTransitionTime": before["lastTransitionTime"] if keep and before else now})
     return out
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error of a task group's exception group (the worker handles it as such)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _parse_time(value: str | None) -> datetime:

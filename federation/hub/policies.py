@@ -66,8 +66,11 @@ class PolicyCache:
         model = _MODELS.get(key.kind)
         if model is None:
             return
+        previous = self._raw.get(key)
         self._raw[key] = obj
         old = self._policies.get(key)
+        if old is not None and previous is not None and _same_intent(previous, obj):
+            return  # a status write (ours, usually): nothing any template depends on changed
         try:
             new = model.model_validate(obj)
         except FederationError as exc:
@@ -140,3 +143,13 @@ def deleting(policy: AnyPolicy) -> bool:
 
 def selector_gvks(policy: AnyPolicy) -> set[GVK]:
     return {GVK.parse(s.api_version, s.kind) for s in policy.spec.resource_selectors}
+
+
+def _same_intent(a: Obj, b: Obj) -> bool:
+    """Whether two versions of a policy ask for the same thing (spec, labels, deletion)."""
+    ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
+    return (
+        a.get("spec") == b.get("spec")
+        and ma.get("labels") == mb.get("labels")
+        and ma.get("deletionTimestamp") == mb.get("deletionTimestamp")
+    )

@@ -40,7 +40,11 @@ def fingerprint(obj: Mapping[str, Any]) -> str:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_META}
     if FINALIZER in (meta.get("finalizers") or ()):
         # Adding our own finalizer changes nothing we must act on.
-        meta["finalizers"] = [f for f in meta["finalizers"] if f != FINALIZER]
+        others = [f for f in meta["finalizers"] if f != FINALIZER]
+        if others:
+            meta["finalizers"] = others
+        else:
+            del meta["finalizers"]
     body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
     body["metadata"] = meta
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -32,6 +33,7 @@ from federation.kube.resources import Obj, ResourceInfo
 from federation.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS
 
 Params = Mapping[str, str | int | bool]
+log = logging.getLogger(__name__)
 
 _ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
     404: NotFoundError,
@@ -181,6 +183,8 @@ class KubeClient:
     ) -> bytes:
         verb = verb or method.lower()
         what = what or f"{method} {path}"
+        if method != "GET" and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", method, path, extra={"cluster": self.cluster})
         data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
         headers = await self._headers(content_type=content_type if data is not None else None, accept=accept)
         started = time.perf_counter()
