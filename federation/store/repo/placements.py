@@ -84,6 +84,8 @@ desired_input AS (
 unplaced_works AS (
     UPDATE works w SET
         state = $11::work_state,
+        claimed_by = NULL,
+        claimed_until = NULL,
         next_attempt_at = now(),
         last_error = NULL,
         attempts = 0,

@@ -55,6 +55,10 @@ UPSERT_DESIRED_TEMPLATE = """
         desired_hash = EXCLUDED.desired_hash,
         overwrite = EXCLUDED.overwrite,
         state = 'pending',
+        -- A worker applying the old version will have its result refused (version check);
+        -- the new version must not wait for that worker's lease to expire.
+        claimed_by = NULL,
+        claimed_until = NULL,
         last_error = NULL,
         attempts = 0,
         next_attempt_at = now(),
@@ -170,7 +174,7 @@ WHERE claimed_by = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
 
 REQUEUE = """
 UPDATE works SET state = 'pending', next_attempt_at = now(), last_error = NULL, version = version + 1,
-                 updated_at = now()
+                 updated_at = now(), claimed_by = NULL, claimed_until = NULL
 WHERE resource_id = $1 AND cluster = $2 AND state IN ('applied', 'failed', 'conflict')
 RETURNING version
 """
