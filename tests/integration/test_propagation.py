@@ -17,7 +17,7 @@ import pytest
 
 from federation.devfleet import LocalFleet
 from tests.controllerhelpers import ControllerProcess, events, kubectl, register_members, works
-from tests.kubehelpers import eventually
+from tests.kubehelpers import crd_manifest, create_crd_and_wait, eventually
 from tests.storehelpers import create_database, drop_database
 
 MEMBER_LABELS = {
@@ -424,3 +424,187 @@ async def test_a_manifest_the_member_rejects_fails_once_with_its_message_and_no_
     assert (
         len([e for e in await events(controller.database_url, namespace) if e["type"] == "ApplyFailed"]) == 1
     )
+
+
+async def test_deleting_a_template_cleans_the_members_first_or_orphans_per_policy(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": namespace}, "data": {"k": "v"}}
+    apply(
+        fleet,
+        "hub",
+        {**cm, "metadata": {**cm["metadata"], "name": "gone"}},
+        {**cm, "metadata": {**cm["metadata"], "name": "kept"}},
+        policy(
+            "del",
+            namespace,
+            [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone"}],
+            placement={"clusterNames": ["member-1", "member-2"]},
+        ),
+        policy(
+            "orphan",
+            namespace,
+            [{"apiVersion": "v1", "kind": "ConfigMap", "name": "kept"}],
+            placement={"clusterNames": ["member-1", "member-2"]},
+            deletionPolicy="Orphan",
+        ),
+    )
+
+    async def placed() -> bool:
+        return all(
+            get(fleet, c, "configmap", n, namespace) is not None
+            for c in ("member-1", "member-2")
+            for n in ("gone", "kept")
+        )
+
+    await eventually(placed, timeout=30, what="both ConfigMaps in both members")
+    hub_obj = get(fleet, "hub", "configmap", "gone", namespace)
+    assert hub_obj is not None and "federation.io/cleanup" in hub_obj["metadata"].get("finalizers", [])
+
+    kubectl(fleet, "hub", "-n", namespace, "delete", "configmap", "gone", "kept", "--wait=false")
+
+    async def cleaned() -> bool:
+        members_clean = all(
+            get(fleet, c, "configmap", "gone", namespace) is None for c in ("member-1", "member-2")
+        )
+        hub_gone = get(fleet, "hub", "configmap", "gone", namespace) is None
+        return members_clean and hub_gone
+
+    await eventually(cleaned, timeout=30, what="Delete: member copies removed, then the template released")
+
+    async def orphaned() -> bool:
+        if get(fleet, "hub", "configmap", "kept", namespace) is not None:
+            return False
+        for c in ("member-1", "member-2"):
+            copy = get(fleet, c, "configmap", "kept", namespace)
+            assert copy is not None, f"Orphan must leave {c}'s copy in place"
+            if "federation.io/hub" in (copy["metadata"].get("labels") or {}):
+                return False
+        return True
+
+    await eventually(orphaned, timeout=30, what="Orphan: copies left in place without our stamp")
+
+
+async def test_a_custom_resource_goes_to_the_gpu_clusters_and_dependencies_follow_their_workload(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    group = f"ai{secrets.token_hex(3)}.example.com"
+    crd = crd_manifest(group, "LLMGatewayConfig", "llmgatewayconfigs")
+    for cluster in ("hub", "member-1"):  # only the GPU cluster serves the kind
+        await create_crd_and_wait(fleet.clusters[cluster], crd)
+    apply(
+        fleet,
+        "hub",
+        {
+            "apiVersion": f"{group}/v1",
+            "kind": "LLMGatewayConfig",
+            "metadata": {"name": "gw", "namespace": namespace},
+            "spec": {"model": "llama", "maxTokens": 4096},
+        },
+        policy(
+            "gpu",
+            namespace,
+            [{"apiVersion": f"{group}/v1", "kind": "LLMGatewayConfig"}],
+            placement={"clusterSelector": {"matchLabels": {"gpu": "true"}}},
+        ),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "app-config", "namespace": namespace},
+            "data": {"a": "1"},
+        },
+        {
+            **deployment("uses-config", namespace, replicas=1),
+            "spec": {
+                **deployment("uses-config", namespace)["spec"],
+                "template": {
+                    "metadata": {"labels": {"app": "uses-config"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "image": "nginx",
+                                "envFrom": [{"configMapRef": {"name": "app-config"}}],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+        policy(
+            "deps",
+            namespace,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "uses-config"}],
+            placement={"clusterNames": ["member-2", "member-3"]},
+            propagateDependencies=True,
+        ),
+    )
+
+    async def cr_landed() -> bool:
+        out = kubectl(
+            fleet,
+            "member-1",
+            "-n",
+            namespace,
+            "get",
+            f"llmgatewayconfigs.{group}",
+            "gw",
+            "-o",
+            "json",
+            "--ignore-not-found",
+        )
+        return bool(out.strip()) and json.loads(out)["spec"]["maxTokens"] == 4096
+
+    await eventually(cr_landed, timeout=30, what="the custom resource in the GPU cluster")
+
+    async def config_followed() -> bool:
+        return all(
+            get(fleet, c, "configmap", "app-config", namespace) is not None for c in ("member-2", "member-3")
+        )
+
+    await eventually(config_followed, timeout=30, what="the referenced ConfigMap following its Deployment")
+    assert get(fleet, "member-1", "configmap", "app-config", namespace) is None, "only where the workload is"
+
+
+async def test_a_suspended_policy_moves_nothing(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    sel = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "frozen"}]
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "frozen", "namespace": namespace},
+        "data": {"v": "1"},
+    }
+    apply(fleet, "hub", cm, policy("s", namespace, sel, placement={"clusterNames": ["member-1"]}))
+
+    async def landed() -> bool:
+        copy = get(fleet, "member-1", "configmap", "frozen", namespace)
+        return copy is not None and copy["data"] == {"v": "1"}
+
+    await eventually(landed, timeout=30, what="the first version")
+    apply(fleet, "hub", policy("s", namespace, sel, placement={"clusterNames": ["member-1"]}, suspend=True))
+    apply(fleet, "hub", {**cm, "data": {"v": "2"}})
+
+    # The change is observed by the controller (its resource row follows the template) but not
+    # applied while the policy is suspended.
+    async def seen_by_controller() -> bool:
+        rows = await works(controller.database_url, namespace)
+        return bool(rows) and rows[0]["state"] == "applied"
+
+    await eventually(seen_by_controller, timeout=15, what="the work settled")
+    rounds = controller.metric("federation_claim_rounds_total", cluster="member-1")
+
+    async def two_rounds() -> bool:
+        return controller.metric("federation_claim_rounds_total", cluster="member-1") >= rounds + 2
+
+    await eventually(two_rounds, timeout=30, what="two more claim rounds")
+    copy = get(fleet, "member-1", "configmap", "frozen", namespace)
+    assert copy is not None and copy["data"] == {"v": "1"}, "suspended: nothing applied"
+    apply(fleet, "hub", policy("s", namespace, sel, placement={"clusterNames": ["member-1"]}))
+
+    async def resumed() -> bool:
+        copy = get(fleet, "member-1", "configmap", "frozen", namespace)
+        return copy is not None and copy["data"] == {"v": "2"}
+
+    await eventually(resumed, timeout=30, what="the change applied once resumed")
