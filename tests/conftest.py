@@ -65,12 +65,15 @@ def _namespace_name(node_name: str) -> str:
 @pytest.fixture
 async def namespace(request: pytest.FixtureRequest, fleet: LocalFleet) -> AsyncIterator[str]:
     """A namespace unique to this test, created in every cluster of the fleet and deleted after."""
-    from tests.kubehelpers import create_namespace, delete_namespace
+    from tests.kubehelpers import create_namespace, delete_namespace, delete_policies
 
     name = _namespace_name(request.node.name)
     for cluster in fleet.clusters.values():
         await create_namespace(cluster, name)
     yield name
+    # No namespace controller runs in the local fleet, so a deleted namespace keeps its objects:
+    # delete this test's policies first, so no later controller places its templates again.
+    await delete_policies(fleet.clusters["hub"], name)
     for cluster in fleet.clusters.values():
         await delete_namespace(cluster, name)
 

@@ -39,6 +39,24 @@ async def delete_namespace(cluster: ClusterInfo, name: str) -> None:
             await client.CoreV1Api(api).delete_namespace(name)
 
 
+async def delete_policies(cluster: ClusterInfo, namespace: str) -> None:
+    """Delete every federation.io policy of `namespace` (no-op where the CRDs are not installed)."""
+    async with api_client(cluster) as api:
+        custom = client.CustomObjectsApi(api)
+        for plural in ("propagationpolicies", "overridepolicies"):
+            try:
+                listed = await custom.list_namespaced_custom_object(
+                    "federation.io", "v1alpha1", namespace, plural
+                )
+            except ApiException:
+                continue
+            for item in listed.get("items", []):
+                with contextlib.suppress(ApiException):
+                    await custom.delete_namespaced_custom_object(
+                        "federation.io", "v1alpha1", namespace, plural, item["metadata"]["name"]
+                    )
+
+
 async def eventually(
     check: Callable[[], Awaitable[T]],
     *,

@@ -31,7 +31,7 @@ async def controller(
     proc = ControllerProcess(
         fleet,
         database_url=url,
-        hub_id="itest-hub",
+        hub_id="itest-faults",
         log_path=tmp_path_factory.mktemp("controller") / "run.log",
         grace_period=GRACE,
     )
