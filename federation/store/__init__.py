@@ -31,6 +31,7 @@ from federation.store.rows import (
     ResourceRow,
     ResourceStatus,
     ResourceWork,
+    StoredEvent,
     WorkId,
     WorkStatus,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Store",
     "StoreSettings",
     "StoreStats",
+    "StoredEvent",
     "WorkId",
     "WorkState",
     "WorkStatus",

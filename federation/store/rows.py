@@ -223,6 +223,19 @@ class EventRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as read back (for the CLI, the API and dashboards)."""
+
+    id: int
+    time: datetime
+    type: EventType
+    message: str
+    cluster: str | None
+    ref: ObjectRef | None
+    details: JSON
+
+
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """Where a watch of `resource` ("group/version/resource") in `cluster` may resume."""
 

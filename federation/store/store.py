@@ -61,6 +61,7 @@ from federation.store.rows import (
     ResourceRow,
     ResourceStatus,
     ResourceWork,
+    StoredEvent,
     WorkId,
     WorkStatus,
 )
@@ -510,6 +511,32 @@ class Store:
 
     async def append_events(self, rows: Sequence[EventRow]) -> int:
         return await self._run(f"events ({len(rows)} rows)", lambda c: events.append_events(c, rows))
+
+    async def list_events(
+        self,
+        *,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        kind: str | None = None,
+        type_: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        """Events, newest first; every filter is optional."""
+        return await self._run(
+            "events",
+            lambda c: events.list_events(
+                c,
+                cluster=cluster,
+                namespace=namespace,
+                name=name,
+                kind=kind,
+                type_=type_,
+                since=since,
+                limit=limit,
+            ),
+        )
 
     async def prune_events(self, older_than: timedelta | None = None, *, batch: int = 10_000) -> int:
         """Delete events older than `older_than` (default: the retention setting), in batches."""

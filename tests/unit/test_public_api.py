@@ -70,6 +70,7 @@ def test_store_api() -> None:
             "Store",
             "StoreSettings",
             "StoreStats",
+            "StoredEvent",
             "WorkId",
             "WorkState",
             "WorkStatus",

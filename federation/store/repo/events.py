@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from federation.store.db import Connection, json_texts
-from federation.store.rows import EventRow
+from federation.store.enums import EventType
+from federation.store.rows import EventRow, ObjectRef, StoredEvent
 
 # ON CONFLICT on the writer's key: an append retried after a lost acknowledgement adds nothing.
 APPEND = """
@@ -57,3 +58,53 @@ async def append_events(conn: Connection, rows: Sequence[EventRow]) -> int:
 async def prune_events_batch(conn: Connection, *, before: datetime, batch: int) -> int:
     """Delete up to `batch` of the oldest events older than `before` (short transactions)."""
     return int(await conn.fetchval(PRUNE_BATCH, before, batch))
+
+
+LIST = """
+SELECT id, time, type, cluster, api_group, kind, namespace, name, message, details
+FROM events
+WHERE ($1::text IS NULL OR cluster = $1)
+  AND ($2::text IS NULL OR namespace = $2)
+  AND ($3::text IS NULL OR name = $3)
+  AND ($4::text IS NULL OR kind = $4)
+  AND ($5::text IS NULL OR type = $5)
+  AND ($6::timestamptz IS NULL OR time >= $6)
+ORDER BY time DESC, id DESC
+LIMIT $7
+"""
+
+
+async def list_events(
+    conn: Connection,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+    kind: str | None = None,
+    type_: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    """The newest events first, filtered (every filter optional)."""
+    records = await conn.fetch(LIST, cluster, namespace, name, kind, type_, since, limit)
+    out = []
+    for r in records:
+        ref = (
+            ObjectRef(
+                api_group=r["api_group"] or "", kind=r["kind"], namespace=r["namespace"] or "", name=r["name"]
+            )
+            if r["kind"]
+            else None
+        )
+        out.append(
+            StoredEvent(
+                id=int(r["id"]),
+                time=r["time"],
+                type=EventType(r["type"]),
+                message=r["message"],
+                cluster=r["cluster"],
+                ref=ref,
+                details=r["details"] or {},
+            )
+        )
+    return out

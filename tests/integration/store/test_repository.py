@@ -223,6 +223,43 @@ async def test_events_append_idempotently_and_are_pruned(database_url: str) -> N
         await store.close()
 
 
+async def test_events_are_listed_newest_first_with_filters(store: Store) -> None:
+    ref = ObjectRef("apps", "Deployment", "shop", "web")
+    other = ObjectRef("", "ConfigMap", "shop", "cfg")
+    now = datetime.now(UTC)
+    await store.append_events(
+        [
+            EventRow(EventType.CONFLICT, "c1", cluster="member-1", ref=ref, time=now - timedelta(minutes=30)),
+            EventRow(
+                EventType.DRIFT_CORRECTED,
+                "d1",
+                cluster="member-2",
+                ref=ref,
+                time=now - timedelta(minutes=5),
+                details={"diff": [{"path": "/spec/replicas"}]},
+            ),
+            EventRow(
+                EventType.APPLY_FAILED, "f1", cluster="member-2", ref=other, time=now - timedelta(minutes=1)
+            ),
+            EventRow(EventType.FAILOVER, "fleet-wide", ref=ref, time=now),
+        ]
+    )
+    assert [e.message for e in await store.list_events()] == ["fleet-wide", "f1", "d1", "c1"]
+    assert [e.message for e in await store.list_events(cluster="member-2")] == ["f1", "d1"]
+    assert [e.message for e in await store.list_events(name="web", since=now - timedelta(minutes=10))] == [
+        "fleet-wide",
+        "d1",
+    ]
+    (drift,) = await store.list_events(type_="DriftCorrected")
+    assert (
+        drift.ref == ref
+        and drift.cluster == "member-2"
+        and drift.details == {"diff": [{"path": "/spec/replicas"}]}
+    )
+    assert [e.message for e in await store.list_events(kind="ConfigMap", namespace="shop")] == ["f1"]
+    assert len(await store.list_events(limit=2)) == 2
+
+
 async def test_event_pruning_goes_in_batches(store: Store, database_url: str) -> None:
     old = datetime.now(UTC) - timedelta(days=30)
     await store.append_events([EventRow(EventType.APPLIED, f"e{i}", time=old) for i in range(25)])
