@@ -192,6 +192,8 @@ def run(
     if not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")
     kubeconfig = hub_kubeconfig or _default_kubeconfig()
+    if not kubeconfig.is_file():
+        raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
     with database(database_url, state_dir=state_dir, progress=lambda m: err_console.print(m)) as url:
         anyio.run(migrate.upgrade, url)
         config = ManagerConfig(
@@ -425,27 +427,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@main.command("demo")
-@click.option(
-    "--members", "-n", type=click.IntRange(1, 10), default=3, show_default=True, help="Member clusters."
-)
-def demo(members: int) -> None:
-    """Run the demo: a local fleet (hub + members + Postgres) on this machine.
-
-    Builds what it needs on first use, starts the fleet in its own state directory
-    (~/.local/share/federation/demo), shows the clusters, and runs until Ctrl-C.
-
-    \b
-    Example:
-      federation demo
-    """
-    from federation.devfleet import default_state_dir
-
-    _run_fleet_in_foreground(
-        members=members, hub=True, postgres=True, state_dir=default_state_dir().with_name("demo")
-    )
-
-
 @dev.command("build")
 def dev_build() -> None:
     """Build the control-plane binary now (otherwise the first `dev up` does it)."""
@@ -652,6 +633,10 @@ def db_current(database_url: str | None, state_dir: Path | None) -> None:
             f"[yellow]hint:[/] the newest revision is {head}: run `federation db upgrade`", soft_wrap=True
         )
 
+
+from federation.commands import register  # noqa: E402 - after `main` exists
+
+register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -136,10 +136,15 @@ class LocalFleet:
         progress: Progress | None = None,
         ready_timeout: float = 180.0,
         apiserver_args: Sequence[str] = (),
+        names: Sequence[str] | None = None,
     ) -> None:
         if members < 0:
             raise DevFleetError(f"members must be 0 or more, not {members}")
-        self.names = ([HUB] if hub else []) + member_names(members)
+        if names is not None and (len(names) != members or HUB in names or len(set(names)) != len(names)):
+            raise DevFleetError(
+                f"names {list(names)}: need {members} distinct member names, none called {HUB!r}"
+            )
+        self.names = ([HUB] if hub else []) + (list(names) if names is not None else member_names(members))
         if not self.names:
             raise DevFleetError("a fleet needs at least one cluster (a hub or a member)")
         self._ephemeral = state_dir is None

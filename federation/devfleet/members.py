@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 
 import anyio
@@ -43,41 +42,14 @@ async def join_members(
     hub: KubeClient, members: Mapping[str, ClusterInfo], *, labels: Mapping[str, Mapping[str, str]]
 ) -> None:
     """A kubeconfig Secret in `fleet-system` and a MemberCluster for each member."""
-    disco = Discovery(hub)
-    namespaces = await disco.resource_for(GVK("", "v1", "Namespace"))
-    secrets = await disco.resource_for(GVK("", "v1", "Secret"))
-    clusters = await disco.resource_for(GVK("federation.io", "v1alpha1", "MemberCluster"))
-    await hub.apply(
-        namespaces,
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRETS_NAMESPACE}},
-        field_manager=FIELD_MANAGER,
-    )
+    from federation.clusters.join import flatten_kubeconfig, join
+
     for name, info in members.items():
-        data = base64.b64encode(info.kubeconfig.read_bytes()).decode()
-        await hub.apply(
-            secrets,
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": SECRETS_NAMESPACE},
-                "data": {"kubeconfig": data},
-            },
-            field_manager=FIELD_MANAGER,
-        )
-        await hub.apply(
-            clusters,
-            {
-                "apiVersion": "federation.io/v1alpha1",
-                "kind": "MemberCluster",
-                "metadata": {"name": name, "labels": dict(labels.get(name, {}))},
-                "spec": {
-                    "kubeconfigSecretRef": {
-                        "namespace": SECRETS_NAMESPACE,
-                        "name": name,
-                        "key": "kubeconfig",
-                    },
-                    "context": info.context,
-                },
-            },
-            field_manager=FIELD_MANAGER,
+        kubeconfig = flatten_kubeconfig(info.kubeconfig, context=info.context, name=name)
+        await join(
+            hub,
+            name=name,
+            kubeconfig=kubeconfig,
+            labels=labels.get(name, {}),
+            secrets_namespace=SECRETS_NAMESPACE,
         )

@@ -81,6 +81,10 @@ DEPENDENCY_GVKS = (
     GVK("", "v1", "PersistentVolumeClaim"),
 )
 
+#: Namespaces whose objects are the cluster's own plumbing: never propagated unless a selector
+#: names the namespace explicitly (a broad ClusterPropagationPolicy must not copy kube-system).
+RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "fleet-system"})
+
 #: Told which clusters have works that changed (their propagators should claim now).
 WorksListener = Callable[[Iterable[str]], None]
 
@@ -283,7 +287,7 @@ class HubController:
         if template is None:
             await self._unplace(key, orphan=self._orphans(key), gone=True)
             return None
-        match = match_policies(template, self.policies.propagation())
+        match = match_policies(template, self._eligible(key, self.policies.propagation()))
         self._note_losers(key, match.losers)
         policy = match.winner
         inherited = None if policy is not None else self._inherited_policy(key)
@@ -324,6 +328,13 @@ class HubController:
         else:
             decision = await self._decide(key, resource_id, template, governing)
         await self._save(key, resource_id, policy_id, template, governing, decision)
+
+    @staticmethod
+    def _eligible(key: ResourceKey, policies: list[PolicyLike]) -> list[PolicyLike]:
+        """In a reserved namespace, only policies whose selector names that namespace count."""
+        if key.namespace not in RESERVED_NAMESPACES:
+            return policies
+        return [p for p in policies if any(s.namespace == key.namespace for s in p.spec.resource_selectors)]
 
     def _orphans(self, key: ResourceKey) -> bool:
         """The deletionPolicy of the policy that governed `key` (kept until its finalizer goes)."""

@@ -608,3 +608,57 @@ async def test_a_suspended_policy_moves_nothing(
         return copy is not None and copy["data"] == {"v": "2"}
 
     await eventually(resumed, timeout=30, what="the change applied once resumed")
+
+
+async def test_cli_status_and_events_show_what_the_controller_did(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    apply(
+        fleet,
+        "hub",
+        deployment("shown", namespace, replicas=4),
+        policy("shown", namespace, [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "shown"}],
+               placement={"clusterNames": ["member-1", "member-2"],
+                          "replicaScheduling": {"type": "Divided",
+                                                "weights": [{"clusterNames": ["member-1"], "weight": 1},
+                                                            {"clusterNames": ["member-2"], "weight": 1}]}}),
+    )  # fmt: skip
+
+    async def applied() -> bool:
+        rows = await works(controller.database_url, namespace)
+        return len(rows) == 2 and all(r["state"] == "applied" for r in rows)
+
+    await eventually(applied, timeout=30, what="both copies applied")
+    cli = str(Path(sys.executable).parent / "federation")
+
+    def federation(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([cli, *args, "--database-url", controller.database_url], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+
+    one = federation("status", "deployment/shown", "-n", namespace, "-o", "json")
+    assert one.returncode == 0, one.stderr
+    rows = json.loads(one.stdout)
+    assert [(r["cluster"], r["placed"]) for r in rows] == [("member-1", "applied"), ("member-2", "applied")]
+    assert [r["replicas"] for r in rows] == ["0/2", "0/2"]
+    table = federation("status", "-n", namespace)
+    assert table.returncode == 0 and "shown" in table.stdout and "2/2" in table.stdout
+    missing = federation("status", "deployment/absent", "-n", namespace)
+    assert missing.returncode == 1 and "no resource deployment/absent" in missing.stderr
+    unknown = federation("status", "--cluster", "no-such-cluster")
+    assert unknown.returncode == 1 and "no cluster 'no-such-cluster' in the fleet" in unknown.stderr
+    clusters = federation("clusters", "list", "-o", "json")
+    assert {c["name"] for c in json.loads(clusters.stdout)} == set(MEMBER_LABELS)
+    # Drift, then the event shows up in `federation events`.
+    kubectl(fleet, "member-1", "-n", namespace, "set", "image", "deployment/shown", "app=nginx:drifted")
+
+    async def drift_listed() -> bool:
+        ev = federation(
+            "events", "--cluster", "member-1", "--type", "DriftCorrected", "-n", namespace, "-o", "json"
+        )
+        return ev.returncode == 0 and any(e["object"].endswith("/shown") for e in json.loads(ev.stdout))
+
+    await eventually(drift_listed, timeout=30, what="the drift event in `federation events`")

@@ -1,0 +1,114 @@
+"""Plumbing shared by the subcommands: consoles, the database options, output formats."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+import orjson
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from federation.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+
+def progress(message: str) -> None:
+    err_console.print(f"[dim]•[/] {message}", soft_wrap=True)
+
+
+def database_options(f: F) -> F:
+    f = click.option(
+        "--state-dir",
+        "state_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="FEDERATION_STATE_DIR",
+        help="Where the embedded database keeps its data (in STATE_DIR/db) when no URL is given "
+        "[default: ~/.local/share/federation].",
+    )(f)
+    return click.option(
+        "--database-url",
+        "database_url",
+        default=None,
+        envvar="FEDERATION_DATABASE_URL",
+        help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or postgresql+asyncpg://…).",
+    )(f)
+
+
+def with_database(
+    database_url: str | None, state_dir: Path | None, action: Callable[[str], Awaitable[T]]
+) -> T:
+    """Run `action(url)` on the configured database (or the embedded one, for this command only)."""
+    from federation.localdb import database
+
+    with database(database_url, state_dir=state_dir, progress=progress) as url:
+        return anyio.run(action, url)
+
+
+OUTPUTS = click.Choice(["table", "wide", "json", "yaml"])
+
+
+def output_option(f: F) -> F:
+    return click.option(
+        "-o", "--output", type=OUTPUTS, default="table", show_default=True, help="Output format."
+    )(f)
+
+
+def emit(
+    rows: Sequence[dict[str, Any]], *, output: str, columns: Sequence[str], wide: Sequence[str] = ()
+) -> None:
+    """Print rows as a table (wide adds columns), JSON or YAML."""
+    if output == "json":
+        click.echo(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2, default=str).decode())
+        return
+    if output == "yaml":
+        plain = orjson.loads(orjson.dumps(list(rows), default=str))
+        click.echo(yaml.safe_dump(plain, sort_keys=False), nl=False)
+        return
+    shown = [*columns, *(wide if output == "wide" else ())]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in shown:
+        table.add_column(col.upper().replace("_", " "))
+    for row in rows:
+        table.add_row(*(_cell(row.get(col)) for col in shown))
+    out_console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return ago(value)
+    return str(value)
+
+
+def ago(when: datetime) -> str:
+    """`5s`, `3m`, `2h`, `4d` ago, as kubectl prints ages."""
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """`30s`, `10m`, `2h`, `7d` → that long ago; None → no bound."""
+    if not value:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        amount, unit = float(value[:-1]), value[-1]
+        return datetime.now(UTC) - timedelta(seconds=amount * units[unit])
+    except (ValueError, KeyError):
+        raise ConfigError(f"--since {value!r}: expected a duration such as 30s, 10m, 2h or 7d") from None

@@ -1,0 +1,333 @@
+"""`federation demo`: a local fleet with the controller propagating the examples, live.
+
+Hub + 3 members (eu-west, us-east, ap-south) + Postgres on this machine, the controller as its
+own process, then `examples/`: a Deployment divided across regions with a per-cluster image,
+a ConfigMap everywhere, an LLMGatewayConfig custom resource on the GPU clusters, and the
+Deployment's Secret following it. A table shows every resource in every cluster converging,
+and the hub Deployment's aggregated status.
+
+No kubelets run in the local fleet, so the demo plays the members' deployment controllers
+(it reports every replica ready a moment after the Deployment lands) — said on screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+import yaml
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from federation.commands.base import err_console, out_console, progress
+from federation.errors import DevFleetError, KubeError, NotFoundError, StartupError
+
+DEMO_CLUSTERS = {
+    "eu-west": {"region": "eu", "gpu": "true"},
+    "us-east": {"region": "us"},
+    "ap-south": {"region": "ap", "gpu": "true"},
+}
+HUB_ID = "demo-hub"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+STATE_COLOURS = {
+    "applied": "green",
+    "pending": "yellow",
+    "conflict": "red",
+    "failed": "red",
+    "deleting": "magenta",
+    "orphaning": "magenta",
+}
+
+
+@click.command("demo")
+@click.option(
+    "--port", type=int, default=8080, show_default=True, help="Port of the controller's status page."
+)
+@click.option(
+    "--exit-when-converged",
+    is_flag=True,
+    help="Stop (exit 0) once every copy is applied and healthy, instead of running until Ctrl-C.",
+)
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds to converge before failing."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo's fleet keeps its state [default: ~/.local/share/federation/demo].",
+)
+def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path | None) -> None:
+    """Run the demo: a local fleet with the controller propagating examples/, converging live.
+
+    Starts (building on first use) a hub and 3 member clusters plus Postgres on this machine,
+    joins the members, starts the controller, applies examples/, and shows every resource in
+    every cluster until Ctrl-C; then cleans everything up. The status page is at the printed
+    URL while it runs.
+
+    \b
+    Example:
+      federation demo
+    """
+    from federation.devfleet import LocalFleet, default_state_dir
+
+    if not EXAMPLES.is_dir():
+        raise DevFleetError(f"the examples are not at {EXAMPLES}", hint="run the demo from a checkout")
+    state = state_dir or default_state_dir().with_name("demo")
+    fleet = LocalFleet(
+        members=len(DEMO_CLUSTERS), names=list(DEMO_CLUSTERS), state_dir=state, progress=progress
+    )
+    with err_console.status("starting the local fleet…"):
+        fleet.start()
+    controller: subprocess.Popen[bytes] | None = None
+    stop = {"now": False}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.__setitem__("now", True))
+    try:
+        anyio.run(_prepare, fleet)
+        controller = _start_controller(fleet, state, port)
+        anyio.run(_apply_examples, fleet)
+        converged = anyio.run(_watch, fleet, port, exit_when_converged, timeout, stop)
+        if exit_when_converged and not converged:
+            raise StartupError(
+                f"the demo did not converge within {timeout:.0f}s; controller log: {state / 'controller.log'}"
+            )
+    finally:
+        if controller is not None and controller.poll() is None:
+            controller.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                controller.wait(timeout=30)
+            if controller.poll() is None:
+                controller.kill()
+        err_console.print("stopping the local fleet…")
+        fleet.stop()
+        err_console.print("demo stopped")
+
+
+async def _prepare(fleet: Any) -> None:
+    from federation.devfleet.members import install_crds, join_members
+
+    hub = await _client(fleet, "hub")
+    try:
+        progress("installing the federation.io CRDs on the hub")
+        await install_crds(hub)
+        await join_members(hub, {n: fleet.clusters[n] for n in DEMO_CLUSTERS}, labels=DEMO_CLUSTERS)
+        progress(f"joined {', '.join(f'{n} ({_labels(v)})' for n, v in DEMO_CLUSTERS.items())}")
+    finally:
+        await hub.close()
+    crd = yaml.safe_load((EXAMPLES / "crds" / "llmgatewayconfig.yaml").read_text())
+    for name in ["hub", *DEMO_CLUSTERS]:
+        client = await _client(fleet, name)
+        try:
+            await _apply(client, crd)
+        finally:
+            await client.close()
+    progress("installed the LLMGatewayConfig CRD (examples/crds) on the hub and every member")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+async def _client(fleet: Any, name: str) -> Any:
+    from federation.kube import KubeClient
+
+    info = fleet.clusters[name]
+    return await KubeClient.connect(name, kubeconfig=info.kubeconfig, context=info.context)
+
+
+async def _apply(client: Any, obj: dict[str, Any]) -> None:
+    from federation.kube import Discovery
+
+    disco = Discovery(client, min_refresh_interval=0)
+    for _ in range(50):
+        try:
+            res = await disco.resource_for_object(obj)
+            break
+        except NotFoundError:
+            await anyio.sleep(0.2)  # a CRD applied a moment ago: discovery catches up
+    else:
+        res = await disco.resource_for_object(obj)
+    await client.apply(res, obj, field_manager="federation-demo", force=True)
+
+
+def _start_controller(fleet: Any, state: Path, port: int) -> subprocess.Popen[bytes]:
+    log_path = state / "controller.log"
+    hub = fleet.clusters["hub"]
+    binary = str(Path(sys.executable).parent / "federation")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [binary, "run", "--hub-kubeconfig", str(hub.kubeconfig), "--hub-context", hub.context,
+             "--database-url", fleet.database_url, "--hub-id", HUB_ID, "--listen", f"127.0.0.1:{port}",
+             "--probe-interval", "2", "--grace-period", "30"],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise StartupError(f"the controller did not become ready; see {log_path}")
+        time.sleep(0.2)  # polling another process's /readyz, under a deadline
+    progress(f"controller running (logs: {log_path})")
+    return proc
+
+
+async def _apply_examples(fleet: Any) -> None:
+    hub = await _client(fleet, "hub")
+    try:
+        await _apply(hub, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+        for file in ("workloads.yaml", "policies.yaml", "overrides.yaml"):
+            for doc in yaml.safe_load_all((EXAMPLES / file).read_text()):
+                if doc:
+                    await _apply(hub, doc)
+            progress(f"applied examples/{file} to the hub")
+    finally:
+        await hub.close()
+
+
+async def _play_member_controllers(fleet: Any) -> None:
+    """Report every replica of our Deployments ready, as a member's controllers would."""
+    from federation.kube import GVK, Discovery
+
+    clients = {n: await _client(fleet, n) for n in DEMO_CLUSTERS}
+    seen: dict[tuple[str, str], float] = {}
+    try:
+        while True:
+            for name, client in clients.items():
+                try:
+                    res = await Discovery(client).resource_for(GVK("apps", "v1", "Deployment"))
+                    listed = await client.list(res, label_selector=f"federation.io/hub={HUB_ID}")
+                    for obj in listed.get("items") or []:
+                        key = (name, obj["metadata"]["uid"])
+                        first = seen.setdefault(key, time.monotonic())
+                        want = int((obj.get("spec") or {}).get("replicas", 1))
+                        status = obj.get("status") or {}
+                        if time.monotonic() - first < 3 or (
+                            status.get("readyReplicas") == want
+                            and status.get("observedGeneration") == obj["metadata"]["generation"]
+                        ):
+                            continue
+                        obj["apiVersion"], obj["kind"] = "apps/v1", "Deployment"
+                        obj["status"] = {
+                            "observedGeneration": obj["metadata"]["generation"],
+                            "replicas": want,
+                            "updatedReplicas": want,
+                            "readyReplicas": want,
+                            "availableReplicas": want,
+                        }
+                        await client.replace(res, obj, subresource="status")
+                except KubeError:
+                    continue
+            await anyio.sleep(1)  # the pace of a (simulated) controller's resync
+    finally:
+        with anyio.CancelScope(shield=True):
+            for client in clients.values():
+                await client.close()
+
+
+async def _watch(
+    fleet: Any, port: int, exit_when_converged: bool, timeout: float, stop: dict[str, bool]
+) -> bool:
+    from federation.store import Store
+
+    store = await Store.connect(fleet.database_url)
+    hub = await _client(fleet, "hub")
+    converged_at: float | None = None
+    started = time.monotonic()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_play_member_controllers, fleet)
+            with Live(console=out_console, refresh_per_second=2, transient=False) as live:
+                while not stop["now"]:
+                    table, done = await _table(store)
+                    hub_line = await _hub_line(hub)
+                    if done and converged_at is None:
+                        converged_at = time.monotonic()
+                    footer = Text()
+                    footer.append(hub_line + "\n")
+                    footer.append(
+                        "member Deployments report ready replicas from the demo itself (no kubelets run "
+                        "in the local fleet)\n",
+                        style="dim",
+                    )
+                    footer.append(
+                        f"status page: http://127.0.0.1:{port}/    metrics: http://127.0.0.1:{port}/metrics\n"
+                    )
+                    if converged_at is not None:
+                        footer.append(
+                            f"converged in {converged_at - started:.1f}s — try `federation status "
+                            f"deployment/web -n shop --database-url {fleet.database_url}`; Ctrl-C to stop\n",
+                            style="bold green",
+                        )
+                    live.update(Group(table, footer))
+                    if exit_when_converged and converged_at is not None:
+                        break
+                    if exit_when_converged and time.monotonic() - started > timeout:
+                        break
+                    await anyio.sleep(1)
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await hub.close()
+            await store.close()
+    return converged_at is not None
+
+
+async def _table(store: Any) -> tuple[Table, bool]:
+    statuses = sorted(await store.resource_statuses(), key=lambda s: (s.ref.kind, s.ref.name))
+    table = Table(title="federation demo: every resource in every cluster", title_justify="left")
+    table.add_column("resource")
+    for name, labels in DEMO_CLUSTERS.items():
+        table.add_column(f"{name}\n[dim]{_labels(labels)}[/]")
+    done = bool(statuses)
+    for s in statuses:
+        works = {w.cluster: w for w in await store.works_of_resource(s.resource_id)}
+        cells = []
+        for cluster in DEMO_CLUSTERS:
+            w = works.get(cluster)
+            if w is None:
+                cells.append(Text("-", style="dim"))
+                continue
+            replicas = (
+                f" {w.replicas_ready or 0}/{w.replicas_desired}" if w.replicas_desired is not None else ""
+            )
+            text = f"{w.state.value}{replicas} {w.health.value}"
+            ok = w.state.value == "applied" and w.health.value == "Healthy"
+            done &= ok
+            cells.append(Text(text, style="green" if ok else STATE_COLOURS.get(w.state.value, "yellow")))
+        table.add_row(f"{s.ref.kind} {s.ref.namespace}/{s.ref.name}", *cells)
+    return table, done and len(statuses) >= 4
+
+
+async def _hub_line(hub: Any) -> str:
+    from federation.kube import GVK, Discovery
+
+    try:
+        res = await Discovery(hub).resource_for(GVK("apps", "v1", "Deployment"))
+        web = await hub.get(res, "web", "shop")
+    except KubeError:
+        return "hub Deployment shop/web: not there yet"
+    status = web.get("status") or {}
+    conds = {c.get("type"): c for c in status.get("conditions") or []}
+    available = conds.get("Available") or {}
+    return (
+        f"hub Deployment shop/web (aggregated): {status.get('readyReplicas', 0)}/{web['spec']['replicas']} "
+        f"ready, Available={available.get('status', '?')} ({available.get('message', 'no status yet')})"
+    )

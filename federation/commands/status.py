@@ -1,0 +1,177 @@
+"""`federation status`: where every resource stands across the fleet, or one resource per cluster.
+
+Reads the dashboard views in Postgres (the same rows the API and Grafana show), so it works
+whether or not this machine can reach the clusters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from federation.commands.base import database_options, emit, output_option, with_database
+from federation.errors import ConfigError
+from federation.store import ObjectRef, ResourceStatus, Store, WorkStatus
+
+#: kubectl's short names for the kinds people type most.
+ALIASES = {
+    "deploy": "deployment",
+    "cm": "configmap",
+    "svc": "service",
+    "sts": "statefulset",
+    "ds": "daemonset",
+    "rs": "replicaset",
+    "pvc": "persistentvolumeclaim",
+    "sa": "serviceaccount",
+    "ns": "namespace",
+}
+
+
+def kind_matches(spec: str, ref: ObjectRef) -> bool:
+    """Whether `deployment`, `deployments`, `Deployment`, `deploy` or `deployments.apps` names ref's kind."""
+    word, _, group = spec.lower().partition(".")
+    word = ALIASES.get(word, word)
+    kind = ref.kind.lower()
+    if group and group != ref.api_group.lower():
+        return False
+    return word in (kind, kind + "s", kind + "es", kind[:-1] + "ies" if kind.endswith("y") else kind)
+
+
+def _resource_row(r: ResourceStatus) -> dict[str, Any]:
+    replicas = f"{r.replicas_ready}/{r.replicas_desired}" if r.replicas_desired is not None else None
+    return {
+        "kind": r.ref.kind,
+        "namespace": r.ref.namespace or None,
+        "name": r.ref.name,
+        "clusters": f"{r.clusters_applied}/{r.clusters_desired}",
+        "healthy": r.clusters_healthy,
+        "conflicted": r.clusters_conflicted,
+        "failed": r.clusters_failed,
+        "replicas": replicas,
+        "health": r.worst_health.value if r.worst_health else None,
+        "unschedulable": r.unschedulable,
+        "changed": r.last_change,
+        "group": r.ref.api_group or None,
+        "removing": r.clusters_removing,
+        "revision": r.placement_revision,
+    }
+
+
+def _work_row(w: WorkStatus) -> dict[str, Any]:
+    replicas = f"{w.replicas_ready or 0}/{w.replicas_desired}" if w.replicas_desired is not None else None
+    return {
+        "cluster": w.cluster,
+        "placed": w.state.value,
+        "replicas": replicas,
+        "applied": w.applied_at,
+        "health": w.health.value,
+        "last_error": (w.last_error or "")[:120] or None,
+        "attempts": w.attempts,
+        "in_sync": w.in_sync,
+        "desired_hash": w.desired_hash,
+        "applied_hash": w.applied_hash,
+        "member_rv": w.member_resource_version,
+        "next_attempt": w.next_attempt_at,
+        "error": w.last_error,
+    }
+
+
+def resolve(statuses: list[ResourceStatus], target: str, namespace: str | None) -> ResourceStatus:
+    """The one resource `KIND/NAME` (in `namespace`) names, or a clear error."""
+    kind, sep, name = target.partition("/")
+    if not sep or not kind or not name:
+        raise ConfigError(f"{target!r}: expected KIND/NAME, e.g. deployment/web")
+    found = [
+        s
+        for s in statuses
+        if s.ref.name == name
+        and kind_matches(kind, s.ref)
+        and (namespace is None or s.ref.namespace == namespace)
+    ]
+    if not found:
+        where = f" in namespace {namespace}" if namespace else ""
+        raise ConfigError(
+            f"no resource {target}{where} is known to the controller",
+            hint="federation status lists every resource a policy places",
+        )
+    if len(found) > 1:
+        spaces = ", ".join(sorted(s.ref.namespace for s in found))
+        raise ConfigError(f"{target} exists in several namespaces ({spaces})", hint="pass -n NAMESPACE")
+    return found[0]
+
+
+@click.command("status")
+@click.argument("target", required=False, metavar="[KIND/NAME]")
+@click.option("-n", "--namespace", help="Only this namespace.")
+@click.option("--cluster", help="Only this member cluster's copies (with KIND/NAME) or works (without).")
+@database_options
+@output_option
+def status(target: str | None, namespace: str | None, cluster: str | None, database_url: str | None,
+           state_dir: Path | None, output: str) -> None:  # fmt: skip
+    """Show where resources stand across the fleet.
+
+    Without an argument: one line per resource (clusters applied/desired, healthy, conflicted,
+    failed, replicas ready/desired, worst health). With KIND/NAME: one line per cluster (placed,
+    replicas, applied, health, last error). `-o wide` adds hashes, attempts and the member's
+    resourceVersion; `-o json|yaml` gives every field.
+
+    \b
+    Examples:
+      federation status
+      federation status deployment/web -n shop
+      federation status configmaps/app-settings -n shop -o json
+    """
+
+    async def show(url: str) -> None:
+        store = await Store.connect(url)
+        try:
+            if cluster is not None:
+                known = sorted(c.cluster for c in await store.cluster_statuses())
+                if cluster not in known:
+                    raise ConfigError(
+                        f"no cluster {cluster!r} in the fleet (clusters: {', '.join(known) or 'none'})",
+                        hint="federation clusters list",
+                    )
+            statuses = await store.resource_statuses()
+            if target is None and cluster is not None:
+                works = [w for w in await store.works_of_cluster(cluster, limit=10_000)
+                         if namespace is None or w.ref.namespace == namespace]  # fmt: skip
+                emit(
+                    [
+                        {"resource": str(w.ref), **_work_row(w)}
+                        for w in sorted(works, key=lambda w: str(w.ref))
+                    ],
+                    output=output,
+                    columns=("resource", "placed", "replicas", "applied", "health", "last_error"),
+                    wide=("attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
+                )
+                return
+            if target is None:
+                rows = [
+                    _resource_row(s) for s in statuses if namespace is None or s.ref.namespace == namespace
+                ]
+                rows.sort(key=lambda r: (r["namespace"] or "", r["kind"], r["name"]))
+                emit(
+                    rows,
+                    output=output,
+                    columns=("kind", "namespace", "name", "clusters", "healthy", "conflicted", "failed",
+                             "replicas", "health"),
+                    wide=("unschedulable", "removing", "revision", "changed"),
+                )  # fmt: skip
+                return
+            found = resolve(statuses, target, namespace)
+            works = [
+                w for w in await store.works_of_resource(found.resource_id) if cluster in (None, w.cluster)
+            ]
+            emit(
+                [_work_row(w) for w in sorted(works, key=lambda w: w.cluster)],
+                output=output,
+                columns=("cluster", "placed", "replicas", "applied", "health", "last_error"),
+                wide=("attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
+            )
+        finally:
+            await store.close()
+
+    with_database(database_url, state_dir, show)
