@@ -18,16 +18,13 @@ from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
-from rich.console import Console
 from rich.table import Table
 
 from federation import __version__
+from federation.commands.base import database_options, err_console, out_console, with_database
 from federation.errors import ConfigError, FederationError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
 
 
 def _fail(err: BaseException, *, debug: bool) -> NoReturn:
@@ -542,39 +539,6 @@ def db() -> None:
     """
 
 
-def _database_options(f: F) -> F:
-    f = click.option(
-        "--state-dir",
-        "state_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        envvar="FEDERATION_STATE_DIR",
-        help="Where the embedded database keeps its data (in STATE_DIR/db) when no URL is given "
-        "[default: ~/.local/share/federation].",
-    )(f)
-    return click.option(
-        "--database-url",
-        "database_url",
-        default=None,
-        envvar="FEDERATION_DATABASE_URL",
-        help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or postgresql+asyncpg://…).",
-    )(f)
-
-
-def _with_database(database_url: str | None, state_dir: Path | None, action: Callable[[str], Any]) -> Any:
-    """Run `action(url)` on the configured database (or the embedded one, for this command only)."""
-    import anyio
-
-    from federation.localdb import database
-
-    with database(
-        database_url,
-        state_dir=state_dir,
-        progress=lambda m: err_console.print(f"[dim]•[/] {m}", soft_wrap=True),
-    ) as url:
-        return anyio.run(action, url)
-
-
 def _where(database_url: str | None, state_dir: Path | None) -> str:
     from federation.localdb import default_state_dir
     from federation.store.url import describe
@@ -592,13 +556,13 @@ def _revision_label(revision: str | None, head: str) -> str:
 
 @db.command("upgrade")
 @click.argument("revision", default="head")
-@_database_options
+@database_options
 def db_upgrade(revision: str, database_url: str | None, state_dir: Path | None) -> None:
     """Upgrade the schema to REVISION (default: head, the newest)."""
     from federation.store import migrate
 
     head = migrate.head_revision()
-    result = _with_database(database_url, state_dir, lambda url: migrate.upgrade(url, revision))
+    result = with_database(database_url, state_dir, lambda url: migrate.upgrade(url, revision))
     where = _where(database_url, state_dir)
     before, after = _revision_label(result.before, head), _revision_label(result.after, head)
     message = f"{where}: already at {after}" if before == after else f"{where}: upgraded {before} → {after}"
@@ -607,26 +571,26 @@ def db_upgrade(revision: str, database_url: str | None, state_dir: Path | None) 
 
 @db.command("downgrade")
 @click.argument("revision")
-@_database_options
+@database_options
 def db_downgrade(revision: str, database_url: str | None, state_dir: Path | None) -> None:
     """Downgrade the schema to REVISION ('base' removes every table and view)."""
     from federation.store import migrate
 
     head = migrate.head_revision()
-    result = _with_database(database_url, state_dir, lambda url: migrate.downgrade(url, revision))
+    result = with_database(database_url, state_dir, lambda url: migrate.downgrade(url, revision))
     where = _where(database_url, state_dir)
     before, after = _revision_label(result.before, head), _revision_label(result.after, head)
     out_console.print(f"{where}: downgraded {before} → {after}", soft_wrap=True)
 
 
 @db.command("current")
-@_database_options
+@database_options
 def db_current(database_url: str | None, state_dir: Path | None) -> None:
     """Show the schema revision of the database (and whether it is the newest)."""
     from federation.store import migrate
 
     head = migrate.head_revision()
-    current = _with_database(database_url, state_dir, migrate.current)
+    current = with_database(database_url, state_dir, migrate.current)
     out_console.print(_revision_label(current, head))
     if current != head:
         err_console.print(

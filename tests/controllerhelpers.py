@@ -4,16 +4,20 @@ and helpers to read what it wrote to Postgres."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 
 from federation.devfleet import LocalFleet
@@ -198,3 +202,31 @@ async def events(database_url: str, namespace: str) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running_controller(
+    fleet: LocalFleet,
+    *,
+    hub_id: str,
+    log_dir: Path,
+    labels: dict[str, dict[str, str]],
+    grace_period: float = 8.0,
+) -> AsyncIterator[ControllerProcess]:
+    """`federation run` on a database of its own, with the members joined; stopped and the
+    database dropped afterwards. One per test module (module-scoped fixtures use it)."""
+    from tests.storehelpers import create_database, drop_database
+
+    name = f"{hub_id.replace('-', '_')}_{secrets.token_hex(4)}"
+    url = await create_database(fleet.database_url, name)
+    await anyio.to_thread.run_sync(register_members, fleet, labels)
+    proc = ControllerProcess(
+        fleet, database_url=url, hub_id=hub_id, log_path=log_dir / "run.log", grace_period=grace_period
+    )
+    await anyio.to_thread.run_sync(proc.start)
+    try:
+        yield proc
+    finally:
+        await anyio.to_thread.run_sync(proc.stop)
+        print(f"controller log: {proc.log_path}")
+        await drop_database(fleet.database_url, name)

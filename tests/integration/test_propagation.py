@@ -12,13 +12,11 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import pytest
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import ControllerProcess, events, kubectl, register_members, works
+from tests.controllerhelpers import ControllerProcess, events, kubectl, running_controller, works
 from tests.kubehelpers import crd_manifest, create_crd_and_wait, eventually
-from tests.storehelpers import create_database, drop_database
 
 MEMBER_LABELS = {
     "member-1": {"region": "eu", "gpu": "true"},
@@ -31,22 +29,9 @@ MEMBER_LABELS = {
 async def controller(
     fleet: LocalFleet, hub_crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ControllerProcess]:
-    name = f"prop_{secrets.token_hex(4)}"
-    url = await create_database(fleet.database_url, name)
-    await anyio.to_thread.run_sync(register_members, fleet, MEMBER_LABELS)
-    proc = ControllerProcess(
-        fleet,
-        database_url=url,
-        hub_id="itest-hub",
-        log_path=tmp_path_factory.mktemp("controller") / "run.log",
-    )
-    await anyio.to_thread.run_sync(proc.start)
-    try:
+    log_dir = tmp_path_factory.mktemp("controller")
+    async with running_controller(fleet, hub_id="itest-hub", log_dir=log_dir, labels=MEMBER_LABELS) as proc:
         yield proc
-    finally:
-        await anyio.to_thread.run_sync(proc.stop)
-        print(f"controller log: {proc.log_path}")
-        await drop_database(fleet.database_url, name)
 
 
 def apply(fleet: LocalFleet, context: str, *objs: dict[str, Any]) -> None:

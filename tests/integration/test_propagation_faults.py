@@ -5,7 +5,6 @@ the one process it concerns; everything else keeps running."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,10 +12,9 @@ import anyio
 import pytest
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import ControllerProcess, events, kubectl, register_members, works
+from tests.controllerhelpers import ControllerProcess, events, kubectl, running_controller, works
 from tests.integration.test_propagation import MEMBER_LABELS, apply, policy
 from tests.kubehelpers import eventually
-from tests.storehelpers import create_database, drop_database
 
 GRACE = 6.0
 
@@ -25,23 +23,11 @@ GRACE = 6.0
 async def controller(
     fleet: LocalFleet, hub_crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ControllerProcess]:
-    name = f"faults_{secrets.token_hex(4)}"
-    url = await create_database(fleet.database_url, name)
-    await anyio.to_thread.run_sync(register_members, fleet, MEMBER_LABELS)
-    proc = ControllerProcess(
-        fleet,
-        database_url=url,
-        hub_id="itest-faults",
-        log_path=tmp_path_factory.mktemp("controller") / "run.log",
-        grace_period=GRACE,
-    )
-    await anyio.to_thread.run_sync(proc.start)
-    try:
+    log_dir = tmp_path_factory.mktemp("controller")
+    async with running_controller(
+        fleet, hub_id="itest-faults", log_dir=log_dir, labels=MEMBER_LABELS, grace_period=GRACE
+    ) as proc:
         yield proc
-    finally:
-        await anyio.to_thread.run_sync(proc.stop)
-        print(f"controller log: {proc.log_path}")
-        await drop_database(fleet.database_url, name)
 
 
 def configmaps(namespace: str, n: int, prefix: str = "cm") -> list[dict[str, Any]]:
