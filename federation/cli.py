@@ -137,6 +137,12 @@ def main(debug: bool) -> None:
     help="Seconds a member may be NotReady before its workloads fail over.",
 )
 @click.option(
+    "--trace",
+    is_flag=True,
+    envvar="FEDERATION_TRACE",
+    help="OpenTelemetry traces of reconciles and applies (needs opentelemetry-sdk; configured by OTEL_*).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["console", "json"]),
     default="console",
@@ -161,6 +167,7 @@ def run(
     leader_election: bool,
     probe_interval: float,
     grace_period: float,
+    trace: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -185,6 +192,10 @@ def run(
 
     _tune_gc()
     observe_gc()
+    if trace:
+        from federation import tracing
+
+        tracing.enable()
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")

@@ -7,12 +7,26 @@ happened to one object in one cluster.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+#: The reconcile a log line belongs to (set by the work loops; printed by both formats).
+RECONCILE_ID: contextvars.ContextVar[str] = contextvars.ContextVar("reconcile_id", default="")
+
+
+class _ContextFilter(logging.Filter):
+    """Adds the current reconcile id to every record, so one reconcile's lines can be grepped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "reconcile_id", None):
+            record.reconcile_id = RECONCILE_ID.get()
+        return True
+
 
 #: `extra` keys → the field name printed. (`name` itself is taken by LogRecord: the logger's name.)
 CONTEXT_FIELDS = {
@@ -63,6 +77,7 @@ class ConsoleFormatter(logging.Formatter):
 def setup(*, fmt: str = "console", level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from federation.hub.policies import (
 from federation.hub.templates import FINALIZER, TemplateWatcher, fingerprint
 from federation.informers import Handlers, InformerFactory, QueueShutDown, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient, Obj
+from federation.logs import RECONCILE_ID
 from federation.metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILES
 from federation.placement import OVERRIDDEN_CONDITION, ClusterSnapshot, Placer, Target, match_policies
 from federation.placement import Decision as Placement
@@ -63,6 +65,7 @@ from federation.store import (
     ResourceRow,
     Store,
 )
+from federation.tracing import span
 from federation.translate import (
     Ownership,
     dependencies_of,
@@ -261,8 +264,10 @@ class HubController:
             except QueueShutDown:
                 return
             started = time.perf_counter()
+            RECONCILE_ID.set(uuid.uuid4().hex[:12])
             try:
-                requeue_after = await self.reconcile(key)
+                with span("reconcile", kind=key.kind, namespace=key.namespace, name=key.name):
+                    requeue_after = await self.reconcile(key)
                 self.queue.forget(key)
                 if requeue_after is not None:
                     self.queue.add_after(key, requeue_after)

@@ -30,6 +30,7 @@ from federation.errors import KubeError, StoreError, VersionConflictError
 from federation.hub.keys import ResourceKey
 from federation.informers import Handlers, Informer
 from federation.kube import GVK, Obj
+from federation.logs import RECONCILE_ID
 from federation.metrics import (
     APPLY_DURATION,
     APPLY_RESULTS,
@@ -56,6 +57,7 @@ from federation.store import (
     Store,
     WorkState,
 )
+from federation.tracing import span
 from federation.translate import OWNERSHIP
 
 log = logging.getLogger(__name__)
@@ -266,12 +268,10 @@ class ClusterPropagator:
     async def _process_one(self, work: ClaimedWork) -> None:
         key = _object_key(work.desired)
         writes_before = self.applier.writes
-        if work.state in (WorkState.DELETING,):
-            outcome = await self.applier.delete(work.desired)
-        elif work.state == WorkState.ORPHANING:
-            outcome = await self.applier.orphan(work.desired)
-        else:
-            outcome = await self.applier.apply(work.desired, overwrite=work.overwrite, baseline=work.baseline)
+        RECONCILE_ID.set(f"work-{work.id}-v{work.version}")
+        with span("apply", cluster=self.cluster, kind=key.kind, namespace=key.namespace, name=key.name,
+                  state=work.state.value):  # fmt: skip
+            outcome = await self._outcome(work)
         MEMBER_WRITES.labels(self.cluster).inc(self.applier.writes - writes_before)
         APPLY_RESULTS.labels(self.cluster, outcome.result.value).inc()
         log.debug("%s: %s (%s)", key, outcome.result.value, outcome.message, extra=self._extra)
@@ -284,6 +284,13 @@ class ClusterPropagator:
             self.wake()
         except StoreError as exc:
             log.error("%s: recording the result failed: %s", key, exc, extra=self._extra)
+
+    async def _outcome(self, work: ClaimedWork) -> Outcome:
+        if work.state == WorkState.DELETING:
+            return await self.applier.delete(work.desired)
+        if work.state == WorkState.ORPHANING:
+            return await self.applier.orphan(work.desired)
+        return await self.applier.apply(work.desired, overwrite=work.overwrite, baseline=work.baseline)
 
     async def _record(self, work: ClaimedWork, key: ResourceKey, outcome: Outcome) -> None:
         """Turn an outcome into its row update (batched with others) and its follow-ups."""
