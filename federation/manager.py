@@ -89,7 +89,9 @@ class Manager:
             log.info("hub id %s, identity %s", self.hub_id, cfg.identity)
             async with anyio.create_task_group() as tg:
                 if cfg.server is not None:
-                    runner = await serve(build_app(checks=self._checks()), cfg.server)
+                    runner = await serve(
+                        build_app(checks=self._checks(), store=self.store, config=cfg.server), cfg.server
+                    )
                     tg.start_soon(_cleanup_on_cancel, runner)
                 if cfg.leader_election:
                     elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.identity)

@@ -52,6 +52,14 @@ class ServerConfig:
                 "--client-ca needs TLS: client certificates exist only on HTTPS",
                 hint="add --tls-cert and --tls-key",
             )
+        # Checked here, before anything starts, rather than when the server binds its port.
+        for flag, path in (
+            ("--tls-cert", self.tls_cert),
+            ("--tls-key", self.tls_key),
+            ("--client-ca", self.client_ca),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{flag} {path}: no such file")
 
     @property
     def tls(self) -> bool:
