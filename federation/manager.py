@@ -11,12 +11,14 @@ are released so a successor can claim at once.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -32,7 +34,7 @@ from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
 from federation.server import ReadyCheck, ServerConfig, build_app, serve
-from federation.store import Store
+from federation.store import ClusterRow, Store
 from federation.store.url import asyncpg_dsn
 from federation.translate import hub_id as check_hub_id
 
@@ -163,6 +165,7 @@ class Manager:
                 tg.start_soon(self.status_writer.run)
                 tg.start_soon(controller.run)
                 tg.start_soon(self._housekeeping)
+                tg.start_soon(self._mirror_clusters)
                 await controller.synced.wait()
                 # Everything loaded so far (caches, clients) lives as long as we lead: move it
                 # out of the collector's sight instead of rescanning it forever.
@@ -229,6 +232,32 @@ class Manager:
         propagator = self.propagators.get(cluster)
         return propagator.member_object(key) if propagator is not None else None
 
+    async def _mirror_clusters(self) -> None:
+        """Keep the store's `clusters` table (the registry as dashboards see it: the API, the
+        status page's columns, `fleet_cluster_status`, Grafana) in step with the registry.
+
+        On every fleet change and at least every `probe_interval` (so `last_probe_at` moves);
+        rows of clusters that left the registry are deleted (their works stay until cleaned up:
+        the views show them as unregistered). Unchanged rows are not rewritten by the store.
+        """
+        assert self.store is not None and self.registry is not None
+        registry = self.registry
+        changed = anyio.Event()
+        registry.subscribe(lambda _reason: changed.set())
+        while True:
+            try:
+                rows = [_cluster_row(m, registry) for m in registry.members()]
+                await self.store.upsert_clusters(rows)
+                current = {r.name for r in rows}
+                for stale in await self.store.list_clusters():
+                    if stale.name not in current:
+                        await self.store.delete_cluster(stale.name)
+            except Exception as exc:
+                log.warning("mirroring the cluster registry to the store failed: %s", exc)
+            with anyio.move_on_after(max(1.0, registry.settings.probe_interval)):
+                await changed.wait()
+            changed = anyio.Event()
+
     async def _housekeeping(self) -> None:
         """Retention and tidying the store leaves to its user, once an hour."""
         assert self.store is not None
@@ -266,6 +295,28 @@ class Manager:
             return ok, reason
 
         return {"database": database, "informers": informers, "hub": hub}
+
+
+def _cluster_row(member: Member, registry: ClusterRegistry) -> ClusterRow:
+    health = registry.health.get(member.name)
+    last_probe = None
+    if health.last_probe is not None:
+        age = max(0.0, registry.clock.now() - health.last_probe)
+        last_probe = datetime.now(UTC) - timedelta(seconds=age)
+    allocatable = member.allocatable
+    return ClusterRow(
+        name=member.name,
+        labels=dict(member.labels),
+        taints=tuple(t.model_dump(mode="json", exclude_none=True) for t in member.taints),
+        endpoint=member.client.server if member.client is not None else None,
+        ready=registry.is_ready(member.name),
+        ready_reason=health.reason if member.client is not None else (member.connect_error or health.reason),
+        last_probe_at=last_probe,
+        kubernetes_version=health.version,
+        allocatable={}
+        if allocatable is None
+        else {k: v for k, v in dataclasses.asdict(allocatable).items() if v is not None},
+    )
 
 
 async def _cleanup_on_cancel(runner: web.AppRunner) -> None:

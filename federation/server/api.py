@@ -74,13 +74,16 @@ def _utcnow() -> datetime:
 def parse_query(model: type[Q], query: MultiMapping[str], *, now: datetime | None = None) -> Q:
     """Validate a query string against `model`; a bad value is a 400 naming its parameter.
 
-    Unknown parameters are ignored (as most HTTP APIs do). An empty value counts as absent, so a
-    form with an empty field filters on nothing. A list parameter may be repeated or
-    comma-separated (``health=Degraded,Unknown``).
+    Unknown parameters are ignored (as most HTTP APIs do). An empty text filter or list counts as
+    absent, so a form with an empty field filters on nothing (the document allows the empty
+    string there); an empty number, enum or time is refused like any other malformed value. A
+    list parameter may be repeated or comma-separated (``health=Degraded,Unknown``).
     """
     raw: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        values = [v for v in query.getall(name, []) if v != ""]
+        values = query.getall(name, [])
+        if _empty_is_absent(info.annotation):
+            values = [v for v in values if v != ""]
         if not values:
             continue
         if _is_list(info.annotation):
@@ -106,6 +109,13 @@ def _is_list(annotation: Any) -> bool:
     if get_origin(annotation) is list:
         return True
     return any(_is_list(arg) for arg in get_args(annotation))
+
+
+def _empty_is_absent(annotation: Any) -> bool:
+    """Text filters and lists: what the document lets be empty."""
+    if annotation is str or get_origin(annotation) is list:
+        return True
+    return any(_empty_is_absent(arg) for arg in get_args(annotation) if arg is not type(None))
 
 
 def check_path(params: Mapping[str, str]) -> None:

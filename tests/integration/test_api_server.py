@@ -288,3 +288,12 @@ def test_bad_server_configuration_names_the_flag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--tls-cert .*: no such file"):
         ServerConfig(tls_cert=tmp_path / "a", tls_key=tmp_path / "b")
     assert ServerConfig(api_token="  ").api_token is None
+
+
+async def test_schemathesis_finds_no_server_error_or_schema_violation(server: str) -> None:
+    """Every operation, from the document: positive and negative data, every check."""
+    from tests.apihelpers import run_schemathesis
+
+    code, output = await run_schemathesis(server, max_examples=20)
+    print(output)
+    assert code == 0, output[-6000:]
