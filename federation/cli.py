@@ -157,7 +157,7 @@ def main(debug: bool) -> None:
     "--api-token",
     envvar="FEDERATION_API_TOKEN",
     help="Require 'Authorization: Bearer TOKEN' for /api/v1 (the status page asks for it). "
-    "Prefer the variable: a flag shows in the process list.",
+    "Prefer FEDERATION_API_TOKEN: a flag shows in the process list.",
 )
 @click.option(
     "--protect-metrics/--open-metrics",
