@@ -141,9 +141,9 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
             log.error("API %s: %s", request.path, exc)
             return error_response(ApiError(500, f"the state store failed: {exc}"))
         except Exception:
-            log.exception("API %s failed", request.path)
             if not is_api(request.path):
-                raise
+                raise  # aiohttp logs it and answers 500 as usual
+            log.exception("API %s failed", request.path)
             return error_response(ApiError(500, "internal error (see the controller's log)"))
 
     @web.middleware
