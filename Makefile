@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv controlplane lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
+.PHONY: all venv controlplane browser lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
 
 all: test
 
@@ -25,6 +25,16 @@ $(STAMP): pyproject.toml
 
 controlplane: venv
 	$(BIN)/federation dev build
+
+# Debian's chromium, for the status page's test in a real headless browser. Installed when
+# missing and running as root (as CI does); otherwise the test fails saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "chromium is missing and this is not root: run 'sudo apt-get install chromium'"; \
+	  fi; }
 
 lint: venv
 	$(BIN)/ruff check federation tests bench
@@ -41,14 +51,14 @@ fmt: venv
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv controlplane
+test-integration: venv controlplane browser
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-e2e: venv controlplane
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # One pytest session: one fleet shared by integration and e2e tests.
-test: lint typecheck controlplane
+test: lint typecheck controlplane browser
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane

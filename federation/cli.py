@@ -113,7 +113,7 @@ def main(debug: bool) -> None:
     default="0.0.0.0:8080",
     show_default=True,
     envvar="FEDERATION_LISTEN",
-    help="Address of /metrics, /healthz and /readyz.",
+    help="Address of /metrics, /healthz, /readyz, the dashboard API (/api/v1) and the status page (/).",
 )
 @click.option(
     "--leader-election/--no-leader-election",
@@ -156,6 +156,37 @@ def main(debug: bool) -> None:
     show_default=True,
     envvar="FEDERATION_LOG_LEVEL",
 )
+@click.option(
+    "--api-token",
+    envvar="FEDERATION_API_TOKEN",
+    help="Require 'Authorization: Bearer TOKEN' for /api/v1 (the status page asks for it). "
+    "Prefer FEDERATION_API_TOKEN: a flag shows in the process list.",
+)
+@click.option(
+    "--protect-metrics/--open-metrics",
+    default=False,
+    show_default=True,
+    envvar="FEDERATION_PROTECT_METRICS",
+    help="Whether /metrics needs the same credentials as the API (/healthz and /readyz never do).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_TLS_CERT",
+    help="Serve HTTPS with this certificate (PEM; with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_TLS_KEY",
+    help="The private key of --tls-cert (PEM).",
+)
+@click.option(
+    "--client-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_CLIENT_CA",
+    help="Admit API clients presenting a certificate signed by this CA (mutual TLS; needs --tls-cert).",
+)
 def run(
     hub_kubeconfig: Path | None,
     hub_context: str | None,
@@ -170,6 +201,11 @@ def run(
     trace: bool,
     log_format: str,
     log_level: str,
+    api_token: str | None,
+    protect_metrics: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    client_ca: Path | None,
 ) -> None:
     """Run the controller: place hub templates on member clusters and aggregate their status.
 
@@ -199,6 +235,15 @@ def run(
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")
+    server = ServerConfig(
+        host=host or "0.0.0.0",
+        port=int(port),
+        api_token=api_token,
+        protect_metrics=protect_metrics,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        client_ca=client_ca,
+    )
     kubeconfig = hub_kubeconfig or _default_kubeconfig()
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
@@ -211,7 +256,7 @@ def run(
             clusters_file=clusters_file,
             hub_id=hub_id,
             leader_election=leader_election,
-            server=ServerConfig(host=host or "0.0.0.0", port=int(port)),
+            server=server,
             registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
         )
         anyio.run(_run_manager, Manager(config), backend_options=_loop_options())

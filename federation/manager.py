@@ -11,18 +11,20 @@ are released so a successor can claim at once.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 from aiohttp import web
 
-from federation.clusters import ClusterRegistry, Member, RegistrySettings
+from federation.clusters import UNREACHABLE_TAINT, ClusterRegistry, Member, RegistrySettings
 from federation.errors import ConfigError
 from federation.hub.controller import ControllerSettings, HubController
 from federation.hub.keys import ResourceKey
@@ -32,7 +34,7 @@ from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
 from federation.server import ReadyCheck, ServerConfig, build_app, serve
-from federation.store import Store
+from federation.store import ClusterRow, Store
 from federation.store.url import asyncpg_dsn
 from federation.translate import hub_id as check_hub_id
 
@@ -89,7 +91,9 @@ class Manager:
             log.info("hub id %s, identity %s", self.hub_id, cfg.identity)
             async with anyio.create_task_group() as tg:
                 if cfg.server is not None:
-                    runner = await serve(build_app(checks=self._checks()), cfg.server)
+                    runner = await serve(
+                        build_app(checks=self._checks(), store=self.store, config=cfg.server), cfg.server
+                    )
                     tg.start_soon(_cleanup_on_cancel, runner)
                 if cfg.leader_election:
                     elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.identity)
@@ -131,7 +135,6 @@ class Manager:
             hub_factory=hub_factory,
             clusters_file=cfg.clusters_file,
             settings=cfg.registry,
-            store=self.store,
         )
         self.controller = controller = HubController(
             hub=self.hub,
@@ -162,6 +165,7 @@ class Manager:
                 tg.start_soon(self.status_writer.run)
                 tg.start_soon(controller.run)
                 tg.start_soon(self._housekeeping)
+                tg.start_soon(self._mirror_clusters)
                 await controller.synced.wait()
                 # Everything loaded so far (caches, clients) lives as long as we lead: move it
                 # out of the collector's sight instead of rescanning it forever.
@@ -228,6 +232,32 @@ class Manager:
         propagator = self.propagators.get(cluster)
         return propagator.member_object(key) if propagator is not None else None
 
+    async def _mirror_clusters(self) -> None:
+        """Keep the store's `clusters` table (the registry as dashboards see it: the API, the
+        status page's columns, `fleet_cluster_status`, Grafana) in step with the registry.
+
+        On every fleet change and at least every `probe_interval` (so `last_probe_at` moves);
+        rows of clusters that left the registry are deleted (their works stay until cleaned up:
+        the views show them as unregistered). Unchanged rows are not rewritten by the store.
+        """
+        assert self.store is not None and self.registry is not None
+        registry = self.registry
+        changed = anyio.Event()
+        registry.subscribe(lambda _reason: changed.set())
+        while True:
+            try:
+                rows = [_cluster_row(m, registry) for m in registry.members()]
+                await self.store.upsert_clusters(rows)
+                current = {r.name for r in rows}
+                for stale in await self.store.list_clusters():
+                    if stale.name not in current:
+                        await self.store.delete_cluster(stale.name)
+            except Exception as exc:
+                log.warning("mirroring the cluster registry to the store failed: %s", exc)
+            with anyio.move_on_after(max(1.0, registry.settings.probe_interval)):
+                await changed.wait()
+            changed = anyio.Event()
+
     async def _housekeeping(self) -> None:
         """Retention and tidying the store leaves to its user, once an hour."""
         assert self.store is not None
@@ -265,6 +295,34 @@ class Manager:
             return ok, reason
 
         return {"database": database, "informers": informers, "hub": hub}
+
+
+def _cluster_row(member: Member, registry: ClusterRegistry) -> ClusterRow:
+    health = registry.health.get(member.name)
+    last_probe = None
+    if health.last_probe is not None:
+        age = max(0.0, registry.clock.now() - health.last_probe)
+        last_probe = datetime.now(UTC) - timedelta(seconds=age)
+    allocatable = member.allocatable
+    return ClusterRow(
+        name=member.name,
+        labels=dict(member.labels),
+        taints=tuple(
+            t.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for t in (
+                *member.taints,
+                *((UNREACHABLE_TAINT,) if registry.health.unreachable(member.name) else ()),
+            )
+        ),
+        endpoint=member.client.server if member.client is not None else None,
+        ready=registry.is_ready(member.name),
+        ready_reason=health.reason if member.client is not None else (member.connect_error or health.reason),
+        last_probe_at=last_probe,
+        kubernetes_version=health.version,
+        allocatable={}
+        if allocatable is None
+        else {k: v for k, v in dataclasses.asdict(allocatable).items() if v is not None},
+    )
 
 
 async def _cleanup_on_cancel(runner: web.AppRunner) -> None:

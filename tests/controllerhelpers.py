@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,18 @@ class ControllerProcess:
     """`federation run` against the fleet's hub, with fast probes for tests."""
 
     def __init__(
-        self, fleet: LocalFleet, *, database_url: str, hub_id: str, log_path: Path, grace_period: float = 8.0
+        self,
+        fleet: LocalFleet,
+        *,
+        database_url: str,
+        hub_id: str,
+        log_path: Path,
+        grace_period: float = 8.0,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.fleet = fleet
+        #: More `federation run` flags (e.g. --api-token), after the ones every test needs.
+        self.extra_args = list(extra_args)
         self.database_url = database_url
         self.hub_id = hub_id
         self.log_path = log_path
@@ -75,6 +84,7 @@ class ControllerProcess:
                     "console",
                     "--log-level",
                     os.environ.get("FEDERATION_TEST_LOG_LEVEL", "info"),
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

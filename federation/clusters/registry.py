@@ -24,13 +24,12 @@ import anyio
 
 from federation.api import ClusterEntry, MemberCluster, Taint
 from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
-from federation.errors import ApiError, FederationError, KubeError, StoreError
+from federation.errors import ApiError, FederationError, KubeError
 from federation.informers import Handlers, InformerFactory
 from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
 from federation.metrics import CLUSTER_READY
 from federation.placement import Allocatable, ClusterSnapshot
-from federation.store import ClusterRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +83,8 @@ class ClusterRegistry:
         settings: RegistrySettings | None = None,
         clock: Clock | None = None,
         reflector_options: dict[str, Any] | None = None,
-        store: Store | None = None,
     ) -> None:
         self.hub = hub
-        self.store = store
         self.hub_discovery = hub_discovery
         self.hub_factory = hub_factory
         self.clusters_file = clusters_file
@@ -334,36 +331,6 @@ class ClusterRegistry:
             elif not unreachable and m.name in self._unreachable:
                 self._unreachable.discard(m.name)
                 self._changed(f"cluster {m.name} reachable again")
-        await self._record()
-
-    async def _record(self) -> None:
-        """The registry as the `clusters` table shows it (for dashboards and `clusters list`)."""
-        if self.store is None:
-            return
-        rows = []
-        for m in self.members():
-            h = self.health.get(m.name)
-            snap_taints = [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in m.taints]
-            if self.health.unreachable(m.name):
-                snap_taints.append(
-                    UNREACHABLE_TAINT.model_dump(by_alias=True, exclude_none=True, mode="json")
-                )
-            rows.append(
-                ClusterRow(
-                    name=m.name,
-                    labels=dict(m.labels),
-                    taints=snap_taints,
-                    endpoint=m.client.server if m.client is not None else None,
-                    ready=bool(h.ready),
-                    ready_reason=h.reason[:1000],
-                    last_probe_at=datetime.now(UTC) if h.last_probe is not None else None,
-                    kubernetes_version=h.version,
-                )
-            )
-        try:
-            await self.store.upsert_clusters(rows)
-        except StoreError as exc:
-            log.warning("recording %d clusters failed: %s", len(rows), exc)
 
     async def _probe(self, m: Member) -> None:
         if m.client is None:

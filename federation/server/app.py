@@ -1,8 +1,11 @@
-"""The controller's HTTP server: /metrics, /healthz and /readyz on one port.
+"""The controller's HTTP server: /metrics, /healthz, /readyz, the dashboard API and the status page,
+on one port.
 
 /healthz answers whether the process is alive; /readyz whether it can do its job right now: the
 informers it depends on have synced and the database answers. A standby replica (not the
-leader) is alive and ready to take over, and says so.
+leader) is alive and ready to take over, and says so. With a `Store`, the read-only API
+(`/api/v1/...`, see `federation.server.api`) and the status page (`/`) are mounted too; who may
+read them is `federation.server.access`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from federation.errors import ConfigError
+from federation.server.access import AccessPolicy, middlewares, server_ssl_context
+from federation.server.api import add_api_routes
+from federation.server.page import add_page_routes
+from federation.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +34,52 @@ ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8080
+    #: When set, /api/* (and /metrics with `protect_metrics`) need `Authorization: Bearer <token>`.
+    api_token: str | None = None
+    protect_metrics: bool = False
+    #: HTTPS with this key pair; with `client_ca`, client certificates of that CA admit API calls.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_token is not None and not self.api_token.strip():
+            self.api_token = None  # FEDERATION_API_TOKEN="" means no token, not an empty one
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ConfigError(
+                "--client-ca needs TLS: client certificates exist only on HTTPS",
+                hint="add --tls-cert and --tls-key",
+            )
+        # Checked here, before anything starts, rather than when the server binds its port.
+        for flag, path in (
+            ("--tls-cert", self.tls_cert),
+            ("--tls-key", self.tls_key),
+            ("--client-ca", self.client_ca),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{flag} {path}: no such file")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def access(self) -> AccessPolicy:
+        return AccessPolicy(
+            token=self.api_token,
+            client_certificates=self.client_ca is not None,
+            protect_metrics=self.protect_metrics,
+        )
 
 
-def build_app(*, checks: dict[str, ReadyCheck]) -> web.Application:
-    app = web.Application()
+def build_app(
+    *, checks: dict[str, ReadyCheck], store: Store | None = None, config: ServerConfig | None = None
+) -> web.Application:
+    """The server's routes; without a `store` only /metrics, /healthz and /readyz (a process that
+    has no database yet still answers its probes)."""
+    policy = (config or ServerConfig()).access()
+    app = web.Application(middlewares=middlewares(policy))
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -51,13 +103,34 @@ def build_app(*, checks: dict[str, ReadyCheck]) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if store is not None:
+        add_api_routes(app, store, bearer=policy.token is not None, mutual_tls=policy.client_certificates)
+        add_page_routes(app)
     return app
 
 
 async def serve(app: web.Application, config: ServerConfig) -> web.AppRunner:
+    ssl_context = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        ssl_context = server_ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.client_ca)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     await site.start()
-    log.info("serving /metrics, /healthz, /readyz on %s:%d", config.host, config.port)
+    scheme = "https" if ssl_context is not None else "http"
+    auth = ", ".join(
+        part
+        for part, on in (
+            ("bearer token", config.api_token is not None),
+            ("client certificates", config.client_ca is not None),
+        )
+        if on
+    )
+    log.info(
+        "serving /metrics, /healthz, /readyz, /api/v1 and the status page on %s://%s:%d (API access: %s)",
+        scheme,
+        config.host,
+        config.port,
+        auth or "open",
+    )
     return runner

@@ -27,7 +27,7 @@ import asyncpg
 
 from federation.errors import StoreError
 from federation.store.db import Connection, init_connection
-from federation.store.enums import PolicyKind, WorkState
+from federation.store.enums import Health, PolicyKind, WorkState
 from federation.store.repo import (
     checkpoints,
     clusters,
@@ -594,4 +594,42 @@ class Store:
     async def works_of_cluster(self, cluster: str, *, limit: int = 1000) -> list[WorkStatus]:
         return await self._run(
             f"fleet_work_status cluster={cluster}", lambda c: reads.works_of_cluster(c, cluster, limit=limit)
+        )
+
+    async def resource_status_page(
+        self,
+        *,
+        api_group: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        worst_health: Sequence[Health] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        order: str = "name",
+    ) -> tuple[list[ResourceStatus], int]:
+        """A filtered page of `fleet_resource_status` and the number of matching rows.
+
+        Filtering and paging happen in SQL so a dashboard polling a large fleet reads one page,
+        not every resource. `order` is "name" (stable) or "attention" (problems first, then the
+        most recently changed), what a status page shows when it can only show the top N.
+        """
+        return await self._run(
+            "fleet_resource_status",
+            lambda c: reads.resource_status_page(
+                c,
+                api_group=api_group,
+                kind=kind,
+                namespace=namespace,
+                worst_health=worst_health,
+                limit=limit,
+                offset=offset,
+                order=order,
+            ),
+        )
+
+    async def works_of_resources(self, resource_ids: Sequence[ResourceId]) -> list[WorkStatus]:
+        """The per-cluster rows of several resources in one round trip."""
+        return await self._run(
+            f"fleet_work_status ({len(resource_ids)} resources)",
+            lambda c: reads.works_of_resources(c, resource_ids),
         )

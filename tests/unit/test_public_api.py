@@ -294,3 +294,28 @@ def test_plan_package() -> None:
     )
     for name in federation.plan.__all__:
         assert hasattr(federation.plan, name), name
+
+
+def test_server_package() -> None:
+    import federation.server
+
+    assert sorted(federation.server.__all__) == sorted(
+        [
+            "AccessPolicy",
+            "ApiError",
+            "Phase",
+            "ReadyCheck",
+            "ServerConfig",
+            "add_api_routes",
+            "build_app",
+            "build_document",
+            "build_matrix",
+            "parse_query",
+            "phase_of",
+            "reason_of",
+            "resource_path",
+            "serve",
+        ]
+    )
+    for name in federation.server.__all__:
+        assert hasattr(federation.server, name), name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from federation.store.db import Connection
@@ -107,5 +109,71 @@ async def works_of_resource(conn: Connection, resource_id: ResourceId) -> list[W
 async def works_of_cluster(conn: Connection, cluster: str, *, limit: int = 1000) -> list[WorkStatus]:
     records = await conn.fetch(
         "SELECT * FROM fleet_work_status WHERE cluster = $1 ORDER BY work_id LIMIT $2", cluster, limit
+    )
+    return [_work_status(r) for r in records]
+
+
+#: Orderings of `resource_status_page`. "attention" puts what needs a person first: resources
+#: with conflicted or failed works, then by worst health (Degraded first, no works last), then the
+#: most recently changed; "name" is the stable listing order.
+_ORDER = {
+    "name": "api_group, kind, namespace, name",
+    "attention": "(clusters_conflicted + clusters_failed > 0) DESC, worst_health DESC NULLS LAST, "
+    "last_change DESC, api_group, kind, namespace, name",
+}
+
+# One statement: the filtered rows of the page plus the count of every match (a window
+# function), so a page and its total agree. The kind/namespace/group filters are on the view's
+# plain columns and reach the `resources` scan; the health filter is on the aggregate.
+PAGE = """
+SELECT *, count(*) OVER () AS total
+FROM fleet_resource_status
+WHERE ($1::text IS NULL OR api_group = $1)
+  AND ($2::text IS NULL OR kind = $2)
+  AND ($3::text IS NULL OR namespace = $3)
+  AND ($4::text[] IS NULL OR worst_health::text = ANY($4))
+ORDER BY {order}
+LIMIT $5 OFFSET $6
+"""
+
+COUNT = """
+SELECT count(*) FROM fleet_resource_status
+WHERE ($1::text IS NULL OR api_group = $1)
+  AND ($2::text IS NULL OR kind = $2)
+  AND ($3::text IS NULL OR namespace = $3)
+  AND ($4::text[] IS NULL OR worst_health::text = ANY($4))
+"""
+
+
+async def resource_status_page(
+    conn: Connection,
+    *,
+    api_group: str | None = None,
+    kind: str | None = None,
+    namespace: str | None = None,
+    worst_health: Sequence[Health] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    order: str = "name",
+) -> tuple[list[ResourceStatus], int]:
+    """A page of `fleet_resource_status` rows matching every given filter, and how many match."""
+    if order not in _ORDER:
+        raise ValueError(f"order must be one of {sorted(_ORDER)}, not {order!r}")
+    healths = None if worst_health is None else [h.value for h in worst_health]
+    args = (api_group, kind, namespace, healths)
+    records = await conn.fetch(PAGE.format(order=_ORDER[order]), *args, limit, offset)
+    # Past the last page (or when nothing matches) the window function has no row to be read
+    # from, so the count is asked for separately.
+    total = int(records[0]["total"]) if records else int(await conn.fetchval(COUNT, *args))
+    return [_resource_status(r) for r in records], total
+
+
+async def works_of_resources(conn: Connection, resource_ids: Sequence[ResourceId]) -> list[WorkStatus]:
+    """The `fleet_work_status` rows of several resources in one query (a dashboard's matrix)."""
+    if not resource_ids:
+        return []
+    records = await conn.fetch(
+        "SELECT * FROM fleet_work_status WHERE resource_id = ANY($1::bigint[]) ORDER BY resource_id, cluster",
+        list(resource_ids),
     )
     return [_work_status(r) for r in records]
