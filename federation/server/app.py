@@ -1,4 +1,5 @@
-"""The controller's HTTP server: /metrics, /healthz and /readyz on one port.
+"""The controller's HTTP server: /metrics, /healthz and /readyz on one port (and /validate,
+the admission webhook, when one is given).
 
 /healthz answers whether the process is alive; /readyz whether it can do its job right now: the
 informers it depends on have synced and the database answers. A standby replica (not the
@@ -8,11 +9,16 @@ leader) is alive and ready to take over, and says so.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from federation.errors import ConfigError
+from federation.server.webhook import ValidatingWebhook
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +30,35 @@ ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8080
+    tls_cert: Path | None = None
+    """PEM serving certificate (chain); with ``tls_key``, the whole port speaks HTTPS only. An
+    apiserver calls admission webhooks over HTTPS only, so the webhook needs this."""
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
-def build_app(*, checks: dict[str, ReadyCheck]) -> web.Application:
+def server_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The TLS context of the port (None: plain HTTP); a bad pair is one clear ConfigError."""
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"--tls-cert {config.tls_cert} / --tls-key {config.tls_key}: cannot load the pair: {exc}",
+            hint="`federation webhook certs --dir DIR --dns NAME` writes a working pair",
+        ) from None
+    return ctx
+
+
+def build_app(*, checks: dict[str, ReadyCheck], webhook: ValidatingWebhook | None = None) -> web.Application:
     app = web.Application()
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -51,13 +83,25 @@ def build_app(*, checks: dict[str, ReadyCheck]) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if webhook is not None:
+        app.router.add_post("/validate", webhook.handle)
     return app
 
 
 async def serve(app: web.Application, config: ServerConfig) -> web.AppRunner:
+    ssl_context = server_ssl_context(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     await site.start()
-    log.info("serving /metrics, /healthz, /readyz on %s:%d", config.host, config.port)
+    routes = sorted({r.resource.canonical for r in app.router.routes() if r.resource is not None})
+    log.info(
+        "serving %s on %s://%s:%d",
+        ", ".join(routes),
+        "https" if ssl_context else "http",
+        config.host,
+        config.port,
+    )
+    if "/validate" in routes and ssl_context is None:
+        log.warning("the admission webhook is served over plain HTTP: apiservers only call it over HTTPS")
     return runner
