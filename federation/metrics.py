@@ -154,6 +154,7 @@ def observe_gc() -> None:
 
     gc.callbacks.append(callback)
 
+
 # -- the admission webhook (federation.server.webhook) ----------------------------------------
 WEBHOOK_REQUESTS = Counter(
     "federation_webhook_requests_total",

@@ -59,7 +59,8 @@ def server_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
 
 
 def build_app(*, checks: dict[str, ReadyCheck], webhook: ValidatingWebhook | None = None) -> web.Application:
-    app = web.Application()
+    # An AdmissionReview of an UPDATE carries the object twice: allow more than aiohttp's 1 MiB.
+    app = web.Application(client_max_size=8 * 1024 * 1024)
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
