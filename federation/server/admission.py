@@ -193,9 +193,7 @@ def secret_problems(cluster: MemberCluster, secret: Mapping[str, Any] | None) ->
     data = secret.get("data") or {}
     if ref.key not in data:
         has = "it has: " + ", ".join(sorted(map(str, data))) if data else "it has no keys"
-        return [
-            f"{cluster.ref}: spec.kubeconfigSecretRef.key: {where} has no key {ref.key!r} (it has: {has})"
-        ]
+        return [f"{cluster.ref}: spec.kubeconfigSecretRef.key: {where} has no key {ref.key!r} ({has})"]
     try:
         config = yaml.safe_load(base64.b64decode(str(data[ref.key]), validate=True))
     except (binascii.Error, ValueError, yaml.YAMLError) as exc:

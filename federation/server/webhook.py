@@ -272,7 +272,7 @@ class ValidatingWebhook:
             cluster_wide = await reads.policies("ClusterOverridePolicy")
             namespaced = (
                 await reads.policies("OverridePolicy", parsed.metadata.namespace)
-                if isinstance(parsed, OverridePolicy)
+                if isinstance(parsed, OverridePolicy) and cluster_wide is not None
                 else []
             )
             if cluster_wide is None or namespaced is None:

@@ -294,3 +294,27 @@ def test_plan_package() -> None:
     )
     for name in federation.plan.__all__:
         assert hasattr(federation.plan, name), name
+
+
+def test_server_package() -> None:
+    import federation.server
+
+    assert sorted(federation.server.__all__) == sorted(
+        [
+            "WEBHOOK_NAME",
+            "CertPaths",
+            "HubReader",
+            "KubeHubReader",
+            "ReadyCheck",
+            "ServerConfig",
+            "ValidatingWebhook",
+            "Verdict",
+            "build_app",
+            "generate_certs",
+            "serve",
+            "server_ssl_context",
+            "webhook_configuration",
+        ]
+    )
+    for name in federation.server.__all__:
+        assert hasattr(federation.server, name), name
