@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +29,38 @@ class ControllerProcess:
     """`federation run` against the fleet's hub, with fast probes for tests."""
 
     def __init__(
-        self, fleet: LocalFleet, *, database_url: str, hub_id: str, log_path: Path, grace_period: float = 8.0
+        self,
+        fleet: LocalFleet,
+        *,
+        database_url: str,
+        hub_id: str,
+        log_path: Path,
+        grace_period: float = 8.0,
+        extra_args: Sequence[str] = (),
+        scheme: str = "http",
+        ca_file: Path | None = None,
     ) -> None:
+        """``extra_args`` go after ``run``'s own; with ``scheme="https"`` (``--tls-cert`` among
+        them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics."""
         self.fleet = fleet
         self.database_url = database_url
         self.hub_id = hub_id
         self.log_path = log_path
         self.grace_period = grace_period
+        self.extra_args = list(extra_args)
+        self.scheme = scheme
+        self._ssl = ssl.create_default_context(cafile=ca_file) if scheme == "https" else None
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def _open(self, path: str, *, timeout: float) -> HTTPResponse:
+        response: HTTPResponse = urllib.request.urlopen(self.url + path, timeout=timeout, context=self._ssl)
+        return response
 
     def start(self, *, timeout: float = 90) -> None:
         self.starts += 1
@@ -71,6 +92,7 @@ class ControllerProcess:
                     "console",
                     "--log-level",
                     os.environ.get("FEDERATION_TEST_LOG_LEVEL", "info"),
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -91,7 +113,7 @@ class ControllerProcess:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=2) as resp:
+            with self._open("/readyz", timeout=2) as resp:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -109,7 +131,7 @@ class ControllerProcess:
         self.proc = None
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+        with self._open("/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
     def metric(self, metric: str, **labels: str) -> float:
