@@ -190,11 +190,19 @@ async def _create(fleet: LocalFleet, obj: dict[str, Any], *, dry_run: bool = Fal
         return dict(created)
 
 
+def _message(exc: ApiException) -> str:
+    """The Status message of an apiserver refusal."""
+    try:
+        return str(json.loads(exc.body).get("message", ""))
+    except (TypeError, ValueError):
+        return str(exc.body)
+
+
 async def _dry_run_denied(fleet: LocalFleet, obj: dict[str, Any]) -> bool:
     try:
         await _create(fleet, obj, dry_run=True)
     except ApiException as exc:
-        return DENIED in str(exc.body)
+        return DENIED in _message(exc)
     return False
 
 
@@ -479,7 +487,7 @@ async def test_with_failure_policy_ignore_a_down_webhook_does_not_block_the_hub(
             try:
                 await _create(fleet, policy, dry_run=True)
             except ApiException as exc:
-                return "failed calling webhook" in str(exc.body)
+                return "failed calling webhook" in _message(exc)
             return False
 
         await eventually(refused, timeout=60, what="the unreachable webhook refusing under Fail")
