@@ -624,7 +624,7 @@ async def test_the_answer_is_an_admission_review_echoing_the_uid() -> None:
     )
 
 
-@pytest.mark.anyio  # explicit: a marker added at collection loses the parameters
+@pytest.mark.anyio  # explicit: added at collection (conftest) it loses the parameters here
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)
 async def test_every_object_the_models_refuse_is_denied_naming_the_field(case: Case) -> None:
     obj = case.in_namespace("ns")
@@ -676,7 +676,7 @@ MODEL_CASES = [
 ]
 
 
-@pytest.mark.anyio  # explicit: a marker added at collection loses the parameters
+@pytest.mark.anyio  # explicit: added at collection (conftest) it loses the parameters here
 @pytest.mark.parametrize(
     ("patch", "field", "words"), [c[1:] for c in MODEL_CASES], ids=[c[0] for c in MODEL_CASES]
 )
