@@ -35,7 +35,7 @@ from federation.server import WEBHOOK_NAME, CertPaths, generate_certs, webhook_c
 from federation.server.patchcheck import KIND_SHAPES, Arr, Node, Obj, Scalar, representative
 from federation.translate import prune_template
 from tests.controllerhelpers import ControllerProcess
-from tests.kubehelpers import api_client, eventually
+from tests.kubehelpers import api_client, crd_manifest, create_crd_and_wait, eventually
 from tests.storehelpers import create_database, drop_database
 
 API = "federation.io/v1alpha1"
@@ -579,3 +579,37 @@ async def test_kind_shapes_hold_for_minimal_objects_stored_by_the_apiserver(
         )
         shape = representative(selector, namespace=namespace)
         assert list(_violations(shape, template)) == [], (kind, template)
+
+
+async def test_a_custom_resource_has_only_object_meta_in_metadata(fleet: LocalFleet, namespace: str) -> None:
+    """What the representative template of any other kind assumes: even a CRD that keeps every
+    unknown field has its metadata pruned to ObjectMeta's, and no status reaches a member."""
+    group = f"wh{TOKEN}.example.com"
+    crd = crd_manifest(group, "Gadget", "gadgets")
+    await create_crd_and_wait(fleet.clusters[HUB], crd)
+    try:
+        obj = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Gadget",
+            "metadata": {"name": "g", "namespace": namespace, "bogus": "x"},
+            "spec": {"size": 1},
+            "status": {"ready": True},
+        }
+        # kubectl refuses the unknown metadata field by default; without that, it is pruned.
+        created = await anyio.to_thread.run_sync(
+            lambda: _kubectl(fleet, "create", "--validate=false", "-f", "-", stdin=json.dumps(obj))
+        )
+        assert created.returncode == 0, created.stderr
+        got = await anyio.to_thread.run_sync(
+            lambda: _kubectl(fleet, "-n", namespace, "get", f"gadgets.{group}", "g", "-o", "json")
+        )
+        stored = json.loads(got.stdout)
+        assert "bogus" not in stored["metadata"]
+        selector = ResourceSelector.model_validate({"apiVersion": f"{group}/v1", "kind": "Gadget"})
+        shape = representative(selector, namespace=namespace)
+        assert list(_violations(shape, prune_template(stored))) == []
+    finally:
+        async with api_client(fleet.clusters[HUB]) as api:
+            with contextlib.suppress(ApiException):
+                ext = client.ApiextensionsV1Api(api)
+                await ext.delete_custom_resource_definition(crd["metadata"]["name"])
