@@ -175,6 +175,36 @@ def _differs(node: Node, value: Any) -> str | None:
     return None
 
 
+def contradictions(node: Node, value: Any, where: str = "") -> list[str]:
+    """Where a concrete document contradicts what ``node`` claims of every document (empty: it
+    is one of them). The tests hold real stored objects against `representative` with it."""
+    out: list[str] = []
+    if isinstance(node, Scalar):
+        if not _same_json(node.value, value):
+            out.append(f"{where or '/'}: {value!r}, not {node.value!r}")
+    elif isinstance(node, Obj):
+        if not isinstance(value, Mapping):
+            return [f"{where or '/'}: not an object"]
+        for key, child in node.fields.items():
+            if key not in value:
+                out.append(f"{where}/{key}: missing")
+            else:
+                out += contradictions(child, value[key], f"{where}/{key}")
+        out += [
+            f"{where}/{key}: present, but assumed absent" for key in value if node.state(str(key)) == "absent"
+        ]
+    elif isinstance(node, Arr):
+        if (
+            not isinstance(value, list)
+            or len(value) < len(node.items)
+            or (node.exact and len(value) != len(node.items))
+        ):
+            return [f"{where}: not an array of {'exactly' if node.exact else 'at least'} {len(node.items)}"]
+        for i, child in enumerate(node.items):
+            out += contradictions(child, value[i], f"{where}/{i}")
+    return out
+
+
 # -- reading and writing locations -------------------------------------------------------------
 
 

@@ -17,8 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from federation.api import parse_object
+from federation.api import ResourceSelector, parse_object
 from federation.cli import main
 from federation.errors import ClusterUnreachableError, ConfigError
 from federation.kube import Obj
@@ -38,7 +40,8 @@ from federation.server.admission import (
     secret_problems,
     selectors_overlap,
 )
-from federation.server.patchcheck import KIND_SHAPES
+from federation.server.patchcheck import KIND_SHAPES, contradictions, failing_patches, representative
+from federation.translate import PatchError, apply_patch
 from tests.policy_cases import INVALID, Case
 
 REPO = Path(__file__).resolve().parents[2]
@@ -865,3 +868,149 @@ def test_cli_certs_and_config(tmp_path: Path) -> None:
         main, ["webhook", "config", "--ca-cert", str(tmp_path / "ca.crt"), "--service", "bad"]
     )
     assert result.exit_code == 1 and "NAMESPACE/NAME[:PORT]" in result.output
+
+
+# -- soundness: a refused patch fails on every template that fits the representative ---------------
+
+_NAMES = st.sampled_from(["web", "api"])
+_SCALARS = st.one_of(st.integers(0, 3), st.sampled_from(["a", "b", True, None]))
+_VALUES = st.one_of(_SCALARS, st.just({}), st.just([]), st.just({"a": 1}), st.just([1, 2]))
+_KEYS = st.sampled_from(["a", "b", "paused", "replicas"])
+
+
+@st.composite
+def _deployment(draw: st.DrawFn) -> dict[str, Any]:
+    containers = [{"name": f"c{i}", "image": "nginx"} for i in range(draw(st.integers(1, 2)))]
+    spec: dict[str, Any] = {
+        "replicas": draw(st.integers(0, 3)),
+        "selector": {"matchLabels": {"app": "x"}},
+        "template": {
+            "metadata": {"labels": {"app": "x"}},
+            "spec": {
+                "containers": containers,
+                "restartPolicy": "Always",
+                "dnsPolicy": "ClusterFirst",
+                "schedulerName": "default-scheduler",
+                "terminationGracePeriodSeconds": 30,
+                "securityContext": {},
+            },
+        },
+        "strategy": {"type": "RollingUpdate"},
+        "revisionHistoryLimit": 10,
+        "progressDeadlineSeconds": 600,
+    }
+    spec.update(draw(st.dictionaries(st.sampled_from(["paused", "a"]), _VALUES, max_size=1)))
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "spec": spec}
+
+
+@st.composite
+def _configmap(draw: st.DrawFn) -> dict[str, Any]:
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap"}
+    if draw(st.booleans()):
+        obj["data"] = draw(st.dictionaries(_KEYS, st.sampled_from(["1", "2"]), max_size=2))
+    return obj
+
+
+@st.composite
+def _widget(draw: st.DrawFn) -> dict[str, Any]:
+    obj: dict[str, Any] = {"apiVersion": "example.com/v1", "kind": "Widget"}
+    obj.update(
+        draw(
+            st.dictionaries(
+                st.sampled_from(["spec", "data"]), st.dictionaries(_KEYS, _VALUES, max_size=2), max_size=2
+            )
+        )
+    )
+    return obj
+
+
+@st.composite
+def _template(draw: st.DrawFn) -> dict[str, Any]:
+    obj = draw(st.one_of(_deployment(), _configmap(), _widget()))
+    meta: dict[str, Any] = {"name": draw(_NAMES), "namespace": "shop"}
+    meta.update(
+        draw(
+            st.dictionaries(
+                st.sampled_from(["labels", "annotations"]),
+                st.dictionaries(_KEYS, st.just("v"), max_size=2),
+                max_size=2,
+            )
+        )
+    )
+    return {**obj, "metadata": meta}
+
+
+_PATHS = st.sampled_from(
+    [
+        "/spec",
+        "/spec/replicas",
+        "/spec/a",
+        "/spec/a/b",
+        "/spec/paused",
+        "/data",
+        "/data/a",
+        "/status",
+        "/status/x",
+        "/metadata/name",
+        "/metadata/labels",
+        "/metadata/labels/a",
+        "/metadata/uid",
+        "/kind",
+        "/spec/template/spec/containers/0",
+        "/spec/template/spec/containers/1",
+        "/spec/template/spec/containers/-",
+        "/spec/template/spec/containers/0/name",
+        "/spec/template/spec/containers/0/image",
+        "/spec/template/metadata",
+        "/a",
+        "/a/0",
+    ]
+)
+
+
+@st.composite
+def _operation(draw: st.DrawFn) -> dict[str, Any]:
+    op = draw(st.sampled_from(["add", "remove", "replace", "move", "copy", "test"]))
+    out: dict[str, Any] = {"op": op, "path": draw(_PATHS)}
+    if op in ("add", "replace", "test"):
+        out["value"] = draw(st.one_of(_VALUES, _NAMES, st.sampled_from(["Deployment", "ConfigMap"])))
+    if op in ("move", "copy"):
+        out["from"] = draw(_PATHS)
+    return out
+
+
+def _after(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        result = apply_patch(doc, ops)
+    except PatchError:
+        return None
+    return result if isinstance(result, dict) else None
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    template=_template(),
+    earlier=st.lists(_operation(), max_size=2),
+    patch=st.lists(_operation(), min_size=1, max_size=3),
+    named=st.booleans(),
+)
+def test_a_refused_patch_fails_on_every_template_that_fits(
+    template: dict[str, Any], earlier: list[dict[str, Any]], patch: list[dict[str, Any]], named: bool
+) -> None:
+    """Checked with the real `apply_patch`: whatever the template (among those the
+    representative stands for), and whether or not an earlier rule applied on its cluster."""
+    selector = {"apiVersion": template["apiVersion"], "kind": template["kind"]}
+    if named:
+        selector["name"] = template["metadata"]["name"]
+    shape = representative(ResourceSelector.model_validate(selector), namespace="shop")
+    assert contradictions(shape, template) == []  # the sample is one the representative stands for
+    rules = [ops for ops in (earlier, patch) if ops]
+    policy = override([], selector=selector, rules=[{"overriders": {"jsonPatch": ops}} for ops in rules])
+    for failure in failing_patches(parse_object(policy)):  # type: ignore[arg-type]
+        seen = [template]  # what the rule may see: the template, after any earlier rule that applied
+        for ops in rules[: failure.rule]:
+            seen += [doc for doc in (_after(d, ops) for d in seen) if doc is not None]
+        for doc in seen:
+            with pytest.raises(PatchError) as info:
+                apply_patch(doc, rules[failure.rule])
+            assert info.value.index <= failure.operation, (failure, info.value)
