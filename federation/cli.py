@@ -679,10 +679,6 @@ def db_current(database_url: str | None, state_dir: Path | None) -> None:
         )
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # -- webhook -----------------------------------------------------------------------------
 
 
@@ -781,3 +777,7 @@ def webhook_config(ca_cert: Path, url: str | None, service: str | None, failure_
         failure_policy=failure_policy,
     )
     click.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
