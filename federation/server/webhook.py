@@ -217,6 +217,13 @@ class ValidatingWebhook:
         started = time.perf_counter()
         try:
             verdict = await self.admit(request)
+        except Exception:
+            # A bug of ours must not block the hub either (as failurePolicy: Ignore would not).
+            log.exception("admission check of %s failed: admitted unchecked", kind)
+            WEBHOOK_CHECK_ERRORS.labels(label).inc()
+            verdict = Verdict(
+                True, warnings=["federation webhook: internal error, the object was not checked"]
+            )
         finally:
             WEBHOOK_REQUEST_DURATION.labels(label).observe(time.perf_counter() - started)
         WEBHOOK_REQUESTS.labels(label, str(verdict.allowed).lower()).inc()

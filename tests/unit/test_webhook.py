@@ -756,6 +756,18 @@ async def test_a_failed_hub_read_admits_with_a_warning() -> None:
         assert warning.startswith("federation webhook: ") and "connection refused" in warning
 
 
+async def test_a_bug_in_a_check_admits_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    import federation.server.webhook as module
+
+    def broken(*_args: Any, **_kwargs: Any) -> list[str]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(module, "priority_conflicts", broken)
+    response = (await ValidatingWebhook(MemoryHub()).review(review(cpp("a", WEB))))["response"]
+    assert response["allowed"] is True
+    assert response["warnings"] == ["federation webhook: internal error, the object was not checked"]
+
+
 async def test_not_an_admission_review_is_a_value_error() -> None:
     hook = ValidatingWebhook(MemoryHub())
     for body in (
