@@ -104,5 +104,5 @@ async def serve(app: web.Application, config: ServerConfig) -> web.AppRunner:
         config.port,
     )
     if "/validate" in routes and ssl_context is None:
-        log.warning("the admission webhook is served over plain HTTP: apiservers only call it over HTTPS")
+        log.info("/validate is served over plain HTTP: apiservers call webhooks over HTTPS only (--tls-cert)")
     return runner
