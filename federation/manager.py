@@ -33,7 +33,7 @@ from federation.informers import InformerFactory
 from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
-from federation.server import ReadyCheck, ServerConfig, build_app, serve
+from federation.server import ReadyCheck, ServerConfig, ValidatingWebhook, build_app, serve
 from federation.store import ClusterRow, Store
 from federation.store.url import asyncpg_dsn
 from federation.translate import hub_id as check_hub_id
@@ -51,6 +51,9 @@ class ManagerConfig:
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     leader_election: bool = True
     server: ServerConfig | None = field(default_factory=ServerConfig)
+    webhook: bool = True
+    """Serve the admission webhook at /validate (on every replica: admission must not wait for
+    a leader)."""
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     propagator: PropagatorSettings = field(default_factory=PropagatorSettings)
@@ -91,8 +94,12 @@ class Manager:
             log.info("hub id %s, identity %s", self.hub_id, cfg.identity)
             async with anyio.create_task_group() as tg:
                 if cfg.server is not None:
+                    webhook = ValidatingWebhook.for_hub(self.hub) if cfg.webhook else None
                     runner = await serve(
-                        build_app(checks=self._checks(), store=self.store, config=cfg.server), cfg.server
+                        build_app(
+                            checks=self._checks(), store=self.store, config=cfg.server, webhook=webhook
+                        ),
+                        cfg.server,
                     )
                     tg.start_soon(_cleanup_on_cancel, runner)
                 if cfg.leader_election:

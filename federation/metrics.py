@@ -153,3 +153,22 @@ def observe_gc() -> None:
             GC_PAUSES.labels(str(gen)).observe(time.perf_counter() - started.pop(gen))
 
     gc.callbacks.append(callback)
+
+
+# -- the admission webhook (federation.server.webhook) ----------------------------------------
+WEBHOOK_REQUESTS = Counter(
+    "federation_webhook_requests_total",
+    "AdmissionReviews answered, by kind of object ('other' for kinds not ours) and verdict.",
+    ["kind", "allowed"],
+)
+WEBHOOK_REQUEST_DURATION = Histogram(
+    "federation_webhook_request_duration_seconds",
+    "Time to answer an AdmissionReview (hub reads included), by kind.",
+    ["kind"],
+    buckets=_LATENCY_BUCKETS,
+)
+WEBHOOK_CHECK_ERRORS = Counter(
+    "federation_webhook_check_errors_total",
+    "Admission checks skipped because reading the hub failed (the object was admitted), by kind.",
+    ["kind"],
+)

@@ -8,12 +8,14 @@ import contextlib
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,11 @@ class ControllerProcess:
         log_path: Path,
         grace_period: float = 8.0,
         extra_args: Sequence[str] = (),
+        scheme: str = "http",
+        ca_file: Path | None = None,
     ) -> None:
+        """``extra_args`` go after ``run``'s own; with ``scheme="https"`` (``--tls-cert`` among
+        them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics."""
         self.fleet = fleet
         #: More `federation run` flags (e.g. --api-token), after the ones every test needs.
         self.extra_args = list(extra_args)
@@ -46,13 +52,19 @@ class ControllerProcess:
         self.hub_id = hub_id
         self.log_path = log_path
         self.grace_period = grace_period
+        self.scheme = scheme
+        self._ssl = ssl.create_default_context(cafile=ca_file) if scheme == "https" else None
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def _open(self, path: str, *, timeout: float) -> HTTPResponse:
+        response: HTTPResponse = urllib.request.urlopen(self.url + path, timeout=timeout, context=self._ssl)
+        return response
 
     def start(self, *, timeout: float = 90) -> None:
         self.starts += 1
@@ -105,7 +117,7 @@ class ControllerProcess:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=2) as resp:
+            with self._open("/readyz", timeout=2) as resp:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -123,7 +135,7 @@ class ControllerProcess:
         self.proc = None
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+        with self._open("/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
     def metric(self, metric: str, **labels: str) -> float:

@@ -1,5 +1,5 @@
-"""The controller's HTTP server: /metrics, /healthz, /readyz, the dashboard API and the status page,
-on one port.
+"""The controller's HTTP server: /metrics, /healthz, /readyz, the dashboard API, the status page
+and /validate (the admission webhook, when one is given), on one port.
 
 /healthz answers whether the process is alive; /readyz whether it can do its job right now: the
 informers it depends on have synced and the database answers. A standby replica (not the
@@ -11,6 +11,7 @@ read them is `federation.server.access`.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federation.errors import ConfigError
-from federation.server.access import AccessPolicy, middlewares, server_ssl_context
+from federation.server import access
+from federation.server.access import AccessPolicy, middlewares
 from federation.server.api import add_api_routes
 from federation.server.page import add_page_routes
+from federation.server.webhook import ValidatingWebhook
 from federation.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,8 @@ class ServerConfig:
     #: When set, /api/* (and /metrics with `protect_metrics`) need `Authorization: Bearer <token>`.
     api_token: str | None = None
     protect_metrics: bool = False
-    #: HTTPS with this key pair; with `client_ca`, client certificates of that CA admit API calls.
+    #: HTTPS with this key pair (the whole port; an apiserver calls admission webhooks over HTTPS
+    #: only); with `client_ca`, client certificates of that CA admit API calls.
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None
@@ -73,13 +77,31 @@ class ServerConfig:
         )
 
 
+def server_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The TLS context of the port (None: plain HTTP); a bad pair is one clear ConfigError."""
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    try:
+        return access.server_ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.client_ca)
+    except ConfigError as err:
+        err.hint = err.hint or "`federation webhook certs --dir DIR --dns NAME` writes a working pair"
+        raise
+
+
 def build_app(
-    *, checks: dict[str, ReadyCheck], store: Store | None = None, config: ServerConfig | None = None
+    *,
+    checks: dict[str, ReadyCheck],
+    store: Store | None = None,
+    config: ServerConfig | None = None,
+    webhook: ValidatingWebhook | None = None,
 ) -> web.Application:
     """The server's routes; without a `store` only /metrics, /healthz and /readyz (a process that
-    has no database yet still answers its probes)."""
+    has no database yet still answers its probes), plus /validate with a `webhook`."""
     policy = (config or ServerConfig()).access()
-    app = web.Application(middlewares=middlewares(policy))
+    # An AdmissionReview of an UPDATE carries the object twice: allow more than aiohttp's 1 MiB.
+    app = web.Application(middlewares=middlewares(policy), client_max_size=8 * 1024 * 1024)
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -106,18 +128,18 @@ def build_app(
     if store is not None:
         add_api_routes(app, store, bearer=policy.token is not None, mutual_tls=policy.client_certificates)
         add_page_routes(app)
+    if webhook is not None:
+        app.router.add_post("/validate", webhook.handle)
     return app
 
 
 async def serve(app: web.Application, config: ServerConfig) -> web.AppRunner:
-    ssl_context = None
-    if config.tls_cert is not None and config.tls_key is not None:
-        ssl_context = server_ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.client_ca)
+    ssl_context = server_ssl_context(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     await site.start()
-    scheme = "https" if ssl_context is not None else "http"
+    routes = sorted({r.resource.canonical for r in app.router.routes() if r.resource is not None})
     auth = ", ".join(
         part
         for part, on in (
@@ -127,10 +149,13 @@ async def serve(app: web.Application, config: ServerConfig) -> web.AppRunner:
         if on
     )
     log.info(
-        "serving /metrics, /healthz, /readyz, /api/v1 and the status page on %s://%s:%d (API access: %s)",
-        scheme,
+        "serving %s on %s://%s:%d (API access: %s)",
+        ", ".join(routes),
+        "https" if ssl_context else "http",
         config.host,
         config.port,
         auth or "open",
     )
+    if "/validate" in routes and ssl_context is None:
+        log.info("/validate is served over plain HTTP: apiservers call webhooks over HTTPS only (--tls-cert)")
     return runner

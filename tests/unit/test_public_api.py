@@ -301,20 +301,29 @@ def test_server_package() -> None:
 
     assert sorted(federation.server.__all__) == sorted(
         [
+            "WEBHOOK_NAME",
             "AccessPolicy",
             "ApiError",
+            "CertPaths",
+            "HubReader",
+            "KubeHubReader",
             "Phase",
             "ReadyCheck",
             "ServerConfig",
+            "ValidatingWebhook",
+            "Verdict",
             "add_api_routes",
             "build_app",
             "build_document",
             "build_matrix",
+            "generate_certs",
             "parse_query",
             "phase_of",
             "reason_of",
             "resource_path",
             "serve",
+            "server_ssl_context",
+            "webhook_configuration",
         ]
     )
     for name in federation.server.__all__:
