@@ -257,8 +257,10 @@ async def _watch(
             with Live(console=out_console, refresh_per_second=2, transient=False) as live:
                 while not stop["now"]:
                     table, done = await _table(store)
-                    hub_line = await _hub_line(hub)
-                    if done and converged_at is None:
+                    hub_line, hub_done = await _hub_line(hub)
+                    # Converged means the members are healthy *and* the hub shows it: the
+                    # aggregated status is written back coalesced, so it can trail the store.
+                    if done and hub_done and converged_at is None:
                         converged_at = time.monotonic()
                     footer = Text()
                     footer.append(hub_line + "\n")
@@ -316,18 +318,21 @@ async def _table(store: Any) -> tuple[Table, bool]:
     return table, done and len(statuses) >= 4
 
 
-async def _hub_line(hub: Any) -> str:
+async def _hub_line(hub: Any) -> tuple[str, bool]:
+    """The hub Deployment's aggregated status as a line, and whether it shows every replica ready."""
     from federation.kube import GVK, Discovery
 
     try:
         res = await Discovery(hub).resource_for(GVK("apps", "v1", "Deployment"))
         web = await hub.get(res, "web", "shop")
     except KubeError:
-        return "hub Deployment shop/web: not there yet"
+        return "hub Deployment shop/web: not there yet", False
     status = web.get("status") or {}
     conds = {c.get("type"): c for c in status.get("conditions") or []}
     available = conds.get("Available") or {}
-    return (
-        f"hub Deployment shop/web (aggregated): {status.get('readyReplicas', 0)}/{web['spec']['replicas']} "
+    ready, want = status.get("readyReplicas", 0), web["spec"]["replicas"]
+    line = (
+        f"hub Deployment shop/web (aggregated): {ready}/{want} "
         f"ready, Available={available.get('status', '?')} ({available.get('message', 'no status yet')})"
     )
+    return line, ready == want and available.get("status") == "True"
