@@ -26,11 +26,23 @@ class ControllerProcess:
     """`federation run` against the fleet's hub, with fast probes for tests."""
 
     def __init__(
-        self, fleet: LocalFleet, *, database_url: str, hub_id: str, log_path: Path, grace_period: float = 8.0
+        self,
+        fleet: LocalFleet,
+        *,
+        database_url: str,
+        hub_id: str | None,
+        log_path: Path,
+        grace_period: float = 8.0,
+        hub_kubeconfig: Path | None = None,
+        hub_context: str | None = None,
     ) -> None:
+        """`hub_id=None` lets the controller derive it; `hub_kubeconfig` (and `hub_context`)
+        replace the fleet's admin kubeconfig of the hub, e.g. by a ServiceAccount's."""
         self.fleet = fleet
         self.database_url = database_url
         self.hub_id = hub_id
+        self.hub_kubeconfig = hub_kubeconfig
+        self.hub_context = hub_context
         self.log_path = log_path
         self.grace_period = grace_period
         self.port = free_port()
@@ -47,20 +59,21 @@ class ControllerProcess:
         log.write(f"\n==== start {self.starts} ====\n".encode())
         log.flush()
         hub = self.fleet.clusters["hub"]
+        if self.hub_kubeconfig is not None:
+            connect = ["--hub-kubeconfig", str(self.hub_kubeconfig)]
+            connect += ["--hub-context", self.hub_context] if self.hub_context else []
+        else:
+            connect = ["--hub-kubeconfig", str(hub.kubeconfig), "--hub-context", hub.context]
         try:
             self.proc = subprocess.Popen(
                 [
                     FEDERATION,
                     "--debug",
                     "run",
-                    "--hub-kubeconfig",
-                    str(hub.kubeconfig),
-                    "--hub-context",
-                    hub.context,
+                    *connect,
                     "--database-url",
                     self.database_url,
-                    "--hub-id",
-                    self.hub_id,
+                    *(["--hub-id", self.hub_id] if self.hub_id is not None else []),
                     "--listen",
                     f"127.0.0.1:{self.port}",
                     "--probe-interval",
