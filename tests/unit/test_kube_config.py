@@ -66,7 +66,7 @@ def test_file_token_keeps_the_last_token_while_the_file_is_missing(tmp_path: Pat
 
 
 def test_file_token_never_read_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="tokenFile .*missing"):
+    with pytest.raises(ConfigError, match=r"tokenFile .*missing"):
         FileToken(tmp_path / "missing").token()
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError, match="is empty"):
