@@ -179,9 +179,8 @@ async def request_token(fleet: LocalFleet, context: str, service_account: str) -
     return token
 
 
-def rbac_of(rendered: str) -> str:
-    """Only the identity objects of a kustomization's output (no workload: nothing runs pods)."""
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects(rendered, *RBAC_KINDS))})
+def as_list(items: list[dict[str, Any]]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
 VARIANTS = {
@@ -201,36 +200,32 @@ async def least_privilege(
     variant: str = request.param
     hub_root, member_root = VARIANTS[variant]
     work = tmp_path_factory.mktemp(f"least-privilege-{variant}")
-    hub_rbac, member_rbac = rbac_of(kustomize(hub_root)), kustomize(member_root)
+    # Only the identity objects of the hub's kustomization (nothing here runs pods), and the
+    # whole member kustomization.
+    hub_rbac = list(objects(kustomize(hub_root), *RBAC_KINDS))
+    member_rbac = list(objects(kustomize(member_root)))
 
     def install() -> None:
-        kubectl(fleet, "hub", "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=hub_rbac)
-        for cluster in MEMBERS.values():
-            kubectl(
-                fleet, cluster, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=member_rbac
-            )
-
-    def uninstall() -> None:
-        # The namespaces stay: without a namespace controller a deleted one never goes away.
-        only_rbac = json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [o for o in objects(hub_rbac) if o["kind"] != "Namespace"],
-            }
+        kubectl(
+            fleet, "hub", "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=as_list(hub_rbac)
         )
-        kubectl(fleet, "hub", "delete", "--ignore-not-found", "-f", "-", stdin=only_rbac)
-        members = [o for o in objects(member_rbac) if o["kind"] != "Namespace"]
         for cluster in MEMBERS.values():
             kubectl(
                 fleet,
                 cluster,
-                "delete",
-                "--ignore-not-found",
+                "apply",
+                "--server-side",
+                "--force-conflicts",
                 "-f",
                 "-",
-                stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": members}),
+                stdin=as_list(member_rbac),
             )
+
+    def uninstall() -> None:
+        # The namespaces stay: without a namespace controller a deleted one never goes away.
+        for context, items in [("hub", hub_rbac)] + [(c, member_rbac) for c in MEMBERS.values()]:
+            rest = [o for o in items if o["kind"] != "Namespace"]
+            kubectl(fleet, context, "delete", "--ignore-not-found", "-f", "-", stdin=as_list(rest))
 
     await anyio.to_thread.run_sync(install)
 
@@ -458,7 +453,7 @@ async def _propagate_status_and_delete(fleet: LocalFleet, controller: Controller
     await eventually(policy_status, timeout=60, what="Propagated=True on both policies")
 
     # Deletion: Delete removes the member copies first; Orphan leaves them without our stamp.
-    kubectl(fleet, "hub", "-n", ns, "delete", "deployment", "web", "configmap", "settings", "--wait=false")
+    kubectl(fleet, "hub", "-n", ns, "delete", "deployment/web", "configmap/settings", "--wait=false")
 
     async def cleaned() -> bool:
         assert get(fleet, "hub", "deployment", "web", ns) is None, "the template is still held"
@@ -568,10 +563,10 @@ MEMBER_CASES: list[tuple[dict[str, str], bool, bool]] = [
     (attrs("delete", "configmaps", namespace="shop", name="settings"), True, True),
     (attrs("get", "namespaces", name="shop"), True, True),
     (attrs("create", "namespaces"), True, True),
-    # A server-side apply that creates is authorised as patch: no create beyond namespaces.
-    (attrs("create", "deployments", group="apps", namespace="shop"), False, False),
+    # A server-side apply that creates an object is authorised as create too.
+    (attrs("create", "deployments", group="apps", namespace="shop"), True, True),
     (attrs("update", "deployments", group="apps", namespace="shop", name="web"), False, False),
-    (attrs("create", "clusterroles", group="rbac.authorization.k8s.io"), False, False),
+    (attrs("create", "clusterroles", group="rbac.authorization.k8s.io"), True, False),
     (attrs("escalate", "clusterroles", group="rbac.authorization.k8s.io", name="admin"), False, False),
     (attrs("bind", "clusterroles", group="rbac.authorization.k8s.io", name="cluster-admin"), False, False),
     (attrs("impersonate", "users", name="admin"), False, False),
