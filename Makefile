@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv controlplane lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
+.PHONY: all venv controlplane helm lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
 
 all: test
 
@@ -26,6 +26,16 @@ $(STAMP): pyproject.toml
 controlplane: venv
 	$(BIN)/federation dev build
 
+# The Helm CLI, for the tests that render deploy/helm/federation (they fail naming this target
+# without it): built from its Go module like the control plane, cached per version under
+# ~/.cache/federation/helm.
+HELM_VERSION ?= v3.22.0
+HELM_BIN     := $(HOME)/.cache/federation/helm/$(HELM_VERSION)/helm
+helm: $(HELM_BIN)
+
+$(HELM_BIN):
+	GOBIN=$(dir $(HELM_BIN)) GOFLAGS=-buildvcs=false $(or $(FEDERATION_GO),go) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 lint: venv
 	$(BIN)/ruff check federation tests bench
 	$(BIN)/ruff format --check federation tests bench
@@ -38,17 +48,17 @@ fmt: venv
 	$(BIN)/ruff format federation tests bench
 	$(BIN)/ruff check --fix federation tests bench
 
-test-unit: venv
+test-unit: venv helm
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv controlplane
+test-integration: venv controlplane helm
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-e2e: venv controlplane
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # One pytest session: one fleet shared by integration and e2e tests.
-test: lint typecheck controlplane
+test: lint typecheck controlplane helm
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane

@@ -110,11 +110,8 @@ def kustomize(root: str) -> str:
 
 def helm_binary() -> str | None:
     """The helm CLI: $FEDERATION_HELM, `helm` on PATH, or the one `make helm` builds."""
-    for candidate in (
-        os.environ.get("FEDERATION_HELM"),
-        shutil.which("helm"),
-        str(Path.home() / ".cache" / "federation" / "helm" / "helm"),
-    ):
+    built = sorted((Path.home() / ".cache" / "federation" / "helm").glob("v*/helm"), reverse=True)
+    for candidate in (os.environ.get("FEDERATION_HELM"), shutil.which("helm"), *map(str, built)):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None

