@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv controlplane browser lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
+.PHONY: all venv controlplane browser helm lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
 
 all: test
 
@@ -36,6 +36,16 @@ browser:
 	    echo "chromium is missing and this is not root: run 'sudo apt-get install chromium'"; \
 	  fi; }
 
+# The Helm CLI, for the tests that render deploy/helm/federation (they fail naming this target
+# without it): built from its Go module like the control plane, cached per version under
+# ~/.cache/federation/helm.
+HELM_VERSION ?= v3.22.0
+HELM_BIN     := $(HOME)/.cache/federation/helm/$(HELM_VERSION)/helm
+helm: $(HELM_BIN)
+
+$(HELM_BIN):
+	GOBIN=$(dir $(HELM_BIN)) GOFLAGS=-buildvcs=false $(or $(FEDERATION_GO),go) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
 lint: venv
 	$(BIN)/ruff check federation tests bench
 	$(BIN)/ruff format --check federation tests bench
@@ -48,17 +58,17 @@ fmt: venv
 	$(BIN)/ruff format federation tests bench
 	$(BIN)/ruff check --fix federation tests bench
 
-test-unit: venv
+test-unit: venv helm
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv controlplane browser
+test-integration: venv controlplane browser helm
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-e2e: venv controlplane
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # One pytest session: one fleet shared by integration and e2e tests.
-test: lint typecheck controlplane browser
+test: lint typecheck controlplane browser helm
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane

@@ -36,20 +36,26 @@ class ControllerProcess:
         fleet: LocalFleet,
         *,
         database_url: str,
-        hub_id: str,
+        hub_id: str | None,
         log_path: Path,
         grace_period: float = 8.0,
         extra_args: Sequence[str] = (),
         scheme: str = "http",
         ca_file: Path | None = None,
+        hub_kubeconfig: Path | None = None,
+        hub_context: str | None = None,
     ) -> None:
         """``extra_args`` go after ``run``'s own; with ``scheme="https"`` (``--tls-cert`` among
-        them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics."""
+        them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics.
+        ``hub_id=None`` lets the controller derive it; ``hub_kubeconfig`` (and ``hub_context``)
+        replace the fleet's admin kubeconfig of the hub, e.g. by a ServiceAccount's."""
         self.fleet = fleet
         #: More `federation run` flags (e.g. --api-token), after the ones every test needs.
         self.extra_args = list(extra_args)
         self.database_url = database_url
         self.hub_id = hub_id
+        self.hub_kubeconfig = hub_kubeconfig
+        self.hub_context = hub_context
         self.log_path = log_path
         self.grace_period = grace_period
         self.scheme = scheme
@@ -72,20 +78,21 @@ class ControllerProcess:
         log.write(f"\n==== start {self.starts} ====\n".encode())
         log.flush()
         hub = self.fleet.clusters["hub"]
+        if self.hub_kubeconfig is not None:
+            connect = ["--hub-kubeconfig", str(self.hub_kubeconfig)]
+            connect += ["--hub-context", self.hub_context] if self.hub_context else []
+        else:
+            connect = ["--hub-kubeconfig", str(hub.kubeconfig), "--hub-context", hub.context]
         try:
             self.proc = subprocess.Popen(
                 [
                     FEDERATION,
                     "--debug",
                     "run",
-                    "--hub-kubeconfig",
-                    str(hub.kubeconfig),
-                    "--hub-context",
-                    hub.context,
+                    *connect,
                     "--database-url",
                     self.database_url,
-                    "--hub-id",
-                    self.hub_id,
+                    *(["--hub-id", self.hub_id] if self.hub_id is not None else []),
                     "--listen",
                     f"127.0.0.1:{self.port}",
                     "--probe-interval",

@@ -86,7 +86,9 @@ DEPENDENCY_GVKS = (
 
 #: Namespaces whose objects are the cluster's own plumbing: never propagated unless a selector
 #: names the namespace explicitly (a broad ClusterPropagationPolicy must not copy kube-system).
-RESERVED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "fleet-system"})
+RESERVED_NAMESPACES = frozenset(
+    {"kube-system", "kube-public", "kube-node-lease", "fleet-system", "federation-system"}
+)
 
 #: Told which clusters have works that changed (their propagators should claim now).
 WorksListener = Callable[[Iterable[str]], None]
