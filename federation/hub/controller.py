@@ -151,7 +151,7 @@ class HubController:
         self.queue: WorkQueue[ResourceKey] = WorkQueue("hub-resources")
         self.placed: dict[ResourceKey, list[str]] = {}
         self.governing: dict[ResourceKey, PolicyKey] = {}
-        self._decisions: dict[ResourceKey, Placement] = {}
+        self._decisions: dict[ResourceKey, Placement | None] = {}
         self._resource_ids: dict[ResourceKey, ResourceId] = {}
         self._resource_fps: dict[ResourceKey, str] = {}
         self._no_strategic_merge: set[GVK] = set()
@@ -379,7 +379,9 @@ class HubController:
             resource_version=str(meta.get("resourceVersion", "")),
             template=template,
         )
-        rid = await self.store.upsert_resource(row)
+        rid, new = await self.store.register_resource(row)
+        if new:
+            self._decisions.setdefault(key, None)  # known: nothing placed yet (no read needed)
         self._resource_ids[key] = rid
         self._resource_fps[key] = fp
         return rid
@@ -414,9 +416,8 @@ class HubController:
         return self._placer, {s.name: s for s in snapshots}
 
     async def _previous(self, key: ResourceKey, resource_id: ResourceId) -> Placement | None:
-        cached = self._decisions.get(key)
-        if cached is not None:
-            return cached
+        if key in self._decisions:
+            return self._decisions[key]
         rows = await self.store.placement_of(resource_id)
         if not rows:
             return None

@@ -342,6 +342,11 @@ class Store:
     async def upsert_resource(self, row: ResourceRow) -> ResourceId:
         return (await self.upsert_resources([row]))[0]
 
+    async def register_resource(self, row: ResourceRow) -> tuple[ResourceId, bool]:
+        """Upsert one template: its id, and whether its row is new (so it has no placement)."""
+        found = await self._run(f"resources {row.ref}", lambda c: resources.upsert_resources_new(c, [row]))
+        return found[0]
+
     async def mark_resource_deleted(self, ref: ObjectRef) -> ResourceId | None:
         """Record the template's deletion on the hub; None if the store never had it."""
         return await self._run(f"resources {ref}", lambda c: resources.mark_resource_deleted(c, ref))

@@ -40,9 +40,9 @@ changed AS (
         template = EXCLUDED.template,
         deleted_at = NULL,
         updated_at = now()
-    RETURNING r.id, r.api_group, r.kind, r.namespace, r.name
+    RETURNING r.id, r.api_group, r.kind, r.namespace, r.name, (r.xmax = 0) AS inserted
 )
-SELECT COALESCE(c.id, o.id) AS id
+SELECT COALESCE(c.id, o.id) AS id, COALESCE(c.inserted, false) AS inserted
 FROM input i
 LEFT JOIN changed c
     ON (c.api_group, c.kind, c.namespace, c.name) = (i.api_group, i.kind, i.namespace, i.name)
@@ -90,6 +90,15 @@ def _check_unique(rows: Sequence[ResourceRow]) -> None:
 
 async def upsert_resources(conn: Connection, rows: Sequence[ResourceRow]) -> list[ResourceId]:
     """Insert or update templates; returns their ids in input order. Unchanged rows: no write."""
+    return [rid for rid, _ in await upsert_resources_new(conn, rows)]
+
+
+async def upsert_resources_new(
+    conn: Connection, rows: Sequence[ResourceRow]
+) -> list[tuple[ResourceId, bool]]:
+    """`upsert_resources`, telling for each row whether it was inserted just now: a new row has
+    no placement yet, which spares the hub controller reading one (a round trip per template
+    in a bulk rollout). A deleted-then-recreated template reuses its row, so is not new."""
     if not rows:
         return []
     _check_unique(rows)
@@ -105,7 +114,7 @@ async def upsert_resources(conn: Connection, rows: Sequence[ResourceRow]) -> lis
         [r.resource_version for r in rows],
         json_texts([r.template for r in rows]),
     )
-    return [ResourceId(r["id"]) for r in records]
+    return [(ResourceId(r["id"]), bool(r["inserted"])) for r in records]
 
 
 async def mark_resource_deleted(conn: Connection, ref: ObjectRef) -> ResourceId | None:

@@ -57,6 +57,18 @@ async def test_resources_upsert_returns_ids_in_order_and_skips_unchanged(
         await store.upsert_resources([rows[0], rows[0]])
 
 
+async def test_register_resource_tells_a_new_row_from_a_known_one(store: Store) -> None:
+    """`new` lets the hub controller skip reading a placement that cannot exist yet; a template
+    deleted and created again keeps its row (and its placement), so it is not new."""
+    rid, new = await store.register_resource(resource_row("fresh"))
+    assert new
+    assert await store.register_resource(resource_row("fresh")) == (rid, False)  # unchanged
+    assert await store.register_resource(resource_row("fresh", resource_version="9")) == (rid, False)
+    ref = ObjectRef(api_group="apps", kind="Deployment", namespace="default", name="fresh")
+    assert await store.mark_resource_deleted(ref) == rid
+    assert await store.register_resource(resource_row("fresh", resource_version="10")) == (rid, False)
+
+
 async def test_deleted_resources_are_purged_only_when_their_works_are_gone(store: Store) -> None:
     rid = await placed_resource(store, "web", ["member-1"])
     ref = ObjectRef(api_group="apps", kind="Deployment", namespace="default", name="web")
