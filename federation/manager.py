@@ -142,6 +142,7 @@ class Manager:
             hub_factory=hub_factory,
             clusters_file=cfg.clusters_file,
             settings=cfg.registry,
+            drain=self.store,
         )
         self.controller = controller = HubController(
             hub=self.hub,

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import yaml
 
-from federation.errors import ConfigError, NotFoundError
-from federation.kube import GVK, Discovery, KubeClient
+from federation.clusters.drain import force_patch
+from federation.errors import ConfigError, ConflictError, FederationError, NotFoundError
+from federation.kube import GVK, Discovery, KubeClient, Obj, ResourceInfo
 
 FIELD_MANAGER = "federation-join"
 DEFAULT_SECRETS_NAMESPACE = "fleet-system"
@@ -125,16 +127,81 @@ async def join(
     )
 
 
-async def unjoin(hub: KubeClient, *, name: str, secrets_namespace: str = DEFAULT_SECRETS_NAMESPACE) -> bool:
-    """Delete the MemberCluster and its Secret; returns whether the cluster was a member."""
+async def unjoin(
+    hub: KubeClient,
+    *,
+    name: str,
+    secrets_namespace: str = DEFAULT_SECRETS_NAMESPACE,
+    force: bool = False,
+    timeout: float = 300.0,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> bool:
+    """Delete the MemberCluster, wait until the controller has drained it (deleted the copies
+    it propagated there, see federation/clusters/drain.py), then delete its kubeconfig Secret
+    (the controller needs it to drain). Returns whether the cluster was a member.
+
+    `force` removes the drain finalizer first: the object goes at once and the copies stay
+    (for a cluster that will never answer again)."""
     disco = Discovery(hub)
     clusters = await disco.resource_for(GVK("federation.io", "v1alpha1", "MemberCluster"))
     secrets = await disco.resource_for(GVK("", "v1", "Secret"))
+    secret_ns, secret_name = secrets_namespace, name
     try:
-        await hub.delete(clusters, name)
-        existed = True
+        obj = await hub.get(clusters, name)
     except NotFoundError:
-        existed = False
+        obj = None
+    if obj is not None:
+        ref = (obj.get("spec") or {}).get("kubeconfigSecretRef") or {}
+        secret_ns, secret_name = ref.get("namespace") or secret_ns, ref.get("name") or secret_name
+        if force:
+            await _mark_forced(hub, clusters, obj)
+        with contextlib.suppress(NotFoundError):
+            await hub.delete(clusters, name)
+        await _wait_gone(hub, clusters, name, timeout=timeout, progress=progress)
     with contextlib.suppress(NotFoundError):
-        await hub.delete(secrets, name, secrets_namespace)
-    return existed
+        await hub.delete(secrets, secret_name, secret_ns)
+    return obj is not None
+
+
+async def _mark_forced(hub: KubeClient, clusters: ResourceInfo, obj: Obj) -> None:
+    """The force patch is conditional on the resourceVersion (the controller writes the
+    object's status meanwhile): on a conflict, re-read and try again."""
+    name = str(obj["metadata"]["name"])
+    for _ in range(5):
+        try:
+            await hub.patch(clusters, name, force_patch(obj))
+            return
+        except NotFoundError:
+            return
+        except ConflictError:
+            obj = await hub.get(clusters, name)
+    raise FederationError(f"MemberCluster {name}: kept changing while marking it for removal; try again")
+
+
+async def _wait_gone(
+    hub: KubeClient, clusters: ResourceInfo, name: str, *, timeout: float, progress: Callable[[str], None]
+) -> None:
+    deadline = anyio.current_time() + timeout
+    told = False
+    while True:
+        try:
+            obj = await hub.get(clusters, name)
+        except NotFoundError:
+            return
+        if not told:
+            progress(f"waiting for the controller to delete what it propagated to {name} …")
+            told = True
+        if anyio.current_time() > deadline:
+            ready: Mapping[str, Any] = next(
+                (c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+                {},
+            )
+            state = f"; Ready={ready.get('status')}: {ready.get('message')}" if ready else ""
+            raise FederationError(
+                f"cluster {name}: still draining after {timeout:.0f}s{state}",
+                hint=(
+                    "is the controller running and the cluster reachable? `federation clusters unjoin "
+                    f"{name} --force` removes it now and leaves its copies in place"
+                ),
+            )
+        await anyio.sleep(0.5)  # polling the hub under a deadline

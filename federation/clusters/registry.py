@@ -23,8 +23,9 @@ from typing import Any
 import anyio
 
 from federation.api import ClusterEntry, MemberCluster, Taint
+from federation.clusters.drain import ABANDONED, DrainHooks, finalizer_patch, forced, has_finalizer
 from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
-from federation.errors import ApiError, FederationError, KubeError
+from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.informers import Handlers, InformerFactory
 from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
@@ -57,6 +58,10 @@ class Member:
     from_hub: bool = False
     secret_ref: tuple[str, str, str] | None = None
     scope: anyio.CancelScope | None = field(default=None, repr=False)
+    #: Its MemberCluster is being deleted: out of placement, still connected until drained.
+    draining: bool = False
+    #: The MemberCluster as last seen (its finalizers and resourceVersion, for our patches).
+    seen: Obj | None = field(default=None, repr=False)
 
     @property
     def connected(self) -> bool:
@@ -83,8 +88,12 @@ class ClusterRegistry:
         settings: RegistrySettings | None = None,
         clock: Clock | None = None,
         reflector_options: dict[str, Any] | None = None,
+        drain: DrainHooks | None = None,
     ) -> None:
+        """With `drain` (the state store), MemberClusters get our finalizer and a deleted one
+        is drained before it goes (see federation/clusters/drain.py); without, it goes at once."""
         self.hub = hub
+        self.drain = drain
         self.hub_discovery = hub_discovery
         self.hub_factory = hub_factory
         self.clusters_file = clusters_file
@@ -114,6 +123,8 @@ class ClusterRegistry:
         """The fleet as placement sees it now: NotReady clusters, and the failover taint."""
         out = []
         for m in self.members():
+            if m.draining:
+                continue  # leaving: nothing new goes there, what is there is re-placed
             taints = m.taints
             if self.health.unreachable(m.name) and UNREACHABLE_TAINT not in taints:
                 taints = (*taints, UNREACHABLE_TAINT)
@@ -240,14 +251,17 @@ class ClusterRegistry:
     async def _on_member_cluster(self, obj: Obj) -> None:
         name = str((obj.get("metadata") or {}).get("name"))
         existing = self._members.get(name)
-        if obj.get("$deleted") or (obj.get("metadata") or {}).get("deletionTimestamp"):
-            if existing is not None and existing.from_hub:
-                await self._detach(existing)
-                del self._members[name]
-                self.health.forget(name)
-                with contextlib.suppress(KeyError):
-                    CLUSTER_READY.remove(name)
-                self._changed(f"cluster {name} left the fleet")
+        if existing is not None and not existing.from_hub:
+            existing = None  # a clusters-file entry of the same name is not this object's
+        if obj.get("$deleted") or (
+            (obj.get("metadata") or {}).get("deletionTimestamp")
+            and not (self.drain is not None and has_finalizer(obj))
+        ):
+            if existing is not None:
+                await self._forget(existing)
+            return
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            await self._start_draining(existing, obj)
             return
         try:
             mc = MemberCluster.model_validate(obj)
@@ -274,8 +288,97 @@ class ClusterRegistry:
             if placement_changed:
                 self._changed(f"cluster {name}: labels or taints changed")
         member.secret_ref = _secret_key(obj)
+        member.seen = obj
         if status is not None:
             member.available_replicas = status.available_replicas
+        if self.drain is not None and not has_finalizer(obj) and not forced(obj):
+            await self._patch_finalizer(member, present=True)
+
+    # -- leaving the fleet -------------------------------------------------------------
+
+    async def _start_draining(self, existing: Member | None, obj: Obj) -> None:
+        """A MemberCluster with our finalizer is being deleted: stop placing there, keep the
+        connection so its propagator deletes the copies (after a restart too)."""
+        name = str(obj["metadata"]["name"])
+        member = existing
+        if member is None:
+            try:
+                mc = MemberCluster.model_validate(obj)
+            except FederationError as exc:
+                log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
+                return
+            member = Member(
+                name=name,
+                labels=dict(mc.metadata.labels),
+                taints=tuple(mc.spec.taints),
+                source=f"MemberCluster {name}",
+                from_hub=True,
+            )
+            self._members[name] = member
+            await self._connect_from_secret(member, mc)
+        member.seen = obj
+        if not member.draining:
+            member.draining = True
+            log.info("cluster %s is being removed: draining its copies", name, extra={"cluster": name})
+            self._changed(f"cluster {name} is leaving the fleet")
+
+    async def drain_step(self) -> None:
+        """Release each leaving cluster whose works are all done (called every probe round)."""
+        if self.drain is None:
+            return
+        for m in self.members():
+            if not m.draining:
+                continue
+            try:
+                left = await self.drain.works_to_drain(m.name)
+            except StoreError as exc:
+                log.warning("cluster %s: cannot count what is left to drain: %s", m.name, exc)
+                continue
+            if left:
+                log.info("cluster %s draining: %d copies left", m.name, left, extra={"cluster": m.name})
+                continue
+            log.info("cluster %s drained: releasing its MemberCluster", m.name, extra={"cluster": m.name})
+            await self._patch_finalizer(m, present=False)
+
+    async def _forget(self, member: Member) -> None:
+        """The MemberCluster is gone: disconnect, and record what was left undrained."""
+        name = member.name
+        await self._detach(member)
+        del self._members[name]
+        self.health.forget(name)
+        with contextlib.suppress(KeyError):
+            CLUSTER_READY.remove(name)
+        abandoned = 0
+        if self.drain is not None:
+            # Before placement hears of it: what is orphaned now is not turned into deletions.
+            try:
+                abandoned = await self.drain.abandon_cluster(name, ABANDONED)
+            except StoreError as exc:
+                log.warning("cluster %s left: cannot record its remaining works: %s", name, exc)
+        self._changed(f"cluster {name} left the fleet")
+        if abandoned:
+            log.warning(
+                "cluster %s left the fleet before it was drained: %d copies left in place (orphaned)",
+                name,
+                abandoned,
+                extra={"cluster": name},
+            )
+
+    async def _patch_finalizer(self, member: Member, *, present: bool) -> None:
+        assert self.hub is not None and self.hub_discovery is not None and member.seen is not None
+        try:
+            res = await self.hub_discovery.resource_for(MEMBERCLUSTER_GVK)
+            await self.hub.patch(res, member.name, finalizer_patch(member.seen, present=present))
+        except (ConflictError, NotFoundError):
+            return  # a newer object is on its way through the informer; it decides again
+        except KubeError as exc:
+            log.warning(
+                "cannot %s the finalizer of MemberCluster %s: %s",
+                "add" if present else "remove",
+                member.name,
+                exc,
+                extra={"cluster": member.name},
+            )
 
     async def _connect_from_secret(self, member: Member, mc: MemberCluster) -> None:
         ref = mc.spec.kubeconfig_secret_ref
@@ -315,6 +418,7 @@ class ClusterRegistry:
         while True:
             await self.clock.sleep(self.settings.probe_interval)
             await self.probe_all()
+            await self.drain_step()
 
     async def probe_all(self) -> None:
         async with anyio.create_task_group() as tg:

@@ -176,22 +176,51 @@ def join_cluster(name: str, member_kubeconfig: Path, context: str | None, labels
 
 @clusters.command("unjoin")
 @click.argument("name")
-@click.option("--secrets-namespace", default="fleet-system", show_default=True)
+@click.option(
+    "--secrets-namespace",
+    default="fleet-system",
+    show_default=True,
+    help="Where its Secret is, when the MemberCluster does not say (it normally does).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the controller to delete the copies in the cluster.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Do not wait for the copies to be deleted: remove the cluster now and leave them in place "
+    "(for a cluster that will not answer again).",
+)
 @hub_options
 def unjoin_cluster(
-    name: str, secrets_namespace: str, hub_kubeconfig: Path | None, hub_context: str | None
+    name: str,
+    secrets_namespace: str,
+    timeout: float,
+    force: bool,
+    hub_kubeconfig: Path | None,
+    hub_context: str | None,
 ) -> None:
-    """Take a cluster out of the fleet (deletes its MemberCluster and kubeconfig Secret).
+    """Take a cluster out of the fleet: its MemberCluster, the copies, then its Secret.
 
-    Placements move off it; copies already in it are left as they are.
+    Deleting the MemberCluster takes the cluster out of placement at once: resources placed
+    there move to other clusters (per their policies), and the running controller deletes the
+    copies it propagated into it (copies of policies with deletionPolicy Orphan stay). The
+    MemberCluster goes once that is done; then its kubeconfig Secret is deleted. With --force
+    it goes at once and every copy stays.
 
     \b
     Example:
       federation clusters unjoin eu-west
+      federation clusters unjoin eu-west --force     # the cluster is gone for good
     """
     import anyio
 
     from federation.clusters.join import unjoin
+    from federation.commands.base import progress
     from federation.kube import KubeClient
 
     hub_path = default_kubeconfig(hub_kubeconfig)
@@ -199,10 +228,18 @@ def unjoin_cluster(
     async def run() -> bool:
         hub = await KubeClient.connect("hub", kubeconfig=hub_path, context=hub_context)
         try:
-            return await unjoin(hub, name=name, secrets_namespace=secrets_namespace)
+            return await unjoin(
+                hub,
+                name=name,
+                secrets_namespace=secrets_namespace,
+                force=force,
+                timeout=timeout,
+                progress=progress,
+            )
         finally:
             await hub.close()
 
     if not anyio.run(run):
         raise ConfigError(f"cluster {name} is not a member of the fleet", hint="federation clusters list")
-    out_console.print(f"cluster {name} left the fleet")
+    left = "copies left in place" if force else "the controller deleted its copies (Orphan policies' stay)"
+    out_console.print(f"cluster {name} left the fleet; {left}")

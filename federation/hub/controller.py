@@ -440,9 +440,11 @@ class HubController:
             previous=previous,
         )
         if decision.unschedulable and previous is not None:
-            # Keep what is placed rather than uninstall on a transient lack of clusters.
+            # Keep what is placed rather than uninstall on a transient lack of clusters, but
+            # only on clusters still in the fleet: one that is leaving must drain.
+            _, members = self._placer_now()
             decision = Placement(
-                targets=previous.targets,
+                targets=tuple(t for t in previous.targets if t.cluster in members),
                 excluded={c: r for c, r in decision.excluded.items() if c not in previous.cluster_names},
                 unschedulable=decision.unschedulable,
             )

@@ -460,6 +460,16 @@ class Store:
         """Every work of `cluster` (its propagator maps member objects to works with it)."""
         return await self._run(f"works cluster={cluster}", lambda c: works.work_index(c, cluster))
 
+    async def works_to_drain(self, cluster: str) -> int:
+        """Works of `cluster` not yet deleted (or orphaned): what a leaving cluster waits for."""
+        return await self._run(f"works cluster={cluster}", lambda c: works.works_to_drain(c, cluster))
+
+    async def abandon_cluster(self, cluster: str, reason: str) -> int:
+        """Orphan what is left of a cluster removed before it was drained; how many works."""
+        return await self._run(
+            f"works cluster={cluster}", lambda c: works.abandon_cluster(c, cluster, reason)
+        )
+
     async def count_works(self, resource_id: ResourceId) -> int:
         return await self._run(
             f"works resource_id={resource_id}", lambda c: works.count_works(c, resource_id)

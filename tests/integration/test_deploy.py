@@ -284,6 +284,9 @@ async def least_privilege(
         await anyio.to_thread.run_sync(proc.stop)
         print(f"controller log ({variant}): {proc.log_path}")
         for name in MEMBERS:
+            # The controller is stopped: nobody drains them, so drop its finalizer first.
+            release = '{"metadata":{"finalizers":null}}'
+            kubectl(fleet, "hub", "patch", "membercluster", name, "--type=merge", "-p", release, check=False)
             kubectl(fleet, "hub", "delete", "membercluster", name, "--ignore-not-found")
             kubectl(fleet, "hub", "-n", NAMESPACE, "delete", "secret", name, "--ignore-not-found")
         await anyio.to_thread.run_sync(uninstall)
@@ -520,6 +523,7 @@ HUB_CASES: list[tuple[dict[str, str], bool, bool]] = [
     (attrs("patch", "clusterpropagationpolicies", group=FED, name="p", sub="status"), True, True),
     (attrs("list", "overridepolicies", group=FED), True, True),
     (attrs("watch", "memberclusters", group=FED), True, True),
+    (attrs("patch", "memberclusters", group=FED, name="m"), True, True),  # the drain finalizer
     (attrs("patch", "memberclusters", group=FED, name="m", sub="status"), True, True),
     (attrs("get", "secrets", namespace=NAMESPACE, name="member-1"), True, True),
     (attrs("get", "namespaces", name="kube-system"), True, True),
@@ -560,7 +564,6 @@ HUB_CASES: list[tuple[dict[str, str], bool, bool]] = [
     # too, subresources patched too); the narrowed one keeps to the kinds it names.
     (attrs("list", "secrets"), True, False),
     (attrs("watch", "pods"), True, False),
-    (attrs("patch", "memberclusters", group=FED, name="m"), True, False),
     (attrs("patch", "pods", namespace="kube-system", name="x", sub="ephemeralcontainers"), True, False),
 ]
 
@@ -663,5 +666,6 @@ async def test_a_membercluster_secret_outside_the_fleet_namespace_is_refused(
 
         await eventually(refused, timeout=60, what="the outside MemberCluster NotReady with 403")
     finally:
-        kubectl(fleet, "hub", "delete", "membercluster", "lp-outside", "--ignore-not-found")
+        # The running controller drains it (nothing was placed there) and lets it go.
+        kubectl(fleet, "hub", "delete", "membercluster", "lp-outside", "--ignore-not-found", "--timeout=60s")
         kubectl(fleet, "hub", "-n", "default", "delete", "secret", "lp-outside", "--ignore-not-found")

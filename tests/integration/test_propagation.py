@@ -8,14 +8,16 @@ play the member's deployment controller by writing `status` themselves.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import ControllerProcess, events, kubectl, running_controller, works
+from tests.controllerhelpers import FEDERATION, ControllerProcess, events, kubectl, running_controller, works
 from tests.kubehelpers import crd_manifest, create_crd_and_wait, eventually
 
 MEMBER_LABELS = {
@@ -647,3 +649,118 @@ async def test_cli_status_and_events_show_what_the_controller_did(
         return ev.returncode == 0 and any(e["object"].endswith("/shown") for e in json.loads(ev.stdout))
 
     await eventually(drift_listed, timeout=30, what="the drift event in `federation events`")
+
+
+def federation_cli(fleet: LocalFleet, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI as a fleet admin runs it, against the fleet's hub."""
+    hub = fleet.clusters["hub"]
+    env = {
+        **os.environ,
+        "FEDERATION_HUB_KUBECONFIG": str(hub.kubeconfig),
+        "FEDERATION_HUB_CONTEXT": hub.context,
+    }
+    return subprocess.run(
+        [FEDERATION, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def join_member_3_as(fleet: LocalFleet, name: str) -> None:
+    """member-3 joins a second time under `name`, tainted so that only the policies of the test
+    at hand (which tolerate the taint) place anything there."""
+    member = fleet.clusters["member-3"]
+    joined = federation_cli(
+        fleet, "clusters", "join", name, "--kubeconfig", str(member.kubeconfig), "--context", member.context,
+        "--taint", "test/drain=yes:NoSchedule",
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+
+
+def pinned_policy(name: str, namespace: str, cm: str, cluster: str, **spec: Any) -> dict[str, Any]:
+    return policy(
+        name,
+        namespace,
+        [{"apiVersion": "v1", "kind": "ConfigMap", "name": cm}],
+        placement={
+            "clusterNames": [cluster],
+            "tolerations": [{"key": "test/drain", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+        **spec,
+    )
+
+
+async def test_unjoin_drains_the_cluster_before_it_goes(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    """Deleting a MemberCluster deletes what we propagated there (Orphan policies' copies stay),
+    and only then does the object go; `clusters unjoin` waits for that, then removes the Secret."""
+    name = f"drain-{secrets.token_hex(3)}"
+    join_member_3_as(fleet, name)
+
+    async def finalized() -> bool:
+        mc = json.loads(kubectl(fleet, "hub", "get", "membercluster", name, "-o", "json"))
+        assert "federation.io/drain" in (mc["metadata"].get("finalizers") or []), mc["metadata"]
+        return True
+
+    await eventually(finalized, timeout=30, what=f"the drain finalizer on MemberCluster {name}")
+    apply(
+        fleet,
+        "hub",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "goes", "namespace": namespace}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stays", "namespace": namespace}},
+        pinned_policy("goes", namespace, "goes", name),
+        pinned_policy("stays", namespace, "stays", name, deletionPolicy="Orphan"),
+    )
+
+    async def landed() -> bool:
+        for cm in ("goes", "stays"):
+            assert get(fleet, "member-3", "configmap", cm, namespace) is not None, cm
+        return True
+
+    await eventually(landed, timeout=60, what=f"both ConfigMaps in {name} (member-3)")
+    left = federation_cli(fleet, "clusters", "unjoin", name, "--timeout", "60")
+    assert left.returncode == 0, left.stderr
+    assert f"cluster {name} left the fleet" in left.stdout
+    assert get(fleet, "member-3", "configmap", "goes", namespace) is None
+    stays = get(fleet, "member-3", "configmap", "stays", namespace)
+    assert stays is not None
+    assert kubectl(fleet, "hub", "get", "membercluster", name, "--ignore-not-found").strip() == ""
+    secret = kubectl(fleet, "hub", "-n", "fleet-system", "get", "secret", name, "--ignore-not-found")
+    assert secret.strip() == ""
+    # The hub's templates are untouched; nothing of the cluster is left to do.
+    assert get(fleet, "hub", "configmap", "goes", namespace) is not None
+    assert {(w["name"], w["state"]) for w in await works(controller.database_url, namespace)} <= {
+        ("stays", "orphaned")
+    }
+
+
+async def test_unjoin_force_leaves_the_copies_and_records_them_orphaned(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    name = f"gone-{secrets.token_hex(3)}"
+    join_member_3_as(fleet, name)
+    apply(
+        fleet,
+        "hub",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "left", "namespace": namespace}},
+        pinned_policy("left", namespace, "left", name),
+    )
+
+    async def landed_with_finalizer() -> bool:
+        assert get(fleet, "member-3", "configmap", "left", namespace) is not None
+        mc = json.loads(kubectl(fleet, "hub", "get", "membercluster", name, "-o", "json"))
+        assert "federation.io/drain" in (mc["metadata"].get("finalizers") or [])
+        return True
+
+    await eventually(landed_with_finalizer, timeout=60, what=f"the ConfigMap in {name}, finalizer on")
+    left = federation_cli(fleet, "clusters", "unjoin", name, "--force", "--timeout", "30")
+    assert left.returncode == 0, left.stderr
+    assert "copies left in place" in left.stdout
+    assert get(fleet, "member-3", "configmap", "left", namespace) is not None
+
+    async def orphaned() -> bool:
+        rows = [w for w in await works(controller.database_url, namespace) if w["cluster"] == name]
+        assert [(w["name"], w["state"]) for w in rows] == [("left", "orphaned")], rows
+        assert "removed from the fleet before its copies were deleted" in (rows[0]["last_error"] or "")
+        return True
+
+    await eventually(orphaned, timeout=30, what="the removed cluster's work recorded as orphaned")

@@ -60,7 +60,7 @@ HUB_CONTROLLER_RULES = [
         ],
         ["patch"],
     ),
-    rule([FED], ["memberclusters"], ["list", "watch"]),
+    rule([FED], ["memberclusters"], ["list", "watch", "patch"]),
     rule([FED], ["memberclusters/status"], ["patch"]),
     rule([""], ["namespaces"], ["get"], resourceNames=["kube-system"]),
 ]

@@ -355,3 +355,26 @@ async def work_index(conn: Connection, cluster: str) -> list[IndexedWork]:
 async def count_works(conn: Connection, resource_id: ResourceId) -> int:
     """How many works a resource still has (deletion waits for zero)."""
     return int(await conn.fetchval("SELECT count(*) FROM works WHERE resource_id = $1", resource_id))
+
+
+async def works_to_drain(conn: Connection, cluster: str) -> int:
+    """How many works of `cluster` still have a copy to delete or keep in step (orphaned ones
+    are left in the member on purpose): a leaving cluster is drained at zero."""
+    value = await conn.fetchval(
+        "SELECT count(*) FROM works WHERE cluster = $1 AND state <> 'orphaned'", cluster
+    )
+    return int(value)
+
+
+ABANDON = """
+UPDATE works
+SET state = 'orphaned', claimed_by = NULL, claimed_until = NULL, version = version + 1,
+    last_error = $2, updated_at = now()
+WHERE cluster = $1 AND state <> 'orphaned'
+"""
+
+
+async def abandon_cluster(conn: Connection, cluster: str, reason: str) -> int:
+    """Mark every remaining work of a cluster that left before it was drained as orphaned:
+    its copies stay in the member, and no propagator will ever claim them."""
+    return rowcount(await conn.execute(ABANDON, cluster, reason))
