@@ -424,6 +424,7 @@ class ClusterPropagator:
             health=Health(a.health.value),
             observed_generation=a.observed_generation,
             member_resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")) or None,
+            health_reason=a.reason[:1000],
         )
         self._flush.set()
         self.on_status(key)

@@ -78,7 +78,10 @@ def reason_of(work: WorkStatus) -> str:
     if work.health == Health.UNKNOWN and work.status_collected_at is None:
         return "applied; no status collected from the member yet"
     parts = [f"applied, {work.health.value}"]
-    if replicas:
+    # The member's own words (its health interpreter's) say more than a replica count.
+    if work.health_reason:
+        parts.append(work.health_reason)
+    elif replicas:
         parts.append(replicas)
     if not work.in_sync:
         parts.append("a newer version is waiting to be applied")
@@ -93,6 +96,7 @@ def work_model(work: WorkStatus) -> Work:
         reason=reason_of(work),
         desired_here=work.desired_here,
         health=work.health,
+        health_reason=work.health_reason,
         in_sync=work.in_sync,
         replicas_desired=work.replicas_desired,
         replicas_ready=work.replicas_ready,

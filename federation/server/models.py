@@ -262,6 +262,10 @@ class Work(Model):
     reason: str = Field(description="Why the cell looks as it does: the last error, or the health detail.")
     desired_here: bool
     health: Health
+    health_reason: str | None = Field(
+        description='Why the member copy has that health, e.g. "2/3 replicas available" (null before '
+        "any status is collected)."
+    )
     in_sync: bool
     replicas_desired: int | None
     replicas_ready: int | None

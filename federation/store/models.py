@@ -239,6 +239,7 @@ class MemberStatus(Base):
     observed_generation: Mapped[int | None] = mapped_column(BigInteger)
     member_resource_version: Mapped[str | None] = mapped_column(Text)
     collected_at: Mapped[datetime] = _timestamp()
+    health_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):

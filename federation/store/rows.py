@@ -207,6 +207,8 @@ class MemberStatusRow:
     health: Health
     observed_generation: int | None = None
     member_resource_version: str | None = None
+    #: Why the health is what it is, in words ("2/3 replicas available").
+    health_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,7 @@ class WorkStatus:
     state: WorkState
     desired_here: bool
     health: Health
+    health_reason: str | None
     in_sync: bool
     replicas_desired: int | None
     replicas_ready: int | None

@@ -191,7 +191,9 @@ async def test_rows_per_resource_and_per_cluster(seeded: Seeded) -> None:
         assert (w["state"], w["health"], w["phase"], w["in_sync"]) == ("applied", "Healthy", "healthy", True)
         assert (w["replicas_ready"], w["replicas_desired"]) == (2, 2)
         assert w["applied_at"] and w["status_collected_at"] and w["last_error"] is None
-        assert w["reason"] == "applied, Healthy; 2/2 replicas ready"
+        # The member's health interpreter's words, stored with its status, are the reason.
+        assert w["health_reason"] == "2/2 replicas available"
+        assert w["reason"] == "applied, Healthy; 2/2 replicas available"
 
     (conflict,) = (await api(s, f"/resources/core/ConfigMap/{ns}/shared/clusters"))["items"]
     assert (conflict["cluster"], conflict["state"], conflict["phase"]) == (
@@ -318,7 +320,7 @@ async def test_the_status_page_in_headless_chromium(seeded: Seeded) -> None:
         assert list(cells(key)) == columns, "one cell per cluster column"
     web = cells(f"apps/Deployment/{ns}/web")
     for member in s.members:
-        assert "p-healthy" in web[member][0] and "2/2 replicas ready" in web[member][1]
+        assert "p-healthy" in web[member][0] and "2/2 replicas available" in web[member][1]
     shared = cells(f"core/ConfigMap/{ns}/shared")
     assert "p-conflict" in shared[s.conflict_cluster][0]
     assert "not created by this hub" in shared[s.conflict_cluster][1], "the reason on hover"

@@ -176,6 +176,7 @@ def work(cluster: str = "member-1", state: WorkState = WorkState.APPLIED, **kw: 
         state=state,
         desired_here=state not in (WorkState.DELETING, WorkState.ORPHANING, WorkState.ORPHANED),
         health=Health.HEALTHY,
+        health_reason=None,  # rows written before member_status had it
         in_sync=state == WorkState.APPLIED,
         replicas_desired=3,
         replicas_ready=3,
@@ -219,6 +220,12 @@ def work(cluster: str = "member-1", state: WorkState = WorkState.APPLIED, **kw: 
             "applied; no status collected from the member yet",
         ),
         (work(replicas_desired=None, replicas_ready=None), Phase.HEALTHY, "applied, Healthy"),
+        (
+            # The member's health interpreter's words win over the replica count.
+            work(health=Health.DEGRADED, health_reason="not Ready: ImagePullBackOff", replicas_ready=0),
+            Phase.DEGRADED,
+            "applied, Degraded; not Ready: ImagePullBackOff",
+        ),
         (
             work(state=WorkState.CONFLICT, last_error="ConfigMap ns/x exists, not created by this hub"),
             Phase.CONFLICT,

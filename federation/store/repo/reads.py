@@ -50,6 +50,7 @@ def _work_status(r: asyncpg.Record) -> WorkStatus:
         state=WorkState(r["state"]),
         desired_here=r["desired_here"],
         health=Health(r["health"]),
+        health_reason=r["health_reason"],
         in_sync=r["in_sync"],
         replicas_desired=r["replicas_desired"],
         replicas_ready=r["replicas_ready"],

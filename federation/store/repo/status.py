@@ -17,21 +17,24 @@ from federation.store.rows import MemberStatusRow
 UPSERT = """
 WITH written AS (
     INSERT INTO member_status AS m (
-        resource_id, cluster, status, health, observed_generation, member_resource_version
+        resource_id, cluster, status, health, observed_generation, member_resource_version, health_reason
     )
     SELECT u.resource_id, u.cluster, u.status::jsonb, u.health, u.observed_generation,
-           u.member_resource_version
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::health[], $5::bigint[], $6::text[])
-        AS u(resource_id, cluster, status, health, observed_generation, member_resource_version)
+           u.member_resource_version, u.health_reason
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::health[], $5::bigint[], $6::text[], $7::text[])
+        AS u(resource_id, cluster, status, health, observed_generation, member_resource_version,
+             health_reason)
     ON CONFLICT (resource_id, cluster) DO UPDATE SET
         status = EXCLUDED.status,
         health = EXCLUDED.health,
         observed_generation = EXCLUDED.observed_generation,
         member_resource_version = EXCLUDED.member_resource_version,
+        health_reason = EXCLUDED.health_reason,
         collected_at = now()
-    WHERE (m.health, m.observed_generation, m.member_resource_version, m.status)
+    WHERE (m.health, m.observed_generation, m.member_resource_version, m.status, m.health_reason)
         IS DISTINCT FROM
-          (EXCLUDED.health, EXCLUDED.observed_generation, EXCLUDED.member_resource_version, EXCLUDED.status)
+          (EXCLUDED.health, EXCLUDED.observed_generation, EXCLUDED.member_resource_version, EXCLUDED.status,
+           EXCLUDED.health_reason)
     RETURNING 1
 )
 SELECT count(*) FROM written
@@ -67,6 +70,7 @@ async def upsert_member_statuses(conn: Connection, rows: Sequence[MemberStatusRo
         [r.health.value for r in rows],
         [r.observed_generation for r in rows],
         [r.member_resource_version for r in rows],
+        [r.health_reason for r in rows],
     )
     return int(written)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from federation.devfleet import EmbeddedPostgres
@@ -43,7 +44,7 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     revisions = await migrate.upgrade(empty_url)
     assert revisions.before is None
-    assert revisions.after == migrate.head_revision() == "0003"
+    assert revisions.after == migrate.head_revision() == "0004"
     found = await relations(empty_url)
     for table in TABLES:
         assert found.get(table) == "r", table
@@ -52,6 +53,14 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert found.get("work_state") == "e" and found.get("health") == "e"
 
     assert found.get("controller_leader") == "r"
+    reason = "SELECT health_reason FROM fleet_work_status LIMIT 0"
+    await query(empty_url, reason)
+
+    revisions = await migrate.downgrade(empty_url, "0003")
+    assert (revisions.before, revisions.after) == ("0004", "0003")
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await query(empty_url, reason)
+    assert set(await relations(empty_url)) >= VIEW_NAMES  # rebuilt without it
 
     revisions = await migrate.downgrade(empty_url, "0002")
     assert (revisions.before, revisions.after) == ("0003", "0002")
@@ -67,8 +76,8 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert set(await relations(empty_url)) == {"alembic_version"}
 
     revisions = await migrate.upgrade(empty_url, "head")
-    assert (revisions.before, revisions.after) == (None, "0003")
-    assert await migrate.current(empty_url) == "0003"
+    assert (revisions.before, revisions.after) == (None, "0004")
+    assert await migrate.current(empty_url) == "0004"
     assert set(TABLES) | VIEW_NAMES <= set(await relations(empty_url))
 
 
@@ -88,4 +97,4 @@ async def test_the_comparison_does_see_a_difference(database_url: str) -> None:
 
 async def test_upgrading_twice_is_a_no_op(database_url: str) -> None:
     revisions = await migrate.upgrade(database_url)
-    assert revisions.before == revisions.after == "0003"
+    assert revisions.before == revisions.after == "0004"
