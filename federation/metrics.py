@@ -91,6 +91,11 @@ CLUSTER_READY = Gauge(
 
 # -- status up and spec down -------------------------------------------------------------
 STATUS_WRITES = Counter("federation_hub_status_writes_total", "Aggregated status writes to hub templates.")
+TLS_RELOADS = Counter(
+    "federation_tls_reloads_total",
+    "Serving certificate reloads after its files changed (result: ok, or error: the old pair stays).",
+    ["result"],
+)
 MEMBER_WRITES = Counter(
     "federation_member_writes_total",
     "Writes sent to member apiservers (applies, deletes, patches).",

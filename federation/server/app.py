@@ -24,6 +24,7 @@ from federation.server import access
 from federation.server.access import AccessPolicy, middlewares
 from federation.server.api import add_api_routes
 from federation.server.page import add_page_routes
+from federation.server.tlsreload import CertReloader
 from federation.server.webhook import ValidatingWebhook
 from federation.store import Store
 
@@ -135,6 +136,10 @@ def build_app(
 
 async def serve(app: web.Application, config: ServerConfig) -> web.AppRunner:
     ssl_context = server_ssl_context(config)
+    if ssl_context is not None and config.tls_cert is not None and config.tls_key is not None:
+        # Renewed pairs (cert-manager, a rotated Secret) are served without a restart.
+        reloader = CertReloader(ssl_context, cert=config.tls_cert, key=config.tls_key)
+        app.cleanup_ctx.append(reloader.cleanup_ctx)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
