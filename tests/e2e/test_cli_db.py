@@ -10,9 +10,11 @@ from pathlib import Path
 
 from federation.devfleet import EmbeddedPostgres
 from federation.localdb import running_server_port
+from federation.store import head_revision
 from tests.storehelpers import create_database, drop_database
 
 FEDERATION = str(Path(sys.executable).parent / "federation")
+HEAD = head_revision()
 
 
 def run(
@@ -40,19 +42,18 @@ def test_embedded_database_by_default(tmp_path: Path) -> None:
     state = tmp_path / "state"
     up = run("db", "upgrade", "--state-dir", str(state))
     assert up.returncode == 0, up.stderr
-    assert (
-        f"the embedded database in {state / 'db'}: upgraded none (empty database) → 0003 (head)" in up.stdout
-    )
+    want = f"the embedded database in {state / 'db'}: upgraded none (empty database) → {HEAD} (head)"
+    assert want in up.stdout
     assert (state / "db" / "PG_VERSION").is_file()
     assert running_server_port(state / "db") is None  # stopped again
 
     current = run("db", "current", env={"FEDERATION_STATE_DIR": str(state)})
     assert current.returncode == 0, current.stderr
-    assert current.stdout.strip() == "0003 (head)"
+    assert current.stdout.strip() == f"{HEAD} (head)"
 
     down = run("db", "downgrade", "base", "--state-dir", str(state))
     assert down.returncode == 0, down.stderr
-    assert "downgraded 0003 (head) → none (empty database)" in down.stdout
+    assert f"downgraded {HEAD} (head) → none (empty database)" in down.stdout
     current = run("db", "current", "--state-dir", str(state))
     assert current.stdout.strip() == "none (empty database)"
     assert "run `federation db upgrade`" in current.stderr
@@ -66,9 +67,9 @@ async def test_explicit_database_url(postgres: EmbeddedPostgres) -> None:
         assert first.returncode == 0, first.stderr
         assert f"127.0.0.1:{postgres.port}/cli_db_test: upgraded none (empty database) → 0001" in first.stdout
         rest = run("db", "upgrade", env={"FEDERATION_DATABASE_URL": url})
-        assert "upgraded 0001 → 0003 (head)" in rest.stdout, rest.stderr
+        assert f"upgraded 0001 → {HEAD} (head)" in rest.stdout, rest.stderr
         again = run("db", "upgrade", "--database-url", url)
-        assert "already at 0003 (head)" in again.stdout
+        assert f"already at {HEAD} (head)" in again.stdout
     finally:
         await drop_database(postgres.url, "cli_db_test")
 
