@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from federation.devfleet import LocalFleet
@@ -764,3 +765,41 @@ async def test_unjoin_force_leaves_the_copies_and_records_them_orphaned(
         return True
 
     await eventually(orphaned, timeout=30, what="the removed cluster's work recorded as orphaned")
+
+
+async def test_a_drain_interrupted_by_a_restart_finishes_after_it(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    """The MemberCluster is deleted while no controller runs: the next one still connects to the
+    leaving cluster (from the object being deleted), deletes the copy, then lets the object go."""
+    name = f"restart-{secrets.token_hex(3)}"
+    join_member_3_as(fleet, name)
+    apply(
+        fleet,
+        "hub",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later", "namespace": namespace}},
+        pinned_policy("later", namespace, "later", name),
+    )
+
+    async def landed_with_finalizer() -> bool:
+        assert get(fleet, "member-3", "configmap", "later", namespace) is not None
+        mc = json.loads(kubectl(fleet, "hub", "get", "membercluster", name, "-o", "json"))
+        assert "federation.io/drain" in (mc["metadata"].get("finalizers") or [])
+        return True
+
+    await eventually(landed_with_finalizer, timeout=60, what=f"the ConfigMap in {name}, finalizer on")
+    await anyio.to_thread.run_sync(controller.stop)
+    try:
+        kubectl(fleet, "hub", "delete", "membercluster", name, "--wait=false")
+        mc = json.loads(kubectl(fleet, "hub", "get", "membercluster", name, "-o", "json"))
+        assert mc["metadata"].get("deletionTimestamp"), "held by the finalizer while nobody drains"
+    finally:
+        await anyio.to_thread.run_sync(controller.start)
+
+    async def drained() -> bool:
+        assert get(fleet, "member-3", "configmap", "later", namespace) is None, "copy still there"
+        assert kubectl(fleet, "hub", "get", "membercluster", name, "--ignore-not-found").strip() == ""
+        return True
+
+    await eventually(drained, timeout=60, what=f"{name} drained and gone after the restart")
+    kubectl(fleet, "hub", "-n", "fleet-system", "delete", "secret", name, "--ignore-not-found")
