@@ -312,6 +312,10 @@ def _cluster_row(member: Member, registry: ClusterRegistry) -> ClusterRow:
         age = max(0.0, registry.clock.now() - health.last_probe)
         last_probe = datetime.now(UTC) - timedelta(seconds=age)
     allocatable = member.allocatable
+    reason = health.reason if member.client is not None else (member.connect_error or health.reason)
+    if member.draining:
+        # What `clusters list`, the API and the page show while its copies are being deleted.
+        reason = f"leaving the fleet: deleting its copies first ({reason})"
     return ClusterRow(
         name=member.name,
         labels=dict(member.labels),
@@ -324,7 +328,7 @@ def _cluster_row(member: Member, registry: ClusterRegistry) -> ClusterRow:
         ),
         endpoint=member.client.server if member.client is not None else None,
         ready=registry.is_ready(member.name),
-        ready_reason=health.reason if member.client is not None else (member.connect_error or health.reason),
+        ready_reason=reason,
         last_probe_at=last_probe,
         kubernetes_version=health.version,
         allocatable={}

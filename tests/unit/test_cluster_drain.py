@@ -45,3 +45,18 @@ def test_force_marks_and_releases_in_one_patch() -> None:
     assert forced(member(annotations={FORCE_ANNOTATION: "force"}))
     assert not forced(member(annotations={FORCE_ANNOTATION: "later"}))
     assert not has_finalizer({"metadata": {}})
+
+
+def test_a_leaving_cluster_says_so_where_admins_look() -> None:
+    """The store's cluster row (`clusters list`, the API, the page) and placement both see it."""
+    from federation.clusters.registry import ClusterRegistry, Member
+    from federation.manager import _cluster_row
+
+    registry = ClusterRegistry()
+    staying = Member(name="eu", labels={}, taints=(), source="MemberCluster eu", from_hub=True)
+    leaving = Member(name="us", labels={}, taints=(), source="MemberCluster us", from_hub=True)
+    leaving.draining = True
+    registry._members.update(eu=staying, us=leaving)
+    assert [s.name for s in registry.snapshots()] == ["eu"]  # nothing new is placed on it
+    assert _cluster_row(leaving, registry).ready_reason.startswith("leaving the fleet: deleting its copies")
+    assert not _cluster_row(staying, registry).ready_reason.startswith("leaving")
