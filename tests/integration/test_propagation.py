@@ -734,25 +734,32 @@ async def test_unjoin_drains_the_cluster_before_it_goes(
     }
 
 
-async def test_unjoin_force_leaves_the_copies_and_records_them_orphaned(
-    fleet: LocalFleet, controller: ControllerProcess, namespace: str
-) -> None:
-    name = f"gone-{secrets.token_hex(3)}"
+async def one_copy_on_a_new_member(fleet: LocalFleet, namespace: str, prefix: str, cm: str) -> str:
+    """Join member-3 under a new name, place ConfigMap `cm` there only; wait until it landed and
+    the MemberCluster carries the drain finalizer. Returns the new member's name."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
     join_member_3_as(fleet, name)
     apply(
         fleet,
         "hub",
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "left", "namespace": namespace}},
-        pinned_policy("left", namespace, "left", name),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm, "namespace": namespace}},
+        pinned_policy(cm, namespace, cm, name),
     )
 
     async def landed_with_finalizer() -> bool:
-        assert get(fleet, "member-3", "configmap", "left", namespace) is not None
+        assert get(fleet, "member-3", "configmap", cm, namespace) is not None
         mc = json.loads(kubectl(fleet, "hub", "get", "membercluster", name, "-o", "json"))
         assert "federation.io/drain" in (mc["metadata"].get("finalizers") or [])
         return True
 
     await eventually(landed_with_finalizer, timeout=60, what=f"the ConfigMap in {name}, finalizer on")
+    return name
+
+
+async def test_unjoin_force_leaves_the_copies_and_records_them_orphaned(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    name = await one_copy_on_a_new_member(fleet, namespace, "gone", "left")
     left = federation_cli(fleet, "clusters", "unjoin", name, "--force", "--timeout", "30")
     assert left.returncode == 0, left.stderr
     assert "copies left in place" in left.stdout
@@ -772,22 +779,7 @@ async def test_a_drain_interrupted_by_a_restart_finishes_after_it(
 ) -> None:
     """The MemberCluster is deleted while no controller runs: the next one still connects to the
     leaving cluster (from the object being deleted), deletes the copy, then lets the object go."""
-    name = f"restart-{secrets.token_hex(3)}"
-    join_member_3_as(fleet, name)
-    apply(
-        fleet,
-        "hub",
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later", "namespace": namespace}},
-        pinned_policy("later", namespace, "later", name),
-    )
-
-    async def landed_with_finalizer() -> bool:
-        assert get(fleet, "member-3", "configmap", "later", namespace) is not None
-        mc = json.loads(kubectl(fleet, "hub", "get", "membercluster", name, "-o", "json"))
-        assert "federation.io/drain" in (mc["metadata"].get("finalizers") or [])
-        return True
-
-    await eventually(landed_with_finalizer, timeout=60, what=f"the ConfigMap in {name}, finalizer on")
+    name = await one_copy_on_a_new_member(fleet, namespace, "restart", "later")
     await anyio.to_thread.run_sync(controller.stop)
     try:
         kubectl(fleet, "hub", "delete", "membercluster", name, "--wait=false")
