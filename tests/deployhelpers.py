@@ -58,6 +58,19 @@ HELM_VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy.ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
         "replicas": 3,
     },
+    "webhook": {
+        "database.url": "postgresql://federation@postgres/federation",
+        "webhook.enabled": True,
+        "webhook.tlsSecret": "federation-webhook-tls",
+        "webhook.caBundle": "Zm9v",
+        "serviceMonitor.enabled": True,
+    },
+    "webhook-cert-manager": {
+        "database.url": "postgresql://federation@postgres/federation",
+        "webhook.enabled": True,
+        "webhook.tlsSecret": "federation-webhook-tls",
+        "webhook.certManagerCertificate": "federation-system/federation-webhook",
+    },
     "no-rbac-no-extras": {
         "database.url": "postgresql://federation@postgres/federation",
         "rbac.create": False,

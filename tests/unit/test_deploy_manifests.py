@@ -30,6 +30,7 @@ from tests.deployhelpers import (
     CHART,
     CONTROLLER_SA,
     DEPLOY,
+    HELM_VALUE_SETS,
     MEMBER_SA,
     NAMESPACE,
     REPO,
@@ -285,8 +286,6 @@ def _run_options() -> tuple[set[str], set[str]]:
 #: Environment variables the Deployment may set that `federation run` does not read itself.
 OTHER_ENV = {
     "PYTHONDONTWRITEBYTECODE": "Python's own",
-    # The dashboard API's bearer token: read by the HTTP API of issue 7 (another branch).
-    "FEDERATION_API_TOKEN": "the HTTP API",
 }
 
 
@@ -306,8 +305,6 @@ def test_the_deployment_uses_only_options_federation_run_knows(deploy_objects: l
 
 
 def test_the_chart_uses_only_options_federation_run_knows() -> None:
-    from tests.deployhelpers import HELM_VALUE_SETS
-
     for values in HELM_VALUE_SETS.values():
         chart = load_all(helm_template(values))
         pod = find(chart, "Deployment", "federation-controller")["spec"]["template"]["spec"]
@@ -572,3 +569,55 @@ def test_the_chart_points_at_the_canonical_crds_and_dashboard() -> None:
     assert (CHART / "dashboards" / "federation.json").resolve() == (
         DEPLOY / "grafana" / "federation.json"
     ).resolve()
+
+
+# -- the webhook: the chart's toggle and the kustomize overlay agree --------------------------
+
+
+def test_the_chart_webhook_is_the_overlay_webhook() -> None:
+    """Same webhook (rules, policy, timeout, service) and the same TLS wiring of the pod."""
+    chart = load_all(helm_template(HELM_VALUE_SETS["webhook-cert-manager"]))
+    overlay = load_all(kustomize("deploy/overlays/webhook"))
+    ours = find(chart, "ValidatingWebhookConfiguration", "federation-validating")
+    theirs = find(overlay, "ValidatingWebhookConfiguration", "federation-validating")
+    assert ours["metadata"]["annotations"] == theirs["metadata"]["annotations"]
+    (a,), (b,) = ours["webhooks"], theirs["webhooks"]
+    assert a["clientConfig"]["service"] == b["clientConfig"]["service"]
+    assert {k: v for k, v in a.items() if k != "clientConfig"} == {
+        k: v for k, v in b.items() if k != "clientConfig"
+    }
+
+    def tls(objs: list[dict[str, Any]]) -> tuple[Any, ...]:
+        pod = find(objs, "Deployment", "federation-controller")["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"] if e["name"].startswith("FEDERATION_TLS")}
+        probes = ("startupProbe", "livenessProbe", "readinessProbe")
+        schemes = {p: container[p]["httpGet"].get("scheme") for p in probes}
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-tls")
+        volume = next(v for v in pod["volumes"] if v["name"] == "webhook-tls")
+        return env, schemes, mount["mountPath"], volume["secret"]["secretName"]
+
+    assert tls(chart) == tls(overlay)
+    env, schemes, _, _ = tls(chart)
+    assert set(env) == {"FEDERATION_TLS_CERT", "FEDERATION_TLS_KEY"}
+    assert set(schemes.values()) == {"HTTPS"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"webhook.enabled": True}, "needs webhook.tlsSecret"),
+        ({"webhook.enabled": True, "webhook.tlsSecret": "tls"}, "needs webhook.caBundle"),
+    ],
+)
+def test_the_chart_webhook_needs_a_pair_and_a_ca(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        helm_template({"database.url": "postgresql://x", **values})
+
+
+def test_without_the_webhook_the_chart_serves_plain_http() -> None:
+    chart = load_all(helm_template({"database.url": "postgresql://x"}))
+    assert not [d for d in chart if d["kind"] == "ValidatingWebhookConfiguration"]
+    pod = find(chart, "Deployment", "federation-controller")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "scheme" not in container["readinessProbe"]["httpGet"]

@@ -73,6 +73,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if and .Values.api.token .Values.api.existingSecret -}}
 {{- fail "set api.token or api.existingSecret, not both" -}}
 {{- end -}}
+{{- if and .Values.webhook.enabled (not .Values.webhook.tlsSecret) -}}
+{{- fail "webhook.enabled needs webhook.tlsSecret: apiservers call webhooks over HTTPS only" -}}
+{{- end -}}
+{{- if and .Values.webhook.enabled (not (or .Values.webhook.caBundle .Values.webhook.certManagerCertificate)) -}}
+{{- fail "webhook.enabled needs webhook.caBundle or webhook.certManagerCertificate (who vouches for the pair)" -}}
+{{- end -}}
 {{- if and .Values.clustersFile.kubeconfigsSecret (not .Values.clustersFile.content) -}}
 {{- fail "clustersFile.kubeconfigsSecret is set but clustersFile.content is empty" -}}
 {{- end -}}
