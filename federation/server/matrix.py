@@ -89,44 +89,11 @@ def reason_of(work: WorkStatus) -> str:
 
 
 def work_model(work: WorkStatus) -> Work:
-    return Work(
-        cluster=work.cluster,
-        state=work.state,
-        phase=phase_of(work),
-        reason=reason_of(work),
-        desired_here=work.desired_here,
-        health=work.health,
-        health_reason=work.health_reason,
-        in_sync=work.in_sync,
-        replicas_desired=work.replicas_desired,
-        replicas_ready=work.replicas_ready,
-        replicas_available=work.replicas_available,
-        replicas_updated=work.replicas_updated,
-        observed_generation=work.observed_generation,
-        desired_hash=work.desired_hash,
-        applied_hash=work.applied_hash,
-        member_resource_version=work.member_resource_version,
-        last_error=work.last_error,
-        attempts=work.attempts,
-        next_attempt_at=work.next_attempt_at,
-        claimed_by=work.claimed_by,
-        claimed_until=work.claimed_until,
-        created_at=work.created_at,
-        updated_at=work.updated_at,
-        applied_at=work.applied_at,
-        status_collected_at=work.status_collected_at,
-    )
+    return Work.from_row(work, phase=phase_of(work), reason=reason_of(work))
 
 
 def cell_of(work: WorkStatus) -> Cell:
-    return Cell(
-        state=work.state,
-        health=work.health,
-        phase=phase_of(work),
-        reason=reason_of(work),
-        replicas_desired=work.replicas_desired,
-        replicas_ready=work.replicas_ready,
-    )
+    return Cell.from_row(work, phase=phase_of(work), reason=reason_of(work))
 
 
 def build_matrix(

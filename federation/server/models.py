@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from urllib.parse import quote
 
 from pydantic import (
@@ -87,6 +87,14 @@ def resource_path(ref: ObjectRef) -> str:
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
+    @classmethod
+    def from_row(cls, row: object, **given: Any) -> Self:
+        """The model from a store row: every field the row has under the same name (the models
+        are named after the view columns), plus `given` for the rest. A field the row lacks and
+        nobody gives fails validation, so a renamed column cannot go unnoticed."""
+        taken = {n: getattr(row, n) for n in cls.model_fields.keys() - given.keys() if hasattr(row, n)}
+        return cls(**taken, **given)
+
 
 # -- errors -------------------------------------------------------------------------------------
 
@@ -135,29 +143,11 @@ class ClusterList(Model):
 
 
 def cluster_model(status: ClusterStatus, registry: ClusterRow | None) -> Cluster:
-    return Cluster(
-        cluster=status.cluster,
-        ready=status.ready,
-        ready_reason=status.ready_reason,
-        last_probe_at=status.last_probe_at,
-        kubernetes_version=status.kubernetes_version,
-        endpoint=status.endpoint,
+    return Cluster.from_row(
+        status,
         labels=dict(status.labels or {}),
         taints=[dict(t) for t in (registry.taints if registry else ())],
         allocatable=dict(registry.allocatable) if registry else {},
-        lease_holder=status.lease_holder,
-        lease_expires_at=status.lease_expires_at,
-        works_total=status.works_total,
-        works_pending=status.works_pending,
-        works_applied=status.works_applied,
-        works_conflict=status.works_conflict,
-        works_failed=status.works_failed,
-        works_deleting=status.works_deleting,
-        works_orphaning=status.works_orphaning,
-        works_orphaned=status.works_orphaned,
-        works_due=status.works_due,
-        drift_events_last_hour=status.drift_events_last_hour,
-        updated_at=status.updated_at,
     )
 
 
@@ -201,31 +191,13 @@ class ResourceList(Model):
 
 
 def resource_model(row: ResourceStatus) -> Resource:
-    return Resource(
-        resource_id=row.resource_id,
+    return Resource.from_row(
+        row,
         api_group=row.ref.api_group,
-        api_version=row.api_version,
         kind=row.ref.kind,
         namespace=row.ref.namespace,
         name=row.ref.name,
         path=resource_path(row.ref),
-        uid=row.uid,
-        generation=row.generation,
-        deleted_at=row.deleted_at,
-        placement_revision=row.placement_revision,
-        unschedulable=row.unschedulable,
-        clusters_desired=row.clusters_desired,
-        clusters_applied=row.clusters_applied,
-        clusters_healthy=row.clusters_healthy,
-        clusters_conflicted=row.clusters_conflicted,
-        clusters_failed=row.clusters_failed,
-        clusters_removing=row.clusters_removing,
-        replicas_desired=row.replicas_desired,
-        replicas_ready=row.replicas_ready,
-        replicas_available=row.replicas_available,
-        replicas_updated=row.replicas_updated,
-        worst_health=row.worst_health,
-        last_change=row.last_change,
     )
 
 
