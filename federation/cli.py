@@ -21,7 +21,13 @@ import click
 from rich.table import Table
 
 from federation import __version__
-from federation.commands.base import database_options, err_console, out_console, with_database
+from federation.commands.base import (
+    database_options,
+    default_kubeconfig,
+    err_console,
+    out_console,
+    with_database,
+)
 from federation.errors import ConfigError, FederationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -256,7 +262,7 @@ def run(
         client_ca=client_ca,
     )
     server_ssl_context(server)  # a bad certificate is an error now, not after connecting to everything
-    kubeconfig = hub_kubeconfig or _default_kubeconfig()
+    kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
     with database(database_url, state_dir=state_dir, progress=lambda m: err_console.print(m)) as url:
@@ -325,17 +331,6 @@ def _dump_tasks() -> None:
     for task in tasks:
         task.print_stack(limit=8, file=sys.stderr)
     sys.stderr.flush()
-
-
-def _default_kubeconfig() -> Path:
-    env = os.environ.get("KUBECONFIG")
-    path = Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
-    if not path.is_file():
-        raise ConfigError(
-            f"no hub kubeconfig: {path} does not exist",
-            hint="pass --hub-kubeconfig (or set KUBECONFIG) to the hub cluster's kubeconfig",
-        )
-    return path
 
 
 @main.group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,20 @@ out_console = Console(highlight=False)
 
 def progress(message: str) -> None:
     err_console.print(f"[dim]•[/] {message}", soft_wrap=True)
+
+
+def default_kubeconfig(given: Path | None) -> Path:
+    """The hub kubeconfig: the flag's, else $KUBECONFIG's first file, else ~/.kube/config."""
+    if given is not None:
+        return given
+    env = os.environ.get("KUBECONFIG")
+    path = Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
+    if not path.is_file():
+        raise ConfigError(
+            f"no hub kubeconfig: {path} does not exist",
+            hint="pass --hub-kubeconfig (or set KUBECONFIG) to the hub cluster's kubeconfig",
+        )
+    return path
 
 
 def database_options(f: F) -> F:

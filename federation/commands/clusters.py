@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from federation.commands.base import database_options, emit, out_console, output_option, with_database
+from federation.commands.base import (
+    database_options,
+    default_kubeconfig,
+    emit,
+    out_console,
+    output_option,
+    with_database,
+)
 from federation.errors import ConfigError
 from federation.store import Store
 
@@ -21,18 +27,6 @@ def hub_options(f: Any) -> Any:
         envvar="FEDERATION_HUB_KUBECONFIG",
         help="Kubeconfig of the hub [default: $KUBECONFIG or ~/.kube/config].",
     )(f)
-
-
-def default_kubeconfig(given: Path | None) -> Path:
-    if given is not None:
-        return given
-    env = os.environ.get("KUBECONFIG")
-    path = Path(env.split(os.pathsep)[0]) if env else Path.home() / ".kube" / "config"
-    if not path.is_file():
-        raise ConfigError(
-            f"no hub kubeconfig: {path} does not exist", hint="pass --hub-kubeconfig or set KUBECONFIG"
-        )
-    return path
 
 
 def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
