@@ -339,9 +339,6 @@ class Store:
             what = f"resources {rows[0].ref}" + (f" (+{len(rows) - 1} more)" if len(rows) > 1 else "")
         return await self._run(what, lambda c: resources.upsert_resources(c, rows))
 
-    async def upsert_resource(self, row: ResourceRow) -> ResourceId:
-        return (await self.upsert_resources([row]))[0]
-
     async def register_resource(self, row: ResourceRow) -> tuple[ResourceId, bool]:
         """Upsert one template: its id, and whether its row is new (so it has no placement)."""
         found = await self._run(f"resources {row.ref}", lambda c: resources.upsert_resources_new(c, [row]))

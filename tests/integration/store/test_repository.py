@@ -47,7 +47,7 @@ async def test_resources_upsert_returns_ids_in_order_and_skips_unchanged(
     assert await xmins(database_url, "resources") == before
 
     changed = resource_row("app-2", resource_version="2", replicas=5)
-    assert await store.upsert_resource(changed) == ids[2]
+    assert await store.register_resource(changed) == (ids[2], False)
     (row,) = await query(
         database_url, "SELECT resource_version, template FROM resources WHERE id = $1", ids[2]
     )
