@@ -263,20 +263,14 @@ class ClusterRegistry:
         if (obj.get("metadata") or {}).get("deletionTimestamp"):
             await self._start_draining(existing, obj)
             return
-        try:
-            mc = MemberCluster.model_validate(obj)
-        except FederationError as exc:
-            log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
+        mc = _validated(obj)
+        if mc is None:
             return
-        member = existing if existing is not None and existing.from_hub else None
+        member = existing
         labels, taints = dict(mc.metadata.labels), tuple(mc.spec.taints)
         status = mc.status
         if member is None:
-            member = Member(
-                name=name, labels=labels, taints=taints, source=f"MemberCluster {name}", from_hub=True
-            )
-            self._members[name] = member
-            await self._connect_from_secret(member, mc)
+            member = await self._add_hub_member(mc)
             self._changed(f"cluster {name} joined the fleet")
         else:
             reconnect = member.connect_error is not None or _secret_key(obj) != member.secret_ref
@@ -294,6 +288,20 @@ class ClusterRegistry:
         if self.drain is not None and not has_finalizer(obj) and not forced(obj):
             await self._patch_finalizer(member, present=True)
 
+    async def _add_hub_member(self, mc: MemberCluster) -> Member:
+        """Register the cluster a MemberCluster describes, connected with its Secret."""
+        name = mc.metadata.name
+        member = Member(
+            name=name,
+            labels=dict(mc.metadata.labels),
+            taints=tuple(mc.spec.taints),
+            source=f"MemberCluster {name}",
+            from_hub=True,
+        )
+        self._members[name] = member
+        await self._connect_from_secret(member, mc)
+        return member
+
     # -- leaving the fleet -------------------------------------------------------------
 
     async def _start_draining(self, existing: Member | None, obj: Obj) -> None:
@@ -302,20 +310,10 @@ class ClusterRegistry:
         name = str(obj["metadata"]["name"])
         member = existing
         if member is None:
-            try:
-                mc = MemberCluster.model_validate(obj)
-            except FederationError as exc:
-                log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
+            mc = _validated(obj)
+            if mc is None:
                 return
-            member = Member(
-                name=name,
-                labels=dict(mc.metadata.labels),
-                taints=tuple(mc.spec.taints),
-                source=f"MemberCluster {name}",
-                from_hub=True,
-            )
-            self._members[name] = member
-            await self._connect_from_secret(member, mc)
+            member = await self._add_hub_member(mc)
         member.seen = obj
         if not member.draining:
             member.draining = True
@@ -493,6 +491,16 @@ class ClusterRegistry:
     async def close(self) -> None:
         for m in list(self._members.values()):
             await self._detach(m)
+
+
+def _validated(obj: Obj) -> MemberCluster | None:
+    """The MemberCluster, or None (logged) when the object does not parse."""
+    name = str((obj.get("metadata") or {}).get("name"))
+    try:
+        return MemberCluster.model_validate(obj)
+    except FederationError as exc:
+        log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
+        return None
 
 
 def _secret_key(obj: Obj) -> tuple[str, str, str] | None:
