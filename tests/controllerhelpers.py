@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -173,6 +174,27 @@ def kubectl(fleet: LocalFleet, context: str, *args: str, stdin: str | None = Non
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl --context {context} {' '.join(args)} failed: {proc.stderr}")
     return proc.stdout
+
+
+def apply(fleet: LocalFleet, context: str, *objs: dict[str, Any]) -> None:
+    """`kubectl apply` of these objects (one List) in `context`."""
+    kubectl(
+        fleet,
+        context,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
+    )
+
+
+def get(
+    fleet: LocalFleet, context: str, kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
+    """The object as `kubectl get -o json` shows it, or None when it does not exist."""
+    ns = ["-n", namespace] if namespace else []
+    out = kubectl(fleet, context, *ns, "get", kind, name, "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out.strip() else None
 
 
 def register_members(fleet: LocalFleet, labels: dict[str, dict[str, str]]) -> None:

@@ -20,15 +20,8 @@ import pytest
 
 from federation.devfleet import HUB, LocalFleet
 from tests.apihelpers import dump_dom, parse_html, run_schemathesis, screenshot
-from tests.controllerhelpers import ControllerProcess, register_members
-from tests.integration.test_propagation import (
-    MEMBER_LABELS,
-    apply,
-    deployment,
-    get,
-    policy,
-    write_member_status,
-)
+from tests.controllerhelpers import ControllerProcess, apply, get, register_members
+from tests.integration.test_propagation import MEMBER_LABELS, deployment, policy, write_member_status
 from tests.kubehelpers import create_namespace, delete_namespace, delete_policies, eventually
 from tests.storehelpers import create_database, drop_database
 

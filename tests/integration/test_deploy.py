@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import ControllerProcess, kubectl
+from tests.controllerhelpers import ControllerProcess, apply, get, kubectl
 from tests.deployhelpers import (
     CONTROLLER_SA,
     DEPLOY,
@@ -293,25 +293,6 @@ async def least_privilege(
         await drop_database(fleet.database_url, db)
 
 
-def get(
-    fleet: LocalFleet, context: str, kind: str, name: str, namespace: str | None = None
-) -> dict[str, Any] | None:
-    ns = ["-n", namespace] if namespace else []
-    out = kubectl(fleet, context, *ns, "get", kind, name, "-o", "json", "--ignore-not-found")
-    return json.loads(out) if out.strip() else None
-
-
-def apply(fleet: LocalFleet, *objs: dict[str, Any]) -> None:
-    kubectl(
-        fleet,
-        "hub",
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
-    )
-
-
 def policy(name: str, namespace: str, kind: str, api_version: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "federation.io/v1alpha1",
@@ -386,6 +367,7 @@ async def _propagate_status_and_delete(fleet: LocalFleet, controller: Controller
     }
     apply(
         fleet,
+        "hub",
         web,
         settings,
         policy("web", ns, "Deployment", "apps/v1"),  # Duplicated, deletionPolicy Delete
@@ -655,7 +637,7 @@ async def test_a_membercluster_secret_outside_the_fleet_namespace_is_refused(
             "taints": [{"key": "test/outside", "effect": "NoSchedule"}],
         },
     }
-    apply(fleet, secret, outside)
+    apply(fleet, "hub", secret, outside)
     try:
 
         async def refused() -> bool:

@@ -18,7 +18,16 @@ import anyio
 import pytest
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import FEDERATION, ControllerProcess, events, kubectl, running_controller, works
+from tests.controllerhelpers import (
+    FEDERATION,
+    ControllerProcess,
+    apply,
+    events,
+    get,
+    kubectl,
+    running_controller,
+    works,
+)
 from tests.kubehelpers import crd_manifest, create_crd_and_wait, eventually
 
 MEMBER_LABELS = {
@@ -35,22 +44,6 @@ async def controller(
     log_dir = tmp_path_factory.mktemp("controller")
     async with running_controller(fleet, hub_id="itest-hub", log_dir=log_dir, labels=MEMBER_LABELS) as proc:
         yield proc
-
-
-def apply(fleet: LocalFleet, context: str, *objs: dict[str, Any]) -> None:
-    kubectl(
-        fleet,
-        context,
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
-    )
-
-
-def get(fleet: LocalFleet, context: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-    out = kubectl(fleet, context, "-n", namespace, "get", kind, name, "-o", "json", "--ignore-not-found")
-    return json.loads(out) if out.strip() else None
 
 
 def deployment(name: str, namespace: str, *, replicas: int = 3, image: str = "nginx:1.27") -> dict[str, Any]:

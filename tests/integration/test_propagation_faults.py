@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import ControllerProcess, events, kubectl, running_controller, works
-from tests.integration.test_propagation import MEMBER_LABELS, apply, policy
+from tests.controllerhelpers import ControllerProcess, apply, events, kubectl, running_controller, works
+from tests.integration.test_propagation import MEMBER_LABELS, policy
 from tests.kubehelpers import eventually
 
 GRACE = 6.0
