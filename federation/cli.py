@@ -203,6 +203,24 @@ def main(debug: bool) -> None:
     envvar="FEDERATION_CLIENT_CA",
     help="Admit API clients presenting a certificate signed by this CA (mutual TLS; needs --tls-cert).",
 )
+@click.option(
+    "--credentials-namespace",
+    "credentials_namespaces",
+    multiple=True,
+    default=("fleet-system",),
+    show_default=True,
+    envvar="FEDERATION_CREDENTIALS_NAMESPACES",
+    help="Namespace of the hub where MemberClusters' kubeconfig Secrets live (repeatable; the env "
+    "var takes a space-separated list). The controller reads member credentials only there, and "
+    "nothing in them is ever propagated.",
+)
+@click.option(
+    "--controller-namespace",
+    default="federation-system",
+    show_default=True,
+    envvar=["FEDERATION_CONTROLLER_NAMESPACE", "POD_NAMESPACE"],
+    help="The hub namespace the controller itself runs in: never propagated.",
+)
 def run(
     hub_kubeconfig: Path | None,
     hub_context: str | None,
@@ -223,6 +241,8 @@ def run(
     tls_cert: Path | None,
     tls_key: Path | None,
     client_ca: Path | None,
+    credentials_namespaces: tuple[str, ...],
+    controller_namespace: str,
 ) -> None:
     """Run the controller: place hub templates on member clusters and aggregate their status.
 
@@ -277,6 +297,8 @@ def run(
             server=server,
             webhook=webhook,
             registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
+            credentials_namespaces=frozenset(credentials_namespaces),
+            controller_namespace=controller_namespace,
         )
         anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
 

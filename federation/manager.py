@@ -55,6 +55,10 @@ class ManagerConfig:
     """Serve the admission webhook at /validate (on every replica: admission must not wait for
     a leader)."""
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    credentials_namespaces: frozenset[str] = frozenset({"fleet-system"})
+    """Hub namespaces holding member kubeconfig Secrets: read only there, never propagated."""
+    controller_namespace: str = "federation-system"
+    """The hub namespace the controller runs in: never propagated."""
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     propagator: PropagatorSettings = field(default_factory=PropagatorSettings)
     status_interval: float = 1.0
