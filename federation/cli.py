@@ -219,7 +219,27 @@ def main(debug: bool) -> None:
     default="federation-system",
     show_default=True,
     envvar=["FEDERATION_CONTROLLER_NAMESPACE", "POD_NAMESPACE"],
-    help="The hub namespace the controller itself runs in: never propagated.",
+    help="The hub namespace the controller itself runs in: never propagated (member kubeconfig "
+    "Secrets may live there too).",
+)
+@click.option(
+    "--deny-namespace",
+    "deny_namespaces",
+    multiple=True,
+    envvar="FEDERATION_DENY_NAMESPACES",
+    metavar="GLOB",
+    help="Never propagate anything from namespaces matching GLOB (repeatable; e.g. 'infra-*'). "
+    "kube-*, the controller's and the credentials namespaces never propagate anyway.",
+)
+@click.option(
+    "--deny-kind",
+    "deny_kinds",
+    multiple=True,
+    envvar="FEDERATION_DENY_KINDS",
+    metavar="KIND[.GROUP]",
+    help="Never propagate objects of this kind (repeatable): 'ClusterRoleBinding' in any group, "
+    "'Certificate.cert-manager.io' in one. Service-account and bootstrap token Secrets, and the "
+    "Secrets MemberClusters reference, never propagate anyway.",
 )
 def run(
     hub_kubeconfig: Path | None,
@@ -243,6 +263,8 @@ def run(
     client_ca: Path | None,
     credentials_namespaces: tuple[str, ...],
     controller_namespace: str,
+    deny_namespaces: tuple[str, ...],
+    deny_kinds: tuple[str, ...],
 ) -> None:
     """Run the controller: place hub templates on member clusters and aggregate their status.
 
@@ -282,6 +304,7 @@ def run(
         client_ca=client_ca,
     )
     server_ssl_context(server)  # a bad certificate is an error now, not after connecting to everything
+    ManagerConfig(database_url="", deny_namespaces=deny_namespaces, deny_kinds=deny_kinds).protection()
     kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
@@ -299,6 +322,8 @@ def run(
             registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
             credentials_namespaces=frozenset(credentials_namespaces),
             controller_namespace=controller_namespace,
+            deny_namespaces=deny_namespaces,
+            deny_kinds=deny_kinds,
         )
         anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
 

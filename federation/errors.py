@@ -8,6 +8,7 @@ small, stable tree and every message names the object and field involved::
     ├── ConfigError                    bad input from a person: a flag, a file, a policy
     │   └── InvalidObjectError         a manifest or policy that fails validation (names the field)
     │       └── OverrideError          an override rule that cannot be applied to a resource on a cluster
+    │           └── IdentityError      an override that would change what the copy is (its identity, ...)
     ├── DevFleetError                  the local fleet (control planes, embedded Postgres)
     │   ├── ToolchainMissingError      Go (or another build tool) is not installed
     │   ├── BuildError                 the control-plane binary failed to build
@@ -61,6 +62,21 @@ class OverrideError(InvalidObjectError):
         self.policy = policy
         self.rule_index = rule_index
         self.cluster = cluster
+
+
+class IdentityError(OverrideError):
+    """An override would change what a copy *is* — its group, kind, namespace or name, metadata
+    the hub owns, the ownership stamp, or (from a namespaced policy) what an RBAC object grants.
+    Refused where the copy is made; the work of that cluster fails with this message.
+    ``field`` is the field at fault (``kind``, ``metadata.namespace``, ...) and ``guard`` the
+    rule's reason code (`federation.translate.identity.Guard`)."""
+
+    def __init__(
+        self, message: str, *, policy: str, rule_index: int, cluster: str, field: str, guard: str
+    ) -> None:
+        super().__init__(message, policy=policy, rule_index=rule_index, cluster=cluster)
+        self.field = field
+        self.guard = guard
 
 
 class DevFleetError(FederationError):

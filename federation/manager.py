@@ -37,6 +37,7 @@ from federation.server import ReadyCheck, ServerConfig, ValidatingWebhook, build
 from federation.store import ClusterRow, Store
 from federation.store.url import asyncpg_dsn
 from federation.translate import hub_id as check_hub_id
+from federation.translate.protected import KindRef, Protection
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,28 @@ class ManagerConfig:
     credentials_namespaces: frozenset[str] = frozenset({"fleet-system"})
     """Hub namespaces holding member kubeconfig Secrets: read only there, never propagated."""
     controller_namespace: str = "federation-system"
-    """The hub namespace the controller runs in: never propagated."""
+    """The hub namespace the controller runs in: never propagated; member kubeconfig Secrets
+    may live there too (it is the fleet admin's)."""
+    deny_namespaces: tuple[str, ...] = ()
+    """More namespaces (globs) whose objects never propagate (``--deny-namespace``)."""
+    deny_kinds: tuple[str, ...] = ()
+    """Kinds that never propagate, ``Kind`` or ``Kind.group`` (``--deny-kind``)."""
+
+    @property
+    def secret_namespaces(self) -> frozenset[str]:
+        """Where member kubeconfig Secrets may be read from: the credentials namespaces and the
+        controller's own."""
+        return self.credentials_namespaces | {self.controller_namespace}
+
+    def protection(self) -> Protection:
+        """What never propagates (`federation.translate.protected`), as configured."""
+        return Protection(
+            controller_namespace=self.controller_namespace,
+            credentials_namespaces=self.credentials_namespaces,
+            deny_namespaces=self.deny_namespaces,
+            deny_kinds=tuple(KindRef.parse(k) for k in self.deny_kinds),
+        )
+
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     propagator: PropagatorSettings = field(default_factory=PropagatorSettings)
     status_interval: float = 1.0
@@ -145,7 +167,7 @@ class Manager:
             hub_discovery=hub_discovery,
             hub_factory=hub_factory,
             clusters_file=cfg.clusters_file,
-            settings=cfg.registry,
+            settings=dataclasses.replace(cfg.registry, credentials_namespaces=cfg.secret_namespaces),
             drain=self.store,
         )
         self.controller = controller = HubController(
@@ -158,6 +180,7 @@ class Manager:
             on_works_changed=self._wake,
             on_placed=self._on_member_status,
             settings=cfg.controller,
+            protection=cfg.protection(),
         )
         self.status_writer = StatusWriter(
             hub=self.hub,

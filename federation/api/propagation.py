@@ -229,7 +229,27 @@ class DeletionPolicy(StrEnum):
     to the member cluster (for migrations off the federation, or data that must outlive it)."""
 
 
+#: What a copy is named by: a member may not own these (`retainFields` leaves a field out of
+#: the copy, and a copy without its kind or name is no copy of the template).
+UNRETAINABLE = ("/apiVersion", "/kind", "/metadata", "/metadata/name", "/metadata/namespace")
+_UNRETAINABLE_CEL = ", ".join(f"'{p}'" for p in UNRETAINABLE)
+
+
 class PropagationSpec(KubeModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.retainFields) || self.retainFields.all(p, !(p in "
+                    f"[{_UNRETAINABLE_CEL}]))",
+                    "message": "retainFields may not name apiVersion, kind, metadata, metadata.name "
+                    "or metadata.namespace: they are what the copy is",
+                    "fieldPath": ".retainFields",
+                }
+            ]
+        }
+    )
+
     resource_selectors: tuple[ResourceSelector, ...] = Field(min_length=1, max_length=100)
     priority: int = Field(
         default=0,
@@ -245,6 +265,7 @@ class PropagationSpec(KubeModel):
         max_length=64,
         description="JSON pointers (e.g. /spec/replicas) the member clusters own: never written by the hub.",
     )
+
     propagate_dependencies: bool = Field(
         default=False,
         description="The ConfigMaps, Secrets, ServiceAccounts and PersistentVolumeClaims a workload's "
@@ -255,6 +276,16 @@ class PropagationSpec(KubeModel):
         description="Decisions are still made and reported, but nothing is applied to, or deleted "
         "from, member clusters until this is false again.",
     )
+
+    @model_validator(mode="after")
+    def _retain_no_identity(self) -> Self:
+        for i, pointer in enumerate(self.retain_fields):
+            if pointer in UNRETAINABLE:
+                raise ValueError(
+                    f"retainFields[{i}] {pointer}: retainFields may not name apiVersion, kind, metadata, "
+                    "metadata.name or metadata.namespace: they are what the copy is"
+                )
+        return self
 
 
 class PropagationStatus(KubeModel):

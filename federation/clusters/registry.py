@@ -75,6 +75,11 @@ class RegistrySettings:
     grace_period: float = 60.0
     #: How often MemberCluster status is re-written when nothing changed (lastProbeTime).
     status_refresh: float = 60.0
+    #: The hub namespaces member kubeconfig Secrets may be read from (None: any). A
+    #: MemberCluster naming a Secret elsewhere is not connected, and nothing is read for it:
+    #: whoever may write a MemberCluster must not make the controller read, and use as a
+    #: member's credentials, a Secret of a tenant's namespace.
+    credentials_namespaces: frozenset[str] | None = None
 
 
 class ClusterRegistry:
@@ -106,6 +111,7 @@ class ClusterRegistry:
         self._tg: anyio.abc.TaskGroup | None = None
         self._status_written: dict[str, tuple[str, float]] = {}
         self._unreachable: set[str] = set()
+        self._credentials: dict[str, tuple[str, str]] = {}
         self.loaded = anyio.Event()
 
     # -- what others read ------------------------------------------------------------
@@ -139,6 +145,11 @@ class ClusterRegistry:
                 )
             )
         return out
+
+    def credential_refs(self) -> frozenset[tuple[str, str]]:
+        """(namespace, name) of every Secret a MemberCluster references, valid or not, connected
+        or not: none of them may ever be propagated (`federation.translate.protected`)."""
+        return frozenset(self._credentials.values())
 
     def is_ready(self, name: str) -> bool:
         m = self._members.get(name)
@@ -250,6 +261,7 @@ class ClusterRegistry:
 
     async def _on_member_cluster(self, obj: Obj) -> None:
         name = str((obj.get("metadata") or {}).get("name"))
+        self._note_credentials(name, None if obj.get("$deleted") else _secret_key(obj))
         existing = self._members.get(name)
         if existing is not None and not existing.from_hub:
             existing = None  # a clusters-file entry of the same name is not this object's
@@ -287,6 +299,17 @@ class ClusterRegistry:
             member.available_replicas = status.available_replicas
         if self.drain is not None and not has_finalizer(obj) and not forced(obj):
             await self._patch_finalizer(member, present=True)
+
+    def _note_credentials(self, name: str, key: tuple[str, str, str] | None) -> None:
+        ref = None if key is None else (key[0], key[1])
+        if self._credentials.get(name) == ref:
+            return
+        if ref is None:
+            del self._credentials[name]
+        else:
+            self._credentials[name] = ref
+        # Templates are re-evaluated: a Secret that became a credential must leave the members.
+        self._changed(f"cluster {name}: its credentials Secret changed")
 
     async def _add_hub_member(self, mc: MemberCluster) -> Member:
         """Register the cluster a MemberCluster describes, connected with its Secret."""
@@ -383,6 +406,14 @@ class ClusterRegistry:
         try:
             if ref is None:
                 raise FederationError(f"MemberCluster {member.name}: spec.kubeconfigSecretRef is not set")
+            allowed = self.settings.credentials_namespaces
+            if allowed is not None and ref.namespace not in allowed:
+                raise FederationError(
+                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef.namespace: {ref.namespace} "
+                    f"is not a credentials namespace of this controller ({', '.join(sorted(allowed))}); "
+                    "member kubeconfigs are read only from those",
+                    hint="move the Secret, or start the controller with --credentials-namespace",
+                )
             assert self.hub is not None and self.hub_discovery is not None
             secrets = await self.hub_discovery.resource_for(SECRET_GVK)
             try:

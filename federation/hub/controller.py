@@ -20,6 +20,7 @@ the policy's deletionPolicy, and releases the finalizer once the members are cle
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -74,6 +75,7 @@ from federation.translate import (
     resolve_overrides,
     translate,
 )
+from federation.translate.protected import Protection, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +86,11 @@ DEPENDENCY_GVKS = (
     GVK("", "v1", "PersistentVolumeClaim"),
 )
 
-#: Namespaces whose objects are the cluster's own plumbing: never propagated unless a selector
-#: names the namespace explicitly (a broad ClusterPropagationPolicy must not copy kube-system).
-RESERVED_NAMESPACES = frozenset(
-    {"kube-system", "kube-public", "kube-node-lease", "fleet-system", "federation-system"}
-)
+#: The condition a propagation policy reports when templates it selects are never propagated.
+SKIPPED_CONDITION = "Skipped"
+#: The condition saying whether every cluster a policy names is a member of the fleet.
+CLUSTERS_CONDITION = "ClustersResolved"
+_SHOWN = 5
 
 #: Told which clusters have works that changed (their propagators should claim now).
 WorksListener = Callable[[Iterable[str]], None]
@@ -136,7 +138,10 @@ class HubController:
         on_works_changed: WorksListener,
         on_placed: Callable[[ResourceKey], None] = lambda _key: None,
         settings: ControllerSettings | None = None,
+        protection: Protection | None = None,
     ) -> None:
+        """`protection`: what is never propagated (`federation.translate.protected`); the Secrets
+        MemberClusters reference are added from the registry as they come and go."""
         self.hub = hub
         self.discovery = discovery
         self.factory = factory
@@ -167,6 +172,9 @@ class HubController:
         self._pending_events: list[EventRow] = []
         self._losers: dict[PolicyKey, dict[ResourceKey, str]] = defaultdict(dict)
         self._lost_to: dict[ResourceKey, set[PolicyKey]] = {}
+        self._protection = protection or Protection()
+        self._skipped: dict[PolicyKey, dict[ResourceKey, str]] = defaultdict(dict)
+        self._skipped_by: dict[ResourceKey, PolicyKey] = {}
         self.synced = anyio.Event()
         self.policies.subscribe(self._policy_changed)
         registry.subscribe(self._fleet_changed)
@@ -294,17 +302,25 @@ class HubController:
         if template is None:
             await self._unplace(key, orphan=self._orphans(key), gone=True)
             return None
-        match = match_policies(template, self._eligible(key, self.policies.propagation()))
+        match = match_policies(template, self.policies.propagation())
         self._note_losers(key, match.losers)
         policy = match.winner
         inherited = None if policy is not None else self._inherited_policy(key)
         governing = policy or inherited
         if _meta(template).get("deletionTimestamp"):
             return await self._delete(key, template)
-        if governing is None:
-            await self._unplace(key, orphan=self._orphans(key), gone=False)
+        refusal = self.protection().refusal(template) if governing is not None else None
+        self._note_skipped(key, governing, refusal)
+        if governing is None or refusal is not None:
+            # Not (or never) ours to propagate: what was placed goes. A protected template's
+            # copies are deleted even under deletionPolicy Orphan: a credential left in a
+            # member is a leak.
+            orphan = refusal is None and self._orphans(key)
+            await self._unplace(key, orphan=orphan, gone=False)
             self.governing.pop(key, None)
             await self._set_finalizer(template, False)
+            if refusal is not None:
+                log.info("%s: %s", key, refusal.describe(), extra=_extra(key))
             return None
         self.governing[key] = PolicyKey(
             governing.kind, governing.metadata.namespace or "", governing.metadata.name
@@ -336,12 +352,24 @@ class HubController:
             decision = await self._decide(key, resource_id, template, governing)
         await self._save(key, resource_id, policy_id, template, governing, decision)
 
-    @staticmethod
-    def _eligible(key: ResourceKey, policies: list[PolicyLike]) -> list[PolicyLike]:
-        """In a reserved namespace, only policies whose selector names that namespace count."""
-        if key.namespace not in RESERVED_NAMESPACES:
-            return policies
-        return [p for p in policies if any(s.namespace == key.namespace for s in p.spec.resource_selectors)]
+    def protection(self) -> Protection:
+        """The rules of what never propagates, with the MemberClusters' Secrets of now."""
+        refs = self.registry.credential_refs()
+        if refs != self._protection.member_credentials:
+            self._protection = self._protection.with_member_credentials(refs)
+        return self._protection
+
+    def _note_skipped(self, key: ResourceKey, governing: PolicyLike | None, refusal: Refusal | None) -> None:
+        """Remember which policy selected a template that is never propagated, and why, for its
+        `Skipped` condition."""
+        previous = self._skipped_by.pop(key, None)
+        if previous is not None:
+            self._skipped[previous].pop(key, None)
+        if governing is None or refusal is None:
+            return
+        pkey = PolicyKey(governing.kind, governing.metadata.namespace or "", governing.metadata.name)
+        self._skipped[pkey][key] = refusal.describe()
+        self._skipped_by[key] = pkey
 
     def _orphans(self, key: ResourceKey) -> bool:
         """The deletionPolicy of the policy that governed `key` (kept until its finalizer goes)."""
@@ -483,8 +511,10 @@ class HubController:
         overrides = self.policies.overrides()
         ownership = Ownership(hub=hub_id(self.hub_id), policy=_policy_ref(policy))
         overwrite = policy.spec.conflict_resolution == ConflictResolution.OVERWRITE
+        protection = self.protection()
         works: list[DesiredWork] = []
         rows: list[Decision] = []
+        refused: dict[str, str] = {}
         for target in decision.targets:
             reason = "selected" if not decision.unschedulable else f"kept: {decision.unschedulable}"
             rows.append(Decision(target.cluster, True, target.replicas, reason))
@@ -501,12 +531,16 @@ class HubController:
                     retain_fields=policy.spec.retain_fields,
                 )
             except FederationError as exc:
-                # A broken override: that cluster keeps its current copy; the error is recorded.
-                self._pending_events.append(
-                    EventRow(
-                        type=EventType.APPLY_FAILED, message=str(exc), cluster=target.cluster, ref=_ref(key)
-                    )
-                )
+                # A broken or forbidden override: the work fails with the reason, the member's
+                # copy (if any) is left as it is.
+                refused[target.cluster] = str(exc)
+                works.append(_refused_work(target.cluster, template, str(exc)))
+                continue
+            refusal = protection.refusal(translated.manifest)
+            if refusal is not None:  # e.g. an override turned a Secret into a token Secret
+                message = f"{key} on cluster {target.cluster}: the copy is {refusal.describe()}"
+                refused[target.cluster] = message
+                works.append(_refused_work(target.cluster, template, message))
                 continue
             works.append(
                 DesiredWork(target.cluster, translated.manifest, translated.hash, overwrite=overwrite)
@@ -521,6 +555,14 @@ class HubController:
             unschedulable=decision.unschedulable,
             orphan=policy.spec.deletion_policy == DeletionPolicy.ORPHAN,
         )
+        for cluster in {*change.works_created, *change.works_updated} & refused.keys():
+            # Once per refusal (the work changed now), not on every reconcile.
+            log.warning("%s", refused[cluster], extra={**_extra(key), "cluster": cluster})
+            self._pending_events.append(
+                EventRow(
+                    type=EventType.APPLY_FAILED, message=refused[cluster], cluster=cluster, ref=_ref(key)
+                )
+            )
         self._decisions[key] = decision
         placed = sorted(decision.cluster_names)
         if self.placed.get(key) != placed:
@@ -539,7 +581,12 @@ class HubController:
         await self._flush_events()
 
     async def _unplace(self, key: ResourceKey, *, orphan: bool, gone: bool) -> None:
-        resource_id = self._resource_ids.get(key)
+        """Nothing of `key` is to be in any member any more (its works go to deleting or
+        orphaning), and its row is marked deleted: the store keeps no template it has no use
+        for, and housekeeping purges the row once its works are done (`purge_deleted_resources`).
+        Governed again, the template is registered anew."""
+        resource_id = self._resource_ids.pop(key, None)
+        self._resource_fps.pop(key, None)
         if resource_id is None:
             resource_id = await self.store.resource_id_of(_ref(key))
         if resource_id is None:
@@ -551,9 +598,8 @@ class HubController:
             self.on_works_changed(change.works_unplaced)
         self.placed.pop(key, None)
         self._decisions.pop(key, None)
+        await self.store.mark_resource_deleted(_ref(key))
         if gone:
-            await self.store.mark_resource_deleted(_ref(key))
-            self._resource_ids.pop(key, None)
             self.governing.pop(key, None)
 
     async def _delete(self, key: ResourceKey, template: Obj) -> float | None:
@@ -682,8 +728,14 @@ class HubController:
         raw = self.policies.raw(pkey) or {}
         current = raw.get("status") or {}
         generation = policy.metadata.generation
+        clusters = _clusters_resolved(
+            _named_clusters(policy), {m.name for m in self.registry.members()}, generation
+        )
         if policy.kind in OVERRIDE_KINDS:
-            status: dict[str, Any] = {"observedGeneration": generation}
+            status: dict[str, Any] = {
+                "observedGeneration": generation,
+                "conditions": _keep_times(current.get("conditions") or [], [clusters]),
+            }
         else:
             pid = self._policy_ids.get(pkey)
             summary = await self.store.policy_summary(pid) if pid is not None else None
@@ -698,6 +750,19 @@ class HubController:
                     "observedGeneration": generation,
                 }
             )
+            skipped = [f"{key}: {why}" for key, why in sorted(self._skipped.get(pkey, {}).items())]
+            conditions.append(
+                {
+                    "type": SKIPPED_CONDITION,
+                    "status": "True" if skipped else "False",
+                    "reason": "ProtectedResources" if skipped else "NothingSkipped",
+                    "message": _listed(skipped, f"{len(skipped)} selected template(s) are never propagated")
+                    if skipped
+                    else "every template this policy governs may be propagated",
+                    "observedGeneration": generation,
+                }
+            )
+            conditions.append(clusters)
             if deleting(policy):
                 await self._release_policy(pkey, raw)
             status = {
@@ -760,6 +825,59 @@ class HubController:
                 )
             except (ConflictError, NotFoundError):
                 continue  # the next policy event brings the newer object
+
+
+def _listed(items: list[str], head: str) -> str:
+    more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
+    return f"{head}: " + "; ".join(items[:_SHOWN]) + more
+
+
+def _named_clusters(policy: AnyPolicy) -> dict[str, tuple[str, ...]]:
+    """Every cluster a policy names, by the field that names it."""
+    named: dict[str, tuple[str, ...]] = {}
+    if isinstance(policy, PolicyLike):
+        placement = policy.spec.placement
+        named["spec.placement.clusterNames"] = placement.cluster_names or ()
+        named["spec.placement.excludeClusters"] = placement.exclude_clusters
+        for i, weight in enumerate(placement.scheduling.weights or ()):
+            named[f"spec.placement.replicaScheduling.weights[{i}].clusterNames"] = weight.cluster_names or ()
+    else:
+        for i, rule in enumerate(policy.spec.rules):
+            target = rule.target_clusters
+            named[f"spec.rules[{i}].targetClusters.clusterNames"] = (
+                (target.cluster_names or ()) if target else ()
+            )
+    return {field: names for field, names in named.items() if names}
+
+
+def _clusters_resolved(
+    named: dict[str, tuple[str, ...]], members: set[str], generation: int | None
+) -> dict[str, Any]:
+    """``ClustersResolved``: whether every cluster a policy names is a member of the fleet (a
+    typo in clusterNames otherwise just places nothing there, silently)."""
+    unknown = [f"{field}: {name}" for field, names in named.items() for name in names if name not in members]
+    return {
+        "type": CLUSTERS_CONDITION,
+        "status": "False" if unknown else "True",
+        "reason": "UnknownClusters" if unknown else "AllClustersKnown",
+        "message": _listed(unknown, "not a member of the fleet")
+        if unknown
+        else "every cluster this policy names is a member of the fleet",
+        "observedGeneration": generation,
+    }
+
+
+def _refused_work(cluster: str, template: Obj, message: str) -> DesiredWork:
+    """A work that fails with `message` and applies nothing: its manifest is only the template's
+    identity (what deleting or orphaning the member copy later needs), its hash one no manifest
+    has (so the fixed translation is written as soon as there is one)."""
+    meta = _meta(template)
+    identity: dict[str, Any] = {"name": meta.get("name")}
+    if meta.get("namespace"):
+        identity["namespace"] = meta["namespace"]
+    stub = {"apiVersion": template.get("apiVersion"), "kind": template.get("kind"), "metadata": identity}
+    digest = hashlib.sha256(message.encode()).hexdigest()[:24]
+    return DesiredWork(cluster, stub, f"refused-{digest}", error=message)
 
 
 def _propagated(summary: Any, generation: int | None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from federation.errors import (
 from federation.kube import GVK, Discovery, KubeClient, Obj, ResourceInfo
 from federation.propagate.drift import differences, project_object, projection_hash
 from federation.translate import OWNERSHIP
+from federation.translate.identity import Identity, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,28 @@ def desired_hash(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def _transient(exc: ApiError) -> bool:
-    return exc.status in (408, 429) or exc.status >= 500
+def foreign_target(
+    desired: Mapping[str, Any], expected: Identity | None, *, result: Result = Result.FAILED
+) -> Outcome | None:
+    """An outcome of `result` when `desired` names another object than the work's template.
+
+    The translator already refuses every override that would change a copy's identity; this is
+    the second line (DESIGN.md, trust boundaries): whatever reaches a member is written to, or
+    deleted from, the template's own group, kind, namespace and name, or nothing is done at all.
+    An apply fails; a deletion or orphaning (of a row written before this check existed) is done
+    with, leaving the object it names untouched, so that the template's deletion is not blocked.
+    """
+    if expected is None:
+        return None
+    actual = identity_of(desired)
+    if actual == expected:
+        return None
+    message = (
+        f"refused: the manifest names {actual.describe()}, but this work copies {expected.describe()}; "
+        "a copy's identity (group, kind, namespace, name) is always its template's"
+    )
+    log.warning("%s", message)
+    return Outcome(result, message if result is Result.FAILED else f"left untouched, {message}")
 
 
 class Applier:
@@ -166,7 +187,18 @@ class Applier:
 
     # -- apply -------------------------------------------------------------------------
 
-    async def apply(self, desired: Mapping[str, Any], *, overwrite: bool, baseline: str | None) -> Outcome:
+    async def apply(
+        self,
+        desired: Mapping[str, Any],
+        *,
+        overwrite: bool,
+        baseline: str | None,
+        expected: Identity | None = None,
+    ) -> Outcome:
+        """Apply `desired`; `expected` is the template's identity (see `foreign_target`)."""
+        refused = foreign_target(desired, expected)
+        if refused is not None:
+            return refused
         try:
             res = await self.resource(desired)
             live = await self.live(res, desired)
@@ -284,8 +316,11 @@ class Applier:
 
     # -- delete / orphan -----------------------------------------------------------------
 
-    async def delete(self, desired: Mapping[str, Any]) -> Outcome:
+    async def delete(self, desired: Mapping[str, Any], *, expected: Identity | None = None) -> Outcome:
         """Delete our copy; an object that is not ours (any more) is left alone."""
+        refused = foreign_target(desired, expected, result=Result.DELETED)
+        if refused is not None:
+            return refused
         try:
             res = await self.resource(desired)
             live = await self.live(res, desired)
@@ -314,8 +349,11 @@ class Applier:
         except (KubeError, ClusterUnreachableError) as exc:
             return Outcome(Result.RETRY, str(exc))
 
-    async def orphan(self, desired: Mapping[str, Any]) -> Outcome:
+    async def orphan(self, desired: Mapping[str, Any], *, expected: Identity | None = None) -> Outcome:
         """Leave our copy in place, but without our stamp: it belongs to the member now."""
+        refused = foreign_target(desired, expected, result=Result.ORPHANED)
+        if refused is not None:
+            return refused
         try:
             res = await self.resource(desired)
             live = await self.live(res, desired)

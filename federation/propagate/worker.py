@@ -59,6 +59,7 @@ from federation.store import (
 )
 from federation.tracing import span
 from federation.translate import OWNERSHIP
+from federation.translate.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -286,11 +287,15 @@ class ClusterPropagator:
             log.error("%s: recording the result failed: %s", key, exc, extra=self._extra)
 
     async def _outcome(self, work: ClaimedWork) -> Outcome:
+        ref = work.template
+        expected = None if ref is None else Identity(ref.api_group, ref.kind, ref.namespace, ref.name)
         if work.state == WorkState.DELETING:
-            return await self.applier.delete(work.desired)
+            return await self.applier.delete(work.desired, expected=expected)
         if work.state == WorkState.ORPHANING:
-            return await self.applier.orphan(work.desired)
-        return await self.applier.apply(work.desired, overwrite=work.overwrite, baseline=work.baseline)
+            return await self.applier.orphan(work.desired, expected=expected)
+        return await self.applier.apply(
+            work.desired, overwrite=work.overwrite, baseline=work.baseline, expected=expected
+        )
 
     async def _record(self, work: ClaimedWork, key: ResourceKey, outcome: Outcome) -> None:
         """Turn an outcome into its row update (batched with others) and its follow-ups."""

@@ -108,6 +108,10 @@ class DesiredWork:
     desired_hash: str
     overwrite: bool = False
     """conflictResolution=Overwrite: an existing member object we did not create may be adopted."""
+    error: str | None = None
+    """The translation was refused (e.g. an override that would change the copy's identity): the
+    work is stored ``failed`` with this message and is not applied; `desired` then holds only the
+    template's identity and `desired_hash` must differ from every real manifest's hash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ class ResourceWork:
     desired: JSON
     desired_hash: str
     overwrite: bool = False
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,9 @@ class ClaimedWork:
     overwrite: bool = False
     baseline: str | None = None
     """Hash of the member object's managed fields right after our last apply (drift baseline)."""
+    template: ObjectRef | None = None
+    """The hub template the work copies, from its `resources` row: the applier refuses a
+    `desired` manifest that names any other object (defence in depth behind the translator)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ from federation.api import (
     Overriders,
 )
 from federation.api.refs import ref_of
-from federation.errors import OverrideError
+from federation.errors import IdentityError, OverrideError
 from federation.placement import ClusterSnapshot
+from federation.translate.identity import check_override, guarded_fields
 from federation.translate.images import ImageRefError, override_image
 from federation.translate.jsonpatch import PatchError, apply_patch
 from federation.translate.mergepatch import apply_merge_patch
@@ -41,6 +42,9 @@ class ResolvedOverride:
     """The policy as messages name it, e.g. ``OverridePolicy shop/images``."""
     rule_index: int
     overriders: Overriders
+    namespaced: bool = False
+    """From an OverridePolicy (a namespace's own), not a ClusterOverridePolicy (the fleet
+    admin's): some changes only the fleet admin may make (`federation.translate.identity`)."""
 
 
 def _selects(policy: OverridePolicyLike, resource: Mapping[str, Any]) -> bool:
@@ -66,7 +70,14 @@ def resolve_overrides(
     for policy in ordered:
         for i, rule in enumerate(policy.spec.rules):
             if rule.applies_to(cluster.name, cluster.labels):
-                out.append(ResolvedOverride(policy=policy.ref, rule_index=i, overriders=rule.overriders))
+                out.append(
+                    ResolvedOverride(
+                        policy=policy.ref,
+                        rule_index=i,
+                        overriders=rule.overriders,
+                        namespaced=isinstance(policy, OverridePolicy),
+                    )
+                )
     return (out and tuple(out)) or ()
 
 
@@ -204,9 +215,14 @@ def _steps(
 def apply_override(
     manifest: Mapping[str, Any], override: ResolvedOverride, *, cluster: str
 ) -> dict[str, Any]:
-    """``manifest`` after one rule's overriders (a new dict; the input is not modified)."""
+    """``manifest`` after one rule's overriders (a new dict; the input is not modified).
+
+    Each overrider's result is checked against what it was given (`check_override`): one that
+    would change what the copy is raises `IdentityError` naming the overrider and the field.
+    """
     result = json_copy(dict(manifest))
     for name, step in _steps(override.overriders, cluster):
+        before = guarded_fields(result)
         try:
             result = step(result)
         except _OverriderFailedError as exc:
@@ -225,4 +241,15 @@ def apply_override(
                 rule_index=override.rule_index,
                 cluster=cluster,
             ) from None
+        violation = check_override(before, result, namespaced=override.namespaced)
+        if violation is not None:
+            raise IdentityError(
+                f"{override.policy} rule[{override.rule_index}].overriders.{name} "
+                f"{violation.describe()}; refused for {ref_of(manifest)} on cluster {cluster}",
+                policy=override.policy,
+                rule_index=override.rule_index,
+                cluster=cluster,
+                field=violation.field,
+                guard=violation.guard.value,
+            )
     return result

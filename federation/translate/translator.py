@@ -9,9 +9,12 @@ from typing import Any
 from federation.api.refs import ref_of
 from federation.errors import InvalidObjectError
 from federation.placement import ClusterSnapshot
+from federation.translate.identity import identity_violation
 from federation.translate.overrides import ResolvedOverride, apply_override
 from federation.translate.ownership import OWNERSHIP, Ownership, content_hash, format_source
 from federation.translate.prune import prune_template, strip_fields
+
+_RETAIN_HINT = "retain fields of the spec or the data, never apiVersion, kind or metadata.name/namespace"
 
 
 @dataclass(frozen=True)
@@ -22,14 +25,23 @@ class Translated:
     hash: str
 
 
+def _string_map(meta: Mapping[str, Any], field: str, template: Mapping[str, Any]) -> dict[str, Any]:
+    value = meta.get(field) or {}
+    if not isinstance(value, Mapping):
+        raise InvalidObjectError(
+            f"{ref_of(template)}: metadata.{field}: expected an object after overrides, got {type(value).__name__}"
+        )
+    return dict(value)
+
+
 def _stamp(manifest: dict[str, Any], template: Mapping[str, Any], ownership: Ownership) -> None:
     meta = manifest.setdefault("metadata", {})
     tmeta = template.get("metadata") or {}
-    labels = dict(meta.get("labels") or {})
+    labels = _string_map(meta, "labels", template)
     labels[OWNERSHIP.hub_label] = ownership.hub
     labels[OWNERSHIP.managed_by_label] = OWNERSHIP.managed_by_value
     meta["labels"] = labels
-    annotations = dict(meta.get("annotations") or {})
+    annotations = _string_map(meta, "annotations", template)
     annotations[OWNERSHIP.source_annotation] = format_source(
         api_version=str(template.get("apiVersion", "")),
         kind=str(template.get("kind", "")),
@@ -70,7 +82,16 @@ def translate(
     for override in overrides:
         manifest = apply_override(manifest, override, cluster=cluster.name)
     if retain_fields:
+        kept = manifest
         manifest = strip_fields(manifest, retain_fields)
+        violation = identity_violation(kept, manifest)
+        if violation is not None:
+            raise InvalidObjectError(
+                f"{ref_of(template)}: spec.retainFields {violation.describe()}", hint=_RETAIN_HINT
+            )
+    violation = identity_violation(template, manifest)
+    if violation is not None:  # every step above is checked; this is the last line of defence
+        raise InvalidObjectError(f"{ref_of(template)}: the copy {violation.describe()}")
     _stamp(manifest, template, ownership)
     try:
         digest = content_hash(manifest)

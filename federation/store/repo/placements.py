@@ -76,8 +76,8 @@ placed AS (
 ),
 desired_input AS (
     SELECT $1::bigint AS resource_id, i.*
-    FROM unnest($8::text[], $9::text[], $10::text[], $13::bool[])
-        AS i(cluster, desired, desired_hash, overwrite)
+    FROM unnest($8::text[], $9::text[], $10::text[], $13::bool[], $14::text[])
+        AS i(cluster, desired, desired_hash, overwrite, error)
 ),"""
     + UPSERT_DESIRED_TEMPLATE.format(name="upserted_works", input="desired_input")
     + """,
@@ -135,8 +135,9 @@ async def save_placement(
     """Save the placement of one resource and the works it implies, writing only what changed.
 
     `decisions` are every candidate cluster (chosen or not, with the reason); `desired_works` the
-    translated manifest of each chosen cluster (a chosen cluster without one keeps its current
-    work untouched, e.g. when its translation failed). Works of clusters not chosen are moved to
+    translated manifest of each chosen cluster, or the reason its translation was refused (an
+    `error`: the work is stored ``failed``, its member copy left as it is); a chosen cluster
+    without one keeps its current work untouched. Works of clusters not chosen are moved to
     ``deleting``, or to ``orphaning`` when `orphan` (deletionPolicy=Orphan).
     """
     _validate(resource_id, decisions, desired_works)
@@ -155,6 +156,7 @@ async def save_placement(
         (WorkState.ORPHANING if orphan else WorkState.DELETING).value,
         [d.cluster for d in decisions if d.chosen],
         [w.overwrite for w in desired_works],
+        [w.error for w in desired_works],
     )
     assert record is not None
     return PlacementChange(

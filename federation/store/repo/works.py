@@ -26,14 +26,27 @@ import asyncpg
 from federation.errors import StoreError, VersionConflictError
 from federation.store.db import Connection, json_texts, rowcount
 from federation.store.enums import WorkState
-from federation.store.rows import ApplyResult, ClaimedWork, IndexedWork, ResourceId, ResourceWork, WorkId
+from federation.store.rows import (
+    ApplyResult,
+    ClaimedWork,
+    IndexedWork,
+    ObjectRef,
+    ResourceId,
+    ResourceWork,
+    WorkId,
+)
 
 # The core of the "zero writes when nothing changed" rule: only works that are new, whose
 # desired hash changed, or that are being taken away and must come back reach the INSERT; the
 # ON CONFLICT clause repeats the test for a row that changed between the read and the write.
+#
+# A work whose translation was refused (`error` given) is stored `failed` with that message and
+# nothing to do (next_attempt_at NULL): its `desired` is only the template's identity (what
+# deleting or orphaning the member copy later needs), and its hash, chosen by the caller, never
+# equals a manifest's, so the fixed translation is written as soon as there is one.
 UPSERT_DESIRED_TEMPLATE = """
 {name}_todo AS (
-    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash, i.overwrite
+    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash, i.overwrite, i.error
     FROM {input} i
     LEFT JOIN LATERAL (
         -- LIMIT 1 keeps this a per-row index probe: flattened into a plain join, the planner
@@ -48,20 +61,25 @@ UPSERT_DESIRED_TEMPLATE = """
        OR o.state IN ('deleting', 'orphaning', 'orphaned')
 ),
 {name} AS (
-    INSERT INTO works AS w (resource_id, cluster, desired, desired_hash, overwrite, state, next_attempt_at)
-    SELECT resource_id, cluster, desired::jsonb, desired_hash, overwrite, 'pending', now() FROM {name}_todo
+    INSERT INTO works AS w (
+        resource_id, cluster, desired, desired_hash, overwrite, state, next_attempt_at, last_error
+    )
+    SELECT resource_id, cluster, desired::jsonb, desired_hash, overwrite,
+           CASE WHEN error IS NULL THEN 'pending' ELSE 'failed' END::work_state,
+           CASE WHEN error IS NULL THEN now() END, error
+    FROM {name}_todo
     ON CONFLICT (resource_id, cluster) DO UPDATE SET
         desired = EXCLUDED.desired,
         desired_hash = EXCLUDED.desired_hash,
         overwrite = EXCLUDED.overwrite,
-        state = 'pending',
+        state = EXCLUDED.state,
         -- A worker applying the old version will have its result refused (version check);
         -- the new version must not wait for that worker's lease to expire.
         claimed_by = NULL,
         claimed_until = NULL,
-        last_error = NULL,
+        last_error = EXCLUDED.last_error,
         attempts = 0,
-        next_attempt_at = now(),
+        next_attempt_at = EXCLUDED.next_attempt_at,
         version = w.version + 1,
         updated_at = now()
     WHERE w.desired_hash <> EXCLUDED.desired_hash OR w.overwrite <> EXCLUDED.overwrite
@@ -72,8 +90,8 @@ UPSERT_DESIRED_TEMPLATE = """
 UPSERT_DESIRED = (
     """
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[])
-        AS i(resource_id, cluster, desired, desired_hash, overwrite)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[])
+        AS i(resource_id, cluster, desired, desired_hash, overwrite, error)
 ),"""
     + UPSERT_DESIRED_TEMPLATE.format(name="upserted", input="input")
     + """
@@ -96,10 +114,11 @@ UPDATE works w SET
     claimed_by = $2,
     claimed_until = now() + make_interval(secs => $4),
     version = w.version + 1
-FROM due
-WHERE w.id = due.id
+FROM due, resources r
+WHERE w.id = due.id AND r.id = w.resource_id
 RETURNING w.id, w.resource_id, w.cluster, w.state, w.desired, w.desired_hash, w.applied_hash,
-          w.member_resource_version, w.attempts, w.version, w.claimed_until, w.overwrite, w.baseline
+          w.member_resource_version, w.attempts, w.version, w.claimed_until, w.overwrite, w.baseline,
+          r.api_group, r.kind, r.namespace, r.name
 """
 
 RECORD = """
@@ -203,6 +222,7 @@ async def upsert_desired_works(conn: Connection, rows: Sequence[ResourceWork]) -
         json_texts([r.desired for r in rows]),
         [r.desired_hash for r in rows],
         [r.overwrite for r in rows],
+        [r.error for r in rows],
     )
     return int(written)
 
@@ -222,6 +242,7 @@ def _claimed(r: asyncpg.Record) -> ClaimedWork:
         claimed_until=r["claimed_until"],
         overwrite=r["overwrite"],
         baseline=r["baseline"],
+        template=ObjectRef(r["api_group"], r["kind"], r["namespace"], r["name"]),
     )
 
 
