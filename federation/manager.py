@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import logging
 import os
 import socket
@@ -84,6 +85,8 @@ class ManagerConfig:
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     propagator: PropagatorSettings = field(default_factory=PropagatorSettings)
     status_interval: float = 1.0
+    purge_interval: float = 30.0
+    """Seconds between purges of templates that are deleted or no longer governed."""
 
 
 async def derive_hub_id(hub: KubeClient) -> str:
@@ -294,15 +297,21 @@ class Manager:
             changed = anyio.Event()
 
     async def _housekeeping(self) -> None:
-        """Retention and tidying the store leaves to its user, once an hour."""
+        """Retention and tidying the store leaves to its user: templates no longer needed every
+        `purge_interval` (they may hold a Secret's data), events and stray statuses hourly."""
         assert self.store is not None
-        while True:
+        rounds = max(1, round(3600 / self.config.purge_interval))
+        for n in itertools.count():
             try:
-                await self.store.prune_events()
-                await self.store.delete_orphaned_statuses()
+                purged = await self.store.purge_deleted_resources()
+                if purged:
+                    log.info("purged %d templates that are deleted or no longer governed", purged)
+                if n % rounds == 0:
+                    await self.store.prune_events()
+                    await self.store.delete_orphaned_statuses()
             except Exception as exc:
                 log.warning("housekeeping failed: %s", exc)
-            await anyio.sleep(3600)
+            await anyio.sleep(self.config.purge_interval)
 
     # -- readiness ---------------------------------------------------------------------------
 

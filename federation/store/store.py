@@ -354,6 +354,20 @@ class Store:
             f"resources id={resource_id}", lambda c: resources.purge_resource(c, resource_id)
         )
 
+    async def purge_deleted_resources(self, *, batch: int = 1000) -> int:
+        """Remove every resource marked deleted whose works are all done (deleted, or orphaned on
+        purpose), in batches; returns how many went. The hub controller marks a template deleted
+        when it is deleted on the hub *or* no policy governs it any more: the store keeps no
+        template (a Secret's, say) it has no use for."""
+        total = 0
+        while True:
+            done = await self._run(
+                "resources (purge)", lambda c: resources.purge_deleted_resources(c, batch=batch)
+            )
+            total += done
+            if done < batch:
+                return total
+
     async def resource_id_of(self, ref: ObjectRef) -> ResourceId | None:
         return await self._run(f"resources {ref}", lambda c: resources.resource_id_of(c, ref))
 

@@ -29,7 +29,8 @@ def _string_map(meta: Mapping[str, Any], field: str, template: Mapping[str, Any]
     value = meta.get(field) or {}
     if not isinstance(value, Mapping):
         raise InvalidObjectError(
-            f"{ref_of(template)}: metadata.{field}: expected an object after overrides, got {type(value).__name__}"
+            f"{ref_of(template)}: metadata.{field}: expected an object after overrides, "
+            f"got {type(value).__name__}"
         )
     return dict(value)
 

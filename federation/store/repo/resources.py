@@ -80,6 +80,27 @@ SELECT count(*) FROM purged
 """
 
 
+# The same rule for every deleted row at once, a batch at a time (housekeeping).
+PURGE_DELETED = """
+WITH doomed AS (
+    SELECT r.id FROM resources r
+    WHERE r.deleted_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM works w WHERE w.resource_id = r.id AND w.state <> 'orphaned')
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+),
+purged AS (
+    DELETE FROM resources r USING doomed d
+    WHERE r.id = d.id AND r.deleted_at IS NOT NULL
+    RETURNING r.id
+),
+statuses AS (
+    DELETE FROM member_status m USING purged p WHERE m.resource_id = p.id
+)
+SELECT count(*) FROM purged
+"""
+
+
 def _check_unique(rows: Sequence[ResourceRow]) -> None:
     seen: set[ObjectRef] = set()
     for row in rows:
@@ -126,6 +147,12 @@ async def mark_resource_deleted(conn: Connection, ref: ObjectRef) -> ResourceId 
 async def purge_resource(conn: Connection, resource_id: ResourceId) -> bool:
     """Remove a deleted resource once no work of it is left in a member. True if removed."""
     return int(await conn.fetchval(PURGE, resource_id)) == 1
+
+
+async def purge_deleted_resources(conn: Connection, *, batch: int) -> int:
+    """Remove up to `batch` deleted (or no longer governed) resources with nothing left in any
+    member; returns how many. Their templates leave the database with them."""
+    return int(await conn.fetchval(PURGE_DELETED, batch))
 
 
 async def resource_id_of(conn: Connection, ref: ObjectRef) -> ResourceId | None:

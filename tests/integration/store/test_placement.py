@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from federation.errors import StoreError
-from federation.store import Decision, ResourceId, Store, WorkState
+from federation.store import Decision, DesiredWork, ResourceId, Store, WorkState
 from federation.store.db import init_connection
 from federation.store.repo import placements
 from tests.integration.store.factories import deployment, desired, placed_resource, resource_row
@@ -218,6 +218,65 @@ async def test_a_chosen_cluster_without_a_manifest_keeps_its_work(store: Store, 
     )
     assert not change.changed
     assert await row_versions(database_url, rid) == before
+
+
+async def test_a_refused_translation_is_a_failed_work_with_nothing_to_do(
+    store: Store, database_url: str
+) -> None:
+    """An override refused for a cluster (say, it would change the copy's kind): its work is
+    failed with the reason, never claimed, and written once, not on every reconcile; the fixed
+    translation makes it pending again even when the manifest equals the one applied before."""
+    rid = await placed_resource(store, "web", CLUSTERS[:2])
+    manifest = deployment("web")
+    stub = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+    }
+    refused = DesiredWork("member-2", stub, "refused-abc", error="rule[0] changes kind: refused")
+    fresh = DesiredWork("member-3", stub, "refused-abc", error="rule[0] changes kind: refused")
+    change = await store.save_placement(
+        rid,
+        policy_id=None,
+        decisions=all_chosen(),
+        desired_works=[desired("member-1", manifest), refused, fresh],
+    )
+    assert (change.works_created, change.works_updated) == (("member-3",), ("member-2",))
+    rows = {
+        r["cluster"]: dict(r)
+        for r in await query(
+            database_url,
+            "SELECT cluster, state::text AS state, last_error, next_attempt_at, desired FROM works "
+            "WHERE resource_id = $1",
+            rid,
+        )
+    }
+    for cluster in ("member-2", "member-3"):
+        assert rows[cluster]["state"] == "failed" and rows[cluster]["next_attempt_at"] is None
+        assert rows[cluster]["last_error"] == "rule[0] changes kind: refused"
+        assert '"kind": "Deployment"' in rows[cluster]["desired"]
+    assert [
+        w.cluster for w in await store.claim_due_works("member-2", holder="w", limit=9, lease_seconds=30)
+    ] == []
+    before = await row_versions(database_url, rid)
+    again = await store.save_placement(
+        rid,
+        policy_id=None,
+        decisions=all_chosen(),
+        desired_works=[desired("member-1", manifest), refused, fresh],
+    )
+    assert not again.changed and await row_versions(database_url, rid) == before
+
+    fixed = await store.save_placement(
+        rid,
+        policy_id=None,
+        decisions=all_chosen(),
+        desired_works=[desired(c, manifest) for c in CLUSTERS],
+    )
+    assert set(fixed.works_updated) == {"member-2", "member-3"}
+    (work,) = await store.claim_due_works("member-2", holder="w", limit=9, lease_seconds=30)
+    assert work.state is WorkState.PENDING and work.desired == manifest
+    assert work.template is not None and (work.template.kind, work.template.name) == ("Deployment", "web")
 
 
 async def test_bad_input_is_refused_with_the_resource_named(store: Store) -> None:

@@ -86,6 +86,29 @@ async def test_deleted_resources_are_purged_only_when_their_works_are_gone(store
     assert await store.resource_id_of(ref) is None
 
 
+async def test_purge_deleted_resources_takes_every_finished_one_and_nothing_else(
+    store: Store, database_url: str
+) -> None:
+    """Housekeeping's sweep: deleted (or ungoverned) templates whose works are done go, their
+    templates with them; one still deleting in a member, or still governed, stays."""
+    done = [await placed_resource(store, f"done-{i}", []) for i in range(3)]
+    busy = await placed_resource(store, "busy", ["member-1"])
+    live = await placed_resource(store, "live", [])
+    for name in ("done-0", "done-1", "done-2", "busy"):
+        await store.mark_resource_deleted(ObjectRef("apps", "Deployment", "default", name))
+    await store.save_placement(busy, policy_id=None, decisions=[], desired_works=[])  # deleting
+    assert await store.purge_deleted_resources(batch=2) == 3  # two batches
+    left = {r["id"] for r in await query(database_url, "SELECT id FROM resources")}
+    assert left == {busy, live}
+    assert not set(done) & left
+    assert await store.purge_deleted_resources() == 0
+
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    await store.finish_deletion(work.id, work.version)
+    assert await store.purge_deleted_resources() == 1
+    assert {r["id"] for r in await query(database_url, "SELECT id FROM resources")} == {live}
+
+
 async def test_clusters(store: Store) -> None:
     probe = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     rows = [
