@@ -35,7 +35,7 @@ from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
 from federation.server import ReadyCheck, ServerConfig, ValidatingWebhook, build_app, serve
-from federation.store import ClusterRow, Store
+from federation.store import ClusterRow, EventRow, Store
 from federation.store.url import asyncpg_dsn
 from federation.translate import hub_id as check_hub_id
 from federation.translate.protected import KindRef, Protection
@@ -192,6 +192,7 @@ class Manager:
             placed=lambda key: controller.placed.get(key, []),
             member=self._member_object,
             min_interval=cfg.status_interval,
+            record=self._record_event,
         )
         self.leading = True
         try:
@@ -255,6 +256,10 @@ class Manager:
             self._propagator_scopes[member.name] = (id(member.client), scope)
             self.propagators[member.name] = propagator
             await propagator.run()
+
+    async def _record_event(self, row: EventRow) -> None:
+        assert self.store is not None
+        await self.store.append_events([row])
 
     def _wake(self, clusters: Iterable[str]) -> None:
         for name in clusters:

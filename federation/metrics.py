@@ -91,6 +91,11 @@ CLUSTER_READY = Gauge(
 
 # -- status up and spec down -------------------------------------------------------------
 STATUS_WRITES = Counter("federation_hub_status_writes_total", "Aggregated status writes to hub templates.")
+STATUS_WRITE_ERRORS = Counter(
+    "federation_hub_status_write_errors_total",
+    "Aggregated status writes the hub refused (rejected: 400/422), by reason.",
+    ["reason"],
+)
 TLS_RELOADS = Counter(
     "federation_tls_reloads_total",
     "Serving certificate reloads after its files changed (result: ok, or error: the old pair stays).",

@@ -4,24 +4,33 @@ A member status change marks its resource; each resource is written at most once
 `min_interval` (the work queue's delayed add collapses a burst of member updates into one
 write), only when the aggregate differs from what the hub object already shows, and a 409
 (someone else wrote the object meanwhile) re-reads the object and tries again.
+
+A write the hub's apiserver *refuses* (400/422: the members' values made the status invalid,
+or an admission webhook on the hub says no) is not retried as if it were transient: the
+template gets condition ``StatusAggregated=False`` with the apiserver's reason (written on its
+own, on top of the status it already has), an event is recorded once per new refusal, the
+`federation_hub_status_write_errors_total` metric counts it, and the key comes back with
+exponential backoff (and at once when a member's status changes again).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 
-from federation.errors import ConflictError, KubeError, NotFoundError
+from federation.errors import ApiError, ConflictError, KubeError, NotFoundError
 from federation.hub.keys import ResourceKey
 from federation.informers import QueueShutDown, WorkQueue
 from federation.informers.ratelimit import ItemExponentialLimiter
 from federation.kube import GVK, Discovery, KubeClient, Obj
-from federation.metrics import STATUS_WRITES
+from federation.metrics import STATUS_WRITE_ERRORS, STATUS_WRITES
 from federation.status import aggregate_status, merge_conditions, supports_hub_status
+from federation.status.bounds import cut
+from federation.store import EventRow, EventType, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,10 @@ log = logging.getLogger(__name__)
 TemplateLookup = Callable[[ResourceKey], Obj | None]
 PlacedLookup = Callable[[ResourceKey], list[str]]
 MemberLookup = Callable[[ResourceKey, str], Obj | None]
+#: Records an event (the state store's `append_events`, for one row).
+EventRecorder = Callable[[EventRow], Awaitable[None]]
+
+STATUS_AGGREGATED = "StatusAggregated"
 
 
 class StatusWriter:
@@ -43,6 +56,7 @@ class StatusWriter:
         member: MemberLookup,
         min_interval: float = 1.0,
         workers: int = 4,
+        record: EventRecorder | None = None,
     ) -> None:
         self.hub = hub
         self.discovery = discovery
@@ -55,6 +69,8 @@ class StatusWriter:
             "hub-status", rate_limiter=ItemExponentialLimiter(0.05, 30.0)
         )
         self._last_write: dict[ResourceKey, float] = {}
+        self._refused: dict[ResourceKey, str] = {}
+        self.record = record
         self.writes = 0
 
     def mark(self, key: ResourceKey) -> None:
@@ -78,6 +94,12 @@ class StatusWriter:
             try:
                 await self.write(key)
                 self.queue.forget(key)
+            except ApiError as exc:
+                if exc.status not in (400, 422):
+                    log.warning("status of %s not written: %s", key, exc, extra=_extra(key))
+                else:
+                    await self._refused_by_hub(key, exc)
+                self.queue.add_rate_limited(key)
             except KubeError as exc:
                 log.warning("status of %s not written: %s", key, exc)
                 self.queue.add_rate_limited(key)
@@ -110,11 +132,49 @@ class StatusWriter:
             except NotFoundError:
                 return False
             self._last_write[key] = anyio.current_time()
+            self._refused.pop(key, None)
             self.writes += 1
             STATUS_WRITES.inc()
             return True
         log.warning("status of %s: gave up after repeated conflicts", key)
         return False
+
+    async def _refused_by_hub(self, key: ResourceKey, exc: ApiError) -> None:
+        """The condition, the event, the metric and one log line of a refused status write."""
+        reason = cut(str(exc))
+        STATUS_WRITE_ERRORS.labels("rejected").inc()
+        if self._refused.get(key) == reason:
+            return  # said already; the backoff brings the next attempt
+        self._refused[key] = reason
+        log.warning("the hub refused the aggregated status of %s: %s", key, reason, extra=_extra(key))
+        if self.record is not None:
+            try:
+                await self.record(
+                    EventRow(
+                        type=EventType.STATUS_REJECTED,
+                        message=f"{key}: the hub refused the aggregated status: {reason}",
+                        ref=ObjectRef(key.group, key.kind, key.namespace, key.name),
+                    )
+                )
+            except Exception as err:  # the store has its own retries; the condition still goes
+                log.warning("status of %s: recording the refusal failed: %s", key, err, extra=_extra(key))
+        template = self.template(key)
+        if template is None:
+            return
+        current: Mapping[str, Any] = template.get("status") or {}
+        condition = {
+            "type": STATUS_AGGREGATED,
+            "status": "False",
+            "reason": "RejectedByHub",
+            "message": f"the members' aggregated status was refused: {reason}",
+            "lastUpdateTime": _now(),
+            "lastTransitionTime": _now(),
+        }
+        others = [c for c in current.get("conditions") or [] if c.get("type") != STATUS_AGGREGATED]
+        try:
+            await self._put(template, {"conditions": [*others, condition]})
+        except KubeError as err:
+            log.warning("status of %s: the StatusAggregated condition was refused too: %s", key, err)
 
     async def _put(self, template: Obj, status: dict[str, Any]) -> None:
         res = await self.discovery.resource_for(GVK.of(template))
@@ -147,3 +207,7 @@ def _same(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _extra(key: ResourceKey) -> dict[str, str]:
+    return {"namespace": key.namespace, "object_name": key.name, "kind": key.kind}

@@ -16,6 +16,7 @@ While the cluster is not ready nothing is claimed: its works wait, and complete 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ from federation.metrics import (
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
 from federation.propagate.drift import projection_hash
 from federation.status import assess
+from federation.status.bounds import ERROR_LIMIT, bounded_status, cut
 from federation.store import (
     ApplyResult,
     ClaimedWork,
@@ -299,6 +301,8 @@ class ClusterPropagator:
 
     async def _record(self, work: ClaimedWork, key: ResourceKey, outcome: Outcome) -> None:
         """Turn an outcome into its row update (batched with others) and its follow-ups."""
+        # The member's apiserver (or a webhook a member admin installed) writes these messages.
+        outcome = dataclasses.replace(outcome, message=cut(outcome.message, ERROR_LIMIT))
         ref = _ref(key)
         entry = self._index.get(key)
         now = datetime.now(UTC)
@@ -425,11 +429,11 @@ class ClusterPropagator:
         self._statuses[entry.resource_id] = MemberStatusRow(
             resource_id=entry.resource_id,
             cluster=self.cluster,
-            status=status or {},
+            status=bounded_status(status or {}),
             health=Health(a.health.value),
             observed_generation=a.observed_generation,
             member_resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")) or None,
-            health_reason=a.reason[:1000],
+            health_reason=cut(a.reason),
         )
         self._flush.set()
         self.on_status(key)

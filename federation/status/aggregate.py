@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from federation.status.bounds import INT32_MAX, LIST_LIMIT, clamp_int32, cut
 from federation.status.health import Health, assess
 
 Obj = Mapping[str, Any]
@@ -69,9 +70,11 @@ def aggregate_status(
         return None
     status: dict[str, Any] = {c: 0 for c in counters}
     for obj in members.values():
-        member_status = obj.get("status") or {}
+        member_status = obj.get("status")
+        member_status = member_status if isinstance(member_status, Mapping) else {}
         for c in counters:
-            status[c] += int(member_status.get(c) or 0)
+            # Each member's value and the sum both fit the hub's int32 field (bounds.py).
+            status[c] = min(INT32_MAX, status[c] + clamp_int32(member_status.get(c)))
     generation = (template.get("metadata") or {}).get("generation")
     if generation is not None:
         status["observedGeneration"] = generation
@@ -90,9 +93,9 @@ def _conditions(members: Mapping[str, Obj], *, placed: list[str], now: str) -> l
             continue
         a = assess(obj)
         if a.health == Health.DEGRADED:
-            degraded.append(f"{cluster}: {a.reason}")
+            degraded.append(f"{cluster}: {cut(a.reason)}")
         elif a.health != Health.HEALTHY:
-            lagging.append(f"{cluster}: {a.reason}")
+            lagging.append(f"{cluster}: {cut(a.reason)}")
     healthy = len(placed) - len(lagging) - len(degraded)
     available = {
         "type": "Available",
@@ -129,10 +132,14 @@ def _service(members: Mapping[str, Obj]) -> dict[str, Any]:
     seen: set[str] = set()
     for cluster in sorted(members):
         for entry in ((members[cluster].get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            if not isinstance(entry, Mapping) or len(ingress) >= LIST_LIMIT:
+                continue
             key = str(entry.get("ip") or entry.get("hostname"))
             if key not in seen:
                 seen.add(key)
-                ingress.append({k: v for k, v in entry.items() if k in ("ip", "hostname", "ipMode")})
+                ingress.append(
+                    {k: cut(str(v), 253) for k, v in entry.items() if k in ("ip", "hostname", "ipMode")}
+                )
     return {"loadBalancer": {"ingress": ingress} if ingress else {}}
 
 

@@ -211,6 +211,18 @@ INTERPRETERS: dict[tuple[str, str], Callable[[Obj], Assessment]] = {
 
 
 def assess(obj: Obj) -> Assessment:
-    """The health of `obj`, by its kind's interpreter or the generic one."""
+    """The health of `obj`, by its kind's interpreter or the generic one.
+
+    A member's admin shapes what this reads (a custom resource's status can be anything): a
+    status, spec or metadata that is not an object counts as empty, and a shape the
+    interpreter cannot read is Unknown, never an exception in the member's informer.
+    """
+    shaped = {
+        k: v for k, v in obj.items() if k not in ("status", "spec", "metadata") or isinstance(v, Mapping)
+    }
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-    return INTERPRETERS.get((group, str(obj.get("kind", ""))), generic)(obj)
+    interpreter = INTERPRETERS.get((group, str(obj.get("kind", ""))), generic)
+    try:
+        return interpreter(shaped)
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+        return Assessment(Health.UNKNOWN, f"the status cannot be read ({type(exc).__name__})")

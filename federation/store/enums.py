@@ -66,6 +66,8 @@ class EventType(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     CLUSTER_NOT_READY = "ClusterNotReady"
     CLUSTER_READY = "ClusterReady"
+    STATUS_REJECTED = "StatusRejected"
+    """The hub's apiserver refused an aggregated status write (migration 0005)."""
 
 
 class PolicyKind(StrEnum):
