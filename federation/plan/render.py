@@ -85,9 +85,14 @@ def _resource_text(plan: ResourcePlan) -> list[str]:
 
 def render_text(report: PlanReport) -> str:
     blocks = ["\n".join(_resource_text(p)) for p in report.resources]
+    if report.policy_problems:
+        refused = "\n".join(f"  {line}" for line in report.policy_problems)
+        blocks.insert(0, f"REFUSED override rules (the admission webhook refuses these policies):\n{refused}")
     return ("\n\n".join(blocks) if blocks else "no resources given") + "\n"
 
 
 def render_json(report: PlanReport) -> str:
     data: dict[str, Any] = {"resources": [asdict(p) for p in report.resources]}
+    if report.policy_problems:
+        data["policyProblems"] = list(report.policy_problems)
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -22,7 +22,7 @@ from federation.api import (
     object_ref,
     ref_of,
 )
-from federation.errors import OverrideError
+from federation.errors import InvalidObjectError
 from federation.placement import ClusterSnapshot, Decision, Placer, match_policies, snapshot_from_entry
 from federation.placement.filters import static_weights, uses_dynamic_weights
 from federation.plan.inputs import PlanInputs
@@ -38,6 +38,12 @@ from federation.translate import (
     translate,
 )
 from federation.translate.podspec import pod_spec
+from federation.translate.protected import Protection
+from federation.validation import identity_problems
+
+#: What never propagates, as a controller with the default settings sees it (``plan`` has no
+#: hub to learn which Secrets MemberClusters reference, nor the controller's --deny-* flags).
+PROTECTION = Protection()
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,13 @@ class ResourcePlan:
 @dataclass(frozen=True)
 class PlanReport:
     resources: tuple[ResourcePlan, ...]
+    policy_problems: tuple[str, ...] = ()
+    """What the admission webhook would refuse in the given override policies (same checks,
+    same words: `federation.validation`)."""
 
     @property
     def errors(self) -> tuple[str, ...]:
-        return tuple(row.error for r in self.resources for row in r.rows if row.error)
+        return self.policy_problems + tuple(row.error for r in self.resources for row in r.rows if row.error)
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ class _Placed:
     decision: Decision | None
     dependencies: tuple[DependencyRef, ...] | None
     """What follows the template: None unless it is a workload whose policy propagates them."""
+    refusal: str | None = None
+    """Why the template is never propagated, whatever selects it (`federation.translate.protected`)."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +203,12 @@ def _chosen_row(
         final = translate(
             resource, cluster=cluster, replicas=replicas, overrides=rules, ownership=ownership
         ).manifest
-    except OverrideError as exc:
+    except InvalidObjectError as exc:  # a broken override, or one refused (IdentityError)
         return ClusterRow(cluster.name, True, replicas, reason, labels, error=str(exc))
+    refusal = PROTECTION.refusal(final)
+    if refusal is not None:  # e.g. an override made a Secret a token Secret
+        error = f"{ref_of(resource)} on cluster {cluster.name}: the copy is {refusal.describe()}"
+        return ClusterRow(cluster.name, True, replicas, reason, labels, error=error)
     for m in (plain, final):
         m["metadata"]["annotations"].pop(OWNERSHIP.hash_annotation, None)
     changes = tuple(c.describe() for c in diff(plain, final))
@@ -218,6 +233,16 @@ def _place(resource: Mapping[str, Any], *, policies: Sequence[PolicyLike], place
     losers = tuple(f"{p.ref}: {why}" for p, why in match.losers)
     if match.winner is None:
         return _Placed(resource=resource, policy=None, losers=losers, decision=None, dependencies=None)
+    refusal = PROTECTION.refusal(resource)
+    if refusal is not None:
+        return _Placed(
+            resource=resource,
+            policy=match.winner,
+            losers=losers,
+            decision=None,
+            dependencies=None,
+            refusal=refusal.describe(),
+        )
     spec = match.winner.spec
     decision = placer.decide(placement=spec.placement, replicas=_replicas_of(resource), previous=None)
     dependencies = (
@@ -239,7 +264,8 @@ def build_plan(inputs: PlanInputs, *, hub: str = "hub") -> PlanReport:
         _resource_plan(p, snapshots=snapshots, inputs=inputs, follows=follows, given=given, hub=hub)
         for p in placed
     ]
-    return PlanReport(resources=tuple(plans))
+    problems = tuple(line for policy in inputs.overrides for line in identity_problems(policy))
+    return PlanReport(resources=tuple(plans), policy_problems=problems)
 
 
 def _resource_plan(
@@ -269,6 +295,15 @@ def _resource_plan(
         rows=tuple(ClusterRow(s.name, False, None, "no policy selects the resource") for s in snapshots),
         dependency_of=tuple(f.workload for f in followed),
     )
+    if p.refusal is not None and p.policy is not None:
+        return replace(
+            base,
+            policy=p.policy.ref,
+            priority=p.policy.spec.priority,
+            scheduling="none: " + p.refusal,
+            unschedulable=p.refusal,
+            rows=tuple(ClusterRow(s.name, False, None, p.refusal) for s in snapshots),
+        )
     if p.policy is None or p.decision is None:
         if followed:
             return _dependency_plan(

@@ -34,6 +34,7 @@ up front (`federation.validation`), in the same words (`Violation.describe`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,6 +99,15 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+_VERSION = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def valid_api_version(value: Any) -> bool:
+    """Whether ``value`` is ``[group/]version`` with a version Kubernetes accepts (a DNS label,
+    as a CRD's version names are): the version of a copy may change, its form may not."""
+    return isinstance(value, str) and bool(_VERSION.match(value.rpartition("/")[2]))
+
+
 def identity_of(manifest: Mapping[str, Any]) -> Identity:
     """The identity a manifest names (empty strings where it names nothing)."""
     meta = manifest.get("metadata")
@@ -137,6 +147,8 @@ def _shown(value: str) -> str:
 def identity_violation(before: Mapping[str, Any], after: Mapping[str, Any]) -> Violation | None:
     """Whether ``after`` names another object than ``before``."""
     a, b = identity_of(before), identity_of(after)
+    if valid_api_version(before.get("apiVersion")) and not valid_api_version(after.get("apiVersion")):
+        return Violation(Guard.IDENTITY, "apiVersion", "no longer a group/version")
     for field, old, new in (
         ("apiVersion", a.group, b.group),
         ("kind", a.kind, b.kind),

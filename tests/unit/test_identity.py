@@ -9,18 +9,23 @@ attacks against the real fleet.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.api import ClusterOverridePolicy, OverridePolicy, PropagationPolicy
+from federation.cli import main
 from federation.errors import ConfigError, IdentityError, InvalidObjectError, OverrideError
 from federation.placement import ClusterSnapshot
 from federation.propagate.applier import Result, foreign_target
 from federation.translate import Ownership, format_policy, hub_id, resolve_overrides, translate
 from federation.translate.identity import (
+    RULE_TEXT,
     Guard,
     Identity,
     Violation,
@@ -29,6 +34,7 @@ from federation.translate.identity import (
     identity_of,
 )
 from federation.translate.protected import KindRef, ProtectedReason, Protection
+from federation.validation import identity_problems
 
 EU = ClusterSnapshot("eu-1", {"region": "eu"})
 OWNER = Ownership(hub=hub_id("hub-a"), policy=format_policy("PropagationPolicy", "team-a", "p"))
@@ -331,7 +337,7 @@ _OPS = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(ops=_OPS, cluster_scoped=st.booleans(), rbac=st.booleans())
 def test_no_json_patch_yields_a_copy_with_another_identity(
     ops: list[dict[str, Any]], cluster_scoped: bool, rbac: bool
@@ -493,3 +499,176 @@ def test_deny_kind_and_namespace_flags_are_parsed_or_refused_naming_the_flag() -
             KindRef.parse(bad)
     with pytest.raises(ConfigError, match="--deny-namespace"):
         Protection(deny_namespaces=("a b",))
+
+
+# -- the same rule from the policy alone: the webhook's and plan's refusal up front ---------------
+
+
+def test_the_escalation_is_refused_up_front_in_the_translators_words() -> None:
+    problems = identity_problems(policy([{"overriders": {"jsonPatch": ESCALATION}}]))
+    rule = "an override never changes a copy's identity (group, kind, namespace, name)"
+    where = "OverridePolicy team-a/evil: spec.rules[0].overriders"
+    assert problems == [
+        f"{where}.jsonPatch[0] (replace /apiVersion) changes apiVersion: {rule}",
+        f"{where}.jsonPatch[1] (replace /kind) changes kind: {rule}",
+        f"{where}.jsonPatch[2] (remove /metadata/namespace) changes metadata.namespace: {rule}",
+    ]
+    runtime = str(refused(configmap(), policy([{"overriders": {"jsonPatch": ESCALATION}}])))
+    assert RULE_TEXT[Guard.IDENTITY] in runtime and RULE_TEXT[Guard.IDENTITY] in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("overriders", "where"),
+    [
+        (
+            {"mergePatch": {"metadata": {"namespace": "kube-system", "name": "coredns"}}},
+            "mergePatch changes metadata.",
+        ),
+        ({"mergePatch": {"metadata": None}}, "mergePatch changes metadata"),
+        ({"mergePatch": {"kind": "Secret"}}, "mergePatch changes kind"),
+        ({"mergePatch": {"metadata": {"generateName": "x-"}}}, "mergePatch changes metadata.generateName"),
+        (
+            {"mergePatch": {"metadata": {"labels": {"federation.io/hub": "h"}}}},
+            "changes metadata.labels[federation.io/hub]",
+        ),
+        (
+            {"jsonPatch": [{"op": "add", "path": "/metadata/ownerReferences", "value": []}]},
+            "jsonPatch[0] (add /metadata/ownerReferences) changes metadata.ownerReferences",
+        ),
+        (
+            {"jsonPatch": [{"op": "add", "path": "/metadata/finalizers/-", "value": "x"}]},
+            "changes metadata.finalizers",
+        ),
+        (
+            {"jsonPatch": [{"op": "move", "from": "/metadata/name", "path": "/data/x"}]},
+            "jsonPatch[0] (move /data/x) changes metadata.name",
+        ),
+        (
+            {"jsonPatch": [{"op": "replace", "path": "/metadata/labels", "value": {"federation.io/x": "1"}}]},
+            "changes metadata.labels[federation.io/x]",
+        ),
+        ({"jsonPatch": [{"op": "remove", "path": "/apiVersion"}]}, "changes apiVersion"),
+        ({"jsonPatch": [{"op": "replace", "path": "/apiVersion", "value": "apps/v1"}]}, "changes apiVersion"),
+        (
+            {"labels": {"set": {"federation.io/policy": "x"}}},
+            "labels changes metadata.labels[federation.io/policy]",
+        ),
+        (
+            {"annotations": {"set": {"federation.io/hash": "x"}}},
+            "annotations changes metadata.annotations[federation.io/hash]",
+        ),
+        (
+            {"image": [{"component": "tag", "value": "1", "path": "/metadata/namespace"}]},
+            "image[0] (path /metadata/namespace) changes metadata.namespace",
+        ),
+    ],
+)
+def test_identity_problems_name_the_overrider_and_the_field(overriders: dict[str, Any], where: str) -> None:
+    for cluster_scoped in (False, True):
+        problems = identity_problems(policy([{"overriders": overriders}], cluster_scoped=cluster_scoped))
+        assert len(problems) == 1 and where in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    "overriders",
+    [
+        {"jsonPatch": [{"op": "test", "path": "/metadata/name", "value": "app"}]},
+        {"jsonPatch": [{"op": "test", "path": "/kind", "value": "ConfigMap"}]},
+        {"jsonPatch": [{"op": "copy", "from": "/metadata/name", "path": "/data/name"}]},
+        {"jsonPatch": [{"op": "replace", "path": "/apiVersion", "value": "v1"}]},
+        {"jsonPatch": [{"op": "add", "path": "/metadata/labels/team", "value": "a"}]},
+        {"jsonPatch": [{"op": "remove", "path": "/metadata/labels"}]},
+        # depends on the cluster's name: the translator judges it
+        {"jsonPatch": [{"op": "add", "path": "/metadata/${CLUSTER_NAME}", "value": "a"}]},
+        {"mergePatch": {"metadata": {"labels": {"federation.io/old": None, "a": "b"}}, "data": {"x": "y"}}},
+        {"labels": {"set": {"team": "a"}, "remove": ["federation.io/anything"]}},
+        {"replicas": 3},
+        {"image": [{"component": "tag", "value": "2"}]},
+    ],
+)
+def test_identity_problems_leave_harmless_overrides_alone(overriders: dict[str, Any]) -> None:
+    assert identity_problems(policy([{"overriders": overriders}])) == []
+
+
+def test_rbac_grants_are_refused_up_front_only_for_namespaced_policies() -> None:
+    rules = [
+        {"overriders": {"jsonPatch": [{"op": "replace", "path": "/roleRef/name", "value": "cluster-admin"}]}}
+    ]
+    kind = {"api_version": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}
+    (problem,) = identity_problems(policy(rules, **kind))
+    assert (
+        "jsonPatch[0] (replace /roleRef/name) changes roleRef: a namespaced OverridePolicy may not" in problem
+    )
+    assert identity_problems(policy(rules, cluster_scoped=True, **kind)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=_OPS, rbac=st.booleans(), cluster_scoped=st.booleans())
+def test_every_op_refused_up_front_is_refused_at_translation(
+    ops: list[dict[str, Any]], rbac: bool, cluster_scoped: bool
+) -> None:
+    """Soundness: each JSON patch op the webhook and plan refuse, applied on its own, is refused
+    by the translator too (on the representative templates here), unless it wrote a guarded field
+    without changing it (the rule up front forbids writing them at all; within a longer patch a
+    later op may also undo an earlier one, which the translator, judging the result, lets pass)."""
+    template = rolebinding() if rbac else configmap()
+    kind = {"api_version": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"} if rbac else {}
+    for op in ops:
+        try:
+            p = policy([{"overriders": {"jsonPatch": [op]}}], cluster_scoped=cluster_scoped, **kind)
+        except InvalidObjectError:
+            continue
+        if not identity_problems(p):
+            continue
+        try:
+            out = translated(template, p)
+        except InvalidObjectError:
+            continue  # refused at translation too
+        assert guarded_fields(out) == guarded_fields(translated(template)), op
+
+
+def test_plan_refuses_such_policies_and_never_plans_protected_templates(tmp_path: Path) -> None:
+    files = {
+        "policies.yaml": [
+            {
+                "apiVersion": "federation.io/v1alpha1",
+                "kind": "PropagationPolicy",
+                "metadata": {"name": "p", "namespace": "team-a"},
+                "spec": {
+                    "resourceSelectors": [
+                        {"apiVersion": "v1", "kind": "ConfigMap"},
+                        {"apiVersion": "v1", "kind": "Secret"},
+                    ]
+                },
+            },
+            {
+                "apiVersion": "federation.io/v1alpha1",
+                "kind": "OverridePolicy",
+                "metadata": {"name": "evil", "namespace": "team-a"},
+                "spec": {
+                    "resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                    "rules": [{"overriders": {"jsonPatch": ESCALATION}}],
+                },
+            },
+        ],
+        "templates.yaml": [configmap(), secret(type_="kubernetes.io/service-account-token")],
+    }
+    args = []
+    for name, docs in files.items():
+        (tmp_path / name).write_text(yaml.safe_dump_all(docs))
+        args += ["-f", str(tmp_path / name)]
+    (tmp_path / "clusters.yaml").write_text(
+        yaml.safe_dump({"clusters": [{"name": "eu-1"}, {"name": "us-1"}]})
+    )
+    result = CliRunner().invoke(main, ["plan", *args, "--clusters", str(tmp_path / "clusters.yaml")])
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert out.startswith("REFUSED override rules (the admission webhook refuses these policies):\n")
+    refusal = "OverridePolicy team-a/evil: spec.rules[0].overriders.jsonPatch[0] (replace /apiVersion)"
+    assert f"{refusal} changes apiVersion" in out
+    assert "eu-1: FAILED: OverridePolicy team-a/evil rule[0].overriders.jsonPatch changes apiVersion" in out
+    assert "Secret team-a/s (v1)" in out
+    assert (
+        "never propagated: Secret.core team-a/s is a credential (type kubernetes.io/service-account-token)"
+        in out
+    )
