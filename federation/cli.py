@@ -152,6 +152,14 @@ def main(debug: bool) -> None:
     help="Seconds a member may be NotReady before its workloads fail over.",
 )
 @click.option(
+    "--purge-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between purges, from Postgres, of templates deleted or no longer governed by any "
+    "policy (once their copies are gone).",
+)
+@click.option(
     "--trace",
     is_flag=True,
     envvar="FEDERATION_TRACE",
@@ -265,6 +273,7 @@ def run(
     controller_namespace: str,
     deny_namespaces: tuple[str, ...],
     deny_kinds: tuple[str, ...],
+    purge_interval: float,
 ) -> None:
     """Run the controller: place hub templates on member clusters and aggregate their status.
 
@@ -324,6 +333,7 @@ def run(
             controller_namespace=controller_namespace,
             deny_namespaces=deny_namespaces,
             deny_kinds=deny_kinds,
+            purge_interval=purge_interval,
         )
         anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
 
