@@ -276,6 +276,9 @@ async def least_privilege(
         hub_id=None,  # derived from kube-system's uid: exercises that rule too
         log_path=work / "controller.log",
         hub_kubeconfig=hub_kubeconfig,
+        # `default` passes the controller's own check (tests/security covers that one), so the
+        # test of a MemberCluster pointing there shows the RBAC layer refusing on its own.
+        extra_args=["--credentials-namespace", "default"],
     )
     try:
         await anyio.to_thread.run_sync(proc.start)
