@@ -177,19 +177,15 @@ class StatusWriter:
             log.warning("status of %s: the StatusAggregated condition was refused too: %s", key, err)
 
     async def _put(self, template: Obj, status: dict[str, Any]) -> None:
+        """PUT /status of the whole object as we last saw it, with the new status.
+
+        The whole object, not just its name and resourceVersion: a status PUT of a built-in kind
+        takes the metadata it is given (the apiserver resets only spec and labels), so a body
+        without them would strip the template's finalizers (ours among them) and annotations.
+        The resourceVersion makes it conditional: a newer object is a 409, re-read and retried.
+        """
         res = await self.discovery.resource_for(GVK.of(template))
-        body = {
-            "apiVersion": template["apiVersion"],
-            "kind": template["kind"],
-            "metadata": {
-                "name": template["metadata"]["name"],
-                "namespace": template["metadata"].get("namespace"),
-                "resourceVersion": template["metadata"]["resourceVersion"],
-            },
-            "status": {**(template.get("status") or {}), **status},
-        }
-        if not res.namespaced:
-            body["metadata"].pop("namespace")
+        body = {**template, "status": {**(template.get("status") or {}), **status}}
         await self.hub.replace(res, body, subresource="status")
 
     async def _refetch(self, template: Obj) -> Obj | None:

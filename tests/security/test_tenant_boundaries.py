@@ -603,7 +603,7 @@ async def test_member_status_values_are_bounded_and_a_refused_hub_write_is_repor
     big = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "big", "namespace": namespace},
+        "metadata": {"name": "big", "namespace": namespace, "annotations": {"team": "platform"}},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": "big"}},
@@ -651,6 +651,10 @@ async def test_member_status_values_are_bounded_and_a_refused_hub_write_is_repor
         return True
 
     await eventually(clamped, timeout=30, what="the hub status clamped to int32")
+    hub_big = get(fleet, "hub", "deployment", "big", namespace)
+    assert hub_big is not None  # a status write keeps what the object's metadata holds
+    assert "federation.io/cleanup" in hub_big["metadata"]["finalizers"]
+    assert hub_big["metadata"]["annotations"]["team"] == "platform"
     assert controller.metric("federation_hub_status_write_errors_total") == 0
 
     # Now the hub itself refuses: a ValidatingAdmissionPolicy on the hub's Deployment status.
