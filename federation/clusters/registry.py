@@ -31,6 +31,7 @@ from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
 from federation.metrics import CLUSTER_READY
 from federation.placement import Allocatable, ClusterSnapshot
+from federation.status.bounds import cut
 
 log = logging.getLogger(__name__)
 
@@ -470,10 +471,11 @@ class ClusterRegistry:
             ok, reason, version = False, m.connect_error or "not connected", None
         else:
             ok, reason = await m.client.ready(timeout=self.settings.probe_timeout)
+            reason = cut(reason)  # the member's apiserver writes it: bounded before the hub
             version = None
             if ok and self.health.get(m.name).version is None:
                 try:
-                    version = str((await m.client.version()).get("gitVersion", "")) or None
+                    version = cut(str((await m.client.version()).get("gitVersion", "")), 64) or None
                 except KubeError:
                     version = None
         transition = self.health.observe(m.name, ok=ok, reason=reason, version=version)
