@@ -29,6 +29,7 @@ from federation.translate.jsonpatch import PatchError, apply_patch
 from federation.translate.mergepatch import apply_merge_patch
 from federation.translate.podspec import pod_spec
 from federation.translate.pointer import PointerError, json_copy, parse_pointer, resolve
+from federation.translate.sensitive import DEFAULT_FIELDS, SensitiveFields, group_kind
 
 CLUSTER_NAME_VARIABLE = "${CLUSTER_NAME}"
 
@@ -151,7 +152,7 @@ def _metadata_step(
 
 
 def _steps(
-    overriders: Overriders, cluster: str
+    overriders: Overriders, cluster: str, sensitive: SensitiveFields
 ) -> list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]]:
     steps: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = []
     if overriders.json_patch is not None:
@@ -162,8 +163,12 @@ def _steps(
                 result = apply_patch(m, ops)
             except PatchError as exc:
                 op = ops[exc.index]
+                problem = str(exc)
+                if op["op"] == "test" and _sensitive_path(m, op["path"], sensitive):
+                    # The failure message quotes the value found: never for a sensitive field.
+                    problem = f"test failed: {op['path']} is a sensitive field and differs (not shown)"
                 raise _OverriderFailedError(
-                    f"jsonPatch[{exc.index}] ({op['op']} {op['path']})", str(exc)
+                    f"jsonPatch[{exc.index}] ({op['op']} {op['path']})", problem
                 ) from None
             if not isinstance(result, dict):
                 raise _OverriderFailedError(
@@ -201,12 +206,27 @@ def _steps(
     return steps
 
 
+def _sensitive_path(manifest: Mapping[str, Any], pointer: str, sensitive: SensitiveFields) -> bool:
+    try:
+        tokens = parse_pointer(pointer)
+    except PointerError:
+        return False
+    return sensitive.covers(*group_kind(manifest), tokens)
+
+
 def apply_override(
-    manifest: Mapping[str, Any], override: ResolvedOverride, *, cluster: str
+    manifest: Mapping[str, Any],
+    override: ResolvedOverride,
+    *,
+    cluster: str,
+    sensitive: SensitiveFields = DEFAULT_FIELDS,
 ) -> dict[str, Any]:
-    """``manifest`` after one rule's overriders (a new dict; the input is not modified)."""
+    """``manifest`` after one rule's overriders (a new dict; the input is not modified).
+
+    A failure names the rule and the field; a ``test`` of a `sensitive` field never quotes the
+    value it found (the message ends up in events and the API)."""
     result = json_copy(dict(manifest))
-    for name, step in _steps(override.overriders, cluster):
+    for name, step in _steps(override.overriders, cluster, sensitive):
         try:
             result = step(result)
         except _OverriderFailedError as exc:
