@@ -52,6 +52,7 @@ from federation.logs import RECONCILE_ID
 from federation.metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILES
 from federation.placement import OVERRIDDEN_CONDITION, ClusterSnapshot, Placer, Target, match_policies
 from federation.placement import Decision as Placement
+from federation.sealing import KEY_FLAG, Sealer
 from federation.store import (
     Decision,
     DesiredWork,
@@ -136,7 +137,10 @@ class HubController:
         on_works_changed: WorksListener,
         on_placed: Callable[[ResourceKey], None] = lambda _key: None,
         settings: ControllerSettings | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
+        """``sealer`` (the store's) says which values are sensitive and keys their hashes; when it
+        has no key, templates holding a sensitive value are not propagated (`_unsealable`)."""
         self.hub = hub
         self.discovery = discovery
         self.factory = factory
@@ -146,6 +150,8 @@ class HubController:
         self.on_works_changed = on_works_changed
         self.on_placed = on_placed
         self.settings = settings or ControllerSettings()
+        self.sealer = sealer
+        self._unsealable_reported: set[ResourceKey] = set()
         self.policies = PolicyCache()
         self.templates = TemplateWatcher(factory=factory, discovery=discovery, on_change=self.enqueue)
         self.queue: WorkQueue[ResourceKey] = WorkQueue("hub-resources")
@@ -326,6 +332,9 @@ class HubController:
     async def _place(
         self, key: ResourceKey, template: Obj, governing: PolicyLike, *, inherited: bool
     ) -> None:
+        if self._unsealable(key, template):
+            await self._flush_events()
+            return
         resource_id = await self._resource_id(key, template)
         policy_id = await self._policy_id(governing)
         if governing.spec.suspend:
@@ -499,6 +508,7 @@ class HubController:
                     overrides=resolve_overrides(template, cluster=snap, policies=overrides),
                     ownership=ownership,
                     retain_fields=policy.spec.retain_fields,
+                    secrecy=self.sealer.secrecy if self.sealer is not None else None,
                 )
             except FederationError as exc:
                 # A broken override: that cluster keeps its current copy; the error is recorded.
@@ -508,6 +518,8 @@ class HubController:
                     )
                 )
                 continue
+            if self._unsealable(key, translated.manifest, cluster=target.cluster):
+                continue  # an override put a sensitive value in: that copy cannot be stored
             works.append(
                 DesiredWork(target.cluster, translated.manifest, translated.hash, overwrite=overwrite)
             )
@@ -537,6 +549,26 @@ class HubController:
             )
             self.on_works_changed({*change.works_created, *change.works_updated, *change.works_unplaced})
         await self._flush_events()
+
+    def _unsealable(self, key: ResourceKey, manifest: Obj, *, cluster: str | None = None) -> bool:
+        """Whether ``manifest`` holds a sensitive value while no encryption key is configured:
+        then it is not propagated (its row would hold the value in plaintext, which the store
+        refuses). Said once per template: a log line and an ApplyFailed event."""
+        if self.sealer is None or self.sealer.available or not self.sealer.sensitive(manifest):
+            return False
+        if key not in self._unsealable_reported:
+            self._unsealable_reported.add(key)
+            where = f" (its copy for {cluster})" if cluster else ""
+            message = (
+                f"{key}{where}: not propagated: it holds sensitive values (a Secret's data or a field "
+                f"marked sensitive) and the controller has no encryption key to store them with "
+                f"(give it one: {KEY_FLAG})"
+            )
+            log.warning("%s", message, extra=_extra(key))
+            self._pending_events.append(
+                EventRow(type=EventType.APPLY_FAILED, message=message, cluster=cluster, ref=_ref(key))
+            )
+        return True
 
     async def _unplace(self, key: ResourceKey, *, orphan: bool, gone: bool) -> None:
         resource_id = self._resource_ids.get(key)
