@@ -282,16 +282,23 @@ async def running_controller(
     log_dir: Path,
     labels: dict[str, dict[str, str]],
     grace_period: float = 8.0,
+    extra_args: Sequence[str] = (),
 ) -> AsyncIterator[ControllerProcess]:
     """`federation run` on a database of its own, with the members joined; stopped and the
-    database dropped afterwards. One per test module (module-scoped fixtures use it)."""
+    database dropped afterwards. One per test module (module-scoped fixtures use it).
+    ``extra_args`` are more `federation run` flags."""
     from tests.storehelpers import create_database, drop_database
 
     name = f"{hub_id.replace('-', '_')}_{secrets.token_hex(4)}"
     url = await create_database(fleet.database_url, name)
     await anyio.to_thread.run_sync(register_members, fleet, labels)
     proc = ControllerProcess(
-        fleet, database_url=url, hub_id=hub_id, log_path=log_dir / "run.log", grace_period=grace_period
+        fleet,
+        database_url=url,
+        hub_id=hub_id,
+        log_path=log_dir / "run.log",
+        grace_period=grace_period,
+        extra_args=extra_args,
     )
     await anyio.to_thread.run_sync(proc.start)
     try:

@@ -17,8 +17,10 @@ Sensitive are:
   a kind (``ConfigMap`` for the core group, ``apps/Deployment`` otherwise) and a JSON pointer
   (RFC 6901) whose value — and everything under it — is sensitive; a token ``*`` matches any
   one key or list index (``apps/Deployment:/spec/template/spec/containers/*/env``);
-- kubectl's ``kubectl.kubernetes.io/last-applied-configuration`` annotation on any object of a
-  kind that has sensitive fields: it is a copy of the whole object as last applied.
+- kubectl's ``kubectl.kubernetes.io/last-applied-configuration`` annotation of an object of a
+  kind with sensitive fields, when the copy of the object it holds has a sensitive value (or
+  cannot be read): a ConfigMap whose ``/data/password`` is marked but that has none is not
+  sensitive, even when kubectl applied it.
 
 Pure: no I/O, no key management (the key arrives in `Secrecy`, made by the caller).
 """
@@ -44,9 +46,9 @@ _LAST_APPLIED = ("metadata", "annotations", LAST_APPLIED_ANNOTATION)
 DIGEST_PREFIX = "hmac-sha256:"
 _GROUP = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-#: What a sensitive field may not cover: the identity (the store and the members need it in the
-#: clear) and ``metadata`` as a whole.
-_IDENTITY = (("apiVersion",), ("kind",), ("metadata",), ("metadata", "name"), ("metadata", "namespace"))
+#: What a sensitive field may not cover: the identity (the store, the API and the members need
+#: it in the clear).
+_IDENTITY = (("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"))
 
 Path = tuple[str, ...]
 
@@ -111,7 +113,7 @@ def parse(text: str, *, source: str = "--sensitive-field") -> SensitiveField:
     if any(not t for t in path):
         raise ConfigError(f"{where}: {pointer!r} has an empty token (a '//' or a trailing '/')")
     for identity in _IDENTITY:
-        if _under(identity, path):
+        if _under(path, identity):
             raise ConfigError(
                 f"{where}: {pointer!r} would cover {pointer_of(identity)}, which every copy must show in "
                 "the clear (point at a field inside the object, e.g. /data/password)"
@@ -166,8 +168,6 @@ class SensitiveFields:
         by_kind: dict[tuple[str, str], list[Path]] = {}
         for f in (*SECRET_FIELDS, *self.extra):
             by_kind.setdefault((f.group, f.kind), []).append(f.path)
-        for paths in by_kind.values():
-            paths.append(_LAST_APPLIED)
         object.__setattr__(self, "_by_kind", {k: tuple(v) for k, v in by_kind.items()})
 
     @property
@@ -175,8 +175,10 @@ class SensitiveFields:
         return (*SECRET_FIELDS, *self.extra)
 
     def prefixes(self, group: str, kind: str) -> tuple[Path, ...]:
-        """The pointers (as tokens, `ANY` included) that are sensitive in objects of this kind."""
-        return self._by_kind.get((group, kind), ())
+        """The pointers (as tokens, `ANY` included) that are sensitive in objects of this kind,
+        kubectl's last-applied copy of the object included (see `paths` for when it counts)."""
+        fields = self._by_kind.get((group, kind), ())
+        return (*fields, _LAST_APPLIED) if fields else ()
 
     def covers(self, group: str, kind: str, path: Sequence[str | int]) -> bool:
         """Whether the value at ``path`` of a ``group``/``kind`` object is (inside) a sensitive field."""
@@ -185,15 +187,30 @@ class SensitiveFields:
     def paths(self, manifest: Mapping[str, Any]) -> list[Path]:
         """The concrete paths of ``manifest`` holding a sensitive value (the outermost of nested
         ones), in document order of the rules."""
-        prefixes = self.prefixes(*group_kind(manifest))
-        if not prefixes:
+        group, kind = group_kind(manifest)
+        fields = self._by_kind.get((group, kind), ())
+        if not fields:
             return []
-        found: list[Path] = []
-        for prefix in prefixes:
-            for path in _expand(manifest, prefix, ()):
-                found.append(path)
+        found = [path for prefix in fields for path in _expand(manifest, prefix, ())]
         outermost = [p for p in dict.fromkeys(found) if not any(q != p and _under(q, p) for q in found)]
+        if self._last_applied_is_sensitive(manifest, fields):
+            outermost.append(_LAST_APPLIED)
         return outermost
+
+    @staticmethod
+    def _last_applied_is_sensitive(manifest: Mapping[str, Any], fields: tuple[Path, ...]) -> bool:
+        """Whether kubectl's copy of the object holds a sensitive value (unreadable: assume so)."""
+        annotations = (manifest.get("metadata") or {}).get("annotations")
+        copy = annotations.get(LAST_APPLIED_ANNOTATION) if isinstance(annotations, Mapping) else None
+        if copy is None:
+            return False
+        try:
+            parsed = orjson.loads(copy) if isinstance(copy, str | bytes) else copy
+        except orjson.JSONDecodeError:
+            return True
+        if not isinstance(parsed, Mapping):
+            return True
+        return any(True for prefix in fields for _ in _expand(parsed, prefix, ()))
 
     def contains(self, manifest: Mapping[str, Any]) -> bool:
         """Whether ``manifest`` holds any sensitive value (its store row is then sealed)."""

@@ -28,7 +28,13 @@ from federation.translate import (
     hub_id,
     translate,
 )
-from federation.translate.sensitive import DIGEST_PREFIX, keyed_digest, parse, parse_all
+from federation.translate.sensitive import (
+    DIGEST_PREFIX,
+    LAST_APPLIED_ANNOTATION,
+    keyed_digest,
+    parse,
+    parse_all,
+)
 
 KEY = b"k" * 32
 PASSWORD = "correct-horse-battery-staple"
@@ -145,6 +151,30 @@ def test_marked_fields_with_wildcards_and_the_last_applied_copy() -> None:
     # kubectl's last-applied copy of a kind without sensitive fields is not sensitive.
     plain = {**deployment, "apiVersion": "batch/v1", "kind": "Job"}
     assert fields.paths(plain) == []
+
+
+def last_applied(obj: dict[str, Any], copy: Any) -> dict[str, Any]:
+    text = copy if isinstance(copy, str) else orjson.dumps(copy).decode()
+    return {**obj, "metadata": {**obj["metadata"], "annotations": {LAST_APPLIED_ANNOTATION: text}}}
+
+
+def test_kubectls_copy_is_sensitive_when_it_holds_a_sensitive_value() -> None:
+    fields = SensitiveFields(extra=parse_all(["ConfigMap:/data/password"]))
+    annotation = ("metadata", "annotations", LAST_APPLIED_ANNOTATION)
+    # A ConfigMap kubectl applied without a password: nothing sensitive, not even the copy.
+    assert fields.paths(last_applied(configmap(user="u"), configmap(user="u"))) == []
+    # The live object lost its password (kubectl edit) but kubectl's copy still has it.
+    assert fields.paths(last_applied(configmap(user="u"), configmap(password=PASSWORD))) == [annotation]
+    assert fields.paths(last_applied(configmap(password=PASSWORD), configmap(password=PASSWORD))) == [
+        ("data", "password"),
+        annotation,
+    ]
+    # A copy that cannot be read is assumed to hold one.
+    assert fields.paths(last_applied(configmap(user="u"), "{not json")) == [annotation]
+    assert DEFAULT_FIELDS.paths(last_applied(secret(password=PASSWORD), secret(password=PASSWORD))) == [
+        ("data",),
+        annotation,
+    ]
 
 
 # -- keyed hashes ----------------------------------------------------------------------------
