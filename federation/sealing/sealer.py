@@ -63,6 +63,8 @@ def derive_hash_key(material: bytes) -> bytes:
 
 
 def _aad(row: SealedRow, *, key_id: str, pointer: str) -> bytes:
+    """The associated data of one sealed value: its row and field, NUL-separated (no part of
+    a Kubernetes identity, cluster name, key id or pointer token can hold a NUL)."""
     parts = (
         row.table,
         key_id,
@@ -74,7 +76,7 @@ def _aad(row: SealedRow, *, key_id: str, pointer: str) -> bytes:
         "" if row.resource_id is None else str(row.resource_id),
         pointer,
     )
-    return _AAD_PREFIX + b"".join(b"\x00" + p.encode() for p in parts)
+    return _AAD_PREFIX + ("\x00" + "\x00".join(parts)).encode()
 
 
 def _tokens(pointer: str) -> list[str]:

@@ -223,7 +223,7 @@ def _expand(node: Any, prefix: Path, at: Path) -> Iterator[Path]:
             yield at
         return
     token, rest = prefix[0], prefix[1:]
-    if isinstance(node, Mapping):
+    if isinstance(node, dict | Mapping):  # a dict (parsed JSON) is decided without the ABC
         keys = list(node) if token == ANY else ([token] if token in node else [])
         for key in keys:
             yield from _expand(node[key], rest, (*at, str(key)))
