@@ -195,7 +195,7 @@ async def works_of(url: str, namespace: str, name: str) -> list[dict[str, Any]]:
     try:
         rows = await conn.fetch(
             "SELECT w.id, w.cluster, w.desired::text AS desired, w.desired_hash, w.version, "
-            "w.state::text AS state FROM works w JOIN resources r ON r.id = w.resource_id "
+            "w.state::text AS state, w.last_error FROM works w JOIN resources r ON r.id = w.resource_id "
             "WHERE r.namespace = $1 AND r.name = $2 ORDER BY w.cluster",
             namespace,
             name,
@@ -389,6 +389,19 @@ async def test_a_wrong_key_is_reported_and_loses_or_rewrites_nothing(
         for cluster in TARGETS:
             await arrived(fleet, cluster, "configmap", "plain", namespace, "user", "app")
         assert controller.ready()
+        # A copy deleted in a member is due again, but what is left of its row (no values) is
+        # never applied: the work waits, its last error naming the key, shown by the API.
+        kubectl(fleet, "member-2", "-n", namespace, "delete", "secret", "db")
+
+        async def waiting() -> dict[str, Any] | None:
+            rows = {w["cluster"]: w for w in await works_of(controller.database_url, namespace, "db")}
+            error = rows["member-2"]["last_error"] or ""
+            return rows["member-2"] if f"sealed with encryption key '{right_id}'" in error else None
+
+        await eventually(waiting, timeout=30, what="the work retried, its last error naming the key")
+        assert get(fleet, "member-2", "secret", "db", namespace) is None, "never recreated without its values"
+        shown = api(controller, f"/api/v1/resources/core/Secret/{namespace}/db/clusters")
+        assert f"encryption key '{right_id}'" in shown and not leaks(shown, [password, changed])
     finally:
         await restart(controller, key_file=right)
     # With the right key back, the held change goes through.
