@@ -21,6 +21,7 @@ orphaned (its identity is never sealed), and its member copy is not checked for 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -282,6 +283,12 @@ class ClusterPropagator:
         with span("apply", cluster=self.cluster, kind=key.kind, namespace=key.namespace, name=key.name,
                   state=work.state.value):  # fmt: skip
             outcome = await self._outcome(work)
+        if self.secrecy is not None and outcome.result in (Result.FAILED, Result.RETRY, Result.CONFLICT):
+            # A member's error may quote what it refused (a schema check echoes the value): it
+            # goes to last_error, events and the API, so never with a sensitive value in it.
+            outcome = dataclasses.replace(
+                outcome, message=self.secrecy.fields.scrub(outcome.message, work.desired)
+            )
         MEMBER_WRITES.labels(self.cluster).inc(self.applier.writes - writes_before)
         APPLY_RESULTS.labels(self.cluster, outcome.result.value).inc()
         log.debug("%s: %s (%s)", key, outcome.result.value, outcome.message, extra=self._extra)

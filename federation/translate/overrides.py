@@ -223,16 +223,21 @@ def apply_override(
 ) -> dict[str, Any]:
     """``manifest`` after one rule's overriders (a new dict; the input is not modified).
 
-    A failure names the rule and the field; a ``test`` of a `sensitive` field never quotes the
-    value it found (the message ends up in events and the API)."""
+    A failure names the rule and the field, and never quotes a `sensitive` value (the message
+    ends up in events and the API): a ``test`` of a sensitive field says only that it differs,
+    and any sensitive string a message would quote is replaced."""
     result = json_copy(dict(manifest))
+
+    def scrub(problem: str) -> str:
+        return sensitive.scrub(sensitive.scrub(problem, manifest), result)
+
     for name, step in _steps(override.overriders, cluster, sensitive):
         try:
             result = step(result)
         except _OverriderFailedError as exc:
             raise OverrideError(
                 f"{override.policy} rule[{override.rule_index}].overriders.{exc.where} "
-                f"failed for {ref_of(manifest)} on cluster {cluster}: {exc.problem}",
+                f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(exc.problem)}",
                 policy=override.policy,
                 rule_index=override.rule_index,
                 cluster=cluster,
@@ -240,7 +245,7 @@ def apply_override(
         except (TypeError, ValueError, AttributeError) as exc:  # a template shaped unlike Kubernetes JSON
             raise OverrideError(
                 f"{override.policy} rule[{override.rule_index}].overriders.{name} "
-                f"failed for {ref_of(manifest)} on cluster {cluster}: {exc}",
+                f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(str(exc))}",
                 policy=override.policy,
                 rule_index=override.rule_index,
                 cluster=cluster,

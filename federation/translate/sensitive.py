@@ -27,6 +27,8 @@ Pure: no I/O, no key management (the key arrives in `Secrecy`, made by the calle
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import hmac
 import re
@@ -44,6 +46,9 @@ LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 _LAST_APPLIED = ("metadata", "annotations", LAST_APPLIED_ANNOTATION)
 #: Prefix of a keyed hash shown in place of a sensitive value.
 DIGEST_PREFIX = "hmac-sha256:"
+#: Shorter sensitive strings are not scrubbed from messages: replacing every "a" or "12" would
+#: leave nothing readable, and such a value is no secret worth the name.
+MIN_SCRUBBED = 4
 _GROUP = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 #: What a sensitive field may not cover: the identity (the store, the API and the members need
@@ -215,6 +220,60 @@ class SensitiveFields:
     def contains(self, manifest: Mapping[str, Any]) -> bool:
         """Whether ``manifest`` holds any sensitive value (its store row is then sealed)."""
         return bool(self.paths(manifest))
+
+    def strings(self, manifest: Mapping[str, Any]) -> list[str]:
+        """The sensitive strings of ``manifest`` (of at least `MIN_SCRUBBED` characters), longest
+        first: each string value at a sensitive path, a Secret's ``data`` values decoded too, and
+        those of kubectl's last-applied copy."""
+        group, kind = group_kind(manifest)
+        found: set[str] = set()
+        for path in self.paths(manifest):
+            value = _at(manifest, path)
+            if path == _LAST_APPLIED and isinstance(value, str):
+                try:
+                    copy = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    found.add(value)
+                    continue
+                if isinstance(copy, Mapping):
+                    found.update(self.strings({**copy, "metadata": {}}))
+                continue
+            decode = (group, kind, path[:1]) == ("", "Secret", ("data",))
+            for leaf in _leaves(value):
+                found.add(leaf)
+                if decode:
+                    with contextlib.suppress(ValueError, UnicodeDecodeError):
+                        found.add(base64.b64decode(leaf, validate=True).decode())
+        return sorted((v for v in found if len(v) >= MIN_SCRUBBED), key=len, reverse=True)
+
+    def scrub(self, text: str, manifest: Mapping[str, Any]) -> str:
+        """``text`` (an error message: an override's, a member apiserver's) with every sensitive
+        string of ``manifest`` in it replaced by ``<sensitive value>``. Messages quote what they
+        found; these end in `works.last_error`, events and the API."""
+        if not text:
+            return text
+        for value in self.strings(manifest):
+            for form in (value, repr(value)[1:-1], orjson.dumps(value).decode()[1:-1]):
+                if form in text:
+                    text = text.replace(form, "<sensitive value>")
+        return text
+
+
+def _at(node: Any, path: Path) -> Any:
+    for token in path:
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
 
 
 def _expand(node: Any, prefix: Path, at: Path) -> Iterator[Path]:

@@ -333,3 +333,36 @@ def test_a_failing_test_op_on_a_secret_does_not_quote_its_value() -> None:
     )
     with pytest.raises(OverrideError, match="test failed: /type is 'Opaque', not 'x'"):
         apply_override(secret(password=PASSWORD), override, cluster="eu-1")
+
+
+def test_messages_are_scrubbed_of_sensitive_strings_in_every_spelling() -> None:
+    fields = SensitiveFields(extra=parse_all(["example.com/Gateway:/spec/auth/token"]))
+    gateway = {"apiVersion": "example.com/v1", "kind": "Gateway", "metadata": {"name": "g"},
+               "spec": {"auth": {"token": 'to"ken-' + PASSWORD}, "port": "8080"}}  # fmt: skip
+    # What an apiserver's schema check says (JSON-escaped), and what Python's repr says.
+    message = (
+        'Gateway.example.com "g" is invalid: spec.auth.token: Invalid value: "to\\"ken-' + PASSWORD + '": '
+        "should match '^[a-z]+$'; also " + repr(gateway["spec"]["auth"]["token"]) + "; port 8080"
+    )
+    scrubbed = fields.scrub(message, gateway)
+    assert PASSWORD not in scrubbed and "<sensitive value>" in scrubbed
+    assert scrubbed.startswith('Gateway.example.com "g" is invalid: spec.auth.token: Invalid value:')
+    assert scrubbed.endswith("port 8080"), "what is not sensitive stays"
+    # A Secret's data: its base64 and the decoded value; kubectl's last-applied copy too.
+    s = last_applied(secret(password=PASSWORD), secret(password="other-" + PASSWORD[:10]))
+    text = f"bad {B64} and {PASSWORD} and other-{PASSWORD[:10]}"
+    assert fields.scrub(text, s) == "bad <sensitive value> and <sensitive value> and <sensitive value>"
+    assert fields.scrub("nothing here", s) == "nothing here"
+
+
+def test_a_failing_image_override_pointed_at_a_secret_does_not_quote_it() -> None:
+    override = ResolvedOverride(
+        policy="ClusterOverridePolicy exfiltrate",
+        rule_index=0,
+        overriders=Overriders.model_validate(
+            {"image": [{"component": "tag", "value": "x", "path": "/data/password"}]}
+        ),
+    )
+    with pytest.raises(OverrideError) as err:
+        apply_override(secret(password=PASSWORD), override, cluster="eu-1")
+    assert "<sensitive value>" in str(err.value) and B64 not in str(err.value)
