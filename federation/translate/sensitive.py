@@ -175,10 +175,6 @@ class SensitiveFields:
             by_kind.setdefault((f.group, f.kind), []).append(f.path)
         object.__setattr__(self, "_by_kind", {k: tuple(v) for k, v in by_kind.items()})
 
-    @property
-    def all(self) -> tuple[SensitiveField, ...]:
-        return (*SECRET_FIELDS, *self.extra)
-
     def prefixes(self, group: str, kind: str) -> tuple[Path, ...]:
         """The pointers (as tokens, `ANY` included) that are sensitive in objects of this kind,
         kubectl's last-applied copy of the object included (see `paths` for when it counts)."""
