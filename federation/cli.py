@@ -249,6 +249,27 @@ def main(debug: bool) -> None:
     "'Certificate.cert-manager.io' in one. Service-account and bootstrap token Secrets, and the "
     "Secrets MemberClusters reference, never propagate anyway.",
 )
+@click.option(
+    "--encryption-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_ENCRYPTION_KEY_FILE",
+    help="The keys that seal Secrets' data (and fields marked sensitive) in Postgres with AES-256-GCM: "
+    "one ID:BASE64 (32 bytes) per line, the first seals, all open (rotation). `federation keys "
+    "generate --out FILE` makes one. Without it, Secrets and sensitive fields are not propagated, "
+    "since their values would be stored in plaintext.",
+)
+@click.option(
+    "--sensitive-field",
+    "sensitive_fields",
+    multiple=True,
+    envvar="FEDERATION_SENSITIVE_FIELDS",
+    metavar="[GROUP/]KIND:POINTER",
+    help="A field whose value is sensitive like a Secret's data (repeatable; the env var takes a "
+    "space-separated list): sealed in Postgres, shown as a keyed hash in drift diffs and events. "
+    "KIND is ConfigMap for the core group, GROUP/KIND otherwise; POINTER is a JSON pointer, `*` "
+    "matching any one key or index. E.g. ConfigMap:/data/password, "
+    "apps/Deployment:/spec/template/spec/containers/*/env.",
+)
 def run(
     hub_kubeconfig: Path | None,
     hub_context: str | None,
@@ -274,6 +295,8 @@ def run(
     deny_namespaces: tuple[str, ...],
     deny_kinds: tuple[str, ...],
     purge_interval: float,
+    encryption_key_file: Path | None,
+    sensitive_fields: tuple[str, ...],
 ) -> None:
     """Run the controller: place hub templates on member clusters and aggregate their status.
 
@@ -288,8 +311,10 @@ def run(
     from federation.clusters import RegistrySettings
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
+    from federation.sealing import load_key_file
     from federation.server import ServerConfig, server_ssl_context
     from federation.store import migrate
+    from federation.translate.sensitive import parse_all
 
     logs.setup(fmt=log_format, level=log_level)
     from federation.metrics import observe_gc
@@ -314,6 +339,9 @@ def run(
     )
     server_ssl_context(server)  # a bad certificate is an error now, not after connecting to everything
     ManagerConfig(database_url="", deny_namespaces=deny_namespaces, deny_kinds=deny_kinds).protection()
+    # Likewise a bad key file or field: now, naming the flag.
+    sensitive = parse_all(sensitive_fields, source="--sensitive-field")
+    keys = load_key_file(encryption_key_file) if encryption_key_file is not None else None
     kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
@@ -334,6 +362,8 @@ def run(
             deny_namespaces=deny_namespaces,
             deny_kinds=deny_kinds,
             purge_interval=purge_interval,
+            encryption_keys=keys,
+            sensitive_fields=sensitive,
         )
         anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
 

@@ -25,7 +25,10 @@ small, stable tree and every message names the object and field involved::
     │       └── InvalidError           422: the object was rejected (message names the field)
     └── StoreError                     the Postgres state store
         ├── StoreUnavailableError      the database cannot be reached (retryable)
-        └── VersionConflictError       a row changed since it was read (optimistic concurrency)
+        ├── VersionConflictError       a row changed since it was read (optimistic concurrency)
+        └── SealingError               a sensitive value cannot be sealed or opened (names the row)
+            ├── SealingUnavailableError  no encryption key: the value would be stored in plaintext
+            └── UnsealError            a sealed value does not open: key missing or wrong, row altered
 
 Every class is importable from ``federation.errors``; the CLI prints ``str(err)`` as one line
 plus the ``hint`` when one is set.
@@ -173,3 +176,24 @@ class VersionConflictError(StoreError):
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class SealingError(StoreError):
+    """A sensitive value of a store row (a Secret's data, a field marked sensitive) cannot be
+    sealed or opened; the message names the table and row, never the value."""
+
+
+class SealingUnavailableError(SealingError):
+    """The row holds a sensitive value and the controller has no encryption key, so storing it
+    would put the value in Postgres in plaintext: refused (see --encryption-key-file)."""
+
+
+class UnsealError(SealingError):
+    """A sealed value does not open: it was sealed with a key the key file does not hold, the
+    key is wrong, or the row was altered (every sealed value is bound to its row and field).
+
+    ``key_id`` is the id of the key the value was sealed with."""
+
+    def __init__(self, message: str, *, key_id: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.key_id = key_id

@@ -34,9 +34,11 @@ from federation.informers import InformerFactory
 from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
+from federation.sealing import KEY_FLAG, KeyRing, Sealer
 from federation.server import ReadyCheck, ServerConfig, ValidatingWebhook, build_app, serve
 from federation.store import ClusterRow, EventRow, Store
 from federation.store.url import asyncpg_dsn
+from federation.translate import SensitiveField, SensitiveFields
 from federation.translate import hub_id as check_hub_id
 from federation.translate.protected import KindRef, Protection
 
@@ -87,6 +89,11 @@ class ManagerConfig:
     status_interval: float = 1.0
     purge_interval: float = 30.0
     """Seconds between purges of templates that are deleted or no longer governed."""
+    encryption_keys: KeyRing | None = None
+    """The keys sensitive values are sealed with in Postgres (--encryption-key-file). None: no
+    sensitive value is ever stored, so templates holding one are not propagated."""
+    sensitive_fields: tuple[SensitiveField, ...] = ()
+    """Fields sensitive beyond Secrets' data (--sensitive-field)."""
 
 
 async def derive_hub_id(hub: KubeClient) -> str:
@@ -111,12 +118,31 @@ class Manager:
         self._propagator_scopes: dict[str, tuple[int, anyio.CancelScope]] = {}
         self.leading = False
         self.running = anyio.Event()
+        self.sealer = Sealer(
+            keys=config.encryption_keys, fields=SensitiveFields(extra=config.sensitive_fields)
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
         cfg = self.config
-        self.store = await Store.connect(cfg.database_url)
+        if not self.sealer.available:
+            log.warning(
+                "no encryption key (%s): Secrets and fields marked sensitive will not be propagated, "
+                "since their values would be stored in Postgres in plaintext; create a key with "
+                "`federation keys generate --out FILE` and pass %s FILE",
+                KEY_FLAG,
+                KEY_FLAG,
+            )
+        else:
+            assert cfg.encryption_keys is not None
+            log.info(
+                "sensitive values are sealed with encryption key %r (%d key(s) in %s)",
+                cfg.encryption_keys.active.id,
+                len(cfg.encryption_keys.keys),
+                cfg.encryption_keys.source,
+            )
+        self.store = await Store.connect(cfg.database_url, sealer=self.sealer)
         self.hub = await KubeClient.connect("hub", kubeconfig=cfg.hub_kubeconfig, context=cfg.hub_context)
         try:
             self.hub_id = check_hub_id(cfg.hub_id) if cfg.hub_id else await derive_hub_id(self.hub)
@@ -184,6 +210,7 @@ class Manager:
             on_placed=self._on_member_status,
             settings=cfg.controller,
             protection=cfg.protection(),
+            sealer=self.sealer,
         )
         self.status_writer = StatusWriter(
             hub=self.hub,
@@ -251,6 +278,7 @@ class Manager:
             ready=lambda: registry.is_ready(member.name),
             on_status=self._on_member_status,
             settings=self.config.propagator,
+            secrecy=self.sealer.secrecy,
         )
         with anyio.CancelScope() as scope:
             self._propagator_scopes[member.name] = (id(member.client), scope)

@@ -45,11 +45,16 @@ class ControllerProcess:
         ca_file: Path | None = None,
         hub_kubeconfig: Path | None = None,
         hub_context: str | None = None,
+        encryption_key_file: Path | bool = True,
     ) -> None:
         """``extra_args`` go after ``run``'s own; with ``scheme="https"`` (``--tls-cert`` among
         them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics.
         ``hub_id=None`` lets the controller derive it; ``hub_kubeconfig`` (and ``hub_context``)
-        replace the fleet's admin kubeconfig of the hub, e.g. by a ServiceAccount's."""
+        replace the fleet's admin kubeconfig of the hub, e.g. by a ServiceAccount's.
+
+        ``encryption_key_file``: True (the default, as every real installation has one) makes a
+        key file of this controller's own beside its log, kept across its restarts; a path uses
+        that file; False runs it without a key."""
         self.fleet = fleet
         #: More `federation run` flags (e.g. --api-token), after the ones every test needs.
         self.extra_args = list(extra_args)
@@ -64,6 +69,15 @@ class ControllerProcess:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        #: The --encryption-key-file it runs with (None: no key); may be changed between starts.
+        self.encryption_key_file: Path | None = None
+        if encryption_key_file is True:
+            from federation.sealing import write_new_key_file
+
+            self.encryption_key_file = log_path.with_name(f"{log_path.stem}-{secrets.token_hex(3)}.keys")
+            write_new_key_file(self.encryption_key_file)
+        elif isinstance(encryption_key_file, Path):
+            self.encryption_key_file = encryption_key_file
 
     @property
     def url(self) -> str:
@@ -104,6 +118,11 @@ class ControllerProcess:
                     "console",
                     "--log-level",
                     os.environ.get("FEDERATION_TEST_LOG_LEVEL", "info"),
+                    *(
+                        ["--encryption-key-file", str(self.encryption_key_file)]
+                        if self.encryption_key_file is not None
+                        else []
+                    ),
                     *self.extra_args,
                 ],
                 stdout=log,
@@ -266,7 +285,8 @@ async def running_controller(
     extra_args: Sequence[str] = (),
 ) -> AsyncIterator[ControllerProcess]:
     """`federation run` on a database of its own, with the members joined; stopped and the
-    database dropped afterwards. One per test module (module-scoped fixtures use it)."""
+    database dropped afterwards. One per test module (module-scoped fixtures use it).
+    ``extra_args`` are more `federation run` flags."""
     from tests.storehelpers import create_database, drop_database
 
     name = f"{hub_id.replace('-', '_')}_{secrets.token_hex(4)}"

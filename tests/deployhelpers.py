@@ -149,11 +149,17 @@ HELM_MISSING = "helm is not installed: `make helm` builds it from its Go module 
 
 
 def helm_template(
-    values: Mapping[str, Any], *, release: str = "federation", include_crds: bool = False
+    values: Mapping[str, Any],
+    *,
+    release: str = "federation",
+    include_crds: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> str:
+    """`helm template` of the chart; ``extra_args`` are more of its flags (e.g. ``--dry-run=server``
+    with a kubeconfig, so that `lookup` reads the cluster)."""
     helm = helm_binary()
     assert helm is not None, HELM_MISSING
-    args = [helm, "template", release, str(CHART), "--namespace", NAMESPACE]
+    args = [helm, "template", release, str(CHART), "--namespace", NAMESPACE, *extra_args]
     if include_crds:
         args.append("--include-crds")
     for key, value in values.items():

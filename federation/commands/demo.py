@@ -163,15 +163,29 @@ async def _apply(client: Any, obj: dict[str, Any]) -> None:
     await client.apply(res, obj, field_manager="federation-demo", force=True)
 
 
+def demo_key_file(state: Path) -> Path:
+    """The demo controller's encryption key, in its state directory: made on first use and kept
+    (the demo's database is too, and what it sealed must keep opening)."""
+    from federation.sealing import write_new_key_file
+
+    path = state / "encryption.keys"
+    if not path.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        key = write_new_key_file(path)
+        progress(f"made an encryption key for the Secrets in the database: {path} ({key.id})")
+    return path
+
+
 def _start_controller(fleet: Any, state: Path, port: int) -> subprocess.Popen[bytes]:
     log_path = state / "controller.log"
     hub = fleet.clusters["hub"]
     binary = str(Path(sys.executable).parent / "federation")
+    keys = demo_key_file(state)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [binary, "run", "--hub-kubeconfig", str(hub.kubeconfig), "--hub-context", hub.context,
              "--database-url", fleet.database_url, "--hub-id", HUB_ID, "--listen", f"127.0.0.1:{port}",
-             "--probe-interval", "2", "--grace-period", "30"],
+             "--probe-interval", "2", "--grace-period", "30", "--encryption-key-file", str(keys)],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
         )  # fmt: skip
     deadline = time.monotonic() + 90

@@ -53,6 +53,7 @@ from federation.logs import RECONCILE_ID
 from federation.metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILES
 from federation.placement import OVERRIDDEN_CONDITION, ClusterSnapshot, Placer, Target, match_policies
 from federation.placement import Decision as Placement
+from federation.sealing import KEY_FLAG, Sealer
 from federation.store import (
     Decision,
     DesiredWork,
@@ -75,7 +76,7 @@ from federation.translate import (
     resolve_overrides,
     translate,
 )
-from federation.translate.protected import Protection, Refusal
+from federation.translate.protected import Protection
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,12 @@ class HubController:
         on_placed: Callable[[ResourceKey], None] = lambda _key: None,
         settings: ControllerSettings | None = None,
         protection: Protection | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         """`protection`: what is never propagated (`federation.translate.protected`); the Secrets
-        MemberClusters reference are added from the registry as they come and go."""
+        MemberClusters reference are added from the registry as they come and go. ``sealer``
+        (the store's) says which values are sensitive and keys their hashes; when it has no key,
+        templates holding a sensitive value are not propagated (`_unsealable`)."""
         self.hub = hub
         self.discovery = discovery
         self.factory = factory
@@ -151,6 +155,8 @@ class HubController:
         self.on_works_changed = on_works_changed
         self.on_placed = on_placed
         self.settings = settings or ControllerSettings()
+        self.sealer = sealer
+        self._unsealable_reported: set[ResourceKey] = set()
         self.policies = PolicyCache()
         self.templates = TemplateWatcher(factory=factory, discovery=discovery, on_change=self.enqueue)
         self.queue: WorkQueue[ResourceKey] = WorkQueue("hub-resources")
@@ -310,7 +316,7 @@ class HubController:
         if _meta(template).get("deletionTimestamp"):
             return await self._delete(key, template)
         refusal = self.protection().refusal(template) if governing is not None else None
-        self._note_skipped(key, governing, refusal)
+        self._note_skipped(key, governing, refusal.describe() if refusal is not None else None)
         if governing is None or refusal is not None:
             # Not (or never) ours to propagate: what was placed goes. A protected template's
             # copies are deleted even under deletionPolicy Orphan: a credential left in a
@@ -342,6 +348,10 @@ class HubController:
     async def _place(
         self, key: ResourceKey, template: Obj, governing: PolicyLike, *, inherited: bool
     ) -> None:
+        if self._unsealable(key, template):
+            self._note_skipped(key, governing, UNSEALABLE)
+            await self._flush_events()
+            return
         resource_id = await self._resource_id(key, template)
         policy_id = await self._policy_id(governing)
         if governing.spec.suspend:
@@ -359,16 +369,16 @@ class HubController:
             self._protection = self._protection.with_member_credentials(refs)
         return self._protection
 
-    def _note_skipped(self, key: ResourceKey, governing: PolicyLike | None, refusal: Refusal | None) -> None:
-        """Remember which policy selected a template that is never propagated, and why, for its
+    def _note_skipped(self, key: ResourceKey, governing: PolicyLike | None, why: str | None) -> None:
+        """Remember which policy selected a template that is not propagated, and why, for its
         `Skipped` condition."""
         previous = self._skipped_by.pop(key, None)
         if previous is not None:
             self._skipped[previous].pop(key, None)
-        if governing is None or refusal is None:
+        if governing is None or why is None:
             return
         pkey = PolicyKey(governing.kind, governing.metadata.namespace or "", governing.metadata.name)
-        self._skipped[pkey][key] = refusal.describe()
+        self._skipped[pkey][key] = why
         self._skipped_by[key] = pkey
 
     def _orphans(self, key: ResourceKey) -> bool:
@@ -529,6 +539,7 @@ class HubController:
                     overrides=resolve_overrides(template, cluster=snap, policies=overrides),
                     ownership=ownership,
                     retain_fields=policy.spec.retain_fields,
+                    secrecy=self.sealer.secrecy if self.sealer is not None else None,
                 )
             except FederationError as exc:
                 # A broken or forbidden override: the work fails with the reason, the member's
@@ -542,6 +553,8 @@ class HubController:
                 refused[target.cluster] = message
                 works.append(_refused_work(target.cluster, template, message))
                 continue
+            if self._unsealable(key, translated.manifest, cluster=target.cluster):
+                continue  # an override put a sensitive value in: that copy cannot be stored
             works.append(
                 DesiredWork(target.cluster, translated.manifest, translated.hash, overwrite=overwrite)
             )
@@ -579,6 +592,26 @@ class HubController:
             )
             self.on_works_changed({*change.works_created, *change.works_updated, *change.works_unplaced})
         await self._flush_events()
+
+    def _unsealable(self, key: ResourceKey, manifest: Obj, *, cluster: str | None = None) -> bool:
+        """Whether ``manifest`` holds a sensitive value while no encryption key is configured:
+        then it is not propagated (its row would hold the value in plaintext, which the store
+        refuses). Said once per template: a log line and an ApplyFailed event."""
+        if self.sealer is None or self.sealer.available or not self.sealer.sensitive(manifest):
+            return False
+        if key not in self._unsealable_reported:
+            self._unsealable_reported.add(key)
+            where = f" (its copy for {cluster})" if cluster else ""
+            message = (
+                f"{key}{where}: not propagated: it holds sensitive values (a Secret's data or a field "
+                f"marked sensitive) and the controller has no encryption key to store them with "
+                f"(give it one: {KEY_FLAG})"
+            )
+            log.warning("%s", message, extra=_extra(key))
+            self._pending_events.append(
+                EventRow(type=EventType.APPLY_FAILED, message=message, cluster=cluster, ref=_ref(key))
+            )
+        return True
 
     async def _unplace(self, key: ResourceKey, *, orphan: bool, gone: bool) -> None:
         """Nothing of `key` is to be in any member any more (its works go to deleting or
@@ -825,6 +858,11 @@ class HubController:
                 )
             except (ConflictError, NotFoundError):
                 continue  # the next policy event brings the newer object
+
+
+UNSEALABLE = (
+    f"not propagated: it holds sensitive values and the controller has no encryption key ({KEY_FLAG})"
+)
 
 
 def _listed(items: list[str], head: str) -> str:

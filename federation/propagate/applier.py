@@ -13,6 +13,9 @@ object already carries the desired hash and its managed fields still match the b
 after our last apply: a restart with nothing changed writes nothing.
 
 The outcome says what happened; recording it (Postgres, events, metrics) is the caller's job.
+Its drift diff is already fit to be recorded: sensitive values appear as keyed hashes and the
+member's values are bounded (`federation.propagate.drift.redact_diff`); the unredacted diff
+never leaves this module.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from federation.errors import (
     NotFoundError,
 )
 from federation.kube import GVK, Discovery, KubeClient, Obj, ResourceInfo
-from federation.propagate.drift import differences, project_object, projection_hash
-from federation.translate import OWNERSHIP
+from federation.propagate.drift import differences, project_object, projection_hash, redact_diff
+from federation.translate import OWNERSHIP, Secrecy
 from federation.translate.identity import Identity, identity_of
 
 log = logging.getLogger(__name__)
@@ -116,8 +119,12 @@ class Applier:
         discovery: Discovery,
         hub_id: str,
         lookup: CacheLookup | None = None,
+        secrecy: Secrecy | None = None,
     ) -> None:
+        """``secrecy`` says which values are sensitive and keys their hashes (the drift
+        baseline of a manifest holding one, the hashes in its drift diffs)."""
         self.cluster = cluster
+        self.secrecy = secrecy
         self.client = client
         self.discovery = discovery
         self.hub_id = hub_id
@@ -211,7 +218,7 @@ class Applier:
                         Result.APPLIED,
                         "already up to date",
                         member_resource_version=str(_meta(live).get("resourceVersion", "")),
-                        baseline=baseline or projection_hash(live, desired),
+                        baseline=baseline or self.baseline(live, desired),
                     )
             drift = []
             if (
@@ -220,7 +227,11 @@ class Applier:
                 and desired_hash(live) == desired_hash(desired)
             ):
                 # Same desired state, different live state: a member-side edit (drift).
-                drift = differences(project_object(desired, desired), project_object(live, desired))
+                drift = redact_diff(
+                    differences(project_object(desired, desired), project_object(live, desired)),
+                    desired=desired,
+                    secrecy=self.secrecy,
+                )
             adopted = live is not None and owner_hub(live) is None
             result = await self._apply(res, desired)
             return Outcome(
@@ -229,7 +240,7 @@ class Applier:
                 if adopted
                 else ("restored drifted fields" if drift else "applied"),
                 member_resource_version=str(_meta(result).get("resourceVersion", "")),
-                baseline=projection_hash(result, desired),
+                baseline=self.baseline(result, desired),
                 wrote=True,
                 adopted=adopted,
                 drift=drift,
@@ -274,7 +285,12 @@ class Applier:
             # No baseline (first sight after a restart of an older version): trust the hash and
             # take the current projection as the baseline.
             return True
-        return projection_hash(live, desired) == baseline
+        return self.baseline(live, desired) == baseline
+
+    def baseline(self, live: Mapping[str, Any], desired: Mapping[str, Any]) -> str:
+        """The drift baseline of ``live`` for ``desired``: keyed when it holds a sensitive value."""
+        key = self.secrecy.key_for(desired) if self.secrecy is not None else None
+        return projection_hash(live, desired, key=key)
 
     async def _apply(self, res: ResourceInfo, desired: Mapping[str, Any]) -> Obj:
         ns = _meta(desired).get("namespace") if res.namespaced else None

@@ -12,6 +12,11 @@ or a copy deleted in the member makes the work due again; every status change be
 `member_status` row (batched) and a mark for the hub's status writer.
 
 While the cluster is not ready nothing is claimed: its works wait, and complete when it is back.
+
+A work whose sealed values do not open (`ClaimedWork.sealing_error`: the key file lacks the key
+that sealed it, or the row was altered) is not applied: it is retried with backoff, its
+`last_error` saying why, until the controller is given the key; it can still be deleted or
+orphaned (its identity is never sealed), and its member copy is not checked for drift.
 """
 
 from __future__ import annotations
@@ -43,7 +48,6 @@ from federation.metrics import (
     WORKS_BACKLOG,
 )
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
-from federation.propagate.drift import projection_hash
 from federation.status import assess
 from federation.status.bounds import ERROR_LIMIT, bounded_status, cut
 from federation.store import (
@@ -60,7 +64,7 @@ from federation.store import (
     WorkState,
 )
 from federation.tracing import span
-from federation.translate import OWNERSHIP
+from federation.translate import OWNERSHIP, Secrecy
 from federation.translate.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,8 @@ class _Entry:
     baseline: str | None
     version: int
     queued_at: float | None = None
+    unreadable: bool = False
+    """Its sealed values did not open: `desired` lacks them, so it is no drift baseline."""
 
 
 def _object_key(obj: Mapping[str, Any]) -> ResourceKey:
@@ -115,6 +121,8 @@ class ClusterPropagator:
     on_status: StatusListener
     settings: PropagatorSettings = field(default_factory=PropagatorSettings)
     rng: random.Random = field(default_factory=random.Random)
+    secrecy: Secrecy | None = None
+    """Which values are sensitive and the key of their hashes (drift baselines and diffs)."""
 
     def __post_init__(self) -> None:
         assert self.member.client is not None and self.member.discovery is not None
@@ -126,6 +134,7 @@ class ClusterPropagator:
             discovery=self.member.discovery,
             hub_id=self.hub_id,
             lookup=self._lookup,
+            secrecy=self.secrecy,
         )
         self._index: dict[ResourceKey, _Entry] = {}
         self._wake = anyio.Event()
@@ -180,6 +189,7 @@ class ClusterPropagator:
             desired_hash=w.desired_hash,
             baseline=w.baseline,
             version=w.version,
+            unreadable=w.sealing_error is not None,
         )
         self._index[key] = entry
         return entry
@@ -275,6 +285,12 @@ class ClusterPropagator:
         with span("apply", cluster=self.cluster, kind=key.kind, namespace=key.namespace, name=key.name,
                   state=work.state.value):  # fmt: skip
             outcome = await self._outcome(work)
+        if self.secrecy is not None and outcome.result in (Result.FAILED, Result.RETRY, Result.CONFLICT):
+            # A member's error may quote what it refused (a schema check echoes the value): it
+            # goes to last_error, events and the API, so never with a sensitive value in it.
+            outcome = dataclasses.replace(
+                outcome, message=self.secrecy.fields.scrub(outcome.message, work.desired)
+            )
         MEMBER_WRITES.labels(self.cluster).inc(self.applier.writes - writes_before)
         APPLY_RESULTS.labels(self.cluster, outcome.result.value).inc()
         log.debug("%s: %s (%s)", key, outcome.result.value, outcome.message, extra=self._extra)
@@ -291,6 +307,9 @@ class ClusterPropagator:
     async def _outcome(self, work: ClaimedWork) -> Outcome:
         ref = work.template
         expected = None if ref is None else Identity(ref.api_group, ref.kind, ref.namespace, ref.name)
+        if work.sealing_error is not None and work.state not in (WorkState.DELETING, WorkState.ORPHANING):
+            # Applying what is left would write placeholders over the member's values.
+            return Outcome(Result.RETRY, work.sealing_error)
         if work.state == WorkState.DELETING:
             return await self.applier.delete(work.desired, expected=expected)
         if work.state == WorkState.ORPHANING:
@@ -437,9 +456,12 @@ class ClusterPropagator:
         )
         self._flush.set()
         self.on_status(key)
-        if entry.state != WorkState.APPLIED or entry.baseline is None:
+        if entry.state != WorkState.APPLIED or entry.baseline is None or entry.unreadable:
             return
-        if desired_hash(obj) != entry.desired_hash or projection_hash(obj, entry.desired) != entry.baseline:
+        if (
+            desired_hash(obj) != entry.desired_hash
+            or self.applier.baseline(obj, entry.desired) != entry.baseline
+        ):
             self._spawn_requeue(entry, key, why="managed fields changed in the member (drift)")
 
     def _gone(self, obj: Obj) -> None:

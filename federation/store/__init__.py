@@ -4,6 +4,8 @@ One row per (resource, cluster) lives here rather than in the hub's etcd: works 
 member should hold and how far the apply got), member statuses, placements, events and watch
 checkpoints, plus SQL views for dashboards. `Store` is the handle the controller uses;
 `migrate` runs the alembic migrations; the tables are declared in `federation.store.models`.
+Sensitive values in templates and works are sealed at this boundary by the `Sealer` the
+controller gives `Store.connect` (`federation.store.sealing`).
 
 This package imports nothing of ours but `federation.errors` (an import-linter contract).
 """
@@ -35,6 +37,7 @@ from federation.store.rows import (
     WorkId,
     WorkStatus,
 )
+from federation.store.sealing import SealedRow, Sealer
 from federation.store.store import HealthListener, Store, StoreSettings, StoreStats
 
 __all__ = [
@@ -63,6 +66,8 @@ __all__ = [
     "ResourceWork",
     "RetryPolicy",
     "Revisions",
+    "SealedRow",
+    "Sealer",
     "Store",
     "StoreSettings",
     "StoreStats",

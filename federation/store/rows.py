@@ -135,6 +135,9 @@ class PlacementChange:
     works_created: tuple[str, ...] = ()
     works_updated: tuple[str, ...] = ()
     works_unplaced: tuple[str, ...] = ()
+    works_held: tuple[tuple[str, str], ...] = ()
+    """(cluster, key id) of works not rewritten: their values are sealed with a key the store's
+    sealer cannot open (see `federation.store.sealing`). Not a change."""
 
     @property
     def changed(self) -> bool:
@@ -162,6 +165,10 @@ class ClaimedWork:
     template: ObjectRef | None = None
     """The hub template the work copies, from its `resources` row: the applier refuses a
     `desired` manifest that names any other object (defence in depth behind the translator)."""
+    sealing_error: str | None = None
+    """Why the sealed values of `desired` do not open (a key missing from the key file, a wrong
+    key, an altered row); `desired` then holds what is readable: the identity and the rest
+    without the sensitive values. Such a work can be deleted or orphaned, not applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +197,8 @@ class IndexedWork:
     applied_hash: str | None
     baseline: str | None
     version: int
+    sealing_error: str | None = None
+    """As `ClaimedWork.sealing_error`."""
 
 
 @dataclass(frozen=True, slots=True)

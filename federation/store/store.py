@@ -6,7 +6,13 @@ statement; a single statement is atomic by itself and saves two round trips), tr
 into `federation.errors`. It also keeps the store's health for the controller's readiness
 probe: unhealthy from the first connection fault until the next successful call.
 
-    store = await Store.connect("postgresql://postgres@127.0.0.1:5432/federation")
+It is also where sensitive values are sealed and opened (`federation.store.sealing`): the
+templates and desired manifests given to it are sealed by its `Sealer` before they are sent to
+Postgres, and claimed or indexed works are opened before they are returned. A work that does not
+open is returned with `sealing_error` set rather than failing the whole call: one bad row must
+not stop a cluster's propagation, nor crash the controller into a restart loop.
+
+    store = await Store.connect("postgresql://postgres@127.0.0.1:5432/federation", sealer=sealer)
     async with store:
         ids = await store.upsert_resources(rows)
         change = await store.save_placement(ids[0], policy_id=..., decisions=..., desired_works=...)
@@ -16,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import asyncpg
 
-from federation.errors import StoreError
+from federation.errors import SealingError, StoreError
 from federation.store.db import Connection, init_connection
 from federation.store.enums import Health, PolicyKind, WorkState
 from federation.store.repo import (
@@ -40,6 +46,7 @@ from federation.store.repo import (
     status,
     works,
 )
+from federation.store.repo.works import HeldWork
 from federation.store.retry import Clock, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
     ApplyResult,
@@ -65,10 +72,13 @@ from federation.store.rows import (
     WorkId,
     WorkStatus,
 )
+from federation.store.sealing import SEALED, SealedRow, Sealer
 from federation.store.url import asyncpg_dsn, describe
 
 T = TypeVar("T")
 R = TypeVar("R")
+W = TypeVar("W", ClaimedWork, IndexedWork)
+JSON = Mapping[str, Any]
 log = logging.getLogger(__name__)
 
 
@@ -124,8 +134,10 @@ class Store:
         clock: Clock,
         sleep: Sleep,
         on_health_change: HealthListener | None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._pool = pool
+        self.sealer = sealer
         self.target = target
         self.settings = settings
         self._clock = clock
@@ -145,8 +157,14 @@ class Store:
         on_health_change: HealthListener | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        sealer: Sealer | None = None,
     ) -> Store:
         """Open a pool on `url` (``postgresql://`` or ``postgresql+asyncpg://``).
+
+        ``sealer`` seals the sensitive values of templates and works on their way in and opens
+        them on their way out (`federation.sealing.Sealer`; the controller always gives one).
+        Without it documents are stored and returned as they are: for tools and tests that
+        write nothing sensitive.
 
         Raises `StoreUnavailableError` naming host:port when the server cannot be reached
         within ``settings.connect_deadline``; `ConfigError` for a URL that is not Postgres.
@@ -187,6 +205,7 @@ class Store:
             clock=clock,
             sleep=sleep,
             on_health_change=on_health_change,
+            sealer=sealer,
         )
 
     async def close(self) -> None:
@@ -299,6 +318,51 @@ class Store:
         """
         return await self._run(what, fn, transaction=True)
 
+    # -- sealing (the boundary: sealed on the way in, opened on the way out) ---------------------
+
+    @property
+    def _readable_keys(self) -> list[str] | None:
+        return None if self.sealer is None else list(self.sealer.readable_keys)
+
+    def _seal_resource(self, row: ResourceRow) -> ResourceRow:
+        if self.sealer is None:
+            return row
+        where = SealedRow(
+            table="resources", api_group=row.api_group, kind=row.kind, namespace=row.namespace, name=row.name
+        )
+        template = self.sealer.seal(row.template, where)
+        return row if template is row.template else replace(row, template=template)
+
+    def _seal_work(self, resource_id: ResourceId, cluster: str, desired: JSON) -> JSON:
+        if self.sealer is None:
+            return desired
+        return self.sealer.seal(desired, SealedRow.of_work(desired, resource_id=resource_id, cluster=cluster))
+
+    def _open(self, work: W, cluster: str) -> W:
+        """A claimed or indexed work with its sealed values opened; if they do not open, the
+        readable rest and the reason (`sealing_error`), logged: one row's key problem is that
+        row's, and the work can still be deleted or orphaned (its identity is never sealed)."""
+        if self.sealer is None or SEALED not in work.desired:
+            return work
+        where = SealedRow.of_work(work.desired, resource_id=work.resource_id, cluster=cluster)
+        try:
+            return replace(work, desired=self.sealer.unseal(work.desired, where))
+        except SealingError as exc:
+            log.error("%s", exc)
+            return replace(work, desired=self.sealer.strip(work.desired), sealing_error=str(exc))
+
+    @staticmethod
+    def _report_held(held: Sequence[HeldWork]) -> None:
+        for h in held:
+            log.error(
+                "works resource_id=%s cluster=%s: not rewritten: its sensitive values are sealed with "
+                "encryption key %r, which the key file does not hold (give the controller that key "
+                "again, after the active one; see `federation keys`)",
+                h.resource_id,
+                h.cluster,
+                h.key_id,
+            )
+
     # -- clusters and leases ----------------------------------------------------------------
 
     async def upsert_clusters(self, rows: Sequence[ClusterRow]) -> int:
@@ -337,11 +401,13 @@ class Store:
         what = "resources"
         if rows:
             what = f"resources {rows[0].ref}" + (f" (+{len(rows) - 1} more)" if len(rows) > 1 else "")
-        return await self._run(what, lambda c: resources.upsert_resources(c, rows))
+        sealed = [self._seal_resource(r) for r in rows]
+        return await self._run(what, lambda c: resources.upsert_resources(c, sealed))
 
     async def register_resource(self, row: ResourceRow) -> tuple[ResourceId, bool]:
         """Upsert one template: its id, and whether its row is new (so it has no placement)."""
-        found = await self._run(f"resources {row.ref}", lambda c: resources.upsert_resources_new(c, [row]))
+        sealed = self._seal_resource(row)
+        found = await self._run(f"resources {row.ref}", lambda c: resources.upsert_resources_new(c, [sealed]))
         return found[0]
 
     async def mark_resource_deleted(self, ref: ObjectRef) -> ResourceId | None:
@@ -396,41 +462,60 @@ class Store:
     ) -> PlacementChange:
         """Save a placement and its works in one statement; writes nothing when nothing changed.
 
-        See `federation.store.repo.placements.save_placement`.
+        See `federation.store.repo.placements.save_placement`. Raises `SealingUnavailableError`
+        (writing nothing) when a desired manifest holds a sensitive value and the sealer has no
+        key. Works sealed with a key the sealer cannot open are not rewritten (`works_held`).
         """
-        return await self._run(
+        sealed = [
+            replace(w, desired=self._seal_work(resource_id, w.cluster, w.desired)) for w in desired_works
+        ]
+        readable_keys = self._readable_keys
+        change = await self._run(
             f"placements resource_id={resource_id}",
             lambda c: placements.save_placement(
                 c,
                 resource_id,
                 policy_id=policy_id,
                 decisions=decisions,
-                desired_works=desired_works,
+                desired_works=sealed,
                 unschedulable=unschedulable,
                 orphan=orphan,
+                readable_keys=readable_keys,
             ),
         )
+        self._report_held([HeldWork(resource_id, cluster, kid) for cluster, kid in change.works_held])
+        return change
 
     async def upsert_desired_works(self, rows: Sequence[ResourceWork]) -> int:
-        """Bulk upsert of desired works across resources (no unplacing); returns rows written."""
+        """Bulk upsert of desired works across resources (no unplacing); returns rows written.
+
+        Sealed and held back as `save_placement` does."""
         works.check_unique_works(rows)
+        sealed = [replace(r, desired=self._seal_work(r.resource_id, r.cluster, r.desired)) for r in rows]
+        readable_keys = self._readable_keys
+
+        async def write(conn: Connection, part: Sequence[ResourceWork]) -> int:
+            written, held = await works.upsert_desired_works(conn, part, readable_keys=readable_keys)
+            self._report_held(held)
+            return written
+
         return await self._bulk(
-            f"works ({len(rows)} rows)",
-            rows,
-            works.upsert_desired_works,
-            key=lambda r: (r.resource_id, r.cluster),
+            f"works ({len(rows)} rows)", sealed, write, key=lambda r: (r.resource_id, r.cluster)
         )
 
     async def claim_due_works(
         self, cluster: str, *, holder: str, limit: int, lease_seconds: float
     ) -> list[ClaimedWork]:
-        """Lease up to `limit` due works of `cluster` to `holder` for `lease_seconds`."""
-        return await self._run(
+        """Lease up to `limit` due works of `cluster` to `holder` for `lease_seconds`.
+
+        Their sealed values are opened; a work that does not open comes with `sealing_error`."""
+        claimed = await self._run(
             f"works cluster={cluster}",
             lambda c: works.claim_due_works(
                 c, cluster, holder=holder, limit=limit, lease_seconds=lease_seconds
             ),
         )
+        return [self._open(w, cluster) for w in claimed]
 
     async def record_apply_result(
         self,
@@ -468,8 +553,15 @@ class Store:
         return await self._run(f"works ({len(rows)} results)", lambda c: works.record_apply_results(c, rows))
 
     async def work_index(self, cluster: str) -> list[IndexedWork]:
-        """Every work of `cluster` (its propagator maps member objects to works with it)."""
-        return await self._run(f"works cluster={cluster}", lambda c: works.work_index(c, cluster))
+        """Every work of `cluster` (its propagator maps member objects to works with it), opened
+        as `claim_due_works` opens them."""
+        indexed = await self._run(f"works cluster={cluster}", lambda c: works.work_index(c, cluster))
+        return [self._open(w, cluster) for w in indexed]
+
+    async def sealed_key_usage(self) -> dict[str, dict[str, int]]:
+        """How many rows hold values sealed with each key: {key id: {table: rows}}. A key that
+        is not here any more may be dropped from the key file (a full scan of both tables)."""
+        return await self._run("works, resources", works.sealed_key_usage)
 
     async def works_to_drain(self, cluster: str) -> int:
         """Works of `cluster` not yet deleted (or orphaned): what a leaving cluster waits for."""

@@ -1,8 +1,10 @@
 """Translation: the manifest each member cluster should hold for a hub template.
 
 Pure functions (no I/O): drop hub-only metadata, set the decided replicas, apply override
-rules, leave out member-owned fields, stamp ownership and the content hash; and find the
-objects a workload depends on (``dependencies_of``, for ``propagateDependencies``).
+rules, leave out member-owned fields, stamp ownership and the content hash; find the
+objects a workload depends on (``dependencies_of``, for ``propagateDependencies``); and say
+which values of a manifest are sensitive (``sensitive``: Secrets' data, the fields a fleet
+admin marks), which the store seals and diffs, events and hashes never show.
 ``OWNERSHIP`` and ``content_hash`` are what propagation reads to recognise and compare our
 objects.
 """
@@ -32,10 +34,18 @@ from federation.translate.ownership import (
     parse_source,
 )
 from federation.translate.prune import HUB_ONLY_ANNOTATIONS, HUB_ONLY_METADATA, prune_template, strip_fields
+from federation.translate.sensitive import (
+    DEFAULT_FIELDS,
+    Secrecy,
+    SensitiveField,
+    SensitiveFields,
+    keyed_digest,
+)
 from federation.translate.translator import Translated, translate
 
 __all__ = [
     "CLUSTER_NAME_VARIABLE",
+    "DEFAULT_FIELDS",
     "HUB_ONLY_ANNOTATIONS",
     "HUB_ONLY_METADATA",
     "OWNERSHIP",
@@ -49,6 +59,9 @@ __all__ = [
     "OwnershipKeys",
     "PatchError",
     "ResolvedOverride",
+    "Secrecy",
+    "SensitiveField",
+    "SensitiveFields",
     "SourceRef",
     "Translated",
     "apply_merge_patch",
@@ -61,6 +74,7 @@ __all__ = [
     "format_policy",
     "format_source",
     "hub_id",
+    "keyed_digest",
     "override_image",
     "parse_image",
     "parse_source",

@@ -30,6 +30,7 @@ from federation.translate.jsonpatch import PatchError, apply_patch
 from federation.translate.mergepatch import apply_merge_patch
 from federation.translate.podspec import pod_spec
 from federation.translate.pointer import PointerError, json_copy, parse_pointer, resolve
+from federation.translate.sensitive import DEFAULT_FIELDS, SensitiveFields, group_kind
 
 CLUSTER_NAME_VARIABLE = "${CLUSTER_NAME}"
 
@@ -162,7 +163,7 @@ def _metadata_step(
 
 
 def _steps(
-    overriders: Overriders, cluster: str
+    overriders: Overriders, cluster: str, sensitive: SensitiveFields
 ) -> list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]]:
     steps: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = []
     if overriders.json_patch is not None:
@@ -173,8 +174,12 @@ def _steps(
                 result = apply_patch(m, ops)
             except PatchError as exc:
                 op = ops[exc.index]
+                problem = str(exc)
+                if op["op"] == "test" and _sensitive_path(m, op["path"], sensitive):
+                    # The failure message quotes the value found: never for a sensitive field.
+                    problem = f"test failed: {op['path']} is a sensitive field and differs (not shown)"
                 raise _OverriderFailedError(
-                    f"jsonPatch[{exc.index}] ({op['op']} {op['path']})", str(exc)
+                    f"jsonPatch[{exc.index}] ({op['op']} {op['path']})", problem
                 ) from None
             if not isinstance(result, dict):
                 raise _OverriderFailedError(
@@ -212,23 +217,41 @@ def _steps(
     return steps
 
 
+def _sensitive_path(manifest: Mapping[str, Any], pointer: str, sensitive: SensitiveFields) -> bool:
+    try:
+        tokens = parse_pointer(pointer)
+    except PointerError:
+        return False
+    return sensitive.covers(*group_kind(manifest), tokens)
+
+
 def apply_override(
-    manifest: Mapping[str, Any], override: ResolvedOverride, *, cluster: str
+    manifest: Mapping[str, Any],
+    override: ResolvedOverride,
+    *,
+    cluster: str,
+    sensitive: SensitiveFields = DEFAULT_FIELDS,
 ) -> dict[str, Any]:
     """``manifest`` after one rule's overriders (a new dict; the input is not modified).
 
     Each overrider's result is checked against what it was given (`check_override`): one that
     would change what the copy is raises `IdentityError` naming the overrider and the field.
-    """
+    A failure names the rule and the field, and never quotes a `sensitive` value (the message
+    ends up in events and the API): a ``test`` of a sensitive field says only that it differs,
+    and any sensitive string a message would quote is replaced."""
     result = json_copy(dict(manifest))
-    for name, step in _steps(override.overriders, cluster):
+
+    def scrub(problem: str) -> str:
+        return sensitive.scrub(sensitive.scrub(problem, manifest), result)
+
+    for name, step in _steps(override.overriders, cluster, sensitive):
         before = guarded_fields(result)
         try:
             result = step(result)
         except _OverriderFailedError as exc:
             raise OverrideError(
                 f"{override.policy} rule[{override.rule_index}].overriders.{exc.where} "
-                f"failed for {ref_of(manifest)} on cluster {cluster}: {exc.problem}",
+                f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(exc.problem)}",
                 policy=override.policy,
                 rule_index=override.rule_index,
                 cluster=cluster,
@@ -236,7 +259,7 @@ def apply_override(
         except (TypeError, ValueError, AttributeError) as exc:  # a template shaped unlike Kubernetes JSON
             raise OverrideError(
                 f"{override.policy} rule[{override.rule_index}].overriders.{name} "
-                f"failed for {ref_of(manifest)} on cluster {cluster}: {exc}",
+                f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(str(exc))}",
                 policy=override.policy,
                 rule_index=override.rule_index,
                 cluster=cluster,

@@ -17,11 +17,18 @@ one place:
 - annotation ``federation.io/hash`` — ``content_hash`` of the final manifest: the first 32 hex
   digits (128 bits) of the SHA-256 of its canonical JSON (keys sorted, no whitespace, UTF-8),
   computed with the hash annotation itself left out. Equal hashes mean "nothing to apply".
+  A manifest holding a sensitive value (a Secret's data, see `federation.translate.sensitive`)
+  is hashed with HMAC-SHA256 under a key of the controller's instead: the hash is stored in
+  Postgres, served by the API and stamped on the member copy, and a plain hash over a
+  low-entropy secret can be brute-forced by whoever reads it. Switching a manifest between the
+  two (the first start with this code, or a new encryption key) changes its hash, so its copies
+  are applied once more — a server-side apply of identical content, which changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,8 +115,9 @@ def canonical_json(manifest: Mapping[str, Any]) -> bytes:
     return orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS)
 
 
-def content_hash(manifest: Mapping[str, Any]) -> str:
-    """The hash of ``manifest`` as stamped in ``federation.io/hash`` (that annotation excluded)."""
+def content_hash(manifest: Mapping[str, Any], *, key: bytes | None = None) -> str:
+    """The hash of ``manifest`` as stamped in ``federation.io/hash`` (that annotation excluded):
+    SHA-256, or HMAC-SHA256 under ``key`` when one is given (manifests with sensitive values)."""
     meta = manifest.get("metadata")
     if isinstance(meta, Mapping):
         annotations = meta.get("annotations")
@@ -121,4 +129,6 @@ def content_hash(manifest: Mapping[str, Any]) -> str:
             else:
                 del new_meta["annotations"]
             manifest = {**manifest, "metadata": new_meta}
+    if key is not None:
+        return hmac.new(key, canonical_json(manifest), hashlib.sha256).hexdigest()[:HASH_LENGTH]
     return hashlib.sha256(canonical_json(manifest)).hexdigest()[:HASH_LENGTH]

@@ -13,6 +13,7 @@ from federation.translate.identity import identity_violation
 from federation.translate.overrides import ResolvedOverride, apply_override
 from federation.translate.ownership import OWNERSHIP, Ownership, content_hash, format_source
 from federation.translate.prune import prune_template, strip_fields
+from federation.translate.sensitive import DEFAULT_FIELDS, Secrecy
 
 _RETAIN_HINT = "retain fields of the spec or the data, never apiVersion, kind or metadata.name/namespace"
 
@@ -67,10 +68,14 @@ def translate(
     overrides: Sequence[ResolvedOverride],
     ownership: Ownership,
     retain_fields: Sequence[str] = (),
+    secrecy: Secrecy | None = None,
 ) -> Translated:
     """The manifest for ``cluster``: hub-only metadata dropped, ``spec.replicas`` set from the
     decision (when not None), override rules applied in order, member-owned ``retain_fields``
-    left out, ownership stamped, and the content hash computed last and stamped too."""
+    left out, ownership stamped, and the content hash computed last and stamped too.
+
+    With ``secrecy``, a manifest that holds a sensitive value gets a keyed content hash (see
+    `federation.translate.ownership`), and failing overrides never quote a sensitive value."""
     meta = template.get("metadata")
     if not isinstance(meta, Mapping) or not meta.get("name") or not template.get("kind"):
         raise InvalidObjectError(f"{ref_of(template)}: a template needs kind and metadata.name")
@@ -81,7 +86,12 @@ def translate(
             raise InvalidObjectError(f"{ref_of(template)}: spec: expected an object to set replicas in")
         spec["replicas"] = replicas
     for override in overrides:
-        manifest = apply_override(manifest, override, cluster=cluster.name)
+        manifest = apply_override(
+            manifest,
+            override,
+            cluster=cluster.name,
+            sensitive=secrecy.fields if secrecy is not None else DEFAULT_FIELDS,
+        )
     if retain_fields:
         kept = manifest
         manifest = strip_fields(manifest, retain_fields)
@@ -95,7 +105,7 @@ def translate(
         raise InvalidObjectError(f"{ref_of(template)}: the copy {violation.describe()}")
     _stamp(manifest, template, ownership)
     try:
-        digest = content_hash(manifest)
+        digest = content_hash(manifest, key=secrecy.key_for(manifest) if secrecy is not None else None)
     except TypeError as exc:
         raise InvalidObjectError(f"{ref_of(template)}: not representable as JSON: {exc}") from None
     manifest["metadata"]["annotations"][OWNERSHIP.hash_annotation] = digest

@@ -37,9 +37,11 @@ from tests.deployhelpers import (
     REPO,
     cluster_entry,
     decode_ca,
+    find,
     helm_template,
     in_pod_kubeconfig,
     kustomize,
+    load_all,
     manifest_files,
     objects,
     token_kubeconfig,
@@ -129,6 +131,27 @@ async def test_the_helm_chart_renders_objects_that_pass_server_side_dry_run(
 ) -> None:
     rendered = helm_template(HELM_VALUE_SETS[values], include_crds=True)
     assert_clean(dry_run(fleet, ["-f", "-"], stdin=rendered), f"helm template ({values})")
+
+
+async def test_the_chart_keeps_its_encryption_key_across_upgrades(
+    fleet: LocalFleet, dry_run_hub: None
+) -> None:
+    """The chart reads its key back from the cluster (`lookup`): an upgrade renders the key that
+    is there, never a new one, which would leave every sealed row unreadable."""
+    release = f"keys-{secrets.token_hex(3)}"
+    name = f"{release}-federation-encryption-key"
+    values = {"database.url": "postgresql://u@db/federation"}
+    server = ["--dry-run=server", "--kubeconfig", str(fleet.kubeconfig), "--kube-context", "hub"]
+    installed = find(load_all(helm_template(values, release=release, extra_args=server)), "Secret", name)
+    kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(installed))
+    try:
+        upgraded = find(load_all(helm_template(values, release=release, extra_args=server)), "Secret", name)
+        assert upgraded["data"] == installed["data"]
+        # Where it cannot read the cluster (plain `helm template`), a fresh key is all it can show.
+        offline = find(load_all(helm_template(values, release=release)), "Secret", name)
+        assert offline["data"] != installed["data"]
+    finally:
+        kubectl(fleet, "hub", "-n", NAMESPACE, "delete", "secret", name, "--ignore-not-found")
 
 
 async def test_the_dry_run_would_catch_a_pod_that_breaks_the_restricted_standard(

@@ -8,6 +8,7 @@ The apiserver's verdict on the same files is tests/integration/test_deploy.py.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from federation.api import ClusterEntry, load_clusters_file
 from federation.api.clustersfile import ClustersFile
 from federation.api.taints import Taint
 from federation.cli import run as run_command
+from federation.sealing import parse_key_file
 from federation.status import supports_hub_status
 from federation.status.aggregate import _COUNTERS as AGGREGATED_COUNTERS
 from tests.deployhelpers import (
@@ -621,3 +623,51 @@ def test_without_the_webhook_the_chart_serves_plain_http() -> None:
     pod = find(chart, "Deployment", "federation-controller")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert "scheme" not in container["readinessProbe"]["httpGet"]
+
+
+# -- the encryption key: mounted read-only where `federation run` reads it ----------------------
+
+
+def _key_wiring(objs: list[dict[str, Any]]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(the key file's path, its mount, its volume) of the controller's pod, checked to agree."""
+    pod = find(objs, "Deployment", "federation-controller")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (path,) = [e["value"] for e in container["env"] if e["name"] == "FEDERATION_ENCRYPTION_KEY_FILE"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "encryption-key"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "encryption-key"]
+    assert mount["readOnly"] is True
+    assert path.startswith(mount["mountPath"] + "/")
+    assert volume["secret"]["defaultMode"] & 0o007 == 0, "others may not read the key"
+    return path.removeprefix(mount["mountPath"] + "/"), mount, volume
+
+
+def test_the_manifests_mount_the_encryption_key_secret(deploy_objects: list[dict[str, Any]]) -> None:
+    key, _, volume = _key_wiring(deploy_objects)
+    assert (key, volume["secret"]["secretName"]) == ("keys", "federation-encryption-key")
+    assert "--from-file=keys=" in (DEPLOY / "README.md").read_text(), "the README says how to create it"
+    assert not [d for d in deploy_objects if d["kind"] == "Secret"], "no key in git: created by the admin"
+
+
+def test_the_chart_generates_a_key_it_keeps_and_mounts() -> None:
+    chart = load_all(helm_template({"database.url": "postgresql://u@db/federation"}))
+    key, _, volume = _key_wiring(chart)
+    secret = find(chart, "Secret", volume["secret"]["secretName"])
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "uninstall keeps it"
+    ring = parse_key_file(base64.b64decode(secret["data"][key]).decode(), source="the chart's Secret")
+    assert len(ring.keys) == 1 and len(ring.active.material) == 32
+    assert "lookup" in (CHART / "templates" / "encryption-key.yaml").read_text(), "read back on upgrade"
+
+
+def test_the_chart_uses_an_existing_key_secret_when_given() -> None:
+    chart = load_all(
+        helm_template(
+            {
+                "database.url": "postgresql://u@db/federation",
+                "encryption.existingSecret": "my-keys",
+                "encryption.existingSecretKey": "federation.keys",
+            }
+        )
+    )
+    key, _, volume = _key_wiring(chart)
+    assert (key, volume["secret"]["secretName"]) == ("federation.keys", "my-keys")
+    assert not [d for d in chart if d["kind"] == "Secret" and "encryption" in d["metadata"]["name"]]

@@ -9,8 +9,9 @@ at all. Each part writes only what differs from what is stored:
 - the placement row is written (and its revision bumped) only when its policy or unschedulable
   reason changed or a decision row did;
 - works are written only when new, when their desired hash changed, or when a cluster that was
-  being taken away is chosen again (see `works.UPSERT_DESIRED_TEMPLATE`); works of clusters no
-  longer chosen move to ``deleting`` (or ``orphaning``), once.
+  being taken away is chosen again (see `works.UPSERT_DESIRED_TEMPLATE`), and never over values
+  sealed with a key the writer cannot open (held back instead); works of clusters no longer
+  chosen move to ``deleting`` (or ``orphaning``), once.
 
 So a second identical call writes nothing at all — no new row versions, not even a row lock, no
 transaction id — which is what lets a restarted controller recompute every placement without
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from federation.errors import StoreError
 from federation.store.db import Connection, json_texts
 from federation.store.enums import WorkState
-from federation.store.repo.works import UPSERT_DESIRED_TEMPLATE
+from federation.store.repo.works import UPSERT_DESIRED_TEMPLATE, parse_held
 from federation.store.rows import Decision, DesiredWork, PlacementChange, PolicyId, PolicySummary, ResourceId
 
 SAVE_PLACEMENT = (
@@ -76,10 +77,10 @@ placed AS (
 ),
 desired_input AS (
     SELECT $1::bigint AS resource_id, i.*
-    FROM unnest($8::text[], $9::text[], $10::text[], $13::bool[], $14::text[])
+    FROM unnest($8::text[], $9::text[], $10::text[], $13::bool[], $15::text[])
         AS i(cluster, desired, desired_hash, overwrite, error)
 ),"""
-    + UPSERT_DESIRED_TEMPLATE.format(name="upserted_works", input="desired_input")
+    + UPSERT_DESIRED_TEMPLATE.format(name="upserted_works", input="desired_input", keys="$14")
     + """,
 unplaced_works AS (
     UPDATE works w SET
@@ -101,7 +102,9 @@ SELECT
     EXISTS (SELECT 1 FROM placed) AS placement_changed,
     ARRAY(SELECT cluster FROM upserted_works WHERE inserted ORDER BY cluster) AS created,
     ARRAY(SELECT cluster FROM upserted_works WHERE NOT inserted ORDER BY cluster) AS updated,
-    ARRAY(SELECT cluster FROM unplaced_works ORDER BY cluster) AS unplaced
+    ARRAY(SELECT cluster FROM unplaced_works ORDER BY cluster) AS unplaced,
+    ARRAY(SELECT resource_id || '/' || cluster || '/' || COALESCE(kid, '') FROM upserted_works_held
+          ORDER BY cluster) AS held
 """
 )
 
@@ -131,6 +134,7 @@ async def save_placement(
     desired_works: Sequence[DesiredWork],
     unschedulable: str | None = None,
     orphan: bool = False,
+    readable_keys: Sequence[str] | None = None,
 ) -> PlacementChange:
     """Save the placement of one resource and the works it implies, writing only what changed.
 
@@ -138,7 +142,8 @@ async def save_placement(
     translated manifest of each chosen cluster, or the reason its translation was refused (an
     `error`: the work is stored ``failed``, its member copy left as it is); a chosen cluster
     without one keeps its current work untouched. Works of clusters not chosen are moved to
-    ``deleting``, or to ``orphaning`` when `orphan` (deletionPolicy=Orphan).
+    ``deleting``, or to ``orphaning`` when `orphan` (deletionPolicy=Orphan). A work sealed with a
+    key not in `readable_keys` (None: no check) is left as it is and named in `works_held`.
     """
     _validate(resource_id, decisions, desired_works)
     record = await conn.fetchrow(
@@ -156,6 +161,7 @@ async def save_placement(
         (WorkState.ORPHANING if orphan else WorkState.DELETING).value,
         [d.cluster for d in decisions if d.chosen],
         [w.overwrite for w in desired_works],
+        None if readable_keys is None else list(readable_keys),
         [w.error for w in desired_works],
     )
     assert record is not None
@@ -165,6 +171,7 @@ async def save_placement(
         works_created=tuple(record["created"]),
         works_updated=tuple(record["updated"]),
         works_unplaced=tuple(record["unplaced"]),
+        works_held=tuple((h.cluster, h.key_id) for h in parse_held(record["held"])),
     )
 
 

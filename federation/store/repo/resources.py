@@ -7,17 +7,21 @@ from collections.abc import Sequence
 from federation.errors import StoreError
 from federation.store.db import Connection, json_texts
 from federation.store.rows import ObjectRef, ResourceId, ResourceRow
+from federation.store.sealing import sealed_with
 
 # Only rows that are new or whose resourceVersion/uid changed (or that come back after a
 # deletion) reach the INSERT, so re-listing the hub after a restart writes nothing; the ids of
-# every input row come back in input order.
+# every input row come back in input order. A template whose sensitive values are sealed (its
+# key id in `sealed_kid`) is also rewritten when the stored row is not sealed with that key —
+# plaintext from before sealing, or an older key: that is how rotation reaches this table. The
+# stored template is only read for such rows, so other templates cost no manifest read.
 UPSERT = """
 WITH input AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-        $9::text[]
+        $9::text[], $10::text[]
     ) WITH ORDINALITY AS i(api_group, api_version, kind, namespace, name, uid, generation, resource_version,
-                           template, ord)
+                           template, sealed_kid, ord)
 ),
 changed AS (
     INSERT INTO resources AS r (
@@ -32,6 +36,7 @@ changed AS (
        OR o.deleted_at IS NOT NULL
        OR (o.uid, o.resource_version, o.api_version)
           IS DISTINCT FROM (i.uid, i.resource_version, i.api_version)
+       OR (i.sealed_kid IS NOT NULL AND o.template->'$sealed'->>'kid' IS DISTINCT FROM i.sealed_kid)
     ON CONFLICT (api_group, kind, namespace, name) DO UPDATE SET
         api_version = EXCLUDED.api_version,
         uid = EXCLUDED.uid,
@@ -134,6 +139,7 @@ async def upsert_resources_new(
         [r.generation for r in rows],
         [r.resource_version for r in rows],
         json_texts([r.template for r in rows]),
+        [sealed_with(r.template) for r in rows],
     )
     return [(ResourceId(r["id"]), bool(r["inserted"])) for r in records]
 

@@ -19,6 +19,7 @@ with `VersionConflictError`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -44,14 +45,22 @@ from federation.store.rows import (
 # nothing to do (next_attempt_at NULL): its `desired` is only the template's identity (what
 # deleting or orphaning the member copy later needs), and its hash, chosen by the caller, never
 # equals a manifest's, so the fixed translation is written as soon as there is one.
+#
+# A work whose sensitive values are sealed with a key the writer cannot open ({keys}: the ids
+# it can open; NULL when the store has no sealer) is never overwritten: the key may be a
+# misconfiguration that the right key file fixes, and rewriting would hide it (and, with two
+# replicas holding different keys, flip every row at each change of leader). Such works come
+# out in {name}_held. The old row's `desired` is only read for works that would be written, so
+# the restart path (nothing changed) never reads a manifest.
 UPSERT_DESIRED_TEMPLATE = """
-{name}_todo AS (
-    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash, i.overwrite, i.error
+{name}_changed AS (
+    SELECT i.resource_id, i.cluster, i.desired, i.desired_hash, i.overwrite, i.error, o.state AS old_state,
+           o.desired AS old_desired
     FROM {input} i
     LEFT JOIN LATERAL (
         -- LIMIT 1 keeps this a per-row index probe: flattened into a plain join, the planner
         -- may hash the whole works table for every batch.
-        SELECT o.desired_hash, o.state, o.overwrite FROM works o
+        SELECT o.desired_hash, o.state, o.overwrite, o.desired FROM works o
         WHERE o.resource_id = i.resource_id AND o.cluster = i.cluster
         LIMIT 1
     ) o ON true
@@ -59,6 +68,17 @@ UPSERT_DESIRED_TEMPLATE = """
        OR o.desired_hash <> i.desired_hash
        OR o.overwrite <> i.overwrite
        OR o.state IN ('deleting', 'orphaning', 'orphaned')
+),
+{name}_held AS (
+    SELECT resource_id, cluster, old_desired->'$sealed'->>'kid' AS kid FROM {name}_changed
+    WHERE old_state IS NOT NULL AND {keys}::text[] IS NOT NULL AND old_desired ? '$sealed'
+      AND NOT COALESCE(old_desired->'$sealed'->>'kid' = ANY({keys}::text[]), false)
+),
+{name}_todo AS (
+    SELECT c.resource_id, c.cluster, c.desired, c.desired_hash, c.overwrite, c.error FROM {name}_changed c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {name}_held h WHERE h.resource_id = c.resource_id AND h.cluster = c.cluster
+    )
 ),
 {name} AS (
     INSERT INTO works AS w (
@@ -82,8 +102,10 @@ UPSERT_DESIRED_TEMPLATE = """
         next_attempt_at = EXCLUDED.next_attempt_at,
         version = w.version + 1,
         updated_at = now()
-    WHERE w.desired_hash <> EXCLUDED.desired_hash OR w.overwrite <> EXCLUDED.overwrite
-       OR w.state IN ('deleting', 'orphaning', 'orphaned')
+    WHERE (w.desired_hash <> EXCLUDED.desired_hash OR w.overwrite <> EXCLUDED.overwrite
+           OR w.state IN ('deleting', 'orphaning', 'orphaned'))
+      AND ({keys}::text[] IS NULL OR NOT (w.desired ? '$sealed')
+           OR COALESCE(w.desired->'$sealed'->>'kid' = ANY({keys}::text[]), false))
     RETURNING w.resource_id, w.cluster, w.version = 1 AS inserted
 )"""
 
@@ -93,9 +115,10 @@ WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[])
         AS i(resource_id, cluster, desired, desired_hash, overwrite, error)
 ),"""
-    + UPSERT_DESIRED_TEMPLATE.format(name="upserted", input="input")
+    + UPSERT_DESIRED_TEMPLATE.format(name="upserted", input="input", keys="$7")
     + """
-SELECT count(*) FROM upserted
+SELECT (SELECT count(*) FROM upserted) AS written,
+       ARRAY(SELECT resource_id || '/' || cluster || '/' || COALESCE(kid, '') FROM upserted_held) AS held
 """
 )
 
@@ -210,12 +233,32 @@ def check_unique_works(rows: Sequence[ResourceWork]) -> None:
         seen.add(key)
 
 
-async def upsert_desired_works(conn: Connection, rows: Sequence[ResourceWork]) -> int:
-    """Bulk form of the works half of `save_placement` (no unplacing). Returns rows written."""
+@dataclass(frozen=True, slots=True)
+class HeldWork:
+    """A work not rewritten because its values are sealed with a key the writer cannot open."""
+
+    resource_id: ResourceId
+    cluster: str
+    key_id: str
+
+
+def parse_held(values: Sequence[str]) -> list[HeldWork]:
+    out = []
+    for value in values:
+        rid, cluster, kid = value.split("/", 2)
+        out.append(HeldWork(resource_id=ResourceId(int(rid)), cluster=cluster, key_id=kid))
+    return out
+
+
+async def upsert_desired_works(
+    conn: Connection, rows: Sequence[ResourceWork], *, readable_keys: Sequence[str] | None = None
+) -> tuple[int, list[HeldWork]]:
+    """Bulk form of the works half of `save_placement` (no unplacing). Returns the rows written
+    and the works held back (sealed with a key not in `readable_keys`; None: no check)."""
     if not rows:
-        return 0
+        return 0, []
     check_unique_works(rows)
-    written = await conn.fetchval(
+    record = await conn.fetchrow(
         UPSERT_DESIRED,
         [r.resource_id for r in rows],
         [r.cluster for r in rows],
@@ -223,8 +266,10 @@ async def upsert_desired_works(conn: Connection, rows: Sequence[ResourceWork]) -
         [r.desired_hash for r in rows],
         [r.overwrite for r in rows],
         [r.error for r in rows],
+        None if readable_keys is None else list(readable_keys),
     )
-    return int(written)
+    assert record is not None
+    return int(record["written"]), parse_held(record["held"])
 
 
 def _claimed(r: asyncpg.Record) -> ClaimedWork:
@@ -399,3 +444,22 @@ async def abandon_cluster(conn: Connection, cluster: str, reason: str) -> int:
     """Mark every remaining work of a cluster that left before it was drained as orphaned:
     its copies stay in the member, and no propagator will ever claim them."""
     return rowcount(await conn.execute(ABANDON, cluster, reason))
+
+
+SEALED_KEY_USAGE = """
+SELECT 'works' AS tbl, desired->'$sealed'->>'kid' AS kid, count(*) AS n FROM works
+WHERE desired ? '$sealed' GROUP BY 2
+UNION ALL
+SELECT 'resources', template->'$sealed'->>'kid', count(*) FROM resources
+WHERE template ? '$sealed' GROUP BY 2
+"""
+
+
+async def sealed_key_usage(conn: Connection) -> dict[str, dict[str, int]]:
+    """How many rows of each table hold values sealed with each key id: {key id: {table: n}}.
+
+    A full scan of both tables (an operator's question when rotating keys, not a hot path)."""
+    usage: dict[str, dict[str, int]] = {}
+    for r in await conn.fetch(SEALED_KEY_USAGE):
+        usage.setdefault(str(r["kid"]), {})[r["tbl"]] = int(r["n"])
+    return usage

@@ -58,6 +58,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{- define "federation.encryptionKeySecret" -}}
+{{- if .Values.encryption.existingSecret -}}
+{{- .Values.encryption.existingSecret -}}
+{{- else -}}
+{{- printf "%s-encryption-key" (include "federation.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "federation.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
