@@ -262,7 +262,7 @@ class ClusterRegistry:
 
     async def _on_member_cluster(self, obj: Obj) -> None:
         name = str((obj.get("metadata") or {}).get("name"))
-        self._note_credentials(name, None if obj.get("$deleted") else _secret_key(obj))
+        credentials_changed = self._note_credentials(name, None if obj.get("$deleted") else _secret_key(obj))
         existing = self._members.get(name)
         if existing is not None and not existing.from_hub:
             existing = None  # a clusters-file entry of the same name is not this object's
@@ -278,6 +278,8 @@ class ClusterRegistry:
             return
         mc = _validated(obj)
         if mc is None:
+            if credentials_changed:
+                self._changed(f"cluster {name}: its credentials Secret changed")
             return
         member = existing
         labels, taints = dict(mc.metadata.labels), tuple(mc.spec.taints)
@@ -294,6 +296,8 @@ class ClusterRegistry:
                 await self._connect_from_secret(member, mc)
             if placement_changed:
                 self._changed(f"cluster {name}: labels or taints changed")
+            elif credentials_changed:
+                self._changed(f"cluster {name}: its credentials Secret changed")
         member.secret_ref = _secret_key(obj)
         member.seen = obj
         if status is not None:
@@ -301,16 +305,19 @@ class ClusterRegistry:
         if self.drain is not None and not has_finalizer(obj) and not forced(obj):
             await self._patch_finalizer(member, present=True)
 
-    def _note_credentials(self, name: str, key: tuple[str, str, str] | None) -> None:
+    def _note_credentials(self, name: str, key: tuple[str, str, str] | None) -> bool:
+        """Remember the Secret a MemberCluster names; whether that changed. The caller tells the
+        fleet's listeners (so templates are re-evaluated: a Secret that became a credential
+        must leave the members) once the change is complete: a cluster that joins or leaves
+        says so itself, and one that leaves must first have its works recorded abandoned."""
         ref = None if key is None else (key[0], key[1])
         if self._credentials.get(name) == ref:
-            return
+            return False
         if ref is None:
             del self._credentials[name]
         else:
             self._credentials[name] = ref
-        # Templates are re-evaluated: a Secret that became a credential must leave the members.
-        self._changed(f"cluster {name}: its credentials Secret changed")
+        return True
 
     async def _add_hub_member(self, mc: MemberCluster) -> Member:
         """Register the cluster a MemberCluster describes, connected with its Secret."""

@@ -114,6 +114,19 @@ class KubeClient:
     async def close(self) -> None:
         await self._session.close()
 
+    def _closed(self, what: str, exc: RuntimeError) -> ClusterUnreachableError | RuntimeError:
+        """aiohttp's "Session is closed" as ours: a member leaving the fleet (or reconnecting with
+        a new Secret) closes its client while probes and watches may still be in flight, and
+        those must see an unreachable cluster, not crash their task group. Any other
+        RuntimeError is a bug and stays one."""
+        if not self._session.closed:
+            return exc
+        return ClusterUnreachableError(
+            f"cluster {self.cluster}: {what}: the client was closed (the cluster left the fleet or "
+            "is being reconnected)",
+            cluster=self.cluster,
+        )
+
     async def __aenter__(self) -> KubeClient:
         return self
 
@@ -212,6 +225,8 @@ class KubeClient:
                 f"cluster {self.cluster}: {what}: cannot reach {self.server}: {type(exc).__name__}: {exc}",
                 cluster=self.cluster,
             ) from exc
+        except RuntimeError as exc:
+            raise self._closed(what, exc) from exc
         finally:
             KUBE_REQUESTS.labels(self.cluster, verb, code).inc()
             KUBE_REQUEST_DURATION.labels(self.cluster, verb).observe(time.perf_counter() - started)
@@ -244,6 +259,8 @@ class KubeClient:
                 f"{type(exc).__name__}: {exc}",
                 cluster=self.cluster,
             ) from exc
+        except RuntimeError as exc:
+            raise self._closed(f"watch {path}", exc) from exc
         try:
             KUBE_REQUESTS.labels(self.cluster, "watch", str(resp.status)).inc()
             if resp.status >= 400:

@@ -57,6 +57,24 @@ async def test_unreachable_cluster_is_a_typed_error_naming_the_cluster(fleet: Lo
         assert not ready and "cannot reach" in reason
 
 
+async def test_a_closed_client_is_an_unreachable_cluster_not_a_crash(fleet: LocalFleet) -> None:
+    """A member that leaves the fleet has its client closed while its probe or a watch may still
+    be under way: they must see an unreachable cluster (once, this crashed the controller)."""
+    info = fleet.clusters["member-1"]
+    client = await KubeClient.connect("leaving", kubeconfig=info.kubeconfig, context=info.context)
+    assert (await client.ready())[0]
+    await client.close()
+    ready, reason = await client.ready()
+    assert not ready and "the client was closed" in reason
+    with pytest.raises(
+        ClusterUnreachableError, match=r"cluster leaving: get /version: the client was closed"
+    ):
+        await client.version()
+    with pytest.raises(ClusterUnreachableError, match=r"the client was closed"):
+        async with client.stream_lines("/api/v1/namespaces?watch=1"):
+            pass
+
+
 async def test_typed_api_errors_carry_the_apiservers_message(fleet: LocalFleet, namespace: str) -> None:
     info = fleet.clusters["member-1"]
     async with await KubeClient.connect(
