@@ -91,9 +91,9 @@ def apply_patch(doc: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
             elif name == "test":
                 actual = resolve(result, path)
                 if not _equal(actual, op["value"]):
-                    # The template's value is not shown: it may be a Secret's, and this message
-                    # ends in events, works.last_error and the API.
-                    raise PointerError(f"test failed: {op['path']} does not hold {op['value']!r}")
+                    # A sensitive field's value never gets here: the overrider checks those itself
+                    # (`federation.translate.overrides`), and messages are scrubbed.
+                    raise PointerError(f"test failed: {op['path']} is {actual!r}, not {op['value']!r}")
             else:
                 raise PointerError(f"unknown op {name!r}")
         except PointerError as exc:

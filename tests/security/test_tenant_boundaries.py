@@ -658,6 +658,15 @@ async def test_member_status_values_are_bounded_and_a_refused_hub_write_is_repor
     assert controller.metric("federation_hub_status_write_errors_total") == 0
 
     # Now the hub itself refuses: a ValidatingAdmissionPolicy on the hub's Deployment status.
+    # First back to small numbers, so that no write the policy refuses is still on its way.
+    for cluster in ("member-1", "member-2"):
+        member_status(fleet, cluster, "big", namespace, 1)
+
+    async def lowered() -> bool:
+        status = (get(fleet, "hub", "deployment", "big", namespace) or {}).get("status") or {}
+        return status.get("readyReplicas") == 2
+
+    await eventually(lowered, timeout=30, what="the hub status lowered to 2")
     vap = f"no-big-status-{namespace}"[:63]
     apply(
         fleet,
@@ -701,16 +710,7 @@ async def test_member_status_values_are_bounded_and_a_refused_hub_write_is_repor
         },
     )
     try:
-        for cluster in ("member-1", "member-2"):
-            member_status(fleet, cluster, "big", namespace, 1)
-
-        async def lowered() -> bool:
-            status = (get(fleet, "hub", "deployment", "big", namespace) or {}).get("status") or {}
-            return status.get("readyReplicas") == 2
-
-        await eventually(lowered, timeout=30, what="the hub status lowered to 2 (admitted)")
-        for cluster in ("member-1", "member-2"):
-            member_status(fleet, cluster, "big", namespace, 600)
+        member_status(fleet, "member-1", "big", namespace, 1200)  # 1201 in all: refused by the hub
 
         async def refused() -> bool:
             hub = get(fleet, "hub", "deployment", "big", namespace)

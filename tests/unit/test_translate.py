@@ -356,7 +356,7 @@ def test_image_override_at_a_path() -> None:
         (
             {"jsonPatch": [{"op": "test", "path": "/spec/replicas", "value": 5}]},
             "OverridePolicy shop/o rule[0].overriders.jsonPatch[0] (test /spec/replicas) "
-            "failed for Deployment shop/web on cluster eu-1: test failed: /spec/replicas does not hold 5",
+            "failed for Deployment shop/web on cluster eu-1: test failed: /spec/replicas is 4, not 5",
         ),
         (
             {"image": [{"component": "tag", "value": "bad tag!"}]},
