@@ -10,6 +10,22 @@ from typing import Any
 
 API = "federation.io/v1alpha1"
 
+#: Issue 10's first attack: a tenant's JSON patch that turns their ConfigMap into a
+#: ClusterRoleBinding to cluster-admin (tests/unit/test_identity.py, tests/security/).
+TENANT = "mallory"
+ESCALATION = [
+    {"op": "replace", "path": "/apiVersion", "value": "rbac.authorization.k8s.io/v1"},
+    {"op": "replace", "path": "/kind", "value": "ClusterRoleBinding"},
+    {"op": "remove", "path": "/metadata/namespace"},
+    {"op": "remove", "path": "/data"},
+    {
+        "op": "add",
+        "path": "/roleRef",
+        "value": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+    },
+    {"op": "add", "path": "/subjects", "value": [{"kind": "User", "name": TENANT}]},
+]
+
 
 def pp(spec_placement: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}], **spec}

@@ -244,26 +244,23 @@ def apply_override(
     def scrub(problem: str) -> str:
         return sensitive.scrub(sensitive.scrub(problem, manifest), result)
 
+    def failed(where: str, problem: str) -> OverrideError:
+        return OverrideError(
+            f"{override.policy} rule[{override.rule_index}].overriders.{where} "
+            f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(problem)}",
+            policy=override.policy,
+            rule_index=override.rule_index,
+            cluster=cluster,
+        )
+
     for name, step in _steps(override.overriders, cluster, sensitive):
         before = guarded_fields(result)
         try:
             result = step(result)
         except _OverriderFailedError as exc:
-            raise OverrideError(
-                f"{override.policy} rule[{override.rule_index}].overriders.{exc.where} "
-                f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(exc.problem)}",
-                policy=override.policy,
-                rule_index=override.rule_index,
-                cluster=cluster,
-            ) from None
+            raise failed(exc.where, exc.problem) from None
         except (TypeError, ValueError, AttributeError) as exc:  # a template shaped unlike Kubernetes JSON
-            raise OverrideError(
-                f"{override.policy} rule[{override.rule_index}].overriders.{name} "
-                f"failed for {ref_of(manifest)} on cluster {cluster}: {scrub(str(exc))}",
-                policy=override.policy,
-                rule_index=override.rule_index,
-                cluster=cluster,
-            ) from None
+            raise failed(name, str(exc)) from None
         violation = check_override(before, result, namespaced=override.namespaced)
         if violation is not None:
             raise IdentityError(

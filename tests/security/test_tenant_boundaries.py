@@ -19,12 +19,12 @@ import pytest
 from federation.devfleet import LocalFleet
 from tests.controllerhelpers import ControllerProcess, apply, get, kubectl, running_controller
 from tests.kubehelpers import eventually
+from tests.policy_cases import ESCALATION, TENANT
 from tests.storehelpers import query
 
 pytestmark = pytest.mark.security
 
 MEMBERS = {"member-1": {"region": "eu"}, "member-2": {"region": "us"}, "member-3": {"region": "ap"}}
-TENANT = "mallory"
 
 
 @pytest.fixture(scope="module")
@@ -151,19 +151,6 @@ def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
 
 
 # -- finding 1: a tenant becomes cluster-admin on every member -----------------------------------
-
-ESCALATION = [
-    {"op": "replace", "path": "/apiVersion", "value": "rbac.authorization.k8s.io/v1"},
-    {"op": "replace", "path": "/kind", "value": "ClusterRoleBinding"},
-    {"op": "remove", "path": "/metadata/namespace"},
-    {"op": "remove", "path": "/data"},
-    {
-        "op": "add",
-        "path": "/roleRef",
-        "value": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-    },
-    {"op": "add", "path": "/subjects", "value": [{"kind": "User", "name": TENANT}]},
-]
 
 
 async def test_a_json_patch_cannot_turn_a_tenants_configmap_into_a_clusterrolebinding(

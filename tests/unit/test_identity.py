@@ -35,6 +35,7 @@ from federation.translate.identity import (
 )
 from federation.translate.protected import KindRef, ProtectedReason, Protection
 from federation.validation import identity_problems
+from tests.policy_cases import ESCALATION
 
 EU = ClusterSnapshot("eu-1", {"region": "eu"})
 OWNER = Ownership(hub=hub_id("hub-a"), policy=format_policy("PropagationPolicy", "team-a", "p"))
@@ -88,19 +89,6 @@ def refused(template: dict[str, Any], *policies: OverridePolicy | ClusterOverrid
 
 
 # -- the attacks of issue 10, finding 1 -------------------------------------------------------------
-
-ESCALATION = [
-    {"op": "replace", "path": "/apiVersion", "value": "rbac.authorization.k8s.io/v1"},
-    {"op": "replace", "path": "/kind", "value": "ClusterRoleBinding"},
-    {"op": "remove", "path": "/metadata/namespace"},
-    {"op": "remove", "path": "/data"},
-    {
-        "op": "add",
-        "path": "/roleRef",
-        "value": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-    },
-    {"op": "add", "path": "/subjects", "value": [{"kind": "User", "name": "mallory"}]},
-]
 
 
 def test_a_json_patch_turning_a_configmap_into_a_clusterrolebinding_is_refused_naming_rule_and_field() -> (
