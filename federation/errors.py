@@ -22,9 +22,12 @@ small, stable tree and every message names the object and field involved::
     │       ├── ConflictError          409 (resourceVersion or field-manager conflict)
     │       ├── GoneError              410: the resourceVersion is too old; relist
     │       └── InvalidError           422: the object was rejected (message names the field)
-    └── StoreError                     the Postgres state store
-        ├── StoreUnavailableError      the database cannot be reached (retryable)
-        └── VersionConflictError       a row changed since it was read (optimistic concurrency)
+    ├── StoreError                     the Postgres state store
+    │   ├── StoreUnavailableError      the database cannot be reached (retryable)
+    │   └── VersionConflictError       a row changed since it was read (optimistic concurrency)
+    └── CheckBudgetError               a check would cost more than it may (the webhook admits unchecked)
+        ├── CheckTooLargeError         more work units than its cap
+        └── CheckTimedOutError         past its deadline
 
 Every class is importable from ``federation.errors``; the CLI prints ``str(err)`` as one line
 plus the ``hint`` when one is set.
@@ -157,3 +160,16 @@ class VersionConflictError(StoreError):
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class CheckBudgetError(FederationError):
+    """A check stopped before its verdict because it would cost more than it may: the caller
+    (the admission webhook) admits the object unchecked, with a warning saying so."""
+
+
+class CheckTooLargeError(CheckBudgetError):
+    """The check needs more work units than its cap (the input is too large to judge here)."""
+
+
+class CheckTimedOutError(CheckBudgetError):
+    """The check ran past its deadline."""

@@ -172,6 +172,17 @@ WEBHOOK_REQUEST_DURATION = Histogram(
     ["kind"],
     buckets=_LATENCY_BUCKETS,
 )
+WEBHOOK_CHECKS_SKIPPED = Counter(
+    "federation_webhook_checks_skipped_total",
+    "Objects admitted without a check because it would cost too much: reason 'too_large' (the "
+    "patch check's work cap) or 'timed_out' (the review's budget), by kind.",
+    ["kind", "reason"],
+)
+HTTP_REJECTED = Counter(
+    "federation_http_rejected_total",
+    "Requests answered 4xx and connections closed by the server's timeouts, by reason.",
+    ["reason"],
+)
 WEBHOOK_CHECK_ERRORS = Counter(
     "federation_webhook_check_errors_total",
     "Admission checks skipped because reading the hub failed (the object was admitted), by kind.",
