@@ -74,6 +74,7 @@ def test_store_api() -> None:
             "WorkId",
             "WorkState",
             "WorkStatus",
+            "give_up_after",
             "head_revision",
             "retrying",
         ]
@@ -310,8 +311,10 @@ def test_server_package() -> None:
             "Phase",
             "ReadyCheck",
             "ServerConfig",
+            "Timeouts",
             "ValidatingWebhook",
             "Verdict",
+            "WebhookSettings",
             "add_api_routes",
             "build_app",
             "build_document",
