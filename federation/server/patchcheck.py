@@ -298,9 +298,17 @@ class Meter:
     a worker thread, which nothing can interrupt from outside: the meter is how it stops itself,
     at the limit (`CheckTooLargeError`) or past the deadline (`CheckTimedOutError`, read from
     ``clock`` every `_CLOCK_EVERY` units so the clock costs nothing measurable).
+
+    It is also how that thread leaves the GIL to the event loop: every `YIELD_EVERY` seconds of
+    work it sleeps `YIELD_FOR` (`check`). Without that, the loop waits for the interpreter's
+    5 ms switch interval behind every other busy thread, and a loaded machine stretches each
+    of those waits; measured under a flood of worst-case reviews, the loop's worst stall went
+    from 0.17–0.38 s to 0.09–0.22 s, for about a tenth of the checks' throughput.
     """
 
     _CLOCK_EVERY = 512
+    YIELD_EVERY = 0.002
+    YIELD_FOR = 0.0002
 
     def __init__(
         self,
@@ -314,6 +322,7 @@ class Meter:
         self.clock = clock
         self.spent = 0
         self._next_clock = self._CLOCK_EVERY
+        self._yielded = time.perf_counter()
 
     def spend(self, units: int = 1) -> None:
         self.spent += units
@@ -324,9 +333,13 @@ class Meter:
             self.check()
 
     def check(self) -> None:
-        """Raise `CheckTimedOutError` when the deadline has passed."""
+        """Raise `CheckTimedOutError` when the deadline has passed; leave the GIL to others
+        for a moment when this thread has held it for `YIELD_EVERY`."""
         if self.deadline is not None and self.clock() > self.deadline:
             raise CheckTimedOutError(f"the check ran past its deadline after {self.spent} work units")
+        if time.perf_counter() - self._yielded > self.YIELD_EVERY:
+            time.sleep(self.YIELD_FOR)
+            self._yielded = time.perf_counter()
 
 
 # -- operations, parsed once -------------------------------------------------------------------

@@ -226,10 +226,11 @@ class AdmissionRequest:
         return isinstance(meta, Mapping) and bool(meta.get("deletionTimestamp"))
 
 
-def _too_deep(value: Any, limit: int) -> bool:
+def _too_deep(value: Any, limit: int, meter: Meter) -> bool:
     """Whether JSON ``value`` nests deeper than ``limit`` (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
+        meter.spend()
         current, depth = stack.pop()
         if depth > limit:
             return True
@@ -256,8 +257,9 @@ def _object(request: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return value
 
 
-def read_request(review: Any, *, max_depth: int = 100) -> AdmissionRequest:
-    """The request of an AdmissionReview v1; ValueError (answered 400) naming what is wrong."""
+def read_request(review: Any, *, max_depth: int = 100, meter: Meter | None = None) -> AdmissionRequest:
+    """The request of an AdmissionReview v1; ValueError (answered 400) naming what is wrong.
+    ``meter`` paces the walk of a large review (see `Meter.check`)."""
     if not isinstance(review, Mapping) or review.get("kind") != "AdmissionReview":
         raise ValueError("expected an AdmissionReview")
     if review.get("apiVersion") != ADMISSION_API_VERSION:
@@ -272,7 +274,7 @@ def read_request(review: Any, *, max_depth: int = 100) -> AdmissionRequest:
         gvk = {}
     if not isinstance(gvk, Mapping):
         raise ValueError(f"request.kind must be an object {{group, version, kind}}, not {type(gvk).__name__}")
-    if _too_deep(review, max_depth):
+    if _too_deep(review, max_depth, meter or Meter()):
         raise ValueError(f"the AdmissionReview nests deeper than {max_depth} levels")
     return AdmissionRequest(
         uid=request["uid"],
@@ -286,12 +288,12 @@ def read_request(review: Any, *, max_depth: int = 100) -> AdmissionRequest:
     )
 
 
-def decode_review(body: bytes, *, max_depth: int = 100) -> AdmissionRequest:
+def decode_review(body: bytes, *, max_depth: int = 100, meter: Meter | None = None) -> AdmissionRequest:
     try:
         review = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"expected an AdmissionReview (JSON): {exc}") from None
-    return read_request(review, max_depth=max_depth)
+    return read_request(review, max_depth=max_depth, meter=meter)
 
 
 # -- hub reads, shared and bounded -------------------------------------------------------------
@@ -498,11 +500,12 @@ class ValidatingWebhook:
             self._in_flight.release()
 
     async def _review_bytes(self, body: bytes, *, started: float) -> dict[str, Any]:
-        decode = functools.partial(decode_review, body, max_depth=self.settings.max_depth)
+        meter = Meter(deadline=started + self.settings.budget, clock=self.clock)
+        decode = functools.partial(decode_review, body, max_depth=self.settings.max_depth, meter=meter)
         try:
             with anyio.fail_after(max(0.0, started + self.settings.budget - self.clock())):
                 request = await self._cpu(decode)
-        except TimeoutError:
+        except (TimeoutError, CheckTimedOutError):
             raise _BusyError from None
         return await self._answer(request, started=started)
 
