@@ -178,6 +178,11 @@ WEBHOOK_CHECKS_SKIPPED = Counter(
     "patch check's work cap) or 'timed_out' (the review's budget), by kind.",
     ["kind", "reason"],
 )
+WEBHOOK_HUB_READS = Counter(
+    "federation_webhook_hub_reads_total",
+    "Reads of the hub by the admission webhook, past its cache and limits, by resource read.",
+    ["resource"],
+)
 HTTP_REJECTED = Counter(
     "federation_http_rejected_total",
     "Requests answered 4xx and connections closed by the server's timeouts, by reason.",

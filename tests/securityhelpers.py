@@ -41,9 +41,11 @@ async def controller(
     extra_args: Sequence[str] = (),
     members: dict[str, dict[str, str]] | None = None,
     database_url: str | None = None,
+    hub: Path | None = None,
 ) -> AsyncIterator[ControllerProcess]:
-    """`federation run` on the fleet's hub, ready; over HTTPS with ``certs``; on a database of
-    its own (dropped afterwards) unless ``database_url`` is given."""
+    """`federation run` on the fleet's hub (or on the ``hub`` context of the kubeconfig
+    ``hub``), ready; over HTTPS with ``certs``; on a database of its own in the fleet's
+    Postgres (dropped afterwards) unless ``database_url`` is given."""
     token = secrets.token_hex(3)
     db = f"sec_{name.replace('-', '_')}_{token}"
     url = database_url or await create_database(fleet.database_url, db)
@@ -60,6 +62,8 @@ async def controller(
         extra_args=args,
         scheme="https" if certs is not None else "http",
         ca_file=certs.ca_cert if certs is not None else None,
+        hub_kubeconfig=hub,
+        hub_context="hub" if hub is not None else None,
     )
     await anyio.to_thread.run_sync(proc.start)
     try:

@@ -81,6 +81,7 @@ from federation.kube import KubeClient, Obj
 from federation.metrics import (
     WEBHOOK_CHECK_ERRORS,
     WEBHOOK_CHECKS_SKIPPED,
+    WEBHOOK_HUB_READS,
     WEBHOOK_REQUEST_DURATION,
     WEBHOOK_REQUESTS,
 )
@@ -414,7 +415,9 @@ class _Reads:
         ok, value = await self._once(
             ("secret", namespace, name),
             lambda: self.hook.hub_read(
-                lambda: self.hook.hub.get_secret(namespace, name), f"reading Secret {namespace}/{name}"
+                lambda: self.hook.hub.get_secret(namespace, name),
+                f"reading Secret {namespace}/{name}",
+                resource="secrets",
             ),
             f"reading Secret {namespace}/{name}",
         )
@@ -643,7 +646,7 @@ class ValidatingWebhook:
 
     # -- hub reads ---------------------------------------------------------------------------------
 
-    async def hub_read(self, read: Callable[[], Awaitable[T]], what: str) -> T:
+    async def hub_read(self, read: Callable[[], Awaitable[T]], what: str, *, resource: str) -> T:
         """One read of the hub, within the concurrency and rate bounds (`CheckBudgetError` when
         the rate is spent: the cache then serves what it has)."""
         if not self._hub_rate.take():
@@ -652,13 +655,16 @@ class ValidatingWebhook:
             )
         async with self._hub_slots:
             self.hub_reads += 1
+            WEBHOOK_HUB_READS.labels(resource).inc()
             return await read()
 
     async def load_policies(self, kind: str, namespace: str | None) -> list[TopLevelObject]:
         """The hub's valid objects of ``kind``, parsed in a worker thread (each object once
         per resourceVersion)."""
         what = f"listing {kind} objects" + (f" in {namespace}" if namespace else "")
-        raw = await self.hub_read(lambda: self.hub.list_objects(kind, namespace=namespace), what)
+        raw = await self.hub_read(
+            lambda: self.hub.list_objects(kind, namespace=namespace), what, resource=KINDS[kind].crd.plural
+        )
         return await self._cpu(self._parse_listed, raw)
 
     def _parse_listed(self, raw: list[Obj]) -> list[TopLevelObject]:
