@@ -42,6 +42,7 @@ async def controller(
     members: dict[str, dict[str, str]] | None = None,
     database_url: str | None = None,
     hub: Path | None = None,
+    default_listen: bool = False,
 ) -> AsyncIterator[ControllerProcess]:
     """`federation run` on the fleet's hub (or on the ``hub`` context of the kubeconfig
     ``hub``), ready; over HTTPS with ``certs``; on a database of its own in the fleet's
@@ -64,6 +65,7 @@ async def controller(
         ca_file=certs.ca_cert if certs is not None else None,
         hub_kubeconfig=hub,
         hub_context="hub" if hub is not None else None,
+        default_listen=default_listen,
     )
     await anyio.to_thread.run_sync(proc.start)
     try:
@@ -171,6 +173,23 @@ def client_context(ca_file: Path, cert: Any = None) -> ssl.SSLContext:
 
 
 # -- raw sockets ---------------------------------------------------------------------------------
+
+
+def raw_request(
+    port: int, data: bytes, *, tls: ssl.SSLContext | None = None, timeout: float = 30
+) -> tuple[int, bytes]:
+    """Send ``data`` as it is (no client library in between to refuse it) and read the answer
+    until the server closes: (status, body)."""
+    sock = connect(port, tls=tls, timeout=timeout)
+    try:
+        sock.sendall(data)
+        _, received = seconds_until_closed(sock, started=time.monotonic(), limit=timeout)
+    finally:
+        sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    assert len(status_line) >= 2 and status_line[1].isdigit(), received[:200]
+    return int(status_line[1]), body
 
 
 def connect(port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 30.0) -> socket.socket:

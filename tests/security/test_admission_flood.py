@@ -48,7 +48,9 @@ async def flooded(
         yield proc
 
 
-def _poll_healthz(port: int, ca: Path, stop: threading.Event, latencies: list[float], errors: list[str]) -> None:
+def _poll_healthz(
+    port: int, ca: Path, stop: threading.Event, latencies: list[float], errors: list[str]
+) -> None:
     """GET /healthz on a new connection (as a kubelet probe does) every 50 ms until `stop`."""
     context = ssl.create_default_context(cafile=str(ca))
     while not stop.is_set():
