@@ -233,7 +233,8 @@ def main(debug: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="FEDERATION_WEBHOOK_CLIENT_CA",
     help="/validate answers only client certificates issued directly by this CA: the one the "
-    "apiserver presents (its AdmissionConfiguration's kubeConfigFile). Needs --tls-cert.",
+    "apiserver presents (its AdmissionConfiguration's kubeConfigFile). Needs --tls-cert. "
+    "Or FEDERATION_WEBHOOK_CLIENT_CA.",
 )
 @click.option(
     "--header-timeout",
@@ -339,8 +340,8 @@ def run(
         from federation import tracing
 
         tracing.enable()
-    host, _, port = listen.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")
     server = ServerConfig(
         host=host.strip("[]") or "0.0.0.0",
