@@ -185,7 +185,9 @@ WEBHOOK_HUB_READS = Counter(
 )
 HTTP_REJECTED = Counter(
     "federation_http_rejected_total",
-    "Requests answered 4xx and connections closed by the server's timeouts, by reason.",
+    "Requests refused and connections closed by the server, by reason: the status answered "
+    "('400', '401', '403', '413', '429', '503', ...), 'malformed' (refused by the HTTP parser: "
+    "a request line or header too long or not HTTP) or 'header_timeout' (closed).",
     ["reason"],
 )
 WEBHOOK_CHECK_ERRORS = Counter(

@@ -191,7 +191,7 @@ class _ProtocolRecords(logging.Filter):
         if isinstance(error, HttpProcessingError):
             HTTP_REJECTED.labels("malformed").inc()
             peer = record.args[0] if isinstance(record.args, tuple) and record.args else "an unknown peer"
-            reason = str(error.message or type(error).__name__).splitlines()[0][:200]
+            reason = safe(str(error.message or type(error).__name__).splitlines()[0], 200)
             self.rejections.warning("rejected a request from %s: %d %s", peer, error.code or 400, reason)
             return False
         return record.levelno >= logging.WARNING

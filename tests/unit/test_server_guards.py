@@ -15,6 +15,8 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from federation.cli import _leaves
 from federation.errors import CheckBudgetError, ConfigError, StoreUnavailableError
@@ -320,3 +322,51 @@ def test_undecodable_bodies_are_refused() -> None:
         with pytest.raises(ValueError):  # noqa: PT011 - any of the decoder's messages
             decode_review(body)
     assert decode_review(orjson.dumps(review(member("eu")))).kind == "MemberCluster"
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.floats(allow_nan=False)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_OURS = st.sampled_from(
+    [
+        "OverridePolicy",
+        "ClusterOverridePolicy",
+        "PropagationPolicy",
+        "ClusterPropagationPolicy",
+        "MemberCluster",
+    ]
+)
+_OBJECTS = st.dictionaries(
+    st.sampled_from(["apiVersion", "kind", "metadata", "spec", "status"]), _JSON, max_size=5
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=_OURS, obj=_OBJECTS, old=st.one_of(st.none(), _OBJECTS), typed=st.booleans(), update=st.booleans()
+)
+def test_no_object_however_malformed_fails_a_check_internally(
+    kind: str, obj: dict[str, Any], old: dict[str, Any] | None, typed: bool, update: bool
+) -> None:
+    """Whatever the object holds, the answer is a verdict (a 400 for the envelope): never the
+    catch-all "internal error", which would mean a 500-worthy bug and a traceback."""
+    if typed:
+        obj = {**obj, "apiVersion": "federation.io/v1alpha1", "kind": kind}
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u",
+            "kind": {"group": "federation.io", "version": "v1alpha1", "kind": kind},
+            "operation": "UPDATE" if update else "CREATE",
+            "object": obj,
+            "oldObject": old,
+        },
+    }
+    hook = ValidatingWebhook(MemoryHub(), credentials_namespaces=CREDENTIALS)
+    answer = anyio.run(hook.review, body)
+    assert "internal error" not in " ".join(answer["response"].get("warnings", [])), (obj, old)
