@@ -207,7 +207,9 @@ def _guard(rejections: RejectionLog) -> Middleware:
     one (rate-limited) warning line per refused request."""
 
     def note(request: web.Request, status: int, reason: str) -> None:
-        if status < 400 or status == 500:  # a 500 is a bug: logged with its traceback elsewhere
+        # Refusals: every 4xx, and an API call the store could not answer (503). Not a 500 (a
+        # bug, logged with its traceback where it happened), nor /readyz saying "not ready".
+        if not (400 <= status < 500 or (status == 503 and is_api(request.path))):
             return
         HTTP_REJECTED.labels(str(status)).inc()
         rejections.warning(

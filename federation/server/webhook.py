@@ -427,7 +427,7 @@ class _Reads:
 # -- the webhook ---------------------------------------------------------------------------------
 
 
-class _BusyError(Exception):
+class _BusyError(CheckBudgetError):
     """No worker thread was free before the review's budget ran out (answered 429)."""
 
 
@@ -509,7 +509,7 @@ class ValidatingWebhook:
             with anyio.fail_after(max(0.0, started + self.settings.budget - self.clock())):
                 request = await self._cpu(decode)
         except (TimeoutError, CheckTimedOutError):
-            raise _BusyError from None
+            raise _BusyError("no worker thread was free within the review's budget") from None
         return await self._answer(request, started=started)
 
     async def review(self, body: Any) -> dict[str, Any]:
