@@ -33,15 +33,32 @@ from federation.errors import ConfigError, FederationError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _leaves(err: BaseException) -> list[BaseException]:
+    """The errors inside exception groups (a task group raises its tasks' errors as one)."""
+    if isinstance(err, BaseExceptionGroup):
+        return [leaf for inner in err.exceptions for leaf in _leaves(inner)]
+    return [err]
+
+
 def _fail(err: BaseException, *, debug: bool) -> NoReturn:
+    """One line (plus a hint) per error we raised on purpose, also when a task group wrapped
+    them; anything else is an internal error."""
     if debug:
         err_console.print_exception()
-    if isinstance(err, FederationError):
-        err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
-        if err.hint:
-            err_console.print(f"[yellow]hint:[/] {err.hint}", soft_wrap=True)
-    else:
-        err_console.print(f"[bold red]internal error:[/] {type(err).__name__}: {err}", soft_wrap=True)
+    leaves = _leaves(err)
+    ours = [leaf for leaf in leaves if isinstance(leaf, FederationError)]
+    bugs = [leaf for leaf in leaves if not isinstance(leaf, FederationError)]
+    shown: set[str] = set()
+    for leaf in ours:
+        if str(leaf) in shown:
+            continue
+        shown.add(str(leaf))
+        err_console.print(f"[bold red]error:[/] {leaf}", markup=True, soft_wrap=True)
+        if leaf.hint:
+            err_console.print(f"[yellow]hint:[/] {leaf.hint}", soft_wrap=True)
+    if bugs:
+        bug = bugs[0]
+        err_console.print(f"[bold red]internal error:[/] {type(bug).__name__}: {bug}", soft_wrap=True)
         if not debug:
             err_console.print("[yellow]hint:[/] run again with --debug for the traceback, and report it")
     sys.exit(1)
@@ -116,11 +133,19 @@ def main(debug: bool) -> None:
 )
 @click.option(
     "--listen",
-    default="0.0.0.0:8080",
+    default="127.0.0.1:8080",
     show_default=True,
     envvar="FEDERATION_LISTEN",
     help="Address of /metrics, /healthz, /readyz, the dashboard API (/api/v1), the status page (/) "
-    "and the admission webhook (/validate).",
+    "and the admission webhook (/validate). Any address but loopback needs --api-token or "
+    "--client-ca (or --insecure-open-api) for the API and the page.",
+)
+@click.option(
+    "--insecure-open-api",
+    is_flag=True,
+    envvar="FEDERATION_INSECURE_OPEN_API",
+    help="Serve the dashboard API and the status page with no credentials on a non-loopback "
+    "--listen address (anyone who reaches the port reads the fleet's state).",
 )
 @click.option(
     "--webhook/--no-webhook",
@@ -212,6 +237,46 @@ def main(debug: bool) -> None:
     help="Admit API clients presenting a certificate signed by this CA (mutual TLS; needs --tls-cert).",
 )
 @click.option(
+    "--webhook-client-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_WEBHOOK_CLIENT_CA",
+    help="/validate answers only client certificates issued directly by this CA: the one the "
+    "apiserver presents (its AdmissionConfiguration's kubeConfigFile). Needs --tls-cert. "
+    "Or FEDERATION_WEBHOOK_CLIENT_CA.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    envvar="FEDERATION_HEADER_TIMEOUT",
+    help="Seconds a connection may take to send a complete request header (slowloris).",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    envvar="FEDERATION_IDLE_TIMEOUT",
+    help="Seconds a kept-alive connection may stay idle between requests.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    envvar="FEDERATION_BODY_TIMEOUT",
+    help="Seconds a request body (an AdmissionReview) may take to arrive.",
+)
+@click.option(
+    "--tls-handshake-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    envvar="FEDERATION_TLS_HANDSHAKE_TIMEOUT",
+    help="Seconds a TLS handshake may take.",
+)
+@click.option(
     "--credentials-namespace",
     "credentials_namespaces",
     multiple=True,
@@ -290,6 +355,12 @@ def run(
     tls_cert: Path | None,
     tls_key: Path | None,
     client_ca: Path | None,
+    insecure_open_api: bool,
+    webhook_client_ca: Path | None,
+    header_timeout: float,
+    idle_timeout: float,
+    body_timeout: float,
+    tls_handshake_timeout: float,
     credentials_namespaces: tuple[str, ...],
     controller_namespace: str,
     deny_namespaces: tuple[str, ...],
@@ -312,7 +383,7 @@ def run(
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
     from federation.sealing import load_key_file
-    from federation.server import ServerConfig, server_ssl_context
+    from federation.server import ServerConfig, Timeouts, server_ssl_context
     from federation.store import migrate
     from federation.translate.sensitive import parse_all
 
@@ -325,21 +396,29 @@ def run(
         from federation import tracing
 
         tracing.enable()
-    host, _, port = listen.rpartition(":")
-    if not port.isdigit():
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")
     server = ServerConfig(
-        host=host or "0.0.0.0",
+        host=host.strip("[]") or "0.0.0.0",
         port=int(port),
         api_token=api_token,
         protect_metrics=protect_metrics,
         tls_cert=tls_cert,
         tls_key=tls_key,
         client_ca=client_ca,
+        webhook_client_ca=webhook_client_ca if webhook else None,
+        insecure_open_api=insecure_open_api,
+        timeouts=Timeouts(
+            header=header_timeout, idle=idle_timeout, body=body_timeout, tls_handshake=tls_handshake_timeout
+        ),
     )
-    server_ssl_context(server)  # a bad certificate is an error now, not after connecting to everything
+    # Errors now, not after connecting to everything: an open API by accident, a bad certificate,
+    # a bad --deny-*, key file or sensitive field (each naming its flag).
+    server.check_exposure(api=True)
+    server_ssl_context(server)
+    server.access()
     ManagerConfig(database_url="", deny_namespaces=deny_namespaces, deny_kinds=deny_kinds).protection()
-    # Likewise a bad key file or field: now, naming the flag.
     sensitive = parse_all(sensitive_fields, source="--sensitive-field")
     keys = load_key_file(encryption_key_file) if encryption_key_file is not None else None
     kubeconfig = default_kubeconfig(hub_kubeconfig)

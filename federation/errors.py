@@ -23,12 +23,15 @@ small, stable tree and every message names the object and field involved::
     │       ├── ConflictError          409 (resourceVersion or field-manager conflict)
     │       ├── GoneError              410: the resourceVersion is too old; relist
     │       └── InvalidError           422: the object was rejected (message names the field)
-    └── StoreError                     the Postgres state store
-        ├── StoreUnavailableError      the database cannot be reached (retryable)
-        ├── VersionConflictError       a row changed since it was read (optimistic concurrency)
-        └── SealingError               a sensitive value cannot be sealed or opened (names the row)
-            ├── SealingUnavailableError  no encryption key: the value would be stored in plaintext
-            └── UnsealError            a sealed value does not open: key missing or wrong, row altered
+    ├── StoreError                     the Postgres state store
+    │   ├── StoreUnavailableError      the database cannot be reached (retryable)
+    │   ├── VersionConflictError       a row changed since it was read (optimistic concurrency)
+    │   └── SealingError               a sensitive value cannot be sealed or opened (names the row)
+    │       ├── SealingUnavailableError  no encryption key: the value would be stored in plaintext
+    │       └── UnsealError            a sealed value does not open: key missing or wrong, row altered
+    └── CheckBudgetError               a check would cost more than it may (the webhook admits unchecked)
+        ├── CheckTooLargeError         more work units than its cap
+        └── CheckTimedOutError         past its deadline
 
 Every class is importable from ``federation.errors``; the CLI prints ``str(err)`` as one line
 plus the ``hint`` when one is set.
@@ -197,3 +200,16 @@ class UnsealError(SealingError):
     def __init__(self, message: str, *, key_id: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.key_id = key_id
+
+
+class CheckBudgetError(FederationError):
+    """A check stopped before its verdict because it would cost more than it may: the caller
+    (the admission webhook) admits the object unchecked, with a warning saying so."""
+
+
+class CheckTooLargeError(CheckBudgetError):
+    """The check needs more work units than its cap (the input is too large to judge here)."""
+
+
+class CheckTimedOutError(CheckBudgetError):
+    """The check ran past its deadline."""

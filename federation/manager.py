@@ -35,8 +35,15 @@ from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
 from federation.sealing import KEY_FLAG, KeyRing, Sealer
-from federation.server import ReadyCheck, ServerConfig, ValidatingWebhook, build_app, serve
-from federation.store import ClusterRow, EventRow, Store
+from federation.server import (
+    ReadyCheck,
+    ServerConfig,
+    ValidatingWebhook,
+    WebhookSettings,
+    build_app,
+    serve,
+)
+from federation.store import ClusterRow, EventRow, Store, give_up_after
 from federation.store.url import asyncpg_dsn
 from federation.translate import SensitiveField, SensitiveFields
 from federation.translate import hub_id as check_hub_id
@@ -149,7 +156,15 @@ class Manager:
             log.info("hub id %s, identity %s", self.hub_id, cfg.identity)
             async with anyio.create_task_group() as tg:
                 if cfg.server is not None:
-                    webhook = ValidatingWebhook.for_hub(self.hub) if cfg.webhook else None
+                    webhook = (
+                        ValidatingWebhook.for_hub(
+                            self.hub,
+                            credentials_namespaces=cfg.secret_namespaces,
+                            settings=WebhookSettings(body_timeout=cfg.server.timeouts.body),
+                        )
+                        if cfg.webhook
+                        else None
+                    )
                     runner = await serve(
                         build_app(
                             checks=self._checks(), store=self.store, config=cfg.server, webhook=webhook
@@ -353,7 +368,8 @@ class Manager:
             if self.store is None:
                 return False, "not connected"
             try:
-                await self.store.ping()
+                with give_up_after(1.0):  # /readyz answers within 2 s with the database down
+                    await self.store.ping()
             except Exception as exc:
                 return False, str(exc)
             return True, "answers"
@@ -368,7 +384,7 @@ class Manager:
         async def hub() -> tuple[bool, str]:
             if self.hub is None:
                 return False, "not connected"
-            ok, reason = await self.hub.ready(timeout=3)
+            ok, reason = await self.hub.ready(timeout=1.5)
             return ok, reason
 
         return {"database": database, "informers": informers, "hub": hub}

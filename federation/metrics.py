@@ -177,6 +177,24 @@ WEBHOOK_REQUEST_DURATION = Histogram(
     ["kind"],
     buckets=_LATENCY_BUCKETS,
 )
+WEBHOOK_CHECKS_SKIPPED = Counter(
+    "federation_webhook_checks_skipped_total",
+    "Objects admitted without a check because it would cost too much: reason 'too_large' (the "
+    "patch check's work cap) or 'timed_out' (the review's budget), by kind.",
+    ["kind", "reason"],
+)
+WEBHOOK_HUB_READS = Counter(
+    "federation_webhook_hub_reads_total",
+    "Reads of the hub by the admission webhook, past its cache and limits, by resource read.",
+    ["resource"],
+)
+HTTP_REJECTED = Counter(
+    "federation_http_rejected_total",
+    "Requests refused and connections closed by the server, by reason: the status answered "
+    "('400', '401', '403', '413', '429', '503', ...), 'malformed' (refused by the HTTP parser: "
+    "a request line or header too long or not HTTP) or 'header_timeout' (closed).",
+    ["reason"],
+)
 WEBHOOK_CHECK_ERRORS = Counter(
     "federation_webhook_check_errors_total",
     "Admission checks skipped because reading the hub failed (the object was admitted), by kind.",

@@ -27,6 +27,8 @@ from federation.devfleet import LocalFleet
 from federation.devfleet.procs import free_port, tail
 
 FEDERATION = str(Path(sys.executable).parent / "federation")
+DEFAULT_PORT = 8080
+"""The port of `federation run`'s default --listen (127.0.0.1:8080)."""
 
 
 class ControllerProcess:
@@ -46,6 +48,7 @@ class ControllerProcess:
         hub_kubeconfig: Path | None = None,
         hub_context: str | None = None,
         encryption_key_file: Path | bool = True,
+        default_listen: bool = False,
     ) -> None:
         """``extra_args`` go after ``run``'s own; with ``scheme="https"`` (``--tls-cert`` among
         them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics.
@@ -54,7 +57,8 @@ class ControllerProcess:
 
         ``encryption_key_file``: True (the default, as every real installation has one) makes a
         key file of this controller's own beside its log, kept across its restarts; a path uses
-        that file; False runs it without a key."""
+        that file; False runs it without a key. ``default_listen`` gives no ``--listen`` (nor
+        FEDERATION_LISTEN): the default address."""
         self.fleet = fleet
         #: More `federation run` flags (e.g. --api-token), after the ones every test needs.
         self.extra_args = list(extra_args)
@@ -66,7 +70,8 @@ class ControllerProcess:
         self.grace_period = grace_period
         self.scheme = scheme
         self._ssl = ssl.create_default_context(cafile=ca_file) if scheme == "https" else None
-        self.port = free_port()
+        self.default_listen = default_listen
+        self.port = DEFAULT_PORT if default_listen else free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         #: The --encryption-key-file it runs with (None: no key); may be changed between starts.
@@ -108,8 +113,7 @@ class ControllerProcess:
                     "--database-url",
                     self.database_url,
                     *(["--hub-id", self.hub_id] if self.hub_id is not None else []),
-                    "--listen",
-                    f"127.0.0.1:{self.port}",
+                    *([] if self.default_listen else ["--listen", f"127.0.0.1:{self.port}"]),
                     "--probe-interval",
                     "1",
                     "--grace-period",
@@ -127,6 +131,7 @@ class ControllerProcess:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={k: v for k, v in os.environ.items() if k != "FEDERATION_LISTEN"},
             )
         finally:
             log.close()

@@ -99,6 +99,11 @@ if ! kc "$HUB" -n "$NS" get secret postgres >/dev/null 2>&1; then
 	kc "$HUB" -n "$NS" create secret generic federation-database \
 		--from-literal=url="postgresql://federation:${password}@postgres.${NS}.svc:5432/federation" >/dev/null
 fi
+# The dashboard API's bearer token (the Deployment reads it from this Secret).
+if ! kc "$HUB" -n "$NS" get secret federation-api-token >/dev/null 2>&1; then
+	kc "$HUB" -n "$NS" create secret generic federation-api-token \
+		--from-literal=token="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
+fi
 kc "$HUB" apply --server-side -f "${REPO}/deploy/kind/postgres.yaml"
 kc "$HUB" -n "$NS" rollout status deployment/postgres --timeout=180s
 

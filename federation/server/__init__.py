@@ -5,6 +5,7 @@ from federation.server.access import AccessPolicy, ApiError
 from federation.server.api import add_api_routes, parse_query
 from federation.server.app import ReadyCheck, ServerConfig, build_app, serve, server_ssl_context
 from federation.server.certs import CertPaths, generate_certs
+from federation.server.connections import Timeouts
 from federation.server.matrix import build_matrix, phase_of, reason_of
 from federation.server.models import Phase, resource_path
 from federation.server.openapi import build_document
@@ -14,6 +15,7 @@ from federation.server.webhook import (
     KubeHubReader,
     ValidatingWebhook,
     Verdict,
+    WebhookSettings,
     webhook_configuration,
 )
 
@@ -27,8 +29,10 @@ __all__ = [
     "Phase",
     "ReadyCheck",
     "ServerConfig",
+    "Timeouts",
     "ValidatingWebhook",
     "Verdict",
+    "WebhookSettings",
     "add_api_routes",
     "build_app",
     "build_document",

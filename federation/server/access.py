@@ -9,18 +9,29 @@ Design:
   time. Tokens are accepted only in the header, never in a query string (which ends up in
   access logs and browser history); the status page keeps its copy in ``sessionStorage``.
 - **Mutual TLS** (``--client-ca``): the TLS layer *asks* for a client certificate and verifies
-  any it is given against the CA, but does not insist: kubelet's HTTPS probes present none,
-  and /healthz and /readyz must keep answering them. Whether a request without a verified
-  certificate may proceed is decided here, per path.
-- When both are configured, **either** credential admits a request (machines use a
-  certificate, people in a browser the token).
+  any it is given against the CAs it trusts, but does not insist: kubelet's HTTPS probes
+  present none, and /healthz and /readyz must keep answering them. Whether a request without a
+  verified certificate may proceed is decided here, per path.
+- **Which CA issued it** is checked here too, precisely: the TLS layer trusts both
+  ``--client-ca`` (dashboards) and ``--webhook-client-ca`` (the apiserver calling /validate),
+  so "verified" only says "issued by one of them". An API call needs a certificate *directly
+  issued* by a ``--client-ca`` certificate, /validate one directly issued by a
+  ``--webhook-client-ca`` certificate (`issued_by`): a dashboard's certificate does not pass
+  as the apiserver, nor the apiserver's as a dashboard.
+- When both a token and ``--client-ca`` are configured, **either** credential admits an API
+  request (machines use a certificate, people in a browser the token).
 - What is guarded: ``/api/*`` (the data, and the document describing it) and, when asked
   (``--protect-metrics``), ``/metrics``. Never ``/healthz`` and ``/readyz`` (probes), nor the
   status page's static shell, which holds no data: it asks for the token and sends it with its
-  API calls.
+  API calls. ``/validate`` answers on HTTPS only (apiservers call webhooks over HTTPS only, so
+  a plain-HTTP /validate would only ever serve someone else), and with
+  ``--webhook-client-ca`` only to the apiserver's certificate.
 
 Every error under ``/api`` is JSON, ``{"error": ..., "field": ...}``, including the router's
-own 404s and any unexpected failure (logged, answered 500 without internals).
+own 404s and any unexpected failure (logged, answered 500 without internals). An API call
+answers within about `API_DEADLINE` seconds whatever the database does: its store calls stop
+retrying after `API_STORE_DEADLINE` (`federation.store.give_up_after`) and a call that hangs is
+cut at `API_DEADLINE`; either way the answer is a 503 saying why.
 """
 
 from __future__ import annotations
@@ -28,20 +39,29 @@ from __future__ import annotations
 import hmac
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from federation.errors import ConfigError, StoreError, StoreUnavailableError
+from federation.store import give_up_after
 
 log = logging.getLogger(__name__)
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 API_ROOT = "/api"
+WEBHOOK_PATH = "/validate"
+API_STORE_DEADLINE = 1.5
+"""Seconds an API call's store calls keep retrying while the database is down."""
+API_DEADLINE = 2.0
+"""Seconds an API call may take before it is answered 503 (a database that hangs)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,14 +96,64 @@ def is_api(path: str) -> bool:
     return path == API_ROOT or path.startswith(API_ROOT + "/")
 
 
+# -- client certificates -------------------------------------------------------------------------
+
+
+def load_issuers(path: Path, *, flag: str) -> tuple[x509.Certificate, ...]:
+    """The CA certificates of a PEM bundle (a ConfigError naming ``flag`` when there are none)."""
+    try:
+        certs = tuple(x509.load_pem_x509_certificates(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{flag} {path}: cannot read a PEM CA certificate: {exc}") from exc
+    if not certs:
+        raise ConfigError(f"{flag} {path}: no certificate in it")
+    return certs
+
+
+def issued_by(certificate: bytes, issuers: Sequence[x509.Certificate]) -> bool:
+    """Whether the DER ``certificate`` was issued directly by one of ``issuers`` (its issuer
+    name is theirs and their key signed it). The TLS layer has verified the chain and the
+    validity period already; this tells *which* of the trusted CAs it was."""
+    try:
+        cert = x509.load_der_x509_certificate(certificate)
+    except ValueError:
+        return False
+    for issuer in issuers:
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def peer_certificate(request: web.BaseRequest) -> bytes | None:
+    """The client certificate the TLS layer verified for this connection (DER), if any."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return bytes(der) if der else None
+
+
+def is_tls(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
+
+
 @dataclass(frozen=True)
 class AccessPolicy:
     """Which credentials admit a request, and to which paths they apply."""
 
     token: str | None = None
-    #: mTLS is configured: a client certificate the TLS layer verified admits a request.
+    #: mTLS is configured (``--client-ca``): a client certificate issued by `client_issuers`
+    #: admits an API request.
     client_certificates: bool = False
     protect_metrics: bool = False
+    client_issuers: tuple[x509.Certificate, ...] = ()
+    #: ``--webhook-client-ca``: /validate needs a client certificate these issued.
+    webhook_issuers: tuple[x509.Certificate, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -96,14 +166,18 @@ class AccessPolicy:
 
     def check(self, request: web.Request) -> None:
         """Raise a 401 `ApiError` unless the request carries an accepted credential."""
-        transport = request.transport
-        if self.client_certificates and transport is not None and transport.get_extra_info("peercert"):
-            return
+        if self.client_certificates:
+            cert = peer_certificate(request)
+            if cert is not None and issued_by(cert, self.client_issuers):
+                return
         if self.token is not None:
             header = request.headers.get("Authorization", "")
             scheme, _, credential = header.partition(" ")
             if scheme.lower() == "bearer" and credential.strip():
-                if hmac.compare_digest(credential.strip().encode(), self.token.encode()):
+                # Header bytes that are not UTF-8 reach us as surrogates: compare the bytes as
+                # they came, so a token in any encoding is a 401, never an encoding error.
+                given = credential.strip().encode("utf-8", "surrogateescape")
+                if hmac.compare_digest(given, self.token.encode()):
                     return
                 message = "the bearer token is not valid"
             elif header:
@@ -117,6 +191,29 @@ class AccessPolicy:
             )
         raise ApiError(401, "this API needs a client certificate signed by the controller's --client-ca")
 
+    def check_webhook(self, request: web.Request) -> None:
+        """/validate: HTTPS only, and with `webhook_issuers`, the apiserver's certificate only
+        (403 naming what is missing)."""
+        if not is_tls(request):
+            raise ApiError(
+                403,
+                "the admission webhook answers on HTTPS only (apiservers call webhooks over HTTPS only): "
+                "start the controller with --tls-cert and --tls-key",
+            )
+        if not self.webhook_issuers:
+            return
+        cert = peer_certificate(request)
+        if cert is None:
+            raise ApiError(
+                403, "the admission webhook needs the apiserver's client certificate (--webhook-client-ca)"
+            )
+        if not issued_by(cert, self.webhook_issuers):
+            raise ApiError(
+                403,
+                "the admission webhook admits only client certificates issued by --webhook-client-ca; "
+                "this one was issued by another CA",
+            )
+
 
 def middlewares(policy: AccessPolicy) -> list[Middleware]:
     """Outermost first: JSON errors, then credentials, then the read-only rule."""
@@ -126,8 +223,8 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
         try:
             return await handler(request)
         except ApiError as err:
-            if not is_api(request.path) and err.status == 401:
-                return web.Response(status=401, text=err.message + "\n", headers=err.headers)
+            if not is_api(request.path) and err.status in (401, 403):
+                return web.Response(status=err.status, text=err.message + "\n", headers=err.headers)
             return error_response(err)
         except web.HTTPException as exc:
             if not is_api(request.path) or exc.status < 400:
@@ -135,8 +232,10 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
             message = {404: f"no such API route: {request.path}"}.get(exc.status, exc.reason)
             return error_response(ApiError(exc.status, message))
         except StoreUnavailableError as exc:
-            log.warning("API %s: %s", request.path, exc)
-            return error_response(ApiError(503, f"the state store is unavailable: {exc}"))
+            # One line per refused request, rate-limited, is the outermost middleware's.
+            return error_response(
+                ApiError(503, f"the state store is unavailable: {exc}", headers={"Retry-After": "5"})
+            )
         except StoreError as exc:
             log.error("API %s: %s", request.path, exc)
             return error_response(ApiError(500, f"the state store failed: {exc}"))
@@ -148,7 +247,9 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
 
     @web.middleware
     async def credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if policy.guards(request.path):
+        if request.path == WEBHOOK_PATH:
+            policy.check_webhook(request)
+        elif policy.guards(request.path):
             policy.check(request)
         return await handler(request)
 
@@ -162,12 +263,30 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
             )
         return await handler(request)
 
-    return [json_errors, credentials, read_only]
+    @web.middleware
+    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not is_api(request.path):
+            return await handler(request)
+        try:
+            with give_up_after(API_STORE_DEADLINE), anyio.fail_after(API_DEADLINE):
+                return await handler(request)
+        except TimeoutError:
+            raise ApiError(
+                503,
+                f"the state store did not answer within {API_DEADLINE:g}s",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    return [json_errors, credentials, read_only, deadline]
 
 
-def server_ssl_context(*, cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
-    """TLS for the server; with a client CA, client certificates are requested and verified."""
-    for flag, path in (("--tls-cert", cert), ("--tls-key", key), ("--client-ca", client_ca)):
+def server_ssl_context(
+    *, cert: Path, key: Path, client_ca: Path | None, webhook_client_ca: Path | None = None
+) -> ssl.SSLContext:
+    """TLS for the server; with client CAs, client certificates are requested and verified
+    (which of the CAs issued one is `AccessPolicy`'s to check, per path)."""
+    cas = (("--client-ca", client_ca), ("--webhook-client-ca", webhook_client_ca))
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key), *cas):
         if path is not None and not path.is_file():
             raise ConfigError(f"{flag} {path}: no such file")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -176,11 +295,13 @@ def server_ssl_context(*, cert: Path, key: Path, client_ca: Path | None) -> ssl.
         ctx.load_cert_chain(certfile=str(cert), keyfile=str(key))
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: cannot load the key pair: {exc}") from exc
-    if client_ca is not None:
+    for flag, path in cas:
+        if path is None:
+            continue
         try:
-            ctx.load_verify_locations(cafile=str(client_ca))
+            ctx.load_verify_locations(cafile=str(path))
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"--client-ca {client_ca}: cannot load the CA bundle: {exc}") from exc
+            raise ConfigError(f"{flag} {path}: cannot load the CA bundle: {exc}") from exc
         # Optional, not required: probes come without a certificate (see the module docstring).
         ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx

@@ -3,25 +3,36 @@
 CEL sees one object, and cannot type a field of any JSON type, so it cannot tell whether an
 override's JSON patch makes sense, whether another policy already claims the same resources at
 the same priority, or whether a Secret exists. These pure functions can, given the object and
-what the hub holds; `federation.server.webhook` does the reading and the HTTP. Each problem is
-one line naming the object and the field, as every message of ours does.
+what the hub holds; `federation.server.webhook` does the reading and the HTTP, and runs these
+in a worker thread. Each problem is one line naming the object and the field, as every message
+of ours does.
+
+Every check costs time linear in the review's size, and the one that could cost the most (the
+JSON patch check) has a cap, `PATCH_CHECK_MAX_WORK`: above it that check is skipped with a
+warning while the others still run. Where a new check goes: one that needs nothing but the
+object goes in `local_problems` (it then runs for every kind, always, even when the patch check
+is skipped); one that needs the hub goes in the webhook's ``_problems`` beside the others.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from federation.api import (
+    ClusterOverridePolicy,
     ClusterPropagationPolicy,
     LabelSelector,
     MemberCluster,
+    OverridePolicy,
     OverridePolicyLike,
+    OverrideRule,
     PolicyLike,
     PropagationPolicy,
     ResourceSelector,
@@ -29,24 +40,113 @@ from federation.api import (
     TopLevelObject,
     parse_object,
 )
-from federation.errors import InvalidObjectError
-from federation.server.patchcheck import failing_patches
+from federation.errors import CheckTooLargeError, InvalidObjectError
+from federation.server.patchcheck import Meter, failing_patches, patch_check_cost
+from federation.validation import identity_problems
+
+PATCH_CHECK_MAX_WORK = 300_000
+"""Work units (`federation.server.patchcheck.patch_check_cost`: one JSON patch operation applied
+or forgotten on one distinct representative template) a review's patch check may cost.
+
+Measured on the reference machine (2 shared cores, other test sessions running): 1.7–3.6 µs
+of CPU per unit, so a check at the cap costs 0.5–1.1 s. Two such checks share the GIL in the
+webhook's two worker threads and still end well inside the 4 s budget (the apiserver gives up
+at 5 s). Real policies cost hundreds of units (10 selectors × 20 rules × 20 operations is
+8,000); the 8 selectors × 100 rules × 256 operations review of issue 10 costs 409,600 (1.5 s
+of CPU now, 36 s before the check was linear), so it is admitted with a warning instead."""
+
+
+@dataclass
+class Findings:
+    """What the checks of one object found: problems refuse it, warnings go back to the user."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
 
 # -- every object: the API models --------------------------------------------------------------
 
 
-def parse(obj: Mapping[str, Any]) -> tuple[TopLevelObject | None, list[str]]:
-    """The typed object, or the model's own message (it names the object and the field)."""
+def parse(obj: Mapping[str, Any], *, meter: Meter | None = None) -> tuple[TopLevelObject | None, list[str]]:
+    """The typed object, or the model's own message (it names the object and the field).
+
+    An override policy's rules are validated one by one before the whole object: the worker
+    thread this runs in then holds the GIL for one rule at a time rather than for the whole
+    1.5 MiB (a pydantic validation is one call the event loop cannot interleave with), and
+    ``meter`` sees the deadline between rules. A rule that fails on its own is left for the
+    whole object's validation, so messages name the same field as `parse_object`'s.
+    """
     try:
-        return parse_object(obj), []
+        return parse_object(_rules_validated(obj, meter or Meter())), []
     except InvalidObjectError as exc:
         return None, [str(exc)]
+
+
+def _rules_validated(obj: Mapping[str, Any], meter: Meter) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    if obj.get("kind") not in ("OverridePolicy", "ClusterOverridePolicy") or not isinstance(spec, Mapping):
+        return obj
+    rules = spec.get("rules")
+    if not isinstance(rules, list) or len(rules) < 2:
+        return obj
+    validated: list[Any] = []
+    for rule in rules:
+        meter.check()
+        try:
+            validated.append(OverrideRule.model_validate(rule))
+        except ValidationError:
+            validated.append(rule)
+    return {**obj, "spec": {**spec, "rules": validated}}
+
+
+def local_problems(obj: TopLevelObject) -> list[str]:
+    """What refuses ``obj`` on its own, beyond its model: checks that read nothing but the
+    object and cost time linear in its size. They run for every object of ours, always, even
+    when the patch check is skipped: an override that would change what a copy is (its
+    identity, hub-owned metadata, the ownership stamp, a namespaced policy's RBAC grant), in the
+    translator's words (`federation.validation.identity_problems`)."""
+    if isinstance(obj, OverridePolicy | ClusterOverridePolicy):
+        return identity_problems(obj)
+    return []
 
 
 # -- override policies: JSON patches that cannot apply -------------------------------------------
 
 
-def override_problems(policy: OverridePolicyLike, *, others: Sequence[OverridePolicyLike] = ()) -> list[str]:
+def override_findings(
+    policy: OverridePolicyLike,
+    *,
+    others: Sequence[OverridePolicyLike] = (),
+    max_work: int = PATCH_CHECK_MAX_WORK,
+    meter: Meter | None = None,
+) -> Findings:
+    """`override_problems` within the cap: a policy whose patch check would cost more than
+    ``max_work`` units is not judged (a warning says so; the controller reports a failing
+    override per template and cluster). ``meter`` also stops it at twice the cap (copies and
+    trial saves are counted only as they happen) and at its deadline (`CheckTimedOutError`
+    propagates: the caller admits the object as it does when its budget runs out)."""
+    cost = patch_check_cost(policy, others=others)
+    skipped = Findings(
+        warnings=[
+            f"federation webhook: {policy.ref}: the JSON patches were not checked: checking them costs "
+            f"{cost} work units, more than the {max_work} a review may; the controller still reports "
+            f"an override that fails, per template and cluster"
+        ]
+    )
+    if cost > max_work:
+        return skipped
+    meter = meter or Meter()
+    limit = meter.spent + 2 * max_work
+    meter.limit = limit if meter.limit is None else min(meter.limit, limit)
+    try:
+        return Findings(problems=override_problems(policy, others=others, meter=meter))
+    except CheckTooLargeError:
+        return skipped
+
+
+def override_problems(
+    policy: OverridePolicyLike, *, others: Sequence[OverridePolicyLike] = (), meter: Meter | None = None
+) -> list[str]:
     """Each rule's JSON patch operation that fails on every template of a selected kind.
 
     The operation's own form (a pointer, ``value`` for add/replace/test, ``from`` for move/copy)
@@ -56,7 +156,7 @@ def override_problems(policy: OverridePolicyLike, *, others: Sequence[OverridePo
     `federation.server.patchcheck` for what is and is not decided.
     """
     out = []
-    for failure in failing_patches(policy, others=others):
+    for failure in failing_patches(policy, others=others, meter=meter):
         op = policy.spec.rules[failure.rule].overriders.json_patch[failure.operation]  # type: ignore[index]
         selector = policy.spec.resource_selectors[failure.selector]
         out.append(
@@ -176,6 +276,21 @@ def priority_conflicts(policy: PolicyLike, *, others: Sequence[PolicyLike]) -> l
 
 
 # -- member clusters: the kubeconfig Secret ------------------------------------------------------
+
+
+def credentials_namespace_problems(cluster: MemberCluster, *, credentials: Collection[str]) -> list[str]:
+    """A MemberCluster whose Secret is outside the controller's credentials namespaces: refused
+    before anything is read, so no answer says whether a Secret elsewhere exists, or what it
+    holds (the controller would never read it anyway)."""
+    ref = cluster.spec.kubeconfig_secret_ref
+    if ref is None or ref.namespace in credentials:
+        return []
+    allowed = ", ".join(sorted(credentials)) or "none configured"
+    return [
+        f"{cluster.ref}: spec.kubeconfigSecretRef.namespace: {ref.namespace} is not a credentials namespace "
+        f"of this controller ({allowed}); put the kubeconfig Secret in one of them, or start the controller "
+        f"with --credentials-namespace {ref.namespace}"
+    ]
 
 
 def secret_problems(cluster: MemberCluster, secret: Mapping[str, Any] | None) -> list[str]:

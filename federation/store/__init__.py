@@ -12,7 +12,7 @@ This package imports nothing of ours but `federation.errors` (an import-linter c
 
 from federation.store.enums import EventType, Health, PolicyKind, WorkState
 from federation.store.migrate import Revisions, head_revision
-from federation.store.retry import RetryPolicy, retrying
+from federation.store.retry import RetryPolicy, give_up_after, retrying
 from federation.store.rows import (
     ApplyResult,
     Checkpoint,
@@ -75,6 +75,7 @@ __all__ = [
     "WorkId",
     "WorkState",
     "WorkStatus",
+    "give_up_after",
     "head_revision",
     "retrying",
 ]

@@ -12,13 +12,20 @@ succeeded but whose acknowledgement was lost is harmless to repeat.
 While attempts fail the store reports itself unhealthy (the controller's ``/readyz`` follows);
 when the deadline passes, `StoreUnavailableError` is raised and the caller's own retry (its work
 queue's backoff) takes over. Time and sleep are injected so the unit test runs in fake time.
+
+A caller that must answer someone quickly (an HTTP request of the dashboard API, a readiness
+probe) wraps its calls in `give_up_after`: no attempt starts later than that many seconds from
+then, so with the database down it gets `StoreUnavailableError` in about that time rather than
+after the 30 s the controller's own loops are willing to wait.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -62,6 +69,22 @@ class RetryPolicy:
 #: Jitter needs no independence between calls; seeding a new Random per call is costly.
 _RNG = random.Random()
 
+#: The `time.monotonic` after which no new attempt starts in this context (`give_up_after`).
+_GIVE_UP_AT: ContextVar[float | None] = ContextVar("federation_store_give_up_at", default=None)
+
+
+@contextmanager
+def give_up_after(seconds: float) -> Iterator[None]:
+    """Store calls inside (in this task and the tasks it starts) retry for at most ``seconds``
+    from now, whatever their policy's deadline: for callers that must answer quickly."""
+    limit = time.monotonic() + seconds
+    outer = _GIVE_UP_AT.get()
+    token = _GIVE_UP_AT.set(limit if outer is None else min(outer, limit))
+    try:
+        yield
+    finally:
+        _GIVE_UP_AT.reset(token)
+
 
 async def retrying(
     attempt: Callable[[], Awaitable[T]],
@@ -100,6 +123,9 @@ async def retrying(
                 first_failure = now
             failures += 1
             remaining = policy.deadline - (now - first_failure)
+            give_up_at = _GIVE_UP_AT.get()
+            if give_up_at is not None:
+                remaining = min(remaining, give_up_at - time.monotonic())
             if remaining <= 0:
                 if connection_fault:
                     raise faults.unavailable(exc, what=what, target=target) from exc

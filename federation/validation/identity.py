@@ -17,9 +17,10 @@ to the translator, which judges the concrete copy.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from federation.api import OverridePolicy, OverridePolicyLike, Overriders, ResourceSelector
+from federation.api import OverridePolicy, OverridePolicyLike, Overriders
 from federation.translate import CLUSTER_NAME_VARIABLE, OWNERSHIP
 from federation.translate.identity import (
     HUB_OWNED_METADATA,
@@ -46,14 +47,27 @@ def _stamp_key(key: str) -> bool:
     return key.startswith(OWNERSHIP.prefix)
 
 
-def _rbac(selector: ResourceSelector, namespaced: bool) -> bool:
-    return namespaced and _group(selector.api_version) == RBAC_GROUP
+@dataclass(frozen=True)
+class _Scope:
+    """What of a policy's selectors the rule depends on: their API groups, and whether the
+    policy is namespaced (a tenant's). Judging each op once against it, rather than once per
+    selector, keeps the check linear in the policy's size (the webhook's bound)."""
+
+    groups: frozenset[str]
+    namespaced: bool
+
+    @classmethod
+    def of(cls, policy: OverridePolicyLike) -> _Scope:
+        groups = frozenset(_group(s.api_version) for s in policy.spec.resource_selectors)
+        return cls(groups=groups, namespaced=isinstance(policy, OverridePolicy))
+
+    @property
+    def rbac(self) -> bool:
+        return self.namespaced and RBAC_GROUP in self.groups
 
 
-def _pointer_violation(
-    tokens: Sequence[str], *, op: str, value: Any, selector: ResourceSelector, namespaced: bool
-) -> Violation | None:
-    """What writing (``op``) at ``tokens`` breaks on every template ``selector`` selects."""
+def _pointer_violation(tokens: Sequence[str], *, op: str, value: Any, scope: _Scope) -> Violation | None:
+    """What writing (``op``) at ``tokens`` breaks on every template of some selector."""
     if not tokens:
         return Violation(Guard.IDENTITY, "the whole object")
     head = tokens[0]
@@ -62,7 +76,7 @@ def _pointer_violation(
             isinstance(value, str)
             and (
                 CLUSTER_NAME_VARIABLE in value
-                or (valid_api_version(value) and _group(value) == _group(selector.api_version))
+                or (valid_api_version(value) and scope.groups <= {_group(value)})
             )
         )
         if head == "apiVersion" and op in ("add", "replace") and same_group:
@@ -86,14 +100,12 @@ def _pointer_violation(
                 if stamped:
                     return Violation(Guard.OWNERSHIP, f"metadata.{field}[{stamped[0]}]")
         return None
-    if _rbac(selector, namespaced) and head in RBAC_GRANT_FIELDS:
+    if scope.rbac and head in RBAC_GRANT_FIELDS:
         return Violation(Guard.RBAC, head)
     return None
 
 
-def _json_patch(
-    ops: Sequence[Mapping[str, Any]], *, selector: ResourceSelector, namespaced: bool
-) -> list[tuple[int, Violation]]:
+def _json_patch(ops: Sequence[Mapping[str, Any]], *, scope: _Scope) -> list[tuple[int, Violation]]:
     found = []
     for j, op in enumerate(ops):
         name = str(op.get("op"))
@@ -112,18 +124,14 @@ def _json_patch(
             except PointerError:
                 continue  # the model refuses it already
             value = op.get("value") if name in ("add", "replace") else _UNKNOWN
-            violation = _pointer_violation(
-                tokens, op=how, value=value, selector=selector, namespaced=namespaced
-            )
+            violation = _pointer_violation(tokens, op=how, value=value, scope=scope)
             if violation is not None:
                 found.append((j, violation))
                 break
     return found
 
 
-def _merge_patch(
-    patch: Mapping[str, Any], *, selector: ResourceSelector, namespaced: bool
-) -> Violation | None:
+def _merge_patch(patch: Mapping[str, Any], *, scope: _Scope) -> Violation | None:
     for key, value in patch.items():
         if key == "metadata" and isinstance(value, Mapping):
             for field, inner in value.items():
@@ -139,16 +147,12 @@ def _merge_patch(
                         return Violation(Guard.OWNERSHIP, f"metadata.{field}[{stamped[0]}]")
                     continue
                 how = "remove" if inner is None else "replace"
-                violation = _pointer_violation(
-                    ["metadata", str(field)], op=how, value=inner, selector=selector, namespaced=namespaced
-                )
+                violation = _pointer_violation(["metadata", str(field)], op=how, value=inner, scope=scope)
                 if violation is not None:
                     return violation
             continue
         how = "remove" if value is None else "replace"
-        violation = _pointer_violation(
-            [str(key)], op=how, value=value, selector=selector, namespaced=namespaced
-        )
+        violation = _pointer_violation([str(key)], op=how, value=value, scope=scope)
         if violation is not None:
             return violation
     return None
@@ -165,36 +169,32 @@ def _metadata_overriders(o: Overriders, where: str) -> list[str]:
 
 
 def identity_problems(policy: OverridePolicyLike) -> list[str]:
-    """One line per overrider that would change what a copy is, naming the rule and the field."""
-    namespaced = isinstance(policy, OverridePolicy)
+    """One line per overrider that would change what a copy is, naming the rule and the field.
+
+    Linear in the policy's size: each op is judged once, against what all its selectors share
+    (`_Scope`), so the admission webhook can run it on every review whatever its size."""
+    scope = _Scope.of(policy)
     out: list[str] = []
     for i, rule in enumerate(policy.spec.rules):
         o = rule.overriders
         where = f"{policy.ref}: spec.rules[{i}].overriders"
-        for selector in policy.spec.resource_selectors:
-            lines: list[str] = []
-            if o.json_patch:
-                ops = [op.to_rfc6902() for op in o.json_patch]
-                for j, broken in _json_patch(ops, selector=selector, namespaced=namespaced):
-                    lines.append(
-                        f"{where}.jsonPatch[{j}] ({ops[j]['op']} {ops[j]['path']}) {broken.describe()}"
-                    )
-            if o.merge_patch is not None:
-                merged = _merge_patch(o.merge_patch, selector=selector, namespaced=namespaced)
-                if merged is not None:
-                    lines.append(f"{where}.mergePatch {merged.describe()}")
-            for k, image in enumerate(o.image or ()):
-                if image.path is None or CLUSTER_NAME_VARIABLE in image.path:
-                    continue
-                try:
-                    tokens = parse_pointer(image.path)
-                except PointerError:
-                    continue
-                violation = _pointer_violation(
-                    tokens, op="replace", value=None, selector=selector, namespaced=namespaced
-                )
-                if violation is not None:
-                    lines.append(f"{where}.image[{k}] (path {image.path}) {violation.describe()}")
-            lines += _metadata_overriders(o, where)
-            out += [line for line in lines if line not in out]
+        if o.json_patch:
+            ops = [op.to_rfc6902() for op in o.json_patch]
+            for j, broken in _json_patch(ops, scope=scope):
+                out.append(f"{where}.jsonPatch[{j}] ({ops[j]['op']} {ops[j]['path']}) {broken.describe()}")
+        if o.merge_patch is not None:
+            merged = _merge_patch(o.merge_patch, scope=scope)
+            if merged is not None:
+                out.append(f"{where}.mergePatch {merged.describe()}")
+        for k, image in enumerate(o.image or ()):
+            if image.path is None or CLUSTER_NAME_VARIABLE in image.path:
+                continue
+            try:
+                tokens = parse_pointer(image.path)
+            except PointerError:
+                continue
+            violation = _pointer_violation(tokens, op="replace", value=None, scope=scope)
+            if violation is not None:
+                out.append(f"{where}.image[{k}] (path {image.path}) {violation.describe()}")
+        out += _metadata_overriders(o, where)
     return out

@@ -287,7 +287,9 @@ def test_bad_server_configuration_names_the_flag(tmp_path: Path) -> None:
         ServerConfig(client_ca=tmp_path / "ca")
     with pytest.raises(ConfigError, match=r"--tls-cert .*: no such file"):
         ServerConfig(tls_cert=tmp_path / "a", tls_key=tmp_path / "b")
-    assert ServerConfig(api_token="  ").api_token is None
+    # Whitespace is not "no token" (issue 10): the API would be served open by mistake.
+    with pytest.raises(ConfigError, match="--api-token is only whitespace"):
+        ServerConfig(api_token="  ")
 
 
 async def test_schemathesis_finds_no_server_error_or_schema_violation(server: str) -> None:

@@ -27,6 +27,7 @@ import yaml
 from federation.devfleet import LocalFleet
 from tests.controllerhelpers import ControllerProcess, apply, get, kubectl
 from tests.deployhelpers import (
+    CHART,
     CONTROLLER_SA,
     DEPLOY,
     HELM_VALUE_SETS,
@@ -38,6 +39,7 @@ from tests.deployhelpers import (
     cluster_entry,
     decode_ca,
     find,
+    helm_binary,
     helm_template,
     in_pod_kubeconfig,
     kustomize,
@@ -164,6 +166,62 @@ async def test_the_dry_run_would_catch_a_pod_that_breaks_the_restricted_standard
     proc = dry_run(fleet, ["-f", "-"], stdin=json.dumps(deployment))
     assert proc.returncode == 0, proc.stderr  # a Deployment is only warned about ...
     assert "restricted" in proc.stderr and "allowPrivilegeEscalation" in proc.stderr  # ... and it is
+
+
+async def test_the_chart_keeps_its_generated_api_token_across_upgrades(fleet: LocalFleet) -> None:
+    """helm's lookup, against a real apiserver (`--dry-run=server`): a release whose token
+    Secret exists renders that token again; a new one gets a fresh random token."""
+    helm = helm_binary()
+    assert helm is not None
+    kept = f"kept{secrets.token_hex(16)}"
+    namespace = f"helm-token-{secrets.token_hex(3)}"
+
+    def render(ns: str) -> str:
+        proc = subprocess.run(
+            [
+                helm,
+                "template",
+                "federation",
+                str(CHART),
+                "--namespace",
+                ns,
+                "--set",
+                "database.url=postgresql://u@db/federation",
+                "--dry-run=server",
+                "--kubeconfig",
+                str(fleet.kubeconfig),
+                "--kube-context",
+                "hub",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        [secret] = [
+            o for o in objects(proc.stdout, "Secret") if o["metadata"]["name"] == "federation-api-token"
+        ]
+        return str(secret["stringData"]["token"])
+
+    kubectl(fleet, "hub", "create", "namespace", namespace)
+    try:
+        kubectl(
+            fleet,
+            "hub",
+            "-n",
+            namespace,
+            "create",
+            "secret",
+            "generic",
+            "federation-api-token",
+            f"--from-literal=token={kept}",
+        )
+        assert await anyio.to_thread.run_sync(render, namespace) == kept
+        fresh = await anyio.to_thread.run_sync(render, f"{namespace}-new")
+        assert fresh != kept and len(fresh) == 48
+    finally:
+        kubectl(fleet, "hub", "delete", "namespace", namespace, "--wait=false")
 
 
 # -- least privilege: a full propagation with nothing but the deployed roles --------------------

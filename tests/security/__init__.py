@@ -1,0 +1,1 @@
+"""Attacks on the trust boundaries (issue 10), each performed against the real fleet."""

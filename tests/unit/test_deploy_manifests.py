@@ -671,3 +671,89 @@ def test_the_chart_uses_an_existing_key_secret_when_given() -> None:
     key, _, volume = _key_wiring(chart)
     assert (key, volume["secret"]["secretName"]) == ("federation.keys", "my-keys")
     assert not [d for d in chart if d["kind"] == "Secret" and "encryption" in d["metadata"]["name"]]
+
+
+# -- the HTTP port: listened on everywhere, so always a token; reachable by Prometheus and the apiserver --
+
+
+def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = find(objs, "Deployment", "federation-controller")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return dict(container)
+
+
+def _token_ref(container: dict[str, Any]) -> dict[str, Any]:
+    (env,) = [e for e in container["env"] if e["name"] == "FEDERATION_API_TOKEN"]
+    return dict(env["valueFrom"]["secretKeyRef"])
+
+
+@pytest.mark.parametrize("values", list(HELM_VALUE_SETS), ids=str)
+def test_every_rendering_listens_everywhere_with_a_token(
+    deploy_objects: list[dict[str, Any]], values: str
+) -> None:
+    """`federation run` refuses an open API on 0.0.0.0: every workload we ship carries a token."""
+    for objs in (deploy_objects, load_all(helm_template(HELM_VALUE_SETS[values]))):
+        container = _container(objs)
+        assert "--listen=0.0.0.0:8080" in container["args"]
+        assert "--insecure-open-api" not in container["args"]
+        assert (
+            _token_ref(container) == {"name": "federation-api-token", "key": "token"}
+            or values == "everything"
+        )
+        assert f"--credentials-namespace={NAMESPACE}" in container["args"]
+
+
+def test_the_chart_generates_a_token_unless_given_one() -> None:
+    def token_secret(values: dict[str, Any]) -> dict[str, Any] | None:
+        objs = load_all(helm_template({"database.url": "postgresql://u@db/federation", **values}))
+        found = [d for d in objs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-api-token")]
+        return found[0] if found else None
+
+    generated = token_secret({})
+    assert generated is not None
+    token = generated["stringData"]["token"]
+    assert len(token) == 48 and token.isalnum()
+    again = token_secret({})
+    assert (
+        again is not None and again["stringData"]["token"] != token
+    )  # random (lookup keeps it in a cluster)
+    given = token_secret({"api.token": "chosen-token"})
+    assert given is not None and given["stringData"] == {"token": "chosen-token"}
+    assert token_secret({"api.existingSecret": "mine", "api.existingSecretKey": "t"}) is None
+    container = _container(
+        load_all(
+            helm_template(
+                {
+                    "database.url": "postgresql://u@db/federation",
+                    "api.existingSecret": "mine",
+                    "api.existingSecretKey": "t",
+                }
+            )
+        )
+    )
+    assert _token_ref(container) == {"name": "mine", "key": "t"}
+
+
+def _ingress(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {d["metadata"]["name"]: d["spec"]["ingress"] for d in objs if d["kind"] == "NetworkPolicy"}
+
+
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+KUBE_SYSTEM = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+HTTP_PORT = [{"port": "http", "protocol": "TCP"}]
+
+
+def test_the_port_admits_only_prometheus_and_with_the_webhook_the_apiserver(
+    deploy_objects: list[dict[str, Any]],
+) -> None:
+    base = {"federation-controller": [{"ports": HTTP_PORT, "from": [MONITORING]}]}
+    assert _ingress(deploy_objects) == base
+    assert _ingress(load_all(helm_template({"database.url": "postgresql://u@db/federation"}))) == base
+    webhook = {**base, "federation-controller-apiserver": [{"ports": HTTP_PORT, "from": [KUBE_SYSTEM]}]}
+    assert _ingress(load_all(kustomize("deploy/overlays/webhook"))) == webhook
+    for values in ("webhook", "webhook-cert-manager"):
+        assert _ingress(load_all(helm_template(HELM_VALUE_SETS[values]))) == webhook, values
+    # A host-network apiserver: its control-plane CIDR instead.
+    cidr = [{"ipBlock": {"cidr": "10.0.0.0/24"}}]
+    custom = load_all(helm_template({**HELM_VALUE_SETS["webhook"], "networkPolicy.apiserverFrom": cidr}))
+    assert _ingress(custom)["federation-controller-apiserver"] == [{"ports": HTTP_PORT, "from": cidr}]

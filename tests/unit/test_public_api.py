@@ -76,6 +76,7 @@ def test_store_api() -> None:
             "WorkId",
             "WorkState",
             "WorkStatus",
+            "give_up_after",
             "head_revision",
             "retrying",
         ]
@@ -317,8 +318,10 @@ def test_server_package() -> None:
             "Phase",
             "ReadyCheck",
             "ServerConfig",
+            "Timeouts",
             "ValidatingWebhook",
             "Verdict",
+            "WebhookSettings",
             "add_api_routes",
             "build_app",
             "build_document",

@@ -88,6 +88,10 @@ def cpp(
     }
 
 
+CREDENTIALS = frozenset({"fleet"})
+"""The credentials namespace of these tests' MemberClusters (`member`)."""
+
+
 def member(name: str = "eu", *, key: str = "kubeconfig", context: str | None = None) -> Obj:
     spec: dict[str, Any] = {"kubeconfigSecretRef": {"namespace": "fleet", "name": name, "key": key}}
     if context is not None:
@@ -695,7 +699,7 @@ async def test_malformed_operations_are_denied_naming_the_operation(
 
 async def test_hub_checks_deny_with_the_other_policy_and_the_secret_named() -> None:
     hub = MemoryHub(cpp("old", WEB, priority=3), secret({"kubeconfig": KUBECONFIG}, name="eu"))
-    hook = ValidatingWebhook(hub)
+    hook = ValidatingWebhook(hub, credentials_namespaces=CREDENTIALS)
     conflict = await hook.review(review(cpp("new", DEPLOY, priority=3)))
     assert conflict["response"]["allowed"] is False
     assert "is also the priority of ClusterPropagationPolicy old" in conflict["response"]["status"]["message"]
@@ -733,7 +737,7 @@ async def test_always_allowed_without_reading_the_hub() -> None:
 async def test_an_update_is_refused_only_for_new_problems() -> None:
     """As Kubernetes ratchets CRD validation: what was already wrong may stay while the object
     is edited (relabelled, say); a new problem is refused."""
-    hook = ValidatingWebhook(MemoryHub())
+    hook = ValidatingWebhook(MemoryHub(), credentials_namespaces=CREDENTIALS)
     old = override([{"op": "remove", "path": "/status"}])
     relabelled = copy.deepcopy(old)
     relabelled["metadata"]["labels"] = {"team": "a"}
@@ -748,7 +752,7 @@ async def test_an_update_is_refused_only_for_new_problems() -> None:
 
 
 async def test_a_failed_hub_read_admits_with_a_warning() -> None:
-    hook = ValidatingWebhook(MemoryHub(fail=True))
+    hook = ValidatingWebhook(MemoryHub(fail=True), credentials_namespaces=CREDENTIALS)
     for obj in (cpp("a", WEB), member("eu"), override([{"op": "remove", "path": "/status"}])):
         response = (await hook.review(review(obj)))["response"]
         assert response["allowed"] is True, obj
@@ -815,7 +819,7 @@ async def https_webhook(tmp_path: Path) -> AsyncIterator[tuple[str, ssl.SSLConte
 
     paths = generate_certs(tmp_path, names=["127.0.0.1"])
     port = free_port()
-    app = build_app(checks={}, webhook=ValidatingWebhook(MemoryHub()))
+    app = build_app(checks={}, webhook=ValidatingWebhook(MemoryHub(), credentials_namespaces=CREDENTIALS))
     runner = await serve(
         app, ServerConfig(host="127.0.0.1", port=port, tls_cert=paths.tls_cert, tls_key=paths.tls_key)
     )
