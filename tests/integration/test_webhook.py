@@ -36,6 +36,7 @@ from federation.server.patchcheck import KIND_SHAPES, contradictions, representa
 from federation.translate import prune_template
 from tests.controllerhelpers import ControllerProcess
 from tests.kubehelpers import api_client, crd_manifest, create_crd_and_wait, eventually
+from tests.policy_cases import ESCALATION
 from tests.storehelpers import create_database, drop_database
 
 API = "federation.io/v1alpha1"
@@ -312,6 +313,22 @@ async def test_a_malformed_json_patch_is_refused_naming_the_field(
             else (f"{obj['kind']} {obj['metadata']['name']}")
         )
         assert f"{DENIED}{ref}: {field}" in applied.out, applied.out
+
+
+async def test_an_override_that_changes_what_the_copy_is_is_refused_in_the_translators_words(
+    webhook: Webhook, namespace: str
+) -> None:
+    """Issue 10's escalation, refused at the door: the same rule and words as the translator's."""
+    obj = _override("escalate", namespace, ESCALATION, apiVersion="v1", kind="ConfigMap")
+    async with _cleanup(webhook.fleet) as created:
+        created.append(obj)
+        applied = await apply(webhook.fleet, obj)
+        assert not applied.ok, applied.out
+        ref = f"OverridePolicy {namespace}/escalate-{TOKEN}"
+        assert (
+            f"{DENIED}{ref}: spec.rules[0].overriders.jsonPatch[0] (replace /apiVersion) changes apiVersion: "
+            "an override never changes a copy's identity (group, kind, namespace, name)"
+        ) in applied.out, applied.out
 
 
 async def test_a_pointer_that_is_not_one_is_refused_by_the_schema_first(

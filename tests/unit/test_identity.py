@@ -660,3 +660,35 @@ def test_plan_refuses_such_policies_and_never_plans_protected_templates(tmp_path
         "never propagated: Secret.core team-a/s is a credential (type kubernetes.io/service-account-token)"
         in out
     )
+
+
+def test_identity_problems_judge_each_op_once_whatever_the_number_of_selectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Linear in the review's size (the webhook runs it on every review): adding selectors adds
+    no work per op, as issue 10's 8 selectors × 100 rules × 256 ops review would otherwise cost."""
+    from federation.validation import identity as module
+
+    calls = 0
+    judge = module._pointer_violation
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_pointer_violation", counted)
+    ops = [{"op": "add", "path": f"/data/k{i}", "value": "v"} for i in range(256)]
+    for selectors in (1, 100):
+        calls = 0
+        spec = {
+            "resourceSelectors": [
+                {"apiVersion": f"g{i}.example.com/v1", "kind": "Thing"} for i in range(selectors)
+            ],
+            "rules": [{"overriders": {"jsonPatch": ops}} for _ in range(100)],
+        }
+        p = OverridePolicy.model_validate(
+            {"kind": "OverridePolicy", "metadata": {"name": "big", "namespace": "team-a"}, "spec": spec}
+        )
+        assert identity_problems(p) == []
+        assert calls == 100 * 256, (selectors, calls)
