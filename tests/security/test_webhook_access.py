@@ -132,8 +132,10 @@ async def test_a_secret_outside_the_credentials_namespaces_is_neither_read_nor_r
     assert response["allowed"] is False
     message = response["status"]["message"]
     assert message == (
+        # The credentials namespaces and the controller's own, as the registry reads them.
         f"MemberCluster probe: spec.kubeconfigSecretRef.namespace: {namespace} is not a credentials "
-        f"namespace of this controller (fleet-system); put the kubeconfig Secret in one of them, or start "
+        f"namespace of this controller (federation-system, fleet-system); put the kubeconfig Secret in one "
+        f"of them, or start "
         f"the controller with --credentials-namespace {namespace}"
     )
     for leaked in ("real", "token", "kubeconfig'", "does not exist", "has no key"):
