@@ -11,11 +11,8 @@ import inspect
 import os
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -85,19 +82,11 @@ STORE_TEMPLATE_DB = "federation_template"
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL server for store tests (no apiservers); fsync off, as for any throwaway fleet.
+    """A PostgreSQL server for store tests (no apiservers); fsync off, as for any throwaway fleet."""
+    from tests.storehelpers import temporary_postgres
 
-    Its directory is not under pytest's tmp_path: pytest prunes old numbered temp directories
-    of every session of the same user, which would pull the data from under a running server.
-    """
-    base = Path(tempfile.mkdtemp(prefix="federation-test-postgres-"))
-    server = EmbeddedPostgres(base / "data")
-    server.start()
-    try:
+    with temporary_postgres("federation-test-postgres-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from federation.devfleet import EmbeddedPostgres
 from federation.store.url import parse
 
 
@@ -40,3 +46,20 @@ async def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         return await conn.fetch(sql, *args)
     finally:
         await conn.close()
+
+
+@contextmanager
+def temporary_postgres(prefix: str) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server of its own, removed afterwards.
+
+    Its directory is not under pytest's tmp_path: pytest prunes old numbered temp directories
+    of every session of the same user, which would pull the data from under a running server.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    server = EmbeddedPostgres(base / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

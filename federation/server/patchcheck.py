@@ -62,6 +62,7 @@ from federation.api import (
 )
 from federation.errors import CheckTimedOutError, CheckTooLargeError
 from federation.translate import CLUSTER_NAME_VARIABLE, HUB_ONLY_METADATA, OWNERSHIP
+from federation.translate.identity import HUB_OWNED_METADATA
 from federation.translate.pointer import PointerError, join_pointer, parse_pointer
 
 # -- the partial document ----------------------------------------------------------------------
@@ -695,23 +696,8 @@ class Document:
 # -- the representative template of a kind -------------------------------------------------------
 
 _U = Unknown
-_OBJECT_META_FIELDS = {
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-}
+#: ObjectMeta's fields: the identity, labels and annotations, and what the hub or the apiserver owns.
+_OBJECT_META_FIELDS = {"name", "namespace", "labels", "annotations", *HUB_OWNED_METADATA}
 
 
 def _o(**fields: Node) -> Obj:

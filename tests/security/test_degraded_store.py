@@ -8,15 +8,12 @@ back."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,6 +25,7 @@ from federation.devfleet.procs import child_pids
 from tests.controllerhelpers import ControllerProcess
 from tests.kubehelpers import eventually
 from tests.securityhelpers import controller
+from tests.storehelpers import temporary_postgres
 
 pytestmark = [pytest.mark.security, pytest.mark.anyio]
 TOKEN = "degraded-token"
@@ -36,14 +34,8 @@ TOKEN = "degraded-token"
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[EmbeddedPostgres]:
     """A Postgres only this module's controller uses, so stopping it disturbs no other test."""
-    base = Path(tempfile.mkdtemp(prefix="federation-security-postgres-"))
-    server = EmbeddedPostgres(base / "data")
-    server.start()
-    try:
+    with temporary_postgres("federation-security-postgres-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
