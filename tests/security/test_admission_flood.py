@@ -102,9 +102,13 @@ async def test_healthz_answers_within_a_second_and_propagation_goes_on_under_a_f
     landed = anyio.Event()
     landed_during_flood = False
 
+    def judged_once(shape: tuple[int, int, int]) -> bool:
+        """The review under the cap has been really judged (not only turned away busy)."""
+        return shape != (8, 36, 256) or any(s == shape and a.status == 200 for s, a in answers)
+
     async def flood(shape: tuple[int, int, int], session: aiohttp.ClientSession) -> None:
         sent = 0
-        while sent < 2 or (not landed.is_set() and sent < 30):
+        while sent < 30 and (sent < 2 or not landed.is_set() or not judged_once(shape)):
             answers.append((shape, await post(session, url, bodies[shape], ssl_context=trust)))
             sent += 1
 
