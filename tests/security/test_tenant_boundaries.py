@@ -697,6 +697,22 @@ async def test_member_status_values_are_bounded_and_a_refused_hub_write_is_repor
         },
     )
     try:
+
+        async def enforced() -> bool:
+            """The apiserver loads admission policies asynchronously: probe with a dry run."""
+            hub = get(fleet, "hub", "deployment", "big", namespace)
+            assert hub is not None
+            probe = {**hub, "status": {**hub["status"], "readyReplicas": 5000, "replicas": 5000}}
+            try:
+                kubectl(
+                    fleet, "hub", "replace", "--subresource=status", "--dry-run=server", "-f", "-",
+                    stdin=json.dumps(probe),
+                )  # fmt: skip
+            except AssertionError as refused:  # kubectl failed: the message is the apiserver's
+                return "at most 999 ready replicas" in str(refused)
+            return False
+
+        await eventually(enforced, timeout=30, what="the ValidatingAdmissionPolicy enforced")
         member_status(fleet, "member-1", "big", namespace, 1200)  # 1201 in all: refused by the hub
 
         async def refused() -> bool:
