@@ -82,6 +82,20 @@ def as_tenant(fleet: LocalFleet, *objs: dict[str, Any]) -> None:
     )
 
 
+async def seen_by_the_controller(fleet: LocalFleet, namespace: str, *overrides: str) -> None:
+    """Wait until the controller holds these OverridePolicies (it has written their status):
+    a propagation policy created after that can never place a copy without them. (Created in
+    one `kubectl apply`, the two kinds reach the controller through separate watches, in no
+    particular order.)"""
+
+    async def seen() -> bool:
+        for name in overrides:
+            condition(get(fleet, "hub", "overridepolicy", name, namespace), "ClustersResolved")
+        return True
+
+    await eventually(seen, timeout=30, what=f"the controller holding {', '.join(overrides)}")
+
+
 def configmap(name: str, namespace: str, **data: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -162,9 +176,10 @@ async def test_a_json_patch_cannot_turn_a_tenants_configmap_into_a_clusterrolebi
     as_tenant(
         fleet,
         configmap(name, namespace),
-        propagation("p", namespace, [{"apiVersion": "v1", "kind": "ConfigMap", "name": name}]),
         override("evil", namespace, {"apiVersion": "v1", "kind": "ConfigMap"}, {"jsonPatch": ESCALATION}),
     )
+    await seen_by_the_controller(fleet, namespace, "evil")
+    as_tenant(fleet, propagation("p", namespace, [{"apiVersion": "v1", "kind": "ConfigMap", "name": name}]))
     await refused_everywhere(
         controller,
         namespace,
@@ -320,16 +335,6 @@ async def test_what_an_attacker_tries_next_is_refused_too(
             },
         )
     )
-    objs.append(
-        propagation(
-            "p",
-            namespace,
-            [
-                {"apiVersion": "v1", "kind": "ConfigMap"},
-                {"apiVersion": "v1", "kind": "Secret", "name": "tok"},
-            ],
-        )
-    )
     as_tenant(fleet, *objs)
     # A RoleBinding template the hub's escalation check allowed (its author may grant view),
     # widened to cluster-admin by the tenant's own OverridePolicy.
@@ -346,14 +351,26 @@ async def test_what_an_attacker_tries_next_is_refused_too(
     )
     as_tenant(
         fleet,
-        propagation(
-            "rbac", namespace, [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}]
-        ),
         override(
             "o-rbac",
             namespace,
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"},
             {"jsonPatch": [{"op": "replace", "path": "/roleRef/name", "value": "cluster-admin"}]},
+        ),
+    )
+    await seen_by_the_controller(fleet, namespace, "o-rbac", "o-tok", *(f"o-{name}" for name in attempts))
+    as_tenant(
+        fleet,
+        propagation(
+            "p",
+            namespace,
+            [
+                {"apiVersion": "v1", "kind": "ConfigMap"},
+                {"apiVersion": "v1", "kind": "Secret", "name": "tok"},
+            ],
+        ),
+        propagation(
+            "rbac", namespace, [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}]
         ),
     )
     for name, (_, needle) in attempts.items():
