@@ -200,10 +200,14 @@ class Manager:
         cfg = self.config
         assert self.hub is not None and self.store is not None
         # We lead now: whoever held claims before us is gone (or has stepped down); its leases
-        # would otherwise keep its works from us until they expire.
+        # would otherwise keep its works from us until they expire. That includes this very
+        # process when it stepped down and leads again (a lost database session): the
+        # propagators of its last leadership are cancelled, and the claims they could not
+        # release while the database was away would hold their works back a whole lease.
         released = await self.store.release_foreign_claims(cfg.identity)
+        released += await self.store.release_claims(cfg.identity)
         if released:
-            log.info("released %d work claims of a previous leader", released)
+            log.info("released %d work claims of a previous leadership", released)
         hub_discovery = Discovery(self.hub)
         hub_factory = InformerFactory(self.hub)
         self.registry = registry = ClusterRegistry(
