@@ -138,6 +138,11 @@ RECONCILE_ERRORS = Counter("reconciliation_errors_total", "Reconciles that faile
 RECONCILE_DURATION = Histogram(
     "reconciliation_duration_seconds", "Reconcile duration.", ["controller"], buckets=_LATENCY_BUCKETS
 )
+TASK_RESTARTS = Counter(
+    "federation_task_restarts_total",
+    "Long-running tasks (a member's propagator, ...) restarted after a crash.",
+    ["task"],
+)
 
 # -- the process ---------------------------------------------------------------------------
 GC_PAUSES = Histogram(
