@@ -14,7 +14,6 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import anyio
 
 from federation.api import ClusterEntry, MemberCluster, Taint
+from federation.clusters.changes import FleetChange, FleetChangeKind, FleetListener
 from federation.clusters.drain import ABANDONED, DrainHooks, finalizer_patch, forced, has_finalizer
 from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
 from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 
 MEMBERCLUSTER_GVK = GVK("federation.io", "v1alpha1", "MemberCluster")
 SECRET_GVK = GVK("", "v1", "Secret")
-
-#: Called with a short reason whenever the fleet changed in a way placement must see.
-FleetListener = Callable[[str], None]
 
 
 @dataclass
@@ -156,11 +153,12 @@ class ClusterRegistry:
         m = self._members.get(name)
         return m is not None and m.connected and self.health.is_ready(name)
 
-    def _changed(self, reason: str) -> None:
-        log.info("fleet changed: %s", reason)
+    def _changed(self, cluster: str, kind: FleetChangeKind) -> None:
+        change = FleetChange(cluster, kind)
+        log.info("fleet changed: %s", change.describe(), extra={"cluster": cluster})
         for listener in self._listeners:
             try:
-                listener(reason)
+                listener(change)
             except Exception:
                 log.exception("fleet listener failed")
 
@@ -279,14 +277,14 @@ class ClusterRegistry:
         mc = _validated(obj)
         if mc is None:
             if credentials_changed:
-                self._changed(f"cluster {name}: its credentials Secret changed")
+                self._changed(name, FleetChangeKind.CREDENTIALS)
             return
         member = existing
         labels, taints = dict(mc.metadata.labels), tuple(mc.spec.taints)
         status = mc.status
         if member is None:
             member = await self._add_hub_member(mc)
-            self._changed(f"cluster {name} joined the fleet")
+            self._changed(name, FleetChangeKind.JOINED)
         else:
             reconnect = member.connect_error is not None or _secret_key(obj) != member.secret_ref
             placement_changed = (member.labels, member.taints) != (labels, taints)
@@ -295,9 +293,9 @@ class ClusterRegistry:
                 await self._detach(member)
                 await self._connect_from_secret(member, mc)
             if placement_changed:
-                self._changed(f"cluster {name}: labels or taints changed")
+                self._changed(name, FleetChangeKind.LABELS)
             elif credentials_changed:
-                self._changed(f"cluster {name}: its credentials Secret changed")
+                self._changed(name, FleetChangeKind.CREDENTIALS)
         member.secret_ref = _secret_key(obj)
         member.seen = obj
         if status is not None:
@@ -349,7 +347,7 @@ class ClusterRegistry:
         if not member.draining:
             member.draining = True
             log.info("cluster %s is being removed: draining its copies", name, extra={"cluster": name})
-            self._changed(f"cluster {name} is leaving the fleet")
+            self._changed(name, FleetChangeKind.LEAVING)
 
     async def drain_step(self) -> None:
         """Release each leaving cluster whose works are all done (called every probe round)."""
@@ -384,7 +382,7 @@ class ClusterRegistry:
                 abandoned = await self.drain.abandon_cluster(name, ABANDONED)
             except StoreError as exc:
                 log.warning("cluster %s left: cannot record its remaining works: %s", name, exc)
-        self._changed(f"cluster {name} left the fleet")
+        self._changed(name, FleetChangeKind.LEFT)
         if abandoned:
             log.warning(
                 "cluster %s left the fleet before it was drained: %d copies left in place (orphaned)",
@@ -466,12 +464,10 @@ class ClusterRegistry:
             unreachable = self.health.unreachable(m.name)
             if unreachable and m.name not in self._unreachable:
                 self._unreachable.add(m.name)
-                self._changed(
-                    f"cluster {m.name} unreachable for {self.settings.grace_period:.0f}s: failing over"
-                )
+                self._changed(m.name, FleetChangeKind.FAILOVER)
             elif not unreachable and m.name in self._unreachable:
                 self._unreachable.discard(m.name)
-                self._changed(f"cluster {m.name} reachable again")
+                self._changed(m.name, FleetChangeKind.REACHABLE)
 
     async def _probe(self, m: Member) -> None:
         if m.client is None:
@@ -496,7 +492,7 @@ class ClusterRegistry:
                 reason,
                 extra={"cluster": m.name},
             )
-            self._changed(f"cluster {m.name} {'ready' if ok else 'not ready'}")
+            self._changed(m.name, FleetChangeKind.READY if ok else FleetChangeKind.NOT_READY)
         if m.from_hub:
             await self._write_status(m)
 

@@ -35,6 +35,7 @@ import anyio
 from federation.api import ConflictResolution
 from federation.api.propagation import DeletionPolicy, PolicyLike
 from federation.clusters import UNREACHABLE_TAINT_KEY, ClusterRegistry
+from federation.clusters.changes import FleetChange
 from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.policies import (
@@ -201,11 +202,11 @@ class HubController:
             self.enqueue(key)
         self._kinds_dirty.set()
 
-    def _fleet_changed(self, reason: str) -> None:
+    def _fleet_changed(self, change: FleetChange) -> None:
         """The fleet changed: every placement may change. A failover is rate limited."""
         self._placer = None
         self._fleet_generation += 1
-        failover = "failing over" in reason
+        failover = change.failover
         keys = list(self.placed) if failover else self.templates.all_keys()
         if not failover:
             for key in keys:
