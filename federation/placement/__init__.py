@@ -5,10 +5,11 @@ Pure functions over immutable snapshots (no I/O): ``match_policies`` picks the g
 divides replicas, and explains every cluster left out.
 """
 
-from federation.placement.decision import Decision, Target
+from federation.placement.decision import Decision, Target, as_reason
 from federation.placement.division import divide
 from federation.placement.matching import OVERRIDDEN_CONDITION, PolicyMatch, match_policies, policy_selects
 from federation.placement.placer import PlacementRequest, Placer, decide
+from federation.placement.reasons import TRANSIENT, Reason, ReasonCode
 from federation.placement.snapshot import (
     Allocatable,
     ClusterSnapshot,
@@ -18,13 +19,17 @@ from federation.placement.snapshot import (
 
 __all__ = [
     "OVERRIDDEN_CONDITION",
+    "TRANSIENT",
     "Allocatable",
     "ClusterSnapshot",
     "Decision",
     "PlacementRequest",
     "Placer",
     "PolicyMatch",
+    "Reason",
+    "ReasonCode",
     "Target",
+    "as_reason",
     "decide",
     "divide",
     "match_policies",

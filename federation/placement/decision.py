@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
+from federation.placement.reasons import Reason, ReasonCode
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -21,21 +23,24 @@ class Decision:
     """Where one resource goes.
 
     ``targets`` are sorted by cluster name. ``excluded`` names EVERY cluster of the snapshot that
-    is not a target, with a reason a person can act on. ``unschedulable`` is set when the
-    placement cannot be satisfied at all (then ``targets`` is empty); the controller keeps what is
-    already placed and reports the reason rather than deleting, so a transient lack of clusters
-    never uninstalls a workload.
+    is not a target, with a `Reason` (words a person can act on, and a code). ``unschedulable``
+    is set when the placement cannot be satisfied at all (then ``targets`` is empty); what the
+    controller keeps then is its rule, not the engine's (`federation.hub.pipeline`).
 
     Decisions are shared between resources by the Placer's memo, so they are deeply immutable.
     """
 
     targets: tuple[Target, ...]
-    excluded: Mapping[str, str] = field(default_factory=dict)
-    unschedulable: str | None = None
+    excluded: Mapping[str, Reason] = field(default_factory=dict)
+    unschedulable: Reason | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.excluded, MappingProxyType):
-            object.__setattr__(self, "excluded", MappingProxyType(dict(self.excluded)))
+            object.__setattr__(
+                self, "excluded", MappingProxyType({c: as_reason(r) for c, r in self.excluded.items()})
+            )
+        if self.unschedulable is not None and not isinstance(self.unschedulable, Reason):
+            object.__setattr__(self, "unschedulable", as_reason(self.unschedulable))
 
     @cached_property
     def cluster_names(self) -> frozenset[str]:
@@ -47,3 +52,8 @@ class Decision:
             if t.cluster == cluster:
                 return t.replicas
         raise KeyError(cluster)
+
+
+def as_reason(words: str, code: ReasonCode = ReasonCode.RECORDED) -> Reason:
+    """``words`` as a `Reason` (words read back from a stored decision row get `RECORDED`)."""
+    return words if isinstance(words, Reason) else Reason(code, words)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from federation.api import ClusterWeight, DynamicWeight, Placement, ReplicaSchedulingType, TaintEffect
 from federation.api.taints import untolerated
+from federation.placement.reasons import Reason, ReasonCode
 from federation.placement.snapshot import ClusterSnapshot
 
 
@@ -30,8 +31,8 @@ from federation.placement.snapshot import ClusterSnapshot
 class Filtered:
     """The per-cluster verdicts of one placement against one snapshot."""
 
-    hard: Mapping[str, str]
-    soft: Mapping[str, str]
+    hard: Mapping[str, Reason]
+    soft: Mapping[str, Reason]
     fresh: tuple[str, ...]
     weights: Mapping[str, int] | None
     """Weight per cluster for Divided by ``weights``; None for any other division."""
@@ -48,8 +49,8 @@ def filter_clusters(placement: Placement, clusters: Sequence[ClusterSnapshot]) -
     static = static_weights(placement)
     spread_keys = [(i, c.topology_key) for i, c in enumerate(placement.spread_constraints)]
 
-    hard: dict[str, str] = {}
-    soft: dict[str, str] = {}
+    hard: dict[str, Reason] = {}
+    soft: dict[str, Reason] = {}
     fresh: list[str] = []
     weights: dict[str, int] | None = {} if static is not None else None
     penalties: dict[str, int] = {}
@@ -57,34 +58,47 @@ def filter_clusters(placement: Placement, clusters: Sequence[ClusterSnapshot]) -
         name = cluster.name
         labels = cluster.labels
         if name in excluded_names:
-            hard[name] = "listed in excludeClusters"
+            hard[name] = Reason(ReasonCode.EXCLUDED_BY_NAME, "listed in excludeClusters")
             continue
         if names is not None and name not in names:
-            hard[name] = "not in clusterNames"
+            hard[name] = Reason(ReasonCode.NOT_IN_CLUSTER_NAMES, "not in clusterNames")
             continue
         if selector is not None and not selector.matches(labels):
-            hard[name] = f"not matched by clusterSelector {selector_text}"
+            hard[name] = Reason(
+                ReasonCode.SELECTOR_MISMATCH, f"not matched by clusterSelector {selector_text}"
+            )
             continue
         taints = untolerated(cluster.taints, tolerations) if cluster.taints else ()
         no_execute = next((t for t in taints if t.effect is TaintEffect.NO_EXECUTE), None)
         if no_execute is not None:
-            hard[name] = f"excluded by taint {no_execute.describe()}"
+            hard[name] = Reason(
+                ReasonCode.TAINT_NO_EXECUTE,
+                f"excluded by taint {no_execute.describe()}",
+                subject=no_execute.key,
+            )
             continue
         missing = next(((i, key) for i, key in spread_keys if key not in labels), None)
         if missing is not None:
-            hard[name] = f"has no label {missing[1]} (spreadConstraints[{missing[0]}].topologyKey)"
+            hard[name] = Reason(
+                ReasonCode.NO_SPREAD_LABEL,
+                f"has no label {missing[1]} (spreadConstraints[{missing[0]}].topologyKey)",
+            )
             continue
         if static is not None and weights is not None:
             matched = [w.weight for w in static if w.matches(name, labels)]
             if not matched:
-                hard[name] = "matched by no replicaScheduling.weights entry"
+                hard[name] = Reason(ReasonCode.NO_WEIGHT, "matched by no replicaScheduling.weights entry")
                 continue
             weights[name] = max(matched)
         no_schedule = next((t for t in taints if t.effect is TaintEffect.NO_SCHEDULE), None)
         if no_schedule is not None:
-            soft[name] = f"excluded by taint {no_schedule.describe()}"
+            soft[name] = Reason(
+                ReasonCode.TAINT_NO_SCHEDULE,
+                f"excluded by taint {no_schedule.describe()}",
+                subject=no_schedule.key,
+            )
         elif not cluster.ready:
-            soft[name] = "not ready"
+            soft[name] = Reason(ReasonCode.NOT_READY, "not ready")
         else:
             fresh.append(name)
         prefer = sum(1 for t in taints if t.effect is TaintEffect.PREFER_NO_SCHEDULE)

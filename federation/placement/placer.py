@@ -23,6 +23,7 @@ from federation.errors import ConfigError
 from federation.placement.decision import Decision, Target
 from federation.placement.division import divide
 from federation.placement.filters import Filtered, filter_clusters, uses_dynamic_weights
+from federation.placement.reasons import Reason, ReasonCode
 from federation.placement.scoring import score_clusters
 from federation.placement.selection import Selection, needs_ranking, select
 from federation.placement.snapshot import ClusterSnapshot
@@ -147,7 +148,7 @@ class Placer:
     def _build(self, compiled: _Compiled, *, replicas: int | None, previous: frozenset[str]) -> Decision:
         f = compiled.filtered
         selection = self._selection(compiled, previous)
-        excluded: dict[str, str] = dict(f.hard)
+        excluded: dict[str, Reason] = dict(f.hard)
         for name, reason in f.soft.items():
             if name not in previous:
                 excluded[name] = reason
@@ -157,7 +158,11 @@ class Placer:
         chosen = selection.chosen
         if not chosen:
             # One wording whatever the fleet holds, so an unrelated cluster never changes a decision.
-            return Decision(targets=(), excluded=excluded, unschedulable="no cluster passed the filters")
+            return Decision(
+                targets=(),
+                excluded=excluded,
+                unschedulable=Reason(ReasonCode.NO_CLUSTER, "no cluster passed the filters"),
+            )
         placement = compiled.placement
         if replicas is None or placement.scheduling.type is ReplicaSchedulingType.DUPLICATED:
             return Decision(targets=tuple(Target(n, replicas) for n in chosen), excluded=excluded)
@@ -166,7 +171,10 @@ class Placer:
         if total_weight == 0:
             return self._unschedulable(
                 excluded,
-                "Divided by dynamic: AvailableReplicas, but no chosen cluster reports available replicas",
+                Reason(
+                    ReasonCode.NO_CAPACITY,
+                    "Divided by dynamic: AvailableReplicas, but no chosen cluster reports available replicas",
+                ),
             )
         if replicas == 0:  # scaled to zero: keep the workload everywhere it is, with no replicas
             return Decision(targets=tuple(Target(n, 0) for n in chosen), excluded=excluded)
@@ -176,8 +184,9 @@ class Placer:
             if shares[name] > 0:
                 targets.append(Target(name, shares[name]))
             else:
-                excluded[name] = (
-                    f"Divided share is 0 of {replicas} replicas (weight {weight} of {total_weight})"
+                excluded[name] = Reason(
+                    ReasonCode.ZERO_SHARE,
+                    f"Divided share is 0 of {replicas} replicas (weight {weight} of {total_weight})",
                 )
         return Decision(targets=tuple(targets), excluded=excluded)
 
@@ -190,9 +199,9 @@ class Placer:
             return [(n, max(self._by_name[n].available_replicas or 0, 0)) for n in chosen]
         return [(n, 1) for n in chosen]
 
-    def _unschedulable(self, excluded: dict[str, str], reason: str) -> Decision:
+    def _unschedulable(self, excluded: dict[str, Reason], reason: Reason) -> Decision:
         for c in self._clusters:
-            excluded.setdefault(c.name, f"unschedulable: {reason}")
+            excluded.setdefault(c.name, Reason(ReasonCode.UNSCHEDULABLE, f"unschedulable: {reason}"))
         return Decision(targets=(), excluded=excluded, unschedulable=reason)
 
 

@@ -12,13 +12,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from federation.api import Placement
+from federation.placement.reasons import Reason, ReasonCode
 
 
 @dataclass(frozen=True)
 class Selection:
     chosen: tuple[str, ...]
-    dropped: Mapping[str, str] = field(default_factory=dict)
-    unschedulable: str | None = None
+    dropped: Mapping[str, Reason] = field(default_factory=dict)
+    unschedulable: Reason | None = None
 
 
 def needs_ranking(placement: Placement) -> bool:
@@ -50,7 +51,7 @@ def select(
         return (name not in previous, -score.get(name, 0.0), name)
 
     pool = list(eligible)
-    dropped: dict[str, str] = {}
+    dropped: dict[str, Reason] = {}
     for i, c in enumerate(spread):
         key = c.topology_key
         groups: dict[str, list[str]] = {}
@@ -68,9 +69,10 @@ def select(
             kept = set(ordered[: c.max_groups])
             for value in ordered[c.max_groups :]:
                 for name in groups[value]:
-                    dropped[name] = (
+                    dropped[name] = Reason(
+                        ReasonCode.DROPPED_BY_SPREAD,
                         f"dropped by spreadConstraints[{i}] ({key} maxGroups={c.max_groups}): "
-                        f"group {key}={value} not chosen"
+                        f"group {key}={value} not chosen",
                     )
             pool = [n for n in pool if labels(n)[key] in kept]
             groups = {v: groups[v] for v in kept}
@@ -79,9 +81,10 @@ def select(
             return Selection(
                 chosen=(),
                 dropped=dropped,
-                unschedulable=(
+                unschedulable=Reason(
+                    ReasonCode.SPREAD_UNMET,
                     f"spreadConstraints[{i}] needs at least {c.min_groups} groups of label {key}, "
-                    f"but the eligible clusters span {len(groups)} ({spans})"
+                    f"but the eligible clusters span {len(groups)} ({spans})",
                 ),
             )
     if max_clusters is None or len(pool) <= max_clusters:
@@ -104,8 +107,9 @@ def select(
         return Selection(
             chosen=(),
             dropped=dropped,
-            unschedulable=(
-                f"maxClusters={max_clusters} is too few to meet the minGroups of every spread constraint"
+            unschedulable=Reason(
+                ReasonCode.SPREAD_UNMET,
+                f"maxClusters={max_clusters} is too few to meet the minGroups of every spread constraint",
             ),
         )
     for name in ranked:
@@ -126,5 +130,7 @@ def select(
             why = f"score {s:.2f}; clusters already holding the resource are kept first"
         else:
             why = f"score {s:.2f}; equal scores are broken by spread and cluster name"
-        dropped[name] = f"dropped by maxClusters={max_clusters} ({why})"
+        dropped[name] = Reason(
+            ReasonCode.DROPPED_BY_MAX_CLUSTERS, f"dropped by maxClusters={max_clusters} ({why})"
+        )
     return Selection(chosen=tuple(sorted(picked)), dropped=dropped)

@@ -518,3 +518,22 @@ def test_snapshot_from_member_cluster() -> None:
     broken = MemberCluster.model_validate({**mc.to_dict(), "status": {"allocatable": {"cpu": "lots"}}})
     with pytest.raises(InvalidObjectError, match=r"MemberCluster eu-1: status\.allocatable: 'lots' is not"):
         snapshot_from_member_cluster(broken)
+
+
+def test_every_exclusion_carries_a_code_and_keeps_its_words() -> None:
+    """Code decides on `.code`; the words (stored, shown) are the same as ever."""
+    from federation.placement import Reason, ReasonCode
+
+    d = decide(
+        placement=placement(clusterNames=["eu-1", "ap-1"]),
+        clusters=FLEET,
+        replicas=None,
+        previous=None,
+    )
+    assert all(isinstance(r, Reason) for r in d.excluded.values())
+    assert d.excluded["us-1"].code is ReasonCode.NOT_IN_CLUSTER_NAMES
+    assert d.excluded["us-1"] == "not in clusterNames"
+    nothing = decide(
+        placement=placement(clusterNames=["nowhere"]), clusters=FLEET, replicas=None, previous=None
+    )
+    assert nothing.unschedulable is not None and nothing.unschedulable.code is ReasonCode.NO_CLUSTER
