@@ -317,6 +317,8 @@ class Manager:
     def _on_member_status(self, key: ResourceKey) -> None:
         if self.status_writer is not None:
             self.status_writer.mark(key)
+        if self.controller is not None:
+            self.controller.member_status_changed(key)
 
     def _member_object(self, key: ResourceKey, cluster: str) -> Obj | None:
         propagator = self.propagators.get(cluster)
