@@ -1,8 +1,8 @@
 """``federation plan``: a dry run that explains, per resource, every cluster in or out.
 
-Reads policies, override policies, templates and a clusters file; runs the same placement
-and translation code the controller runs; and renders the result as a table or JSON. Nothing
-here talks to a cluster.
+Reads policies, override policies, templates and a clusters file; runs the controller's own
+pipeline (`federation.hub.pipeline`) on them, so the plan cannot disagree with the controller;
+and renders the result as a table or JSON. Nothing here talks to a cluster.
 """
 
 from federation.plan.inputs import PlanInputs, load_plan_inputs

@@ -1,5 +1,8 @@
 """The plan itself: for each template, the governing policy, the decision and the overrides.
 
+Everything decided here is decided by the controller's pipeline (`federation.hub.pipeline`);
+this module only arranges its answer into rows (and, for people, what each override changes).
+
 Besides where each template goes, the plan says what the policy does around the copies: when
 they are deleted or orphaned (``deletionPolicy``), whether anything is applied at all
 (``suspend``), and, with ``propagateDependencies``, which objects follow a workload. A template
@@ -10,34 +13,31 @@ that is where propagation will put it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, replace
 from typing import Any
 
 from federation.api import (
     DeletionPolicy,
-    OverridePolicyLike,
     Placement,
     PolicyLike,
     ReplicaSchedulingType,
     object_ref,
     ref_of,
 )
-from federation.errors import InvalidObjectError
-from federation.placement import ClusterSnapshot, Decision, Placer, match_policies, snapshot_from_entry
+from federation.hub.pipeline import Copy, Fleet, Follower, Matched, TemplatePlan, plan_template
+from federation.placement import ClusterSnapshot, snapshot_from_entry
 from federation.placement.filters import static_weights, uses_dynamic_weights
 from federation.plan.inputs import PlanInputs
 from federation.translate import (
     OWNERSHIP,
     DependencyRef,
     Ownership,
-    dependencies_of,
     diff,
     format_policy,
     hub_id,
-    resolve_overrides,
     translate,
 )
-from federation.translate.podspec import pod_spec
 from federation.translate.protected import Protection
 from federation.validation import identity_problems
 
@@ -110,25 +110,15 @@ class PlanReport:
 
 @dataclass(frozen=True)
 class _Placed:
-    """A template with its governing policy and decision (the first pass of ``build_plan``)."""
+    """A template run through the pipeline's first stage, and through both when governed."""
 
     resource: Mapping[str, Any]
-    policy: PolicyLike | None
-    losers: tuple[str, ...]
-    decision: Decision | None
-    dependencies: tuple[DependencyRef, ...] | None
-    """What follows the template: None unless it is a workload whose policy propagates them."""
-    refusal: str | None = None
-    """Why the template is never propagated, whatever selects it (`federation.translate.protected`)."""
+    matched: Matched
+    plan: TemplatePlan | None
 
-
-@dataclass(frozen=True)
-class _Follow:
-    """A workload that a template follows: where the workload goes, and under which policy."""
-
-    workload: str
-    policy: PolicyLike
-    clusters: frozenset[str]
+    @property
+    def losers(self) -> tuple[str, ...]:
+        return tuple(f"{p.ref}: {why}" for p, why in self.matched.losers)
 
 
 def _scheduling_text(placement: Placement, replicas: int | None) -> str:
@@ -186,84 +176,83 @@ def _ownership(policy: PolicyLike, hub: str) -> Ownership:
 
 def _chosen_row(
     resource: Mapping[str, Any],
+    copy: Copy,
     *,
-    cluster: ClusterSnapshot,
-    replicas: int | None,
+    snapshot: ClusterSnapshot,
+    policy: PolicyLike,
     reason: str,
-    overrides: Iterable[OverridePolicyLike],
-    ownership: Ownership,
+    hub: str,
 ) -> ClusterRow:
     """The row of a chosen cluster: the override rules that apply there and what they change."""
-    rules = resolve_overrides(resource, cluster=cluster, policies=tuple(overrides))
-    labels = tuple(f"{r.policy} rule[{r.rule_index}]" for r in rules)
-    try:
-        plain = translate(
-            resource, cluster=cluster, replicas=replicas, overrides=(), ownership=ownership
-        ).manifest
-        final = translate(
-            resource, cluster=cluster, replicas=replicas, overrides=rules, ownership=ownership
-        ).manifest
-    except InvalidObjectError as exc:  # a broken override, or one refused (IdentityError)
-        return ClusterRow(cluster.name, True, replicas, reason, labels, error=str(exc))
-    refusal = PROTECTION.refusal(final)
-    if refusal is not None:  # e.g. an override made a Secret a token Secret
-        error = f"{ref_of(resource)} on cluster {cluster.name}: the copy is {refusal.describe()}"
-        return ClusterRow(cluster.name, True, replicas, reason, labels, error=error)
+    labels = tuple(f"{r.policy} rule[{r.rule_index}]" for r in copy.rules)
+    if copy.error is not None or copy.manifest is None:
+        return ClusterRow(snapshot.name, True, copy.replicas, reason, labels, error=copy.error)
+    plain = translate(
+        resource,
+        cluster=snapshot,
+        replicas=copy.replicas,
+        overrides=(),
+        ownership=_ownership(policy, hub),
+        retain_fields=policy.spec.retain_fields,
+    ).manifest
+    final = deepcopy(dict(copy.manifest))
     for m in (plain, final):
         m["metadata"]["annotations"].pop(OWNERSHIP.hash_annotation, None)
     changes = tuple(c.describe() for c in diff(plain, final))
-    return ClusterRow(cluster.name, True, replicas, reason, labels, changes)
+    return ClusterRow(snapshot.name, True, copy.replicas, reason, labels, changes)
 
 
-def _follows(placed: Iterable[_Placed]) -> dict[_Key, list[_Follow]]:
+def _follows(placed: Iterable[_Placed]) -> dict[_Key, list[Follower]]:
     """For every object some placed workload depends on (under propagateDependencies): the
     workloads it follows, in input order."""
-    out: dict[_Key, list[_Follow]] = {}
+    out: dict[_Key, list[Follower]] = {}
     for p in placed:
-        if p.policy is None or p.decision is None or not p.dependencies:
+        policy, deps = p.matched.winner, p.matched.dependencies
+        if policy is None or p.plan is None or not deps:
             continue
-        follow = _Follow(workload=ref_of(p.resource), policy=p.policy, clusters=p.decision.cluster_names)
-        for dep in p.dependencies:
+        follow = Follower(workload=ref_of(p.resource), policy=policy, clusters=p.plan.decision.cluster_names)
+        for dep in deps:
             out.setdefault(_dependency_key(dep), []).append(follow)
     return out
 
 
-def _place(resource: Mapping[str, Any], *, policies: Sequence[PolicyLike], placer: Placer) -> _Placed:
-    match = match_policies(resource, policies)
-    losers = tuple(f"{p.ref}: {why}" for p, why in match.losers)
-    if match.winner is None:
-        return _Placed(resource=resource, policy=None, losers=losers, decision=None, dependencies=None)
-    refusal = PROTECTION.refusal(resource)
-    if refusal is not None:
-        return _Placed(
-            resource=resource,
-            policy=match.winner,
-            losers=losers,
-            decision=None,
-            dependencies=None,
-            refusal=refusal.describe(),
-        )
-    spec = match.winner.spec
-    decision = placer.decide(placement=spec.placement, replicas=_replicas_of(resource), previous=None)
-    dependencies = (
-        dependencies_of(resource) if spec.propagate_dependencies and pod_spec(resource) is not None else None
+def _place(
+    resource: Mapping[str, Any],
+    *,
+    inputs: PlanInputs,
+    fleet: Fleet,
+    hub: str,
+    followers: Sequence[Follower] = (),
+) -> _Placed:
+    """The controller's pipeline, as a controller with the default settings would run it."""
+    matched, plan = plan_template(
+        resource,
+        name=ref_of(resource),
+        policies=inputs.policies,
+        overrides=inputs.overrides,
+        fleet=fleet,
+        followers=followers,
+        protection=PROTECTION,
+        hub=hub,
     )
-    return _Placed(
-        resource=resource, policy=match.winner, losers=losers, decision=decision, dependencies=dependencies
-    )
+    return _Placed(resource, matched, plan)
 
 
 def build_plan(inputs: PlanInputs, *, hub: str = "hub") -> PlanReport:
     """The plan for every template of ``inputs``, in input order."""
     snapshots = [snapshot_from_entry(e) for e in inputs.clusters]
-    placer = Placer(snapshots)
-    placed = [_place(r, policies=inputs.policies, placer=placer) for r in inputs.resources]
+    fleet = Fleet.of(snapshots)
+    placed = [_place(r, inputs=inputs, fleet=fleet, hub=hub) for r in inputs.resources]
     follows = _follows(placed)
-    given = {_key_of(r) for r in inputs.resources}
-    plans = [
-        _resource_plan(p, snapshots=snapshots, inputs=inputs, follows=follows, given=given, hub=hub)
+    # A template no policy selects follows the workloads that reference it (the second pass).
+    placed = [
+        _place(p.resource, inputs=inputs, fleet=fleet, hub=hub, followers=follows[_key_of(p.resource)])
+        if p.matched.winner is None and _key_of(p.resource) in follows
+        else p
         for p in placed
     ]
+    given = {_key_of(r) for r in inputs.resources}
+    plans = [_resource_plan(p, snapshots=snapshots, follows=follows, given=given, hub=hub) for p in placed]
     problems = tuple(line for policy in inputs.overrides for line in identity_problems(policy))
     return PlanReport(resources=tuple(plans), policy_problems=problems)
 
@@ -272,12 +261,11 @@ def _resource_plan(
     p: _Placed,
     *,
     snapshots: list[ClusterSnapshot],
-    inputs: PlanInputs,
-    follows: Mapping[_Key, list[_Follow]],
+    follows: Mapping[_Key, list[Follower]],
     given: set[_Key],
     hub: str,
 ) -> ResourcePlan:
-    resource = p.resource
+    resource, matched = p.resource, p.matched
     meta = resource.get("metadata") or {}
     replicas = _replicas_of(resource)
     followed = follows.get(_key_of(resource), [])
@@ -295,45 +283,36 @@ def _resource_plan(
         rows=tuple(ClusterRow(s.name, False, None, "no policy selects the resource") for s in snapshots),
         dependency_of=tuple(f.workload for f in followed),
     )
-    if p.refusal is not None and p.policy is not None:
+    policy = matched.winner
+    if matched.refusal is not None:
         return replace(
             base,
-            policy=p.policy.ref,
-            priority=p.policy.spec.priority,
-            scheduling="none: " + p.refusal,
-            unschedulable=p.refusal,
-            rows=tuple(ClusterRow(s.name, False, None, p.refusal) for s in snapshots),
+            policy=policy.ref if policy is not None else None,
+            priority=policy.spec.priority if policy is not None else None,
+            scheduling="none: " + matched.refusal,
+            unschedulable=matched.refusal,
+            rows=tuple(ClusterRow(s.name, False, None, matched.refusal) for s in snapshots),
         )
-    if p.policy is None or p.decision is None:
-        if followed:
-            return _dependency_plan(
-                base, resource, snapshots=snapshots, inputs=inputs, followed=followed, hub=hub
-            )
+    if p.plan is None:
         return base
-    policy, decision = p.policy, p.decision
+    if matched.inherited:
+        return _dependency_plan(base, resource, p.plan, snapshots=snapshots, hub=hub)
+    assert policy is not None
+    decision = p.plan.decision
     placement = policy.spec.placement
-    ownership = _ownership(policy, hub)
-    chosen = {t.cluster: t.replicas for t in decision.targets}
+    copies = {c.cluster: c for c in p.plan.copies}
     rows: list[ClusterRow] = []
     for snap in snapshots:
-        if snap.name not in chosen:
+        copy = copies.get(snap.name)
+        if copy is None:
             rows.append(ClusterRow(snap.name, False, None, decision.excluded.get(snap.name, "")))
             continue
         reason = _chosen_reason(placement=placement, cluster=snap.name, labels=snap.labels, replicas=replicas)
-        rows.append(
-            _chosen_row(
-                resource,
-                cluster=snap,
-                replicas=chosen[snap.name],
-                reason=reason,
-                overrides=inputs.overrides,
-                ownership=ownership,
-            )
-        )
+        rows.append(_chosen_row(resource, copy, snapshot=snap, policy=policy, reason=reason, hub=hub))
     dependencies = (
         None
-        if p.dependencies is None
-        else tuple(DependencyRow(ref=d.ref, given=_dependency_key(d) in given) for d in p.dependencies)
+        if matched.dependencies is None
+        else tuple(DependencyRow(ref=d.ref, given=_dependency_key(d) in given) for d in matched.dependencies)
     )
     return replace(
         base,
@@ -351,17 +330,19 @@ def _resource_plan(
 def _dependency_plan(
     base: ResourcePlan,
     resource: Mapping[str, Any],
+    plan: TemplatePlan,
     *,
     snapshots: list[ClusterSnapshot],
-    inputs: PlanInputs,
-    followed: list[_Follow],
     hub: str,
 ) -> ResourcePlan:
     """A template no policy selects, but that workloads depend on: it goes where they go."""
+    copies = {c.cluster: c for c in plan.copies}
+    governing = plan.matched.governing
+    assert governing is not None
     rows: list[ClusterRow] = []
     for snap in snapshots:
-        leaders = [f for f in followed if snap.name in f.clusters]
-        if not leaders:
+        copy = copies.get(snap.name)
+        if copy is None:
             rows.append(
                 ClusterRow(
                     snap.name,
@@ -371,19 +352,11 @@ def _dependency_plan(
                 )
             )
             continue
+        leaders = [f for f in plan.matched.followed if snap.name in f.clusters]
         reason = "dependency of " + ", ".join(
             f.workload + (" (policy suspended)" if f.policy.spec.suspend else "") for f in leaders
         )
-        rows.append(
-            _chosen_row(
-                resource,
-                cluster=snap,
-                replicas=None,
-                reason=reason,
-                overrides=inputs.overrides,
-                ownership=_ownership(leaders[0].policy, hub),
-            )
-        )
+        rows.append(_chosen_row(resource, copy, snapshot=snap, policy=governing, reason=reason, hub=hub))
     return replace(
         base,
         scheduling="a dependency (propagateDependencies): a copy wherever the workloads it follows go",
