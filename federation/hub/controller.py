@@ -31,15 +31,15 @@ import anyio
 
 from federation.api.propagation import PolicyLike
 from federation.clusters import ClusterRegistry
-from federation.clusters.changes import FleetChange
 from federation.errors import FederationError, NotFoundError
 from federation.hub.binder import Binder, BinderHooks, fields
 from federation.hub.dependencies import DependencyTracker
+from federation.hub.detector import Detector
 from federation.hub.finalizers import Finalizers
 from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.ledger import PolicyLedger
 from federation.hub.pipeline import Fleet
-from federation.hub.policies import POLICY_GVKS, AnyPolicy, PolicyCache, selector_gvks
+from federation.hub.policies import POLICY_GVKS, AnyPolicy, PolicyCache
 from federation.hub.policy_status import PolicyStatus, PolicyStatusSettings
 from federation.hub.templates import TemplateWatcher
 from federation.informers import Handlers, InformerFactory, WorkQueue
@@ -152,47 +152,43 @@ class HubController:
         )
         #: Where each template is placed, as saved (the status writer reads it).
         self.placed = self.binder.placed
+        self.detector = Detector(
+            queue=self.queue,
+            template=self.templates.get,
+            keys_of=self.templates.keys_of,
+            all_keys=self.templates.all_keys,
+            placed=lambda: list(self.placed),
+            tracker=self.tracker,
+            policy_changed=self._one_policy_changed,
+            fleet_changed=self._fleet_changed,
+            failover_rate=self.settings.failover_rate,
+        )
         self.synced = anyio.Event()
         self.policies.subscribe(self._policy_changed)
-        registry.subscribe(self._fleet_changed)
+        registry.subscribe(self.detector.fleet_event)
 
-    # -- the detector: events → keys ---------------------------------------------------------
+    # -- the detector's hooks ------------------------------------------------------------
 
     def enqueue(self, key: ResourceKey) -> None:
         self.queue.add(key)
 
     def _template_event(self, key: ResourceKey) -> None:
-        self.enqueue(key)
-        for dependency in sorted(self.tracker.template_changed(key, self.templates.get(key))):
-            self.enqueue(dependency)
+        self.detector.template_event(key)
 
     def _policies_changed(self, pkeys: Iterable[PolicyKey]) -> None:
         self.policy_status.mark(*pkeys)
 
     def _policy_changed(self, old: AnyPolicy | None, new: AnyPolicy | None) -> None:
-        """Re-evaluate every template either version selects; watch newly selected kinds."""
-        gvks: set[GVK] = set()
-        for p in (old, new):
-            if p is not None:
-                gvks |= selector_gvks(p)
-                pkey = PolicyKey(p.kind, p.metadata.namespace or "", p.metadata.name)
-                self.binder.policy_changed(pkey)
-                self.policy_status.mark(pkey)
-        for key in self.templates.keys_of(gvks):
-            self.enqueue(key)
-        self._kinds_dirty.set()
+        self.detector.policy_event(old, new)
+        self._kinds_dirty.set()  # watch newly selected kinds
 
-    def _fleet_changed(self, change: FleetChange) -> None:
-        """The fleet changed: every placement may change. A failover is rate limited."""
+    def _one_policy_changed(self, pkey: PolicyKey) -> None:
+        self.binder.policy_changed(pkey)
+        self.policy_status.mark(pkey)
+
+    def _fleet_changed(self) -> None:
         self._fleet = None
         self.policy_status.mark_all()
-        if not change.failover:
-            for key in self.templates.all_keys():
-                self.enqueue(key)
-            return
-        # Spread the re-placements out at `failover_rate` per second.
-        for i, key in enumerate(sorted(self.placed)):
-            self.queue.add_after(key, i / self.settings.failover_rate)
 
     def member_status_changed(self, key: ResourceKey) -> None:
         """A member's copy of `key` changed: the status of the policy governing it may have."""
