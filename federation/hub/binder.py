@@ -175,19 +175,21 @@ class Binder:
             await self._unplace(key, orphan=self._orphans(key), gone=True)
             self._requeue(self.tracker.forget(key))
             return None
+        followers, waiting = self._followers(key)
         matched = match_template(
             template,
             policies=self.policies.propagation(),
-            followers=self._followers(key),
+            followers=followers,
             protection=self.protection(),
             sealer=self.sealer,
         )
         self.hooks.policies(self.ledger.note_losers(key, matched.losers))
         if _meta(template).get("deletionTimestamp"):
             return await self._delete(key, template)
-        if matched.winner is None and (waiting := self.tracker.pending(key)):
-            # A workload that references it has not been reconciled since the start: until it
-            # is (it re-queues this key), nobody knows where this dependency must stay.
+        if matched.winner is None and waiting:
+            # A workload that references it has not been reconciled since the start, or its
+            # policy is gone and it has not been reconciled since: until it is (it re-queues
+            # this key), nobody knows where this dependency must stay.
             log.debug("%s waits for %s", key, ", ".join(map(str, waiting)), extra=fields(key))
             return None
         governing = matched.governing
@@ -316,14 +318,18 @@ class Binder:
 
     # -- the inputs ----------------------------------------------------------------------------
 
-    def _followers(self, key: ResourceKey) -> list[Follower]:
-        """The workloads placed somewhere whose copies reference `key`, by key."""
+    def _followers(self, key: ResourceKey) -> tuple[list[Follower], list[ResourceKey]]:
+        """The workloads placed somewhere whose copies reference `key`, by key; and the
+        workloads it must wait for (see `reconcile`)."""
         out = []
+        waiting = self.tracker.pending(key)
         for workload, placed in self.tracker.followers(key):
             policy = self.policies.get(placed.policy)
             if isinstance(policy, PolicyLike):
                 out.append(Follower(str(workload), policy, placed.clusters))
-        return out
+            else:
+                waiting.append(workload)
+        return out, waiting
 
     def _orphans(self, key: ResourceKey) -> bool:
         """The deletionPolicy of the policy that governed `key` (kept until its finalizer goes)."""

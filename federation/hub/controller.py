@@ -217,6 +217,7 @@ class HubController:
         await self._watch_policies()
         await self._sync_kinds()
         await self.templates.wait_for_sync()
+        self.tracker.seal()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._kinds_loop)
             tg.start_soon(self.policy_status.run)

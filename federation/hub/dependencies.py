@@ -13,6 +13,10 @@ placed. Two facts decide it, and both are *replaced* on every change, never accu
   no order) waits for that workload (`pending`) instead of being removed from its members and
   re-created a moment later.
 
+A restart does not know what the saved copies of a workload reference until it reconciles it:
+until every workload listed at the start has been reconciled once (`seal` marks the end of
+the listing), a dependency no policy selects waits instead of leaving any cluster.
+
 A save is bracketed: `widen` before it (the union of the old and the new record, so a
 dependency reconciled meanwhile keeps every cluster either may hold) and `record` after it.
 """
@@ -26,6 +30,8 @@ from typing import Any
 from federation.hub.keys import PolicyKey, ResourceKey
 from federation.kube import GVK
 from federation.translate import DependencyRef, dependencies_of
+from federation.translate.dependencies import CONFIG_MAP, PERSISTENT_VOLUME_CLAIM, SECRET, SERVICE_ACCOUNT
+from federation.translate.podspec import pod_spec
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,14 @@ class Placed:
 
     def union(self, other: Placed) -> Placed:
         return Placed(self.policy, self.clusters | other.clusters, self.dependencies | other.dependencies)
+
+
+#: The kinds a workload can reference (`federation.translate.dependencies`), all core v1.
+DEPENDENCY_KINDS = frozenset({CONFIG_MAP, SECRET, SERVICE_ACCOUNT, PERSISTENT_VOLUME_CLAIM})
+
+
+def could_be_dependency(key: ResourceKey) -> bool:
+    return key.group == "" and key.kind in DEPENDENCY_KINDS
 
 
 def dependency_key(dep: DependencyRef) -> ResourceKey:
@@ -57,7 +71,15 @@ class DependencyTracker:
         self._widened: dict[ResourceKey, Placed] = {}
         self._holders: dict[ResourceKey, set[ResourceKey]] = {}
         self._refs: dict[ResourceKey, frozenset[ResourceKey]] = {}
-        self._referrers: dict[ResourceKey, set[ResourceKey]] = {}
+        #: Workloads not reconciled since the start, with every dependency any version seen
+        #: of their template references (and the reverse index).
+        self._unsettled: dict[ResourceKey, set[ResourceKey]] = {}
+        self._waiting: dict[ResourceKey, set[ResourceKey]] = {}
+        #: Until `seal`: every workload listed at the start, until reconciled (what its saved
+        #: copies reference is known only then); and the dependencies that waited for them.
+        self._sealed = False
+        self._initial: set[ResourceKey] = set()
+        self._blocked: set[ResourceKey] = set()
 
     # -- the hub's templates -------------------------------------------------------------------
 
@@ -66,19 +88,36 @@ class DependencyTracker:
         it referenced before or references now, if that changed."""
         new = references(template) if template is not None else frozenset()
         old = self._refs.get(workload, frozenset())
+        if not self._sealed and template is not None and pod_spec(template) is not None:
+            self._initial.add(workload)
+        if workload not in self._recorded and new:
+            # Not reconciled since the start: its saved copies may reference any version's.
+            seen = self._unsettled.setdefault(workload, set())
+            _reindex(self._waiting, workload, seen, seen | new)
+            seen |= new
         if new == old:
             return set()
-        _reindex(self._referrers, workload, old, new)
         if new:
             self._refs[workload] = new
         else:
             self._refs.pop(workload, None)
         return set(old ^ new)
 
+    def seal(self) -> None:
+        """The templates listed at the start have all been seen (the hub caches synced)."""
+        self._sealed = True
+
     def pending(self, dependency: ResourceKey) -> list[ResourceKey]:
-        """Workloads whose templates reference `dependency` but which this process has not
-        reconciled yet: until they are, nobody knows where the dependency must stay."""
-        return sorted(w for w in self._referrers.get(dependency, ()) if w not in self._recorded)
+        """The workloads `dependency` must wait for before it may leave a cluster: those not
+        reconciled since the start whose template references it (in any version seen), and,
+        until every workload listed at the start has been reconciled, all of those (a restart
+        does not know what their saved copies reference). It is re-queued when they are."""
+        if not could_be_dependency(dependency):
+            return []
+        waiting = set(self._waiting.get(dependency, ())) | self._initial
+        if self._initial:
+            self._blocked.add(dependency)
+        return sorted(waiting)
 
     # -- what saves placed ---------------------------------------------------------------------
 
@@ -98,9 +137,16 @@ class DependencyTracker:
         touched = set(_deps(before)) | set(_deps(widened)) | set(_deps(placed))
         self._recorded[workload] = placed
         self._index_holders(workload, widened or before, placed)
+        waited = self._unsettled.pop(workload, set())
+        _reindex(self._waiting, workload, waited, ())
+        if workload in self._initial:
+            self._initial.discard(workload)
+            if not self._initial:
+                waited |= self._blocked
+                self._blocked = set()
         if before == placed and widened is None:
-            return set()
-        return touched
+            return waited
+        return touched | waited
 
     def forget(self, workload: ResourceKey) -> set[ResourceKey]:
         """`workload` is gone from the hub and from the store: its record goes too."""

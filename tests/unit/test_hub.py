@@ -157,6 +157,14 @@ async def test_a_dependency_goes_with_the_last_workload_that_references_it() -> 
     assert clusters_of(hub, web) == set() and clusters_of(hub, cfg) == set()
 
 
+async def test_a_dependency_goes_when_its_workload_is_unplaced() -> None:
+    hub = FakeHub(fleet("m1", "m2"))
+    web, cfg = await _web_with_cfg(hub)
+    hub.delete_policy(propagation_policy("pp"))
+    await hub.drain()
+    assert clusters_of(hub, web) == set() and clusters_of(hub, cfg) == set()
+
+
 async def test_a_dependency_no_longer_referenced_goes() -> None:
     hub = FakeHub(fleet("m1", "m2"))
     web, cfg = await _web_with_cfg(hub)
@@ -206,7 +214,7 @@ async def test_at_start_a_dependency_reconciled_before_its_workload_is_not_unpla
 
 async def test_a_dependency_selected_by_its_own_policy_is_placed_by_it() -> None:
     hub = FakeHub(fleet("m1", "m2"))
-    web, cfg = await _web_with_cfg(hub)
+    _web, cfg = await _web_with_cfg(hub)
     hub.apply_policy(
         propagation_policy("cms", kind="ConfigMap", api_version="v1", placement={"clusterNames": ["m1"]})
     )
