@@ -16,6 +16,10 @@ I/O around it:
    tracker what is placed (which re-queues the dependencies whose followers changed).
 Deletion (our finalizer on the template) moves every work to deleting or orphaning per the
 policy's deletionPolicy, and releases the finalizer once the members are clean.
+
+(Past 400 lines because every store call of a template's reconcile is here, in the order it
+happens — registering, reading the previous decision, saving, unplacing, deleting — so the one
+place that writes a template's works reads top to bottom.)
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ constraint short of groups because a cluster is unreachable). A cluster out beca
 the policy asks (clusterNames, excludeClusters, a clusterSelector or a label that no longer
 matches, a NoExecute taint of someone's) loses its copy like any other cluster would: the
 members hold what the hub says, not what it once said.
+
+(Past 400 lines because the result types — `Matched`, `Copy`, `TemplatePlan` — live beside the
+rules that fill them; apart, each rule would be read without the shape of its answer.)
 """
 
 from __future__ import annotations
