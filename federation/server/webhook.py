@@ -3,11 +3,12 @@
 The hub apiserver POSTs an ``admission.k8s.io/v1`` AdmissionReview to ``/validate`` for every
 CREATE and UPDATE of our kinds (deploy/webhook/validatingwebhookconfiguration.yaml); schema and
 CEL validation have already passed by then. Refused here, each with a message naming the
-object and the field (`federation.server.admission` has the checks):
+object and the field (`federation.validation` has the checks, shared with ``federation plan``;
+this module is the HTTP and AdmissionReview edge around them):
 
 - any federation.io object the API models refuse (they say which field);
 - an OverridePolicy or ClusterOverridePolicy whose JSON patch fails on every template of a kind
-  it selects (`federation.server.patchcheck`);
+  it selects (`federation.validation.patchcheck`);
 - a ClusterPropagationPolicy with the priority of another one that can select the same
   resources (likewise two PropagationPolicies of one namespace): rule 4 would let age decide;
 - a MemberCluster whose ``spec.kubeconfigSecretRef`` is outside the controller's credentials
@@ -26,7 +27,7 @@ Whoever reaches the port can POST here, so a review costs bounded time and memor
   nested deeper than ``max_depth`` or any other malformed review a 400, never a 500.
 - **Time, off the event loop.** Decoding, parsing and every check run in worker threads (at
   most ``worker_threads`` at once), and each check is linear in the review's size with a cap
-  (`admission.PATCH_CHECK_MAX_WORK`) and a cooperative deadline (`patchcheck.Meter`): the event
+  (`validation.PATCH_CHECK_MAX_WORK`) and a cooperative deadline (`validation.Meter`): the event
   loop keeps answering /healthz and the controller keeps propagating. Past the 4 s budget the
   object is admitted with a warning, as ``failurePolicy: Ignore`` would admit it if this
   process were down.
@@ -85,9 +86,11 @@ from federation.metrics import (
     WEBHOOK_REQUEST_DURATION,
     WEBHOOK_REQUESTS,
 )
-from federation.server.admission import (
+from federation.server.limits import Clock, RejectionLog, TokenBucket
+from federation.validation import (
     PATCH_CHECK_MAX_WORK,
     Findings,
+    Meter,
     credentials_namespace_problems,
     local_problems,
     override_findings,
@@ -95,8 +98,6 @@ from federation.server.admission import (
     priority_conflicts,
     secret_problems,
 )
-from federation.server.limits import Clock, RejectionLog, TokenBucket
-from federation.server.patchcheck import Meter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -173,7 +174,7 @@ class WebhookSettings:
     queue_wait: float = 1.0
     #: Worker threads for decoding, parsing and checking (they share the GIL with the loop).
     worker_threads: int = 2
-    #: Work units a patch check may cost (`admission.PATCH_CHECK_MAX_WORK`).
+    #: Work units a patch check may cost (`validation.PATCH_CHECK_MAX_WORK`).
     max_patch_work: int = PATCH_CHECK_MAX_WORK
     #: JSON nesting a review may have (our objects need a few dozen levels at most).
     max_depth: int = 100
@@ -582,7 +583,7 @@ class ValidatingWebhook:
 
     async def _problems(self, obj: Mapping[str, Any], reads: _Reads, *, deadline: float) -> Findings:
         """What refuses ``obj``. Pure checks run in a worker thread (`_cpu`); hub reads go
-        through `reads`. A new check of one object alone goes in `admission.local_problems`."""
+        through `reads`. A new check of one object alone goes in `validation.local_problems`."""
 
         def parse_and_check_locally() -> tuple[TopLevelObject | None, list[str]]:
             parsed, problems = parse(obj, meter=Meter(deadline=deadline, clock=self.clock))
