@@ -24,7 +24,7 @@ import yaml
 from federation.api import ClusterEntry, load_clusters_file
 from federation.api.clustersfile import ClustersFile
 from federation.api.taints import Taint
-from federation.cli import run as run_command
+from federation.cli.run import run as run_command
 from federation.sealing import parse_key_file
 from federation.status import supports_hub_status
 from federation.status.aggregate import _COUNTERS as AGGREGATED_COUNTERS

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.cli import _leaves
+from federation.cli.root import _leaves
 from federation.errors import CheckBudgetError, ConfigError, StoreUnavailableError
 from federation.server import ServerConfig, ValidatingWebhook, WebhookSettings
 from federation.server.access import issued_by, load_issuers
