@@ -1,7 +1,7 @@
 """Wire one controller process: config, leader election, and the task group of everything.
 
     hub informers ─► HubController ─► Postgres works ─► ClusterPropagator (one per member)
-    member informers ─► ClusterPropagator ─► member_status, drift ─► StatusWriter ─► hub status
+    member informers ─► ClusterPropagator ─► drift, status.collect ─► StatusWriter ─► hub status
 
 Only the leader runs the controller; a standby waits on the advisory lock, serving /healthz
 and /readyz. Shutdown (SIGTERM, or losing leadership) cancels the task group: claims stop, each
@@ -29,7 +29,6 @@ from federation.clusters import UNREACHABLE_TAINT, ClusterRegistry, Member, Regi
 from federation.errors import ConfigError
 from federation.hub.controller import ControllerSettings, HubController
 from federation.hub.keys import ResourceKey
-from federation.hub.status_writer import StatusWriter
 from federation.informers import InformerFactory
 from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
@@ -43,6 +42,7 @@ from federation.server import (
     build_app,
     serve,
 )
+from federation.status.writer import StatusWriter
 from federation.store import ClusterRow, EventRow, Store, give_up_after
 from federation.store.url import asyncpg_dsn
 from federation.translate import SensitiveField, SensitiveFields

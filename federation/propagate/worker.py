@@ -8,8 +8,9 @@ woken by a hint when the hub side changed works of its cluster, and polls anyway
 
 It also watches, in the member, the objects this hub owns (one informer per kind, selected by
 our hub label) and turns what it sees into work: a managed field edited in the member (drift)
-or a copy deleted in the member makes the work due again; every status change becomes a
-`member_status` row (batched) and a mark for the hub's status writer.
+or a copy deleted in the member makes the work due again; every status change goes up through
+`federation.status.collect` (a `member_status` row, batched, and a mark for the hub's status
+writer).
 
 While the cluster is not ready nothing is claimed: its works wait, and complete when it is back.
 
@@ -48,16 +49,14 @@ from federation.metrics import (
     WORKS_BACKLOG,
 )
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
-from federation.status import assess
-from federation.status.bounds import ERROR_LIMIT, bounded_status, cut
+from federation.status.bounds import ERROR_LIMIT, cut
+from federation.status.collect import StatusCollector, StatusListener
 from federation.store import (
     ApplyResult,
     ClaimedWork,
     EventRow,
     EventType,
-    Health,
     IndexedWork,
-    MemberStatusRow,
     ObjectRef,
     ResourceId,
     Store,
@@ -69,8 +68,6 @@ from federation.translate.identity import Identity
 
 log = logging.getLogger(__name__)
 
-#: Told that a member copy of a resource changed (the hub's status writer coalesces these).
-StatusListener = Callable[[ResourceKey], None]
 #: Whether the cluster is ready now (from the registry's probes).
 ReadyCheck = Callable[[], bool]
 
@@ -138,7 +135,7 @@ class ClusterPropagator:
         )
         self._index: dict[ResourceKey, _Entry] = {}
         self._wake = anyio.Event()
-        self._statuses: dict[ResourceId, MemberStatusRow] = {}
+        self.statuses = StatusCollector(self.cluster, self.on_status)
         self._events: list[EventRow] = []
         self._requeues: list[tuple[_Entry, ResourceKey, str]] = []
         self._results: list[tuple[ApplyResult, Callable[[int], None] | None]] = []
@@ -443,36 +440,26 @@ class ClusterPropagator:
         entry = self._index.get(key)
         if entry is None or owner_hub(obj) != self.hub_id:
             return
-        a = assess(obj)
-        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
-        self._statuses[entry.resource_id] = MemberStatusRow(
-            resource_id=entry.resource_id,
-            cluster=self.cluster,
-            status=bounded_status(status or {}),
-            health=Health(a.health.value),
-            observed_generation=a.observed_generation,
-            member_resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")) or None,
-            health_reason=cut(a.reason),
-        )
+        self.statuses.seen(entry.resource_id, key, obj)
         self._flush.set()
-        self.on_status(key)
         if entry.state != WorkState.APPLIED or entry.baseline is None or entry.unreadable:
             return
         if (
             desired_hash(obj) != entry.desired_hash
             or self.applier.baseline(obj, entry.desired) != entry.baseline
         ):
-            self._spawn_requeue(entry, key, why="managed fields changed in the member (drift)")
+            self._defer_requeue(entry, key, why="managed fields changed in the member (drift)")
 
     def _gone(self, obj: Obj) -> None:
         key = _object_key(obj)
         entry = self._index.get(key)
         if entry is not None and entry.state == WorkState.APPLIED:
-            self._spawn_requeue(entry, key, why="deleted in the member")
+            self._defer_requeue(entry, key, why="deleted in the member")
         if entry is not None:
-            self.on_status(key)
+            self.statuses.gone(key)
 
-    def _spawn_requeue(self, entry: _Entry, key: ResourceKey, *, why: str) -> None:
+    def _defer_requeue(self, entry: _Entry, key: ResourceKey, *, why: str) -> None:
+        """`_requeue` from an informer callback, which cannot await: the flush loop does it."""
         entry.state = WorkState.PENDING  # until the claim brings the real row
         self._requeues.append((entry, key, why))
         self._flush.set()
@@ -504,7 +491,7 @@ class ClusterPropagator:
             requeues, self._requeues = self._requeues, []
             for entry, key, why in requeues:
                 await self._requeue(entry, key, why=why)
-            statuses, self._statuses = list(self._statuses.values()), {}
+            statuses = self.statuses.take()
             events, self._events = self._events, []
             try:
                 if statuses:
