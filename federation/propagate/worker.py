@@ -36,6 +36,7 @@ from federation.clusters import Member
 from federation.errors import KubeError, StoreError, VersionConflictError
 from federation.hub.keys import ResourceKey
 from federation.informers import Handlers, Informer
+from federation.informers.ratelimit import exponential
 from federation.kube import GVK, Obj
 from federation.logs import RECONCILE_ID
 from federation.metrics import (
@@ -60,7 +61,9 @@ from federation.store import (
     ObjectRef,
     ResourceId,
     Store,
+    WorkId,
     WorkState,
+    give_up_after,
 )
 from federation.tracing import span
 from federation.translate import OWNERSHIP, Secrecy
@@ -142,6 +145,7 @@ class ClusterPropagator:
         self._results_ready = anyio.Event()
         self._flush = anyio.Event()
         self._in_flight = 0
+        self._unstarted: set[WorkId] = set()
         self._stopping = False
         self.loaded = anyio.Event()
         self._extra = {"cluster": self.cluster}
@@ -156,18 +160,36 @@ class ClusterPropagator:
     # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Until cancelled. A crash (a bug) is raised after what finished is recorded and the
+        works claimed but not started are released: the next propagator of this member
+        (`federation.propagate.fleet` restarts one) claims them at once, not a lease later."""
         await self._load_index()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._flush_loop)
-            tg.start_soon(self._record_loop)
-            tg.start_soon(self._check_after_sync)
-            try:
-                await self._claim_loop()
-            finally:
-                self._stopping = True
-                tg.cancel_scope.cancel()
-                with anyio.CancelScope(shield=True):
-                    await self._write_results()  # what finished during the shutdown
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._flush_loop)
+                tg.start_soon(self._record_loop)
+                tg.start_soon(self._check_after_sync)
+                try:
+                    await self._claim_loop()
+                finally:
+                    self._stopping = True
+                    tg.cancel_scope.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await self._write_results()  # what finished during the shutdown
+        except Exception:
+            with anyio.CancelScope(shield=True):
+                await self._release_unstarted()
+            raise
+
+    async def _release_unstarted(self) -> None:
+        unstarted, self._unstarted = list(self._unstarted), set()
+        if not unstarted:
+            return
+        try:
+            with give_up_after(2.0):  # the crash is reported and the restart scheduled meanwhile
+                await self.store.release_claims(self.holder, work_ids=unstarted)
+        except StoreError as exc:
+            log.warning("releasing %d claims failed: %s", len(unstarted), exc, extra=self._extra)
 
     async def _load_index(self) -> None:
         for w in await self.store.work_index(self.cluster):
@@ -254,6 +276,7 @@ class ClusterPropagator:
                         entry = self._remember(work)
                         entry.queued_at = anyio.current_time()
                         await self._watch(GVK.of(work.desired))
+                        self._unstarted.add(work.id)
                         tg.start_soon(self._process, work, limiter)
                     if len(claimed) == self.settings.batch:
                         continue  # a backlog: claim the next batch at once
@@ -265,6 +288,7 @@ class ClusterPropagator:
 
     async def _process(self, work: ClaimedWork, limiter: anyio.CapacityLimiter) -> None:
         async with limiter:
+            self._unstarted.discard(work.id)
             self._in_flight += 1
             started = anyio.current_time()
             try:
@@ -281,7 +305,13 @@ class ClusterPropagator:
         RECONCILE_ID.set(f"work-{work.id}-v{work.version}")
         with span("apply", cluster=self.cluster, kind=key.kind, namespace=key.namespace, name=key.name,
                   state=work.state.value):  # fmt: skip
-            outcome = await self._outcome(work)
+            try:
+                outcome = await self._outcome(work)
+            except Exception:
+                # A bug on one work is contained to it, as `federation.runtime` does for a key:
+                # logged with its traceback, and retried with backoff like a transient error.
+                log.exception("%s: applying crashed", key, extra=self._extra)
+                outcome = Outcome(Result.RETRY, "the controller failed on this work (a bug, see its log)")
         if self.secrecy is not None and outcome.result in (Result.FAILED, Result.RETRY, Result.CONFLICT):
             # A member's error may quote what it refused (a schema check echoes the value): it
             # goes to last_error, events and the API, so never with a sensitive value in it.
@@ -389,7 +419,7 @@ class ClusterPropagator:
                 entry.state = WorkState.FAILED
             return
         # RETRY: the same state, again later, with per-work exponential backoff and jitter.
-        delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** min(work.attempts, 20))
+        delay = exponential(self.settings.retry_base, self.settings.retry_cap, work.attempts)
         delay *= 0.5 + self.rng.random() / 2
         self._submit(
             ApplyResult(
