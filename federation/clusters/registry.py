@@ -6,6 +6,13 @@ connection (a `KubeClient`, its `Discovery`, and the `InformerFactory` every mem
 of that cluster goes through), probes `/readyz` periodically, and publishes what placement needs
 as `ClusterSnapshot`s. Subscribers are told when the fleet changes (a cluster joined or left,
 became ready or not, crossed the failover grace period, or changed labels or taints).
+
+MemberClusters are reconciled by name, level-based (`federation.runtime.run_workers` over a
+`WorkQueue[str]`): the informer only says which name may have changed; the reconcile reads the
+object from the informer's cache — absent means deleted — and moves the registry toward it
+(join, reconnect on new credentials, labels and taints, drain behind the finalizer, leave). A
+burst of updates is one reconcile; a deletion and a re-creation under the same name are told
+apart by the object's uid.
 """
 
 from __future__ import annotations
@@ -26,17 +33,21 @@ from federation.clusters.changes import FleetChange, FleetChangeKind, FleetListe
 from federation.clusters.drain import ABANDONED, DrainHooks, finalizer_patch, forced, has_finalizer
 from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
 from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
-from federation.informers import Handlers, InformerFactory
+from federation.informers import Handlers, Informer, InformerFactory, WorkQueue
 from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
 from federation.metrics import CLUSTER_READY
 from federation.placement import Allocatable, ClusterSnapshot
+from federation.runtime import run_workers
+from federation.runtime.workers import process
 from federation.status.bounds import cut
 
 log = logging.getLogger(__name__)
 
 MEMBERCLUSTER_GVK = GVK("federation.io", "v1alpha1", "MemberCluster")
 SECRET_GVK = GVK("", "v1", "Secret")
+#: The MemberCluster loop's name in metrics and log lines.
+_LOOP = "member-clusters"
 
 
 @dataclass
@@ -110,6 +121,9 @@ class ClusterRegistry:
         self._status_written: dict[str, tuple[str, float]] = {}
         self._unreachable: set[str] = set()
         self._credentials: dict[str, tuple[str, str]] = {}
+        self._member_clusters: Informer | None = None
+        #: Names of MemberClusters that may have changed (level-based: see the module docstring).
+        self.queue: WorkQueue[str] = WorkQueue(_LOOP, clock=self.clock)
         self.loaded = anyio.Event()
 
     # -- what others read ------------------------------------------------------------
@@ -228,43 +242,42 @@ class ClusterRegistry:
                 f"the hub does not serve {MEMBERCLUSTER_GVK.api_version} MemberCluster: {exc}",
                 hint="install the CRDs: kubectl apply -f deploy/crds/",
             ) from exc
-        informer = self.hub_factory.informer(res)
-        pending: list[Obj] = []
-        wake = anyio.Event()
+        self._member_clusters = informer = self.hub_factory.informer(res)
 
         def changed(obj: Obj) -> None:
-            pending.append(obj)
-            wake.set()
+            self.queue.add(str((obj.get("metadata") or {}).get("name")))
 
-        informer.add_handler(
-            Handlers(
-                on_add=changed,
-                on_update=lambda _o, n: changed(n),
-                on_delete=lambda o: changed({**o, "$deleted": True}),
-            )
-        )
+        informer.add_handler(Handlers(on_add=changed, on_update=lambda _o, n: changed(n), on_delete=changed))
         assert self._tg is not None
-
-        async def apply_changes() -> None:
-            nonlocal wake
-            while True:
-                await wake.wait()
-                wake = anyio.Event()
-                while pending:
-                    await self._on_member_cluster(pending.pop(0))
-
         await informer.wait_for_sync()
-        while pending:  # the initial list: connect before the first probe
-            await self._on_member_cluster(pending.pop(0))
-        self._tg.start_soon(apply_changes)
+        # The initial list, before the first probe (and before `loaded`): connected at once.
+        reconcile, queue = self.reconcile_member_cluster, self.queue
+        while (name := queue.get_nowait()) is not None:
+            try:
+                await process(queue, reconcile, name, name=_LOOP, describe=_fields)
+            finally:
+                queue.done(name)
+        self._tg.start_soon(self._reconcile_member_clusters)
 
-    async def _on_member_cluster(self, obj: Obj) -> None:
-        name = str((obj.get("metadata") or {}).get("name"))
-        credentials_changed = self._note_credentials(name, None if obj.get("$deleted") else _secret_key(obj))
+    async def _reconcile_member_clusters(self) -> None:
+        await run_workers(self.queue, self.reconcile_member_cluster, name=_LOOP, describe=_fields)
+
+    async def reconcile_member_cluster(self, name: str) -> None:
+        """Bring the registry's member `name` in line with its MemberCluster as cached now."""
+        assert self._member_clusters is not None
+        await self._on_member_cluster(name, self._member_clusters.store.get(name))
+
+    async def _on_member_cluster(self, name: str, obj: Obj | None) -> None:
+        """`obj` None: the MemberCluster is gone."""
+        credentials_changed = self._note_credentials(name, None if obj is None else _secret_key(obj))
         existing = self._members.get(name)
         if existing is not None and not existing.from_hub:
             existing = None  # a clusters-file entry of the same name is not this object's
-        if obj.get("$deleted") or (
+        if existing is not None and obj is not None and _uid(existing.seen) not in (None, _uid(obj)):
+            # Deleted and created again since we last looked: the old one left first.
+            await self._forget(existing)
+            existing = None
+        if obj is None or (
             (obj.get("metadata") or {}).get("deletionTimestamp")
             and not (self.drain is not None and has_finalizer(obj))
         ):
@@ -503,7 +516,7 @@ class ClusterRegistry:
         h = self.health.get(m.name)
         key = f"{h.ready}|{h.reason}|{h.version}"
         last = self._status_written.get(m.name)
-        now = time.monotonic()
+        now = self.clock.now()
         if last is not None and last[0] == key and now - last[1] < self.settings.status_refresh:
             return
         stamp = _now()
@@ -537,6 +550,15 @@ def _validated(obj: Obj) -> MemberCluster | None:
     except FederationError as exc:
         log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
         return None
+
+
+def _uid(obj: Obj | None) -> str | None:
+    uid = None if obj is None else (obj.get("metadata") or {}).get("uid")
+    return None if uid is None else str(uid)
+
+
+def _fields(name: str) -> dict[str, str]:
+    return {"cluster": name}
 
 
 def _secret_key(obj: Obj) -> tuple[str, str, str] | None:
