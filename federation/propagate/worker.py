@@ -146,6 +146,7 @@ class ClusterPropagator:
         self._flush = anyio.Event()
         self._in_flight = 0
         self._unstarted: set[WorkId] = set()
+        self._unwatch: list[Callable[[], None]] = []
         self._stopping = False
         self.loaded = anyio.Event()
         self._extra = {"cluster": self.cluster}
@@ -162,9 +163,10 @@ class ClusterPropagator:
     async def run(self) -> None:
         """Until cancelled. A crash (a bug) is raised after what finished is recorded and the
         works claimed but not started are released: the next propagator of this member
-        (`federation.propagate.fleet` restarts one) claims them at once, not a lease later."""
-        await self._load_index()
+        (`federation.propagate.fleet` restarts one) claims them at once, not a lease later.
+        Either way our handlers leave the member's informers, which outlive us."""
         try:
+            await self._load_index()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flush_loop)
                 tg.start_soon(self._record_loop)
@@ -180,6 +182,9 @@ class ClusterPropagator:
             with anyio.CancelScope(shield=True):
                 await self._release_unstarted()
             raise
+        finally:
+            for remove in self._unwatch:
+                remove()
 
     async def _release_unstarted(self) -> None:
         unstarted, self._unstarted = list(self._unstarted), set()
@@ -222,10 +227,11 @@ class ClusterPropagator:
         except KubeError:
             return  # not served (yet): the work will fail or retry and we try again then
         informer = self.member.factory.informer(res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}")
-        informer.add_handler(
+        remove = informer.add_handler(
             Handlers(on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone),
             resync=False,
         )
+        self._unwatch.append(remove)
         self._informers[gvk] = informer
 
     def _lookup(self, gvk: GVK, namespace: str | None, name: str) -> Obj | None:
