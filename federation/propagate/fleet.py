@@ -21,9 +21,9 @@ import anyio
 import anyio.abc
 
 from federation.clusters import Member
-from federation.hub.keys import ResourceKey
 from federation.informers import Clock
 from federation.kube import Obj
+from federation.kube.keys import ResourceKey
 from federation.runtime import supervise
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from federation.hub.keys import ResourceKey
 from federation.kube import Obj
+from federation.kube.keys import ResourceKey
 from federation.status.bounds import bounded_status, cut
 from federation.status.health import assess
 from federation.store import Health, MemberStatusRow, ResourceId

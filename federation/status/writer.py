@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError
-from federation.hub.keys import ResourceKey
 from federation.informers import Clock, RealClock, WorkQueue
 from federation.informers.ratelimit import ItemExponentialLimiter
 from federation.kube import GVK, Discovery, KubeClient, Obj
+from federation.kube.keys import ResourceKey
 from federation.metrics import STATUS_WRITE_ERRORS, STATUS_WRITES
 from federation.runtime import run_workers
 from federation.status.aggregate import aggregate_status, merge_conditions, supports_hub_status
