@@ -294,7 +294,6 @@ class ClusterPropagator:
 
     async def _process(self, work: ClaimedWork, limiter: anyio.CapacityLimiter) -> None:
         async with limiter:
-            self._unstarted.discard(work.id)
             self._in_flight += 1
             started = anyio.current_time()
             try:
@@ -307,6 +306,7 @@ class ClusterPropagator:
 
     async def _process_one(self, work: ClaimedWork) -> None:
         key = _object_key(work.desired)
+        self._unstarted.discard(work.id)  # started: recorded or retried, never just dropped
         writes_before = self.applier.writes
         RECONCILE_ID.set(f"work-{work.id}-v{work.version}")
         with span("apply", cluster=self.cluster, kind=key.kind, namespace=key.namespace, name=key.name,
