@@ -128,6 +128,8 @@ class ClusterPropagator:
         assert self.member.client is not None and self.member.discovery is not None
         self.cluster = self.member.name
         self._informers: dict[GVK, Informer] = {}
+        self._unwatch: list[Callable[[], None]] = []  # takes our handlers off them
+        self._unstarted: set[WorkId] = set()  # claimed, not started: released on a crash
         self.applier = Applier(
             cluster=self.cluster,
             client=self.member.client,
@@ -145,8 +147,6 @@ class ClusterPropagator:
         self._results_ready = anyio.Event()
         self._flush = anyio.Event()
         self._in_flight = 0
-        self._unstarted: set[WorkId] = set()
-        self._unwatch: list[Callable[[], None]] = []
         self._stopping = False
         self.loaded = anyio.Event()
         self._extra = {"cluster": self.cluster}
