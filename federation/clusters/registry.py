@@ -13,11 +13,17 @@ object from the informer's cache — absent means deleted — and moves the regi
 (join, reconnect on new credentials, labels and taints, drain behind the finalizer, leave). A
 burst of updates is one reconcile; a deletion and a re-creation under the same name are told
 apart by the object's uid.
+
+Why one module of this length: joining, leaving, connecting and probing all write one table of
+members and tell one list of listeners, in an order that matters (a cluster that leaves has its
+works recorded abandoned before placement hears of it). What has a job of its own is beside it:
+`credentials` (the kubeconfig Secret, behind its trust boundary), `drain` (the finalizer's
+patches), `health` (the probe history and the failover grace period), `changes` (what the
+listeners are told).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import time
@@ -30,9 +36,10 @@ import anyio
 
 from federation.api import ClusterEntry, MemberCluster, Taint
 from federation.clusters.changes import FleetChange, FleetChangeKind, FleetListener
+from federation.clusters.credentials import connect_from_secret
 from federation.clusters.drain import ABANDONED, DrainHooks, finalizer_patch, forced, has_finalizer
 from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
-from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
+from federation.errors import ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.informers import Handlers, Informer, InformerFactory, WorkQueue
 from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
@@ -45,7 +52,6 @@ from federation.status.bounds import cut
 log = logging.getLogger(__name__)
 
 MEMBERCLUSTER_GVK = GVK("federation.io", "v1alpha1", "MemberCluster")
-SECRET_GVK = GVK("", "v1", "Secret")
 #: The MemberCluster loop's name in metrics and log lines.
 _LOOP = "member-clusters"
 
@@ -421,44 +427,18 @@ class ClusterRegistry:
             )
 
     async def _connect_from_secret(self, member: Member, mc: MemberCluster) -> None:
-        ref = mc.spec.kubeconfig_secret_ref
         try:
-            if ref is None:
-                raise FederationError(f"MemberCluster {member.name}: spec.kubeconfigSecretRef is not set")
-            allowed = self.settings.credentials_namespaces
-            if allowed is not None and ref.namespace not in allowed:
-                raise FederationError(
-                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef.namespace: {ref.namespace} "
-                    f"is not a credentials namespace of this controller ({', '.join(sorted(allowed))}); "
-                    "member kubeconfigs are read only from those",
-                    hint="move the Secret, or start the controller with --credentials-namespace",
-                )
-            assert self.hub is not None and self.hub_discovery is not None
-            secrets = await self.hub_discovery.resource_for(SECRET_GVK)
-            try:
-                secret = await self.hub.get(secrets, ref.name, ref.namespace)
-            except ApiError as exc:
-                raise FederationError(
-                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef: "
-                    f"Secret {ref.namespace}/{ref.name}: {exc}"
-                ) from exc
-            data = (secret.get("data") or {}).get(ref.key)
-            if data is None:
-                raise FederationError(
-                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef.key: "
-                    f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
-                )
-            text = base64.b64decode(data).decode()
-            client = await KubeClient.connect(
-                member.name,
-                kubeconfig_data=text,
-                context=mc.spec.context,
-                source=f"Secret {ref.namespace}/{ref.name} key {ref.key}",
+            client = await connect_from_secret(
+                mc,
+                hub=self.hub,
+                hub_discovery=self.hub_discovery,
+                allowed=self.settings.credentials_namespaces,
             )
-            self._attach(member, client)
         except FederationError as exc:
             member.connect_error = str(exc)
             log.error("cannot connect to cluster %s: %s", member.name, exc, extra={"cluster": member.name})
+            return
+        self._attach(member, client)
 
     # -- probing -------------------------------------------------------------------------
 

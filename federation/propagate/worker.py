@@ -18,6 +18,12 @@ A work whose sealed values do not open (`ClaimedWork.sealing_error`: the key fil
 that sealed it, or the row was altered) is not applied: it is retried with backoff, its
 `last_error` saying why, until the controller is given the key; it can still be deleted or
 orphaned (its identity is never sealed), and its member copy is not checked for drift.
+
+Why one module of this length: the claim loop, the member informers and the batched writes all
+read and update one in-memory index of the member's works (what a member object maps to, and in
+which state), under one event loop and without locks. The parts with a job of their own are
+beside it: `applier` (one member write and its conflict rules), `drift`, `fleet` (one
+supervised propagator per member) and `federation.status.collect` (status up).
 """
 
 from __future__ import annotations
