@@ -40,10 +40,10 @@ import anyio
 
 from federation.clusters import Member
 from federation.errors import KubeError, StoreError, VersionConflictError
-from federation.hub.keys import ResourceKey
 from federation.informers import Handlers, Informer
 from federation.informers.ratelimit import exponential
 from federation.kube import GVK, Obj
+from federation.kube.keys import ResourceKey
 from federation.logs import RECONCILE_ID
 from federation.metrics import (
     APPLY_DURATION,
