@@ -89,7 +89,7 @@ def give_up_after(seconds: float) -> Iterator[None]:
 async def retrying(
     attempt: Callable[[], Awaitable[T]],
     *,
-    what: str,
+    what: str | Callable[[], str],
     target: str,
     policy: RetryPolicy,
     clock: Clock = time.monotonic,
@@ -100,7 +100,8 @@ async def retrying(
 ) -> T:
     """Run `attempt` until it succeeds, a non-retryable error occurs, or the deadline passes.
 
-    `what` (the table and key) and `target` (``host:port/db``) name the operation in errors.
+    `what` (the table and key) and `target` (``host:port/db``) name the operation in errors;
+    `what` may be a function that says it, called only when an error is raised.
     `on_fault` is called for every connection fault (the store turns unhealthy), `on_success`
     after a successful attempt (healthy again). Non-retryable errors are raised at once as a
     `StoreError`; when the deadline passes the last fault is raised as `StoreUnavailableError`
@@ -114,7 +115,7 @@ async def retrying(
             result = await attempt()
         except Exception as exc:
             if not faults.is_retryable(exc):
-                raise faults.translate(exc, what=what, target=target) from exc
+                raise faults.translate(exc, what=_said(what), target=target) from exc
             connection_fault = faults.is_connection_fault(exc)
             if connection_fault and on_fault is not None:
                 on_fault(exc)
@@ -128,10 +129,14 @@ async def retrying(
                 remaining = min(remaining, give_up_at - time.monotonic())
             if remaining <= 0:
                 if connection_fault:
-                    raise faults.unavailable(exc, what=what, target=target) from exc
-                raise faults.translate(exc, what=what, target=target) from exc
+                    raise faults.unavailable(exc, what=_said(what), target=target) from exc
+                raise faults.translate(exc, what=_said(what), target=target) from exc
             await sleep(min(policy.delay(failures, rng), remaining))
         else:
             if on_success is not None:
                 on_success()
             return result
+
+
+def _said(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()

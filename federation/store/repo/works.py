@@ -382,8 +382,8 @@ async def release_claims(conn: Connection, holder: str, *, work_ids: Sequence[Wo
 
 
 async def release_foreign_claims(conn: Connection, holder: str) -> int:
-    """Release every claim not held by `holder` (a new leader's first act: the previous
-    leader is gone, and its leases would otherwise hold its works until they expire)."""
+    """Release every claim not held by `holder` (a new leader's first act, and only a leader's:
+    the previous leader is gone, and its leases would otherwise hold its works until they expire)."""
     return rowcount(await conn.execute(RELEASE_FOREIGN, holder))
 
 
