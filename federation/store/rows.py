@@ -173,7 +173,7 @@ class ClaimedWork:
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """One outcome for `Store.record_apply_results` (the bulk `record_apply_result`)."""
+    """One outcome for `Store.record_apply_results`: what an apply of the work at `version` did."""
 
     work_id: WorkId
     version: int

@@ -376,7 +376,6 @@ class Store:
     upsert_policy = unit_of_work(policies.upsert_policy, "policies {row.kind} {row.namespace}/{row.name}")
     delete_policy = unit_of_work(policies.delete_policy, "policies {kind} {namespace}/{name}")
 
-    record_apply_result = unit_of_work(works.record_apply_result, "works id={work_id}")
     record_apply_results = unit_of_work(
         works.record_apply_results, lambda rows: f"works ({len(rows)} results)"
     )

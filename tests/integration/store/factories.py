@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from federation.store import (
+    ApplyResult,
     ClusterRow,
     Decision,
     DesiredWork,
@@ -133,16 +134,22 @@ async def build_fleet(store: Store) -> tuple[ResourceId, ResourceId, ResourceId]
         (config, M3): WorkState.APPLIED,
     }
     for cluster in (M1, M2, M3):
+        results = []
         for work in await store.claim_due_works(cluster, holder="w", limit=10, lease_seconds=60):
             state = outcome[(work.resource_id, cluster)]
             failed = state is WorkState.FAILED
-            await store.record_apply_result(
-                work.id,
-                version=work.version,
-                state=state,
-                error="500 from apiserver" if failed else None,
-                next_attempt_at=datetime.now(UTC) - timedelta(minutes=1) if failed else None,
+            results.append(
+                ApplyResult(
+                    work.id,
+                    work.version,
+                    state,
+                    error="500 from apiserver" if failed else None,
+                    next_attempt_at=datetime.now(UTC) - timedelta(minutes=1) if failed else None,
+                )
             )
+        # One batch a cluster, as its propagator writes them.
+        recorded = await store.record_apply_results(results)
+        assert None not in recorded.values() and len(recorded) == 2
     # config is taken away from M3.
     await store.save_placement(
         config,

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from federation.errors import StoreError
-from federation.store import Decision, DesiredWork, ResourceId, Store, WorkState
+from federation.store import ApplyResult, Decision, DesiredWork, ResourceId, Store, WorkState
 from federation.store.db import init_connection
 from federation.store.repo import placements
 from tests.integration.store.factories import deployment, desired, placed_resource, resource_row
@@ -130,11 +130,11 @@ async def test_an_identical_save_takes_no_transaction_id(
 
 async def test_a_changed_manifest_rewrites_only_that_work(store: Store, database_url: str) -> None:
     rid = await placed_resource(store, "web", CLUSTERS)
-    await store.record_apply_result(
-        (await store.claim_due_works("member-2", holder="w", limit=1, lease_seconds=30))[0].id,
-        version=2,
-        state=WorkState.APPLIED,
-    )
+    (claimed,) = await store.claim_due_works("member-2", holder="w", limit=1, lease_seconds=30)
+    assert claimed.version == 2
+    assert await store.record_apply_results([ApplyResult(claimed.id, 2, WorkState.APPLIED)]) == {
+        claimed.id: 3
+    }
     before = {w["cluster"]: w for w in (await row_versions(database_url, rid))["works"]}
     assert before["member-2"]["state"] == "applied" and before["member-2"]["next_attempt_at"] is None
 
