@@ -36,14 +36,21 @@ from federation.store import faults
 T = TypeVar("T")
 
 
-class Clock(Protocol):
-    """Monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
+class Monotonic(Protocol):
+    """Monotonic seconds: ``time.monotonic`` in production, a fake in tests.
+
+    Not a third clock type beside `federation.informers.clock.Clock`: only the shape of the two
+    functions the retry loop calls, which that clock's bound ``now`` and ``sleep`` have too
+    (``Store.connect(url, clock=fake.now, sleep=fake.sleep)`` type-checks). The store may import
+    nothing of ours but `federation.errors` (an import-linter contract that keeps it the bottom
+    layer), so it names the shape it needs rather than import the class.
+    """
 
     def __call__(self) -> float: ...
 
 
 class Sleep(Protocol):
-    """Wait that many seconds (``anyio.sleep`` in production, a fake in tests)."""
+    """Wait that many seconds: ``anyio.sleep`` in production, a fake in tests (see `Monotonic`)."""
 
     def __call__(self, seconds: float, /) -> Awaitable[None]: ...
 
@@ -92,7 +99,7 @@ async def retrying(
     what: str | Callable[[], str],
     target: str,
     policy: RetryPolicy,
-    clock: Clock = time.monotonic,
+    clock: Monotonic = time.monotonic,
     sleep: Sleep = anyio.sleep,
     rng: random.Random | None = None,
     on_fault: Callable[[BaseException], None] | None = None,

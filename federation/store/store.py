@@ -51,7 +51,7 @@ from federation.store.repo import (
     works,
 )
 from federation.store.repo.works import HeldWork
-from federation.store.retry import Clock, RetryPolicy, Sleep, retrying
+from federation.store.retry import Monotonic, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
     ClaimedWork,
     ClusterRow,
@@ -125,7 +125,7 @@ class Store:
         *,
         target: str,
         settings: StoreSettings,
-        clock: Clock,
+        clock: Monotonic,
         sleep: Sleep,
         on_health_change: HealthListener | None,
         sealer: Sealer | None = None,
@@ -149,7 +149,7 @@ class Store:
         *,
         settings: StoreSettings | None = None,
         on_health_change: HealthListener | None = None,
-        clock: Clock = time.monotonic,
+        clock: Monotonic = time.monotonic,
         sleep: Sleep = anyio.sleep,
         sealer: Sealer | None = None,
     ) -> Store:
