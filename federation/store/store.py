@@ -10,6 +10,9 @@ Most of its methods are a repository function bound as such a unit of work, decl
 line with `unit_of_work` (see `federation.store.unit`): the signature and docstring are the
 repository function's. The methods written out are those that do more than pass a call through,
 each saying what: sealing on the way in, opening on the way out, chunked bulk writes, batches.
+The module is over 400 lines because it is the store's whole surface in one class: some 40
+one-line declarations, and beside them only what needs the pool, the retry and the sealer
+together (the SQL is in `repo/`, the retry loop in `retry`, the binding in `unit`).
 
 It is also where sensitive values are sealed and opened (`federation.store.sealing`): the
 templates and desired manifests given to it are sealed by its `Sealer` before they are sent to
