@@ -137,7 +137,7 @@ def test_kube_and_informers_api() -> None:
             "RealClock",
             "Reflector",
             "ReflectorSink",
-            "Store",
+            "Indexer",
             "TokenBucketLimiter",
             "WorkQueue",
             "by_label",
