@@ -90,8 +90,10 @@ class PolicyRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """One candidate cluster of a placement: chosen or not, and why."""
+class ClusterDecision:
+    """One candidate cluster of a placement: chosen or not, and why (a `placement_decisions`
+    row). Not the placement engine's `Decision`, the whole decision, which the hub renders
+    into one of these per candidate cluster."""
 
     cluster: str
     chosen: bool

@@ -57,8 +57,8 @@ from federation.store.repo.works import HeldWork
 from federation.store.retry import Monotonic, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
     ClaimedWork,
+    ClusterDecision,
     ClusterRow,
-    Decision,
     DesiredWork,
     IndexedWork,
     MemberStatusRow,
@@ -438,7 +438,7 @@ class Store:
         resource_id: ResourceId,
         *,
         policy_id: PolicyId | None,
-        decisions: Sequence[Decision],
+        decisions: Sequence[ClusterDecision],
         desired_works: Sequence[DesiredWork],
         unschedulable: str | None = None,
         orphan: bool = False,

@@ -47,7 +47,7 @@ def test_store_api() -> None:
             "ClaimedWork",
             "ClusterRow",
             "ClusterStatus",
-            "Decision",
+            "ClusterDecision",
             "DesiredWork",
             "EventRow",
             "EventType",

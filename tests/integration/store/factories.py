@@ -10,8 +10,8 @@ import orjson
 
 from federation.store import (
     ApplyResult,
+    ClusterDecision,
     ClusterRow,
-    Decision,
     DesiredWork,
     EventRow,
     EventType,
@@ -69,7 +69,7 @@ async def placed_resource(
     await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision(cluster=c, chosen=True, replicas=replicas) for c in clusters],
+        decisions=[ClusterDecision(cluster=c, chosen=True, replicas=replicas) for c in clusters],
         desired_works=[desired(c, manifest) for c in clusters],
     )
     return rid
@@ -114,11 +114,11 @@ async def build_fleet(store: Store) -> tuple[ResourceId, ResourceId, ResourceId]
             resource_row("lonely"),
         ]
     )
-    everywhere = [Decision(cluster=c, chosen=True) for c in (M1, M2, M3)]
+    everywhere = [ClusterDecision(cluster=c, chosen=True) for c in (M1, M2, M3)]
     await store.save_placement(
         web,
         policy_id=None,
-        decisions=[Decision(cluster=c, chosen=True, replicas=3) for c in (M1, M2, M3)],
+        decisions=[ClusterDecision(cluster=c, chosen=True, replicas=3) for c in (M1, M2, M3)],
         desired_works=[desired(c, deployment("web", replicas=3)) for c in (M1, M2, M3)],
     )
     await store.save_placement(
@@ -154,7 +154,7 @@ async def build_fleet(store: Store) -> tuple[ResourceId, ResourceId, ResourceId]
     await store.save_placement(
         config,
         policy_id=None,
-        decisions=[*everywhere[:2], Decision(cluster=M3, chosen=False, reason="label mismatch")],
+        decisions=[*everywhere[:2], ClusterDecision(cluster=M3, chosen=False, reason="label mismatch")],
         desired_works=[desired(c, CONFIG) for c in (M1, M2)],
     )
     await store.upsert_member_statuses(

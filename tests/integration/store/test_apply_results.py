@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from federation.errors import StoreError
-from federation.store import ApplyResult, ClaimedWork, Decision, ResourceWork, Store, WorkId, WorkState
+from federation.store import ApplyResult, ClaimedWork, ClusterDecision, ResourceWork, Store, WorkId, WorkState
 from tests.integration.store.factories import deployment, desired, placed_resource, resource_row
 from tests.storehelpers import query
 
@@ -86,7 +86,7 @@ async def test_stale_and_vanished_results_are_refused_one_by_one(store: Store, d
     await store.save_placement(
         stale_rid,
         policy_id=None,
-        decisions=[Decision("member-1", True)],
+        decisions=[ClusterDecision("member-1", True)],
         desired_works=[desired("member-1", deployment("stale", image="nginx:2"))],
     )
     await query(database_url, "DELETE FROM works WHERE id = $1", gone.id)
@@ -166,7 +166,10 @@ async def test_deleting_and_orphaning_works_take_their_results_too(store: Store,
     await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision("member-1", True), Decision("member-2", False, reason="label mismatch")],
+        decisions=[
+            ClusterDecision("member-1", True),
+            ClusterDecision("member-2", False, reason="label mismatch"),
+        ],
         desired_works=[desired("member-1", deployment("web"))],
     )
     orphaned_rid = await placed_resource(store, "kept", ["member-2"])

@@ -11,7 +11,7 @@ import pytest
 from federation.errors import VersionConflictError
 from federation.store import (
     ApplyResult,
-    Decision,
+    ClusterDecision,
     Health,
     MemberStatusRow,
     ResourceWork,
@@ -123,7 +123,7 @@ async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> 
     await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision(cluster="member-1", chosen=True)],
+        decisions=[ClusterDecision(cluster="member-1", chosen=True)],
         desired_works=[desired("member-1", new)],
     )
     old = ApplyResult(work.id, work.version, WorkState.APPLIED)
