@@ -56,7 +56,7 @@ from federation.placement import OVERRIDDEN_CONDITION, ClusterSnapshot, Placer, 
 from federation.placement import Decision as Placement
 from federation.sealing import KEY_FLAG, Sealer
 from federation.store import (
-    Decision,
+    ClusterDecision,
     DesiredWork,
     EventRow,
     EventType,
@@ -524,11 +524,11 @@ class HubController:
         overwrite = policy.spec.conflict_resolution == ConflictResolution.OVERWRITE
         protection = self.protection()
         works: list[DesiredWork] = []
-        rows: list[Decision] = []
+        rows: list[ClusterDecision] = []
         refused: dict[str, str] = {}
         for target in decision.targets:
             reason = "selected" if not decision.unschedulable else f"kept: {decision.unschedulable}"
-            rows.append(Decision(target.cluster, True, target.replicas, reason))
+            rows.append(ClusterDecision(target.cluster, True, target.replicas, reason))
             snap = snapshots.get(target.cluster)
             if snap is None:
                 continue  # left the fleet meanwhile; the next fleet change re-places
@@ -560,7 +560,7 @@ class HubController:
                 DesiredWork(target.cluster, translated.manifest, translated.hash, overwrite=overwrite)
             )
         for cluster, reason in decision.excluded.items():
-            rows.append(Decision(cluster, False, None, reason))
+            rows.append(ClusterDecision(cluster, False, None, reason))
         change = await self.store.save_placement(
             resource_id,
             policy_id=policy_id,
