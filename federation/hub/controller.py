@@ -47,6 +47,7 @@ from federation.hub.policies import (
     deleting,
     selector_gvks,
 )
+from federation.hub.sweep import HubLookup, Sweep, member_copies, policy_orphans
 from federation.hub.templates import FINALIZER, TemplateWatcher, fingerprint
 from federation.informers import Handlers, InformerFactory, QueueShutDown, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient, Obj
@@ -54,6 +55,7 @@ from federation.logs import RECONCILE_ID
 from federation.metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILES
 from federation.placement import OVERRIDDEN_CONDITION, ClusterSnapshot, Placer, Target, match_policies
 from federation.placement import Decision as Placement
+from federation.runtime import supervise
 from federation.sealing import KEY_FLAG, Sealer
 from federation.store import (
     Decision,
@@ -106,6 +108,11 @@ class ControllerSettings:
     failover_rate: float = 50.0
     deletion_recheck: float = 1.0
     policy_status_interval: float = 3.0
+    #: Seconds between level-based sweeps of works and member copies (`federation.hub.sweep`).
+    sweep_interval: float = 60.0
+    #: The safety-net poll of kinds the hub does not serve yet (CRD and APIService watches
+    #: re-sync them as soon as they change).
+    kinds_poll_interval: float = 10.0
 
 
 @dataclass
@@ -227,7 +234,26 @@ class HubController:
             tg.start_soon(self._policy_status_loop)
             for _ in range(self.settings.workers):
                 tg.start_soon(self._worker)
+            tg.start_soon(supervise, "sweep", self._sweep)
             self.synced.set()
+
+    async def _sweep(self) -> None:
+        """Level-based convergence, at start and every `sweep_interval` (`federation.hub.sweep`)."""
+        await Sweep(
+            store=self.store,
+            hub=HubLookup(templates=self.templates, hub=self.hub, discovery=self.discovery),
+            members=lambda: member_copies(self.registry, self.hub_id),
+            enqueue=self.accept_stale,
+            orphans=policy_orphans(self.policies),
+            hub_id=self.hub_id,
+        ).run(interval=self.settings.sweep_interval)
+
+    def accept_stale(self, key: ResourceKey, policy: PolicyKey | None) -> None:
+        """A key the sweep found stale: reconcile it, with the policy that placed it (its
+        deletionPolicy, should the template be gone, when this process never saw it governed)."""
+        if policy is not None:
+            self.governing.setdefault(key, policy)
+        self.enqueue(key)
 
     async def _watch_policies(self) -> None:
         informers = []
@@ -267,7 +293,7 @@ class HubController:
 
     async def _kinds_loop(self) -> None:
         while True:
-            with anyio.move_on_after(10.0):  # also retries kinds the hub did not serve yet
+            with anyio.move_on_after(self.settings.kinds_poll_interval):  # kinds not served yet
                 await self._kinds_dirty.wait()
             self._kinds_dirty = anyio.Event()
             if self.templates.missing:

@@ -46,6 +46,7 @@ from federation.store.repo import (
     status,
     works,
 )
+from federation.store.repo.sweep import RecordedWork, recorded_works
 from federation.store.repo.works import HeldWork
 from federation.store.retry import Clock, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
@@ -557,6 +558,11 @@ class Store:
         as `claim_due_works` opens them."""
         indexed = await self._run(f"works cluster={cluster}", lambda c: works.work_index(c, cluster))
         return [self._open(w, cluster) for w in indexed]
+
+    async def recorded_works(self) -> list[RecordedWork]:
+        """Every work with its template, cluster, state, decision and policy: what the sweep
+        (`federation.hub.sweep`) checks against the hub and the members."""
+        return await self._run("works (sweep)", recorded_works)
 
     async def sealed_key_usage(self) -> dict[str, dict[str, int]]:
         """How many rows hold values sealed with each key: {key id: {table: rows}}. A key that
