@@ -1,0 +1,130 @@
+"""Level-based convergence (issue 11): a copy whose template is gone goes, whatever the order of
+events the controller saw — or did not see.
+
+The controller runs as its own process with `--sweep-interval 1`. The states are made the way
+they arise in production: a template deleted while the controller is down (no event for it
+after the restart: only a sweep finds its copies), and a member copy that no work records (what
+the apply-during-deletion race left behind).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from federation.devfleet import LocalFleet
+from tests.controllerhelpers import ControllerProcess, apply, get, kubectl, running_controller, works
+from tests.integration.test_propagation import MEMBER_LABELS, policy
+from tests.kubehelpers import eventually
+
+HUB_ID = "itest-sweep"
+
+
+@pytest.fixture(scope="module")
+async def controller(
+    fleet: LocalFleet, hub_crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ControllerProcess]:
+    log_dir = tmp_path_factory.mktemp("controller")
+    async with running_controller(
+        fleet, hub_id=HUB_ID, log_dir=log_dir, labels=MEMBER_LABELS, extra_args=["--sweep-interval", "1"]
+    ) as proc:
+        yield proc
+
+
+def configmap(name: str, namespace: str, **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"set": "sweep", **labels}},
+        "data": {"k": name},
+    }
+
+
+def cm_policy(namespace: str, **spec: Any) -> dict[str, Any]:
+    return policy(
+        "sweep",
+        namespace,
+        [{"apiVersion": "v1", "kind": "ConfigMap", "labelSelector": {"matchLabels": {"set": "sweep"}}}],
+        placement={"clusterNames": ["member-1", "member-2"]},
+        **spec,
+    )
+
+
+async def test_a_template_deleted_while_the_controller_was_down_loses_its_copies_after_the_restart(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    apply(fleet, "hub", cm_policy(namespace), configmap("doomed", namespace), configmap("kept", namespace))
+
+    async def landed() -> bool:
+        return all(
+            get(fleet, c, "configmap", n, namespace)
+            for c in ("member-1", "member-2")
+            for n in ("doomed", "kept")
+        )
+
+    await eventually(landed, timeout=60, what="both copies in both members")
+    await anyio.to_thread.run_sync(lambda: controller.stop(kill=True))
+    # Gone without the controller seeing it: our finalizer taken off by hand, then deleted.
+    kubectl(fleet, "hub", "-n", namespace, "patch", "configmap", "doomed", "--type=merge",
+            "-p", json.dumps({"metadata": {"finalizers": None}}))  # fmt: skip
+    kubectl(fleet, "hub", "-n", namespace, "delete", "configmap", "doomed", "--wait=true")
+    assert get(fleet, "hub", "configmap", "doomed", namespace) is None
+    await anyio.to_thread.run_sync(controller.start)
+
+    async def swept() -> bool:
+        return all(get(fleet, c, "configmap", "doomed", namespace) is None for c in ("member-1", "member-2"))
+
+    await eventually(swept, timeout=30, what="the copies of the deleted template removed after the restart")
+    assert all(get(fleet, c, "configmap", "kept", namespace) for c in ("member-1", "member-2"))
+    rows = await works(controller.database_url, namespace)
+    assert {(r["name"], r["cluster"]) for r in rows} == {("kept", "member-1"), ("kept", "member-2")}
+    assert controller.metric("federation_sweep_findings_total", finding="template_gone") >= 2
+
+
+def stamped(name: str, namespace: str, *, source: str | None = None) -> dict[str, Any]:
+    """A member object stamped as this hub's copy (what the propagator writes)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"federation.io/hub": HUB_ID, "federation.io/managed-by": "federation"},
+            "annotations": {
+                "federation.io/source": source or f"core/v1/ConfigMap/{namespace}/{name}",
+                "federation.io/policy": f"PropagationPolicy/{namespace}/sweep",
+            },
+        },
+        "data": {"k": name},
+    }
+
+
+async def test_a_member_copy_no_work_records_goes_when_its_stamp_proves_it_ours_and_the_template_is_gone(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    # The policy makes ConfigMaps a watched kind; no template of these names exists on the hub.
+    apply(fleet, "hub", cm_policy(namespace))
+    found_before = controller.metric("federation_sweep_findings_total", finding="unrecorded_copy")
+    apply(
+        fleet,
+        "member-1",
+        stamped("stray", namespace),
+        # Its stamp names another object: nothing proves it is a copy of ours.
+        stamped("forged", namespace, source=f"core/v1/ConfigMap/{namespace}/somebody-else"),
+    )
+    # Its template exists on the hub (not governed: no `set` label): reported, never removed.
+    kubectl(fleet, "hub", "-n", namespace, "create", "configmap", "alive")
+    apply(fleet, "member-1", stamped("alive", namespace))
+
+    async def stray_gone() -> bool:
+        return get(fleet, "member-1", "configmap", "stray", namespace) is None
+
+    await eventually(stray_gone, timeout=30, what="the stray copy deleted by the sweep")
+    # The sweep that removed it had listed (and judged) the other two first.
+    assert get(fleet, "member-1", "configmap", "forged", namespace) is not None
+    assert get(fleet, "member-1", "configmap", "alive", namespace) is not None
+    assert controller.metric("federation_sweep_findings_total", finding="unrecorded_copy") >= found_before + 3
