@@ -38,6 +38,7 @@ from federation.clusters import UNREACHABLE_TAINT_KEY, ClusterRegistry
 from federation.clusters.changes import FleetChange
 from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.hub.keys import PolicyKey, ResourceKey
+from federation.hub.kinds import KindsTrigger
 from federation.hub.policies import (
     OVERRIDE_KINDS,
     POLICY_GVKS,
@@ -178,7 +179,9 @@ class HubController:
         self._policy_ids: dict[PolicyKey, PolicyId] = {}
         self._inherited: dict[ResourceKey, _Inherited] = defaultdict(_Inherited)
         self._placer: Placer | None = None
-        self._kinds_dirty = anyio.Event()
+        self.kinds_trigger = KindsTrigger(
+            factory=factory, discovery=discovery, poll_interval=self.settings.kinds_poll_interval
+        )
         self._policies_dirty: set[PolicyKey] = set()
         self._failover_tokens = self.settings.failover_rate
         self._failover_at = time.monotonic()
@@ -207,7 +210,7 @@ class HubController:
                 self._policies_dirty.add(PolicyKey(p.kind, p.metadata.namespace or "", p.metadata.name))
         for key in self.templates.keys_of(gvks):
             self.enqueue(key)
-        self._kinds_dirty.set()
+        self.kinds_trigger.policy_changed()
 
     def _fleet_changed(self, change: FleetChange) -> None:
         """The fleet changed: every placement may change. A failover is rate limited."""
@@ -227,6 +230,7 @@ class HubController:
 
     async def run(self) -> None:
         await self._watch_policies()
+        await self.kinds_trigger.watch_apis()
         await self._sync_kinds()
         await self.templates.wait_for_sync()
         async with anyio.create_task_group() as tg:
@@ -292,13 +296,7 @@ class HubController:
                 self.enqueue(key)
 
     async def _kinds_loop(self) -> None:
-        while True:
-            with anyio.move_on_after(self.settings.kinds_poll_interval):  # kinds not served yet
-                await self._kinds_dirty.wait()
-            self._kinds_dirty = anyio.Event()
-            if self.templates.missing:
-                self.discovery.forget()
-            await self._sync_kinds()
+        await self.kinds_trigger.run(self._sync_kinds, missing=lambda: bool(self.templates.missing))
 
     async def _worker(self) -> None:
         while True:

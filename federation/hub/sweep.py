@@ -20,7 +20,7 @@ informers have synced) and every `interval` seconds:
    - its stamp proves it: our hub label, ``managed-by: federation``, and a
      ``federation.io/source`` annotation naming exactly this object's group, kind, namespace
      and name (a copy's identity is always its template's);
-   - the hub itself says the template does not exist (a GET answering 404, never a cache miss);
+   - the hub itself says the template does not exist (a list of its name, never a cache miss);
    - no work records it when Postgres is read again just before acting (a placement made
      meanwhile wins);
    - it is deleted with the listed object's uid as a precondition (a newer object is left).
@@ -66,7 +66,7 @@ class Presence(StrEnum):
     """What is known of a template on the hub."""
 
     PRESENT = "present"
-    ABSENT = "absent"  # the hub answered 404
+    ABSENT = "absent"  # the hub itself says so (a list of the name)
     ABSENT_CACHED = "absent_cached"  # a synced informer does not hold it
     UNKNOWN = "unknown"  # kind not served, or the hub did not answer: nothing is concluded
 
@@ -159,7 +159,7 @@ class SweepStore(Protocol):
 
 class HubTemplates(Protocol):
     async def presence(self, key: ResourceKey, *, authoritative: bool) -> Presence:
-        """``authoritative``: ask the hub (a GET), never the cache."""
+        """``authoritative``: ask the hub itself, never the cache."""
         ...
 
     def kinds(self) -> set[GVK]:
@@ -342,12 +342,16 @@ class HubLookup:
         if res is None:
             return Presence.UNKNOWN  # not served (as far as discovery knows): conclude nothing
         try:
-            await self.hub.get(res, key.name, key.namespace or None if res.namespaced else None)
-        except NotFoundError:
-            return Presence.ABSENT
+            # A list selecting the one name (a consistent read): `list` is what the shipped
+            # RBAC grants on templates, `get` is not.
+            found = await self.hub.list(
+                res,
+                (key.namespace or None) if res.namespaced else None,
+                field_selector=f"metadata.name={key.name}",
+            )
         except (KubeError, ClusterUnreachableError):
             return Presence.UNKNOWN
-        return Presence.PRESENT
+        return Presence.PRESENT if found.get("items") else Presence.ABSENT
 
 
 class KubeMemberCopies:

@@ -1,15 +1,19 @@
-"""Level-based convergence (issue 11): a copy whose template is gone goes, whatever the order of
-events the controller saw — or did not see.
+"""Convergence that depends on no lucky timing (issue 11): a copy whose template is gone goes,
+whatever the order of events the controller saw — or did not see; and a kind whose CRD is
+applied together with its policy is watched as soon as the hub serves it, not at a poll.
 
-The controller runs as its own process with `--sweep-interval 1`. The states are made the way
-they arise in production: a template deleted while the controller is down (no event for it
-after the restart: only a sweep finds its copies), and a member copy that no work records (what
-the apply-during-deletion race left behind).
+The controller runs as its own process with `--sweep-interval 1` and a poll of unserved kinds
+so slow (`--kinds-poll-interval 3600`) that only the CRD watch can pick a new kind up. The
+states are made the way they arise in production: a template deleted while the controller is
+down (no event for it after the restart: only a sweep finds its copies), and a member copy that
+no work records (what the apply-during-deletion race left behind).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +23,7 @@ import pytest
 from federation.devfleet import LocalFleet
 from tests.controllerhelpers import ControllerProcess, apply, get, kubectl, running_controller, works
 from tests.integration.test_propagation import MEMBER_LABELS, policy
-from tests.kubehelpers import eventually
+from tests.kubehelpers import crd_manifest, create_crd_and_wait, eventually
 
 HUB_ID = "itest-sweep"
 
@@ -30,7 +34,11 @@ async def controller(
 ) -> AsyncIterator[ControllerProcess]:
     log_dir = tmp_path_factory.mktemp("controller")
     async with running_controller(
-        fleet, hub_id=HUB_ID, log_dir=log_dir, labels=MEMBER_LABELS, extra_args=["--sweep-interval", "1"]
+        fleet,
+        hub_id=HUB_ID,
+        log_dir=log_dir,
+        labels=MEMBER_LABELS,
+        extra_args=["--sweep-interval", "1", "--kinds-poll-interval", "3600"],
     ) as proc:
         yield proc
 
@@ -128,3 +136,50 @@ async def test_a_member_copy_no_work_records_goes_when_its_stamp_proves_it_ours_
     assert get(fleet, "member-1", "configmap", "forged", namespace) is not None
     assert get(fleet, "member-1", "configmap", "alive", namespace) is not None
     assert controller.metric("federation_sweep_findings_total", finding="unrecorded_copy") >= found_before + 3
+
+
+async def test_a_policy_applied_with_its_crd_places_the_first_custom_resource_within_seconds(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    group = f"kinds{secrets.token_hex(3)}.example.com"
+    crd = crd_manifest(group, "Widget", "widgets")
+    await create_crd_and_wait(fleet.clusters["member-1"], crd)  # the member serves it already
+    started = time.monotonic()
+    apply(
+        fleet,
+        "hub",
+        crd,
+        policy(
+            "widgets",
+            namespace,
+            [{"apiVersion": f"{group}/v1", "kind": "Widget"}],
+            placement={"clusterNames": ["member-1"]},
+        ),
+    )
+
+    async def served() -> bool:
+        kubectl(fleet, "hub", "get", f"widgets.{group}", "-A")  # fails (AssertionError) until served
+        return True
+
+    await eventually(served, timeout=30, interval=0.05, what="the hub serving the new kind")
+    apply(
+        fleet,
+        "hub",
+        {
+            "apiVersion": f"{group}/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w", "namespace": namespace},
+            "spec": {"size": 3},
+        },
+    )
+    created = time.monotonic()
+
+    async def landed() -> bool:
+        return get(fleet, "member-1", f"widgets.{group}", "w", namespace) is not None
+
+    # The poll of unserved kinds is an hour here: only the CRD watch can have started the kind.
+    await eventually(landed, timeout=5, interval=0.05, what="the first custom resource in the member")
+    print(
+        f"first copy {time.monotonic() - created:.2f}s after the CR, "
+        f"{time.monotonic() - started:.2f}s after the CRD and policy were applied"
+    )
