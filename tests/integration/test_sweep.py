@@ -117,16 +117,17 @@ async def test_a_member_copy_no_work_records_goes_when_its_stamp_proves_it_ours_
     # The policy makes ConfigMaps a watched kind; no template of these names exists on the hub.
     apply(fleet, "hub", cm_policy(namespace))
     found_before = controller.metric("federation_sweep_findings_total", finding="unrecorded_copy")
+    # Its template exists on the hub (not governed: no `set` label): reported, never removed.
+    kubectl(fleet, "hub", "-n", namespace, "create", "configmap", "alive")
     apply(
         fleet,
         "member-1",
-        stamped("stray", namespace),
+        stamped("alive", namespace),
         # Its stamp names another object: nothing proves it is a copy of ours.
         stamped("forged", namespace, source=f"core/v1/ConfigMap/{namespace}/somebody-else"),
     )
-    # Its template exists on the hub (not governed: no `set` label): reported, never removed.
-    kubectl(fleet, "hub", "-n", namespace, "create", "configmap", "alive")
-    apply(fleet, "member-1", stamped("alive", namespace))
+    # Created last: a sweep that lists it has listed the two above (one list, one snapshot).
+    apply(fleet, "member-1", stamped("stray", namespace))
 
     async def stray_gone() -> bool:
         return get(fleet, "member-1", "configmap", "stray", namespace) is None
