@@ -48,7 +48,8 @@ from federation.hub.policies import (
     deleting,
     selector_gvks,
 )
-from federation.hub.sweep import HubLookup, Sweep, member_copies, policy_orphans
+from federation.hub.sweep import Sweep
+from federation.hub.sweep_adapters import HubLookup, member_copies, policy_orphans
 from federation.hub.templates import FINALIZER, TemplateWatcher, fingerprint
 from federation.informers import Handlers, InformerFactory, QueueShutDown, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient, Obj
