@@ -96,6 +96,22 @@ from federation.errors import ConfigError
     "policy (once their copies are gone).",
 )
 @click.option(
+    "--sweep-interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between sweeps for copies whose template is gone or no longer placed there (also "
+    "run at start): their keys are reconciled again, and member copies no work records are reported.",
+)
+@click.option(
+    "--kinds-poll-interval",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds between retries of selected kinds the hub does not serve yet (a safety net: a "
+    "CustomResourceDefinition or APIService change re-checks them at once).",
+)
+@click.option(
     "--trace",
     is_flag=True,
     envvar="FEDERATION_TRACE",
@@ -277,6 +293,8 @@ def run(
     deny_namespaces: tuple[str, ...],
     deny_kinds: tuple[str, ...],
     purge_interval: float,
+    sweep_interval: float,
+    kinds_poll_interval: float,
     encryption_key_file: Path | None,
     sensitive_fields: tuple[str, ...],
 ) -> None:
@@ -291,6 +309,7 @@ def run(
     """
     from federation import logs
     from federation.clusters import RegistrySettings
+    from federation.hub.controller import ControllerSettings
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
     from federation.sealing import load_key_file
@@ -352,6 +371,9 @@ def run(
             deny_namespaces=deny_namespaces,
             deny_kinds=deny_kinds,
             purge_interval=purge_interval,
+            controller=ControllerSettings(
+                sweep_interval=sweep_interval, kinds_poll_interval=kinds_poll_interval
+            ),
             encryption_keys=keys,
             sensitive_fields=sensitive,
         )

@@ -38,6 +38,7 @@ from federation.clusters import UNREACHABLE_TAINT_KEY, ClusterRegistry
 from federation.clusters.changes import FleetChange
 from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.hub.keys import PolicyKey, ResourceKey
+from federation.hub.kinds import KindsTrigger
 from federation.hub.policies import (
     OVERRIDE_KINDS,
     POLICY_GVKS,
@@ -47,6 +48,8 @@ from federation.hub.policies import (
     deleting,
     selector_gvks,
 )
+from federation.hub.sweep import Sweep
+from federation.hub.sweep_adapters import HubLookup, member_copies, policy_orphans
 from federation.hub.templates import FINALIZER, TemplateWatcher, fingerprint
 from federation.informers import Handlers, InformerFactory, QueueShutDown, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient, Obj
@@ -54,6 +57,7 @@ from federation.logs import RECONCILE_ID
 from federation.metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILES
 from federation.placement import OVERRIDDEN_CONDITION, ClusterSnapshot, Placer, Target, match_policies
 from federation.placement import Decision as Placement
+from federation.runtime import supervise
 from federation.sealing import KEY_FLAG, Sealer
 from federation.store import (
     ClusterDecision,
@@ -106,6 +110,11 @@ class ControllerSettings:
     failover_rate: float = 50.0
     deletion_recheck: float = 1.0
     policy_status_interval: float = 3.0
+    #: Seconds between level-based sweeps of works and member copies (`federation.hub.sweep`).
+    sweep_interval: float = 60.0
+    #: The safety-net poll of kinds the hub does not serve yet (CRD and APIService watches
+    #: re-sync them as soon as they change).
+    kinds_poll_interval: float = 10.0
 
 
 @dataclass
@@ -171,7 +180,9 @@ class HubController:
         self._policy_ids: dict[PolicyKey, PolicyId] = {}
         self._inherited: dict[ResourceKey, _Inherited] = defaultdict(_Inherited)
         self._placer: Placer | None = None
-        self._kinds_dirty = anyio.Event()
+        self.kinds_trigger = KindsTrigger(
+            factory=factory, discovery=discovery, poll_interval=self.settings.kinds_poll_interval
+        )
         self._policies_dirty: set[PolicyKey] = set()
         self._failover_tokens = self.settings.failover_rate
         self._failover_at = time.monotonic()
@@ -200,7 +211,7 @@ class HubController:
                 self._policies_dirty.add(PolicyKey(p.kind, p.metadata.namespace or "", p.metadata.name))
         for key in self.templates.keys_of(gvks):
             self.enqueue(key)
-        self._kinds_dirty.set()
+        self.kinds_trigger.policy_changed()
 
     def _fleet_changed(self, change: FleetChange) -> None:
         """The fleet changed: every placement may change. A failover is rate limited."""
@@ -220,6 +231,7 @@ class HubController:
 
     async def run(self) -> None:
         await self._watch_policies()
+        await self.kinds_trigger.watch_apis()
         await self._sync_kinds()
         await self.templates.wait_for_sync()
         async with anyio.create_task_group() as tg:
@@ -227,7 +239,26 @@ class HubController:
             tg.start_soon(self._policy_status_loop)
             for _ in range(self.settings.workers):
                 tg.start_soon(self._worker)
+            tg.start_soon(supervise, "sweep", self._sweep)
             self.synced.set()
+
+    async def _sweep(self) -> None:
+        """Level-based convergence, at start and every `sweep_interval` (`federation.hub.sweep`)."""
+        await Sweep(
+            store=self.store,
+            hub=HubLookup(templates=self.templates, hub=self.hub, discovery=self.discovery),
+            members=lambda: member_copies(self.registry, self.hub_id),
+            enqueue=self.accept_stale,
+            orphans=policy_orphans(self.policies),
+            hub_id=self.hub_id,
+        ).run(interval=self.settings.sweep_interval)
+
+    def accept_stale(self, key: ResourceKey, policy: PolicyKey | None) -> None:
+        """A key the sweep found stale: reconcile it, with the policy that placed it (its
+        deletionPolicy, should the template be gone, when this process never saw it governed)."""
+        if policy is not None:
+            self.governing.setdefault(key, policy)
+        self.enqueue(key)
 
     async def _watch_policies(self) -> None:
         informers = []
@@ -266,13 +297,7 @@ class HubController:
                 self.enqueue(key)
 
     async def _kinds_loop(self) -> None:
-        while True:
-            with anyio.move_on_after(10.0):  # also retries kinds the hub did not serve yet
-                await self._kinds_dirty.wait()
-            self._kinds_dirty = anyio.Event()
-            if self.templates.missing:
-                self.discovery.forget()
-            await self._sync_kinds()
+        await self.kinds_trigger.run(self._sync_kinds, missing=lambda: bool(self.templates.missing))
 
     async def _worker(self) -> None:
         while True:

@@ -153,6 +153,7 @@ class ClusterPropagator:
         self._results_ready = anyio.Event()
         self._flush = anyio.Event()
         self._in_flight = 0
+        self._active: dict[ResourceKey, anyio.Event] = {}
         self._stopping = False
         self.loaded = anyio.Event()
         self._extra = {"cluster": self.cluster}
@@ -299,16 +300,32 @@ class ClusterPropagator:
     # -- one work ----------------------------------------------------------------------
 
     async def _process(self, work: ClaimedWork, limiter: anyio.CapacityLimiter) -> None:
-        async with limiter:
-            self._in_flight += 1
-            started = anyio.current_time()
-            try:
-                # Shielded: a shutdown lets an apply that has started finish and be recorded.
-                with anyio.CancelScope(shield=True):
-                    await self._process_one(work)
-            finally:
-                self._in_flight -= 1
-                APPLY_DURATION.labels(self.cluster).observe(anyio.current_time() - started)
+        """Process one claimed work, never while another claim of the same object is in flight.
+
+        A change of the work clears its claim (`save_placement`), so the next claim round may
+        bring the work again while a worker is still applying its previous version. Done
+        concurrently, a deletion could find nothing yet ("already gone"), remove the row, and
+        the apply still in flight would then create a copy no row records (issue 11: a template
+        deleted a second after its creation kept its copy). One object, one operation at a time.
+        """
+        key = _object_key(work.desired)
+        while (busy := self._active.get(key)) is not None:
+            await busy.wait()
+        self._active[key] = done = anyio.Event()
+        try:
+            async with limiter:
+                self._in_flight += 1
+                started = anyio.current_time()
+                try:
+                    # Shielded: a shutdown lets an apply that has started finish and be recorded.
+                    with anyio.CancelScope(shield=True):
+                        await self._process_one(work)
+                finally:
+                    self._in_flight -= 1
+                    APPLY_DURATION.labels(self.cluster).observe(anyio.current_time() - started)
+        finally:
+            del self._active[key]
+            done.set()
 
     async def _process_one(self, work: ClaimedWork) -> None:
         key = _object_key(work.desired)

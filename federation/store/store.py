@@ -51,6 +51,7 @@ from federation.store.repo import (
     reads,
     resources,
     status,
+    sweep,
     works,
 )
 from federation.store.repo.works import HeldWork
@@ -383,6 +384,7 @@ class Store:
         works.record_apply_results, lambda rows: f"works ({len(rows)} results)"
     )
     sealed_key_usage = unit_of_work(works.sealed_key_usage, "works, resources")
+    recorded_works = unit_of_work(sweep.recorded_works, "works (sweep)")
     works_to_drain = unit_of_work(works.works_to_drain, "works cluster={cluster}")
     abandon_cluster = unit_of_work(works.abandon_cluster, "works cluster={cluster}")
     count_works = unit_of_work(works.count_works, "works resource_id={resource_id}")

@@ -65,6 +65,9 @@ HUB_CONTROLLER_RULES = [
     ),
     rule([FED], ["memberclusters"], ["list", "watch", "patch"]),
     rule([FED], ["memberclusters/status"], ["patch"]),
+    # New kinds are watched as soon as the hub serves them (federation/hub/kinds.py).
+    rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["list", "watch"]),
+    rule(["apiregistration.k8s.io"], ["apiservices"], ["list", "watch"]),
     rule([""], ["namespaces"], ["get"], resourceNames=["kube-system"]),
 ]
 STATUS_RULES = [
