@@ -13,7 +13,10 @@ and not about this machine's disk; it is migrated to the newest schema. Then:
   new rows; the same rows again (what a controller restart does: nothing is written); every hash
   changed; and, after emptying the table, new rows through a store limited to one connection;
 - member_status: the same for 100,000 rows (~0.3 kB Deployment status each) through
-  `Store.upsert_member_statuses`.
+  `Store.upsert_member_statuses`;
+- small calls: `--calls` one-row reads through `Store.get_checkpoint` beside the same statement
+  on a connection taken from a bare asyncpg pool: what the store's unit of work (retry, pool,
+  error translation) adds to a call that is one round trip, the common case of the controller.
 
 The store's defaults cut a call into statements of 2,500 rows (sorted by resource, cluster) and
 run two at a time on two connections; the "1 connection" rows show the same API without that.
@@ -39,6 +42,7 @@ import asyncpg
 from federation.devfleet import EmbeddedPostgres
 from federation.devfleet.postgres import FAST_SETTINGS
 from federation.store import (
+    Checkpoint,
     ClusterRow,
     Health,
     MemberStatusRow,
@@ -50,6 +54,7 @@ from federation.store import (
     migrate,
 )
 from federation.store.db import init_connection
+from federation.store.repo import checkpoints
 
 TARGET = 0.3
 RESOURCES = 1000
@@ -61,6 +66,8 @@ class Result:
     rows: int
     written: int
     seconds: float
+    #: The phase later phases are compared with (until the next reference).
+    reference: bool = False
 
     @property
     def rate(self) -> float:
@@ -143,10 +150,37 @@ async def copy_rows(
     started = time.perf_counter()
     await conn.copy_records_to_table(table, records=records, columns=columns)
     elapsed = time.perf_counter() - started
-    return Result(f"COPY into {table}, one stream", len(records), len(records), elapsed)
+    return Result(f"COPY into {table}, one stream", len(records), len(records), elapsed, reference=True)
 
 
-async def run(url: str, *, rows: int, batch: int, settings: StoreSettings) -> list[Result]:
+async def no_reset(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """As the store's pool: no reset round trip on release."""
+
+
+async def small_calls(url: str, store: Store, calls: int) -> list[Result]:
+    """One-row reads, bare asyncpg pool then the store's, twice each (the machine drifts)."""
+    await store.set_checkpoints([Checkpoint("member-000", "apps/v1/deployments", "42")])
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, init=init_connection, reset=no_reset)
+    results: list[Result] = []
+    try:
+        for _ in range(2):
+            started = time.perf_counter()
+            for _ in range(calls):
+                async with pool.acquire() as conn:
+                    await checkpoints.get_checkpoint(conn, "member-000", "apps/v1/deployments")
+            elapsed = time.perf_counter() - started
+            results.append(Result("small calls: bare asyncpg pool", calls, 0, elapsed, reference=True))
+            started = time.perf_counter()
+            for _ in range(calls):
+                await store.get_checkpoint("member-000", "apps/v1/deployments")
+            elapsed = time.perf_counter() - started
+            results.append(Result("small calls: Store.get_checkpoint", calls, 0, elapsed))
+    finally:
+        await pool.close()
+    return results
+
+
+async def run(url: str, *, rows: int, batch: int, calls: int, settings: StoreSettings) -> list[Result]:
     clusters = [f"member-{i:03d}" for i in range(rows // RESOURCES)]
     results: list[Result] = []
     store = await Store.connect(url, settings=settings)
@@ -241,6 +275,7 @@ async def run(url: str, *, rows: int, batch: int, settings: StoreSettings) -> li
         results.append(
             await timed("member_status: new rows, 1 connection", fresh, batch, serial.upsert_member_statuses)
         )
+        results.extend(await small_calls(url, serial, calls))
     finally:
         await conn.close()
         await store.close()
@@ -258,11 +293,11 @@ def report(results: list[Result], *, version: str, rows: int, batch: int, settin
         f"on {settings.bulk_parallelism} connections (the default StoreSettings) unless marked 1 connection"
     )
     print()
-    print(f"{'phase':<50} {'rows/s':>10} {'written':>9} {'× COPY':>7}")
+    print(f"{'phase':<50} {'rows/s':>10} {'written':>9} {'× ref':>7}  (ref: the COPY or bare pool above)")
     reference = 0.0
     ratios: dict[str, float] = {}
     for r in results:
-        if r.phase.startswith("COPY"):
+        if r.reference:
             reference = r.rate
         ratio = r.rate / reference
         print(f"{r.phase:<50} {r.rate:>10,.0f} {r.written:>9,} {ratio:>6.2f}×")
@@ -277,7 +312,7 @@ def report(results: list[Result], *, version: str, rows: int, batch: int, settin
     return ok
 
 
-async def main_async(rows: int, batch: int) -> bool:
+async def main_async(rows: int, batch: int, calls: int) -> bool:
     base = Path(tempfile.mkdtemp(prefix="federation-bench-store-"))
     server = EmbeddedPostgres(base / "data", durable=False)
     try:
@@ -287,7 +322,7 @@ async def main_async(rows: int, batch: int) -> bool:
         version = str(await conn.fetchval("SELECT split_part(version(), ' on ', 1)"))
         await conn.close()
         settings = StoreSettings()
-        results = await run(url, rows=rows, batch=batch, settings=settings)
+        results = await run(url, rows=rows, batch=batch, calls=calls, settings=settings)
         return report(results, version=version, rows=rows, batch=batch, settings=settings)
     finally:
         server.stop()
@@ -298,10 +333,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=100_000, help="rows per phase (a multiple of 1000)")
     parser.add_argument("--batch", type=int, default=10_000, help="rows per store call")
+    parser.add_argument("--calls", type=int, default=5_000, help="one-row calls per small-calls phase")
     args = parser.parse_args()
     if args.rows % RESOURCES:
         parser.error(f"--rows must be a multiple of {RESOURCES}")
-    raise SystemExit(0 if asyncio.run(main_async(args.rows, args.batch)) else 1)
+    raise SystemExit(0 if asyncio.run(main_async(args.rows, args.batch, args.calls)) else 1)
 
 
 if __name__ == "__main__":

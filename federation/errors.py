@@ -20,6 +20,7 @@ small, stable tree and every message names the object and field involved::
     │   │   └── WatchStalledError      a watch delivered nothing (not even a bookmark) in time
     │   └── ApiError                   the apiserver answered with an error status
     │       ├── NotFoundError          404
+    │       │   └── KindNotServedError no resource of the cluster serves the kind (CRD missing)
     │       ├── ConflictError          409 (resourceVersion or field-manager conflict)
     │       ├── GoneError              410: the resourceVersion is too old; relist
     │       └── InvalidError           422: the object was rejected (message names the field)
@@ -144,6 +145,17 @@ class ApiError(KubeError):
 
 class NotFoundError(ApiError):
     """404: the object or resource does not exist."""
+
+
+class KindNotServedError(NotFoundError):
+    """No resource of the cluster serves the kind (its CRD is not installed, or not that API
+    version): unlike a missing object, it may appear later, so an apply is retried, and a copy
+    to delete is already gone with its kind. ``gvk`` is ``(api_version, kind)``."""
+
+    def __init__(self, message: str, *, api_version: str, kind: str, cluster: str | None = None) -> None:
+        super().__init__(message, status=404, reason="NotFound", cluster=cluster)
+        self.api_version = api_version
+        self.kind = kind
 
 
 class ConflictError(ApiError):

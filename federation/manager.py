@@ -1,7 +1,7 @@
 """Wire one controller process: config, leader election, and the task group of everything.
 
     hub informers ─► HubController ─► Postgres works ─► ClusterPropagator (one per member)
-    member informers ─► ClusterPropagator ─► member_status, drift ─► StatusWriter ─► hub status
+    member informers ─► ClusterPropagator ─► drift, status.collect ─► StatusWriter ─► hub status
 
 Only the leader runs the controller; a standby waits on the advisory lock, serving /healthz
 and /readyz. Shutdown (SIGTERM, or losing leadership) cancels the task group: claims stop, each
@@ -29,10 +29,10 @@ from federation.clusters import UNREACHABLE_TAINT, ClusterRegistry, Member, Regi
 from federation.errors import ConfigError
 from federation.hub.controller import ControllerSettings, HubController
 from federation.hub.keys import ResourceKey
-from federation.hub.status_writer import StatusWriter
 from federation.informers import InformerFactory
 from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
+from federation.propagate.fleet import Propagators
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
 from federation.sealing import KEY_FLAG, KeyRing, Sealer
 from federation.server import (
@@ -43,6 +43,7 @@ from federation.server import (
     build_app,
     serve,
 )
+from federation.status.writer import StatusWriter
 from federation.store import ClusterRow, EventRow, Store, give_up_after
 from federation.store.url import asyncpg_dsn
 from federation.translate import SensitiveField, SensitiveFields
@@ -121,8 +122,7 @@ class Manager:
         self.controller: HubController | None = None
         self.registry: ClusterRegistry | None = None
         self.status_writer: StatusWriter | None = None
-        self.propagators: dict[str, ClusterPropagator] = {}
-        self._propagator_scopes: dict[str, tuple[int, anyio.CancelScope]] = {}
+        self.propagators = Propagators(self._new_propagator)
         self.leading = False
         self.running = anyio.Event()
         self.sealer = Sealer(
@@ -231,6 +231,7 @@ class Manager:
             protection=cfg.protection(),
             sealer=self.sealer,
         )
+        self.propagators = Propagators(self._new_propagator)  # none left of a past leadership
         self.status_writer = StatusWriter(
             hub=self.hub,
             discovery=hub_discovery,
@@ -261,35 +262,22 @@ class Manager:
             with anyio.CancelScope(shield=True):
                 await registry.close()
 
-    # -- propagators, one per connected member ------------------------------------------------
+    # -- propagators, one per connected member, each supervised (federation/propagate/fleet.py) --
 
     async def _supervise_propagators(self, tg: anyio.abc.TaskGroup) -> None:
         assert self.registry is not None
         changed = anyio.Event()
         self.registry.subscribe(lambda _reason: changed.set())
         while True:
-            self._reconcile_propagators(tg)
+            self.propagators.reconcile(self.registry.members(), tg)
             with anyio.move_on_after(5.0):
                 await changed.wait()
             changed = anyio.Event()
 
-    def _reconcile_propagators(self, tg: anyio.abc.TaskGroup) -> None:
-        assert self.registry is not None
-        members = {m.name: m for m in self.registry.members() if m.connected}
-        for name, (client_id, scope) in list(self._propagator_scopes.items()):
-            member = members.get(name)
-            if member is None or id(member.client) != client_id:
-                scope.cancel()
-                del self._propagator_scopes[name]
-                self.propagators.pop(name, None)
-        for name, member in members.items():
-            if name not in self._propagator_scopes:
-                tg.start_soon(self._run_propagator, member)
-
-    async def _run_propagator(self, member: Member) -> None:
+    def _new_propagator(self, member: Member) -> ClusterPropagator:
         assert self.store is not None and self.registry is not None
         registry = self.registry
-        propagator = ClusterPropagator(
+        return ClusterPropagator(
             member=member,
             store=self.store,
             hub_id=self.hub_id,
@@ -299,10 +287,6 @@ class Manager:
             settings=self.config.propagator,
             secrecy=self.sealer.secrecy,
         )
-        with anyio.CancelScope() as scope:
-            self._propagator_scopes[member.name] = (id(member.client), scope)
-            self.propagators[member.name] = propagator
-            await propagator.run()
 
     async def _record_event(self, row: EventRow) -> None:
         assert self.store is not None

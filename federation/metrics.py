@@ -144,6 +144,18 @@ TASK_RESTARTS = Counter(
     ["task"],
 )
 
+# -- the level-based sweep (federation.hub.sweep) ---------------------------------------------
+SWEEP_RUNS = Counter(
+    "federation_sweep_runs_total", "Sweeps of works and member copies, by result.", ["result"]
+)
+SWEEP_FINDINGS = Counter(
+    "federation_sweep_findings_total",
+    "What sweeps found: works whose template is gone (template_gone) or whose cluster is no longer "
+    "chosen (not_placed), member copies with our label and no work (unrecorded_copy), and those "
+    "removed (copy_removed).",
+    ["finding"],
+)
+
 # -- the process ---------------------------------------------------------------------------
 GC_PAUSES = Histogram(
     "federation_gc_pause_seconds",

@@ -221,6 +221,29 @@ def get(
     return json.loads(out) if out.strip() else None
 
 
+async def policy_seen(fleet: LocalFleet, kind: str, namespace: str, *names: str) -> None:
+    """Wait until the controller holds the current version of these policies: it has written
+    their status for their current generation (``status.observedGeneration``).
+
+    Policies and templates reach the controller through separate watches, in no particular
+    order: a test whose next step must meet a policy change (an override the first copy must
+    carry, a suspension the next template change must find) waits for this first.
+    """
+    from tests.kubehelpers import eventually
+
+    async def seen() -> bool:
+        for name in names:
+            obj = get(fleet, "hub", kind, name, namespace) or {}
+            generation = (obj.get("metadata") or {}).get("generation")
+            observed = (obj.get("status") or {}).get("observedGeneration")
+            assert generation is not None and observed == generation, (
+                f"{kind} {name}: {observed} != {generation}"
+            )
+        return True
+
+    await eventually(seen, timeout=30, what=f"the controller holding {kind} {', '.join(names)}")
+
+
 def register_members(fleet: LocalFleet, labels: dict[str, dict[str, str]]) -> None:
     """MemberCluster objects + kubeconfig Secrets on the hub for the fleet's members."""
     kubectl(

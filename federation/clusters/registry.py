@@ -6,11 +6,24 @@ connection (a `KubeClient`, its `Discovery`, and the `InformerFactory` every mem
 of that cluster goes through), probes `/readyz` periodically, and publishes what placement needs
 as `ClusterSnapshot`s. Subscribers are told when the fleet changes (a cluster joined or left,
 became ready or not, crossed the failover grace period, or changed labels or taints).
+
+MemberClusters are reconciled by name, level-based (`federation.runtime.run_workers` over a
+`WorkQueue[str]`): the informer only says which name may have changed; the reconcile reads the
+object from the informer's cache — absent means deleted — and moves the registry toward it
+(join, reconnect on new credentials, labels and taints, drain behind the finalizer, leave). A
+burst of updates is one reconcile; a deletion and a re-creation under the same name are told
+apart by the object's uid.
+
+Why one module of this length: joining, leaving, connecting and probing all write one table of
+members and tell one list of listeners, in an order that matters (a cluster that leaves has its
+works recorded abandoned before placement hears of it). What has a job of its own is beside it:
+`credentials` (the kubeconfig Secret, behind its trust boundary), `drain` (the finalizer's
+patches), `health` (the probe history and the failover grace period), `changes` (what the
+listeners are told).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import time
@@ -23,20 +36,24 @@ import anyio
 
 from federation.api import ClusterEntry, MemberCluster, Taint
 from federation.clusters.changes import FleetChange, FleetChangeKind, FleetListener
+from federation.clusters.credentials import connect_from_secret
 from federation.clusters.drain import ABANDONED, DrainHooks, finalizer_patch, forced, has_finalizer
 from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
-from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError, StoreError
-from federation.informers import Handlers, InformerFactory
+from federation.errors import ConflictError, FederationError, KubeError, NotFoundError, StoreError
+from federation.informers import Handlers, Informer, InformerFactory, WorkQueue
 from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
 from federation.metrics import CLUSTER_READY
 from federation.placement import Allocatable, ClusterSnapshot
+from federation.runtime import run_workers
+from federation.runtime.workers import process
 from federation.status.bounds import cut
 
 log = logging.getLogger(__name__)
 
 MEMBERCLUSTER_GVK = GVK("federation.io", "v1alpha1", "MemberCluster")
-SECRET_GVK = GVK("", "v1", "Secret")
+#: The MemberCluster loop's name in metrics and log lines.
+_LOOP = "member-clusters"
 
 
 @dataclass
@@ -110,6 +127,9 @@ class ClusterRegistry:
         self._status_written: dict[str, tuple[str, float]] = {}
         self._unreachable: set[str] = set()
         self._credentials: dict[str, tuple[str, str]] = {}
+        self._member_clusters: Informer | None = None
+        #: Names of MemberClusters that may have changed (level-based: see the module docstring).
+        self.queue: WorkQueue[str] = WorkQueue(_LOOP, clock=self.clock)
         self.loaded = anyio.Event()
 
     # -- what others read ------------------------------------------------------------
@@ -228,43 +248,42 @@ class ClusterRegistry:
                 f"the hub does not serve {MEMBERCLUSTER_GVK.api_version} MemberCluster: {exc}",
                 hint="install the CRDs: kubectl apply -f deploy/crds/",
             ) from exc
-        informer = self.hub_factory.informer(res)
-        pending: list[Obj] = []
-        wake = anyio.Event()
+        self._member_clusters = informer = self.hub_factory.informer(res)
 
         def changed(obj: Obj) -> None:
-            pending.append(obj)
-            wake.set()
+            self.queue.add(str((obj.get("metadata") or {}).get("name")))
 
-        informer.add_handler(
-            Handlers(
-                on_add=changed,
-                on_update=lambda _o, n: changed(n),
-                on_delete=lambda o: changed({**o, "$deleted": True}),
-            )
-        )
+        informer.add_handler(Handlers(on_add=changed, on_update=lambda _o, n: changed(n), on_delete=changed))
         assert self._tg is not None
-
-        async def apply_changes() -> None:
-            nonlocal wake
-            while True:
-                await wake.wait()
-                wake = anyio.Event()
-                while pending:
-                    await self._on_member_cluster(pending.pop(0))
-
         await informer.wait_for_sync()
-        while pending:  # the initial list: connect before the first probe
-            await self._on_member_cluster(pending.pop(0))
-        self._tg.start_soon(apply_changes)
+        # The initial list, before the first probe (and before `loaded`): connected at once.
+        reconcile, queue = self.reconcile_member_cluster, self.queue
+        while (name := queue.get_nowait()) is not None:
+            try:
+                await process(queue, reconcile, name, name=_LOOP, describe=_fields)
+            finally:
+                queue.done(name)
+        self._tg.start_soon(self._reconcile_member_clusters)
 
-    async def _on_member_cluster(self, obj: Obj) -> None:
-        name = str((obj.get("metadata") or {}).get("name"))
-        credentials_changed = self._note_credentials(name, None if obj.get("$deleted") else _secret_key(obj))
+    async def _reconcile_member_clusters(self) -> None:
+        await run_workers(self.queue, self.reconcile_member_cluster, name=_LOOP, describe=_fields)
+
+    async def reconcile_member_cluster(self, name: str) -> None:
+        """Bring the registry's member `name` in line with its MemberCluster as cached now."""
+        assert self._member_clusters is not None
+        await self._on_member_cluster(name, self._member_clusters.store.get(name))
+
+    async def _on_member_cluster(self, name: str, obj: Obj | None) -> None:
+        """`obj` None: the MemberCluster is gone."""
+        credentials_changed = self._note_credentials(name, None if obj is None else _secret_key(obj))
         existing = self._members.get(name)
         if existing is not None and not existing.from_hub:
             existing = None  # a clusters-file entry of the same name is not this object's
-        if obj.get("$deleted") or (
+        if existing is not None and obj is not None and _uid(existing.seen) not in (None, _uid(obj)):
+            # Deleted and created again since we last looked: the old one left first.
+            await self._forget(existing)
+            existing = None
+        if obj is None or (
             (obj.get("metadata") or {}).get("deletionTimestamp")
             and not (self.drain is not None and has_finalizer(obj))
         ):
@@ -408,44 +427,18 @@ class ClusterRegistry:
             )
 
     async def _connect_from_secret(self, member: Member, mc: MemberCluster) -> None:
-        ref = mc.spec.kubeconfig_secret_ref
         try:
-            if ref is None:
-                raise FederationError(f"MemberCluster {member.name}: spec.kubeconfigSecretRef is not set")
-            allowed = self.settings.credentials_namespaces
-            if allowed is not None and ref.namespace not in allowed:
-                raise FederationError(
-                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef.namespace: {ref.namespace} "
-                    f"is not a credentials namespace of this controller ({', '.join(sorted(allowed))}); "
-                    "member kubeconfigs are read only from those",
-                    hint="move the Secret, or start the controller with --credentials-namespace",
-                )
-            assert self.hub is not None and self.hub_discovery is not None
-            secrets = await self.hub_discovery.resource_for(SECRET_GVK)
-            try:
-                secret = await self.hub.get(secrets, ref.name, ref.namespace)
-            except ApiError as exc:
-                raise FederationError(
-                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef: "
-                    f"Secret {ref.namespace}/{ref.name}: {exc}"
-                ) from exc
-            data = (secret.get("data") or {}).get(ref.key)
-            if data is None:
-                raise FederationError(
-                    f"MemberCluster {member.name}: spec.kubeconfigSecretRef.key: "
-                    f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
-                )
-            text = base64.b64decode(data).decode()
-            client = await KubeClient.connect(
-                member.name,
-                kubeconfig_data=text,
-                context=mc.spec.context,
-                source=f"Secret {ref.namespace}/{ref.name} key {ref.key}",
+            client = await connect_from_secret(
+                mc,
+                hub=self.hub,
+                hub_discovery=self.hub_discovery,
+                allowed=self.settings.credentials_namespaces,
             )
-            self._attach(member, client)
         except FederationError as exc:
             member.connect_error = str(exc)
             log.error("cannot connect to cluster %s: %s", member.name, exc, extra={"cluster": member.name})
+            return
+        self._attach(member, client)
 
     # -- probing -------------------------------------------------------------------------
 
@@ -503,7 +496,7 @@ class ClusterRegistry:
         h = self.health.get(m.name)
         key = f"{h.ready}|{h.reason}|{h.version}"
         last = self._status_written.get(m.name)
-        now = time.monotonic()
+        now = self.clock.now()
         if last is not None and last[0] == key and now - last[1] < self.settings.status_refresh:
             return
         stamp = _now()
@@ -537,6 +530,15 @@ def _validated(obj: Obj) -> MemberCluster | None:
     except FederationError as exc:
         log.error("ignoring invalid MemberCluster %s: %s", name, exc, extra={"cluster": name})
         return None
+
+
+def _uid(obj: Obj | None) -> str | None:
+    uid = None if obj is None else (obj.get("metadata") or {}).get("uid")
+    return None if uid is None else str(uid)
+
+
+def _fields(name: str) -> dict[str, str]:
+    return {"cluster": name}
 
 
 def _secret_key(obj: Obj) -> tuple[str, str, str] | None:

@@ -51,8 +51,8 @@ from federation.kube import Obj
 from federation.placement import Decision, Target, as_reason
 from federation.runtime import Result
 from federation.sealing import KEY_FLAG, Sealer
-from federation.store import Decision as DecisionRow
 from federation.store import (
+    ClusterDecision,
     DesiredWork,
     EventRow,
     EventType,
@@ -81,7 +81,7 @@ class BinderStore(Protocol):
     async def resource_id_of(self, ref: ObjectRef) -> ResourceId | None: ...
     async def mark_resource_deleted(self, ref: ObjectRef) -> ResourceId | None: ...
     async def upsert_policy(self, row: PolicyRow) -> PolicyId: ...
-    async def placement_of(self, resource_id: ResourceId) -> list[DecisionRow]: ...
+    async def placement_of(self, resource_id: ResourceId) -> list[ClusterDecision]: ...
     async def works_of_resource(self, resource_id: ResourceId) -> list[WorkStatus]: ...
     async def append_events(self, rows: Sequence[EventRow]) -> int: ...
     async def save_placement(
@@ -89,7 +89,7 @@ class BinderStore(Protocol):
         resource_id: ResourceId,
         *,
         policy_id: PolicyId | None,
-        decisions: Sequence[DecisionRow],
+        decisions: Sequence[ClusterDecision],
         desired_works: Sequence[DesiredWork],
         unschedulable: str | None = None,
         orphan: bool = False,

@@ -14,7 +14,9 @@ This module wires the parts and detects what to do; each part has one job and it
   follows are placed, as a function of now;
 - *finalizers* (`federation.hub.finalizers`) on templates and propagation policies;
 - *policy status* (`federation.hub.policy_status`): a keyed queue of policies, driven by the
-  changes the others report (`federation.hub.ledger`).
+  changes the others report (`federation.hub.ledger`);
+- the *sweep* (`federation.hub.sweep`): level-based convergence of what Postgres and the members
+  hold, which queues stale keys here; and the kinds to watch (`federation.hub.kinds`).
 
 Every keyed loop runs on `federation.runtime.run_workers` (the templates' one is named
 "resources" for the metrics, the policies' one "policies").
@@ -37,14 +39,17 @@ from federation.hub.dependencies import DependencyTracker
 from federation.hub.detector import Detector
 from federation.hub.finalizers import Finalizers
 from federation.hub.keys import PolicyKey, ResourceKey
+from federation.hub.kinds import KindsTrigger
 from federation.hub.ledger import PolicyLedger
 from federation.hub.pipeline import Fleet
 from federation.hub.policies import POLICY_GVKS, AnyPolicy, PolicyCache
 from federation.hub.policy_status import PolicyStatus, PolicyStatusSettings
+from federation.hub.sweep import Sweep
+from federation.hub.sweep_adapters import HubLookup, member_copies, policy_orphans
 from federation.hub.templates import TemplateWatcher
 from federation.informers import Handlers, InformerFactory, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient
-from federation.runtime import run_workers
+from federation.runtime import run_workers, supervise
 from federation.sealing import Sealer
 from federation.store import Store
 from federation.translate.protected import Protection
@@ -73,6 +78,11 @@ class ControllerSettings:
     policy_status_interval: float = 3.0
     #: Every policy's status, as a safety net (policy status is otherwise queued by change).
     policy_status_resync: float = 60.0
+    #: Seconds between level-based sweeps of works and member copies (`federation.hub.sweep`).
+    sweep_interval: float = 60.0
+    #: The safety-net poll of kinds the hub does not serve yet (CRD and APIService watches
+    #: re-sync them as soon as they change).
+    kinds_poll_interval: float = 10.0
 
 
 class _StatusWrites(Finalizers):
@@ -118,7 +128,10 @@ class HubController:
         self.ledger = PolicyLedger()
         self._protection = protection or Protection()
         self._fleet: Fleet | None = None
-        self._kinds_dirty = anyio.Event()
+        self.hub_id = hub_id
+        self.kinds_trigger = KindsTrigger(
+            factory=factory, discovery=discovery, poll_interval=self.settings.kinds_poll_interval
+        )
         writes = _StatusWrites(hub=hub, discovery=discovery)
         self.binder = Binder(
             templates=self.templates.get,
@@ -180,7 +193,7 @@ class HubController:
 
     def _policy_changed(self, old: AnyPolicy | None, new: AnyPolicy | None) -> None:
         self.detector.policy_event(old, new)
-        self._kinds_dirty.set()  # watch newly selected kinds
+        self.kinds_trigger.policy_changed()  # watch newly selected kinds
 
     def _one_policy_changed(self, pkey: PolicyKey) -> None:
         self.binder.policy_changed(pkey)
@@ -215,6 +228,7 @@ class HubController:
 
     async def run(self) -> None:
         await self._watch_policies()
+        await self.kinds_trigger.watch_apis()
         await self._sync_kinds()
         await self.templates.wait_for_sync()
         self.tracker.seal()
@@ -224,7 +238,26 @@ class HubController:
             started = anyio.Event()
             tg.start_soon(self._run_workers, started)
             await started.wait()
+            tg.start_soon(supervise, "sweep", self._sweep)
             self.synced.set()
+
+    async def _sweep(self) -> None:
+        """Level-based convergence, at start and every `sweep_interval` (`federation.hub.sweep`)."""
+        await Sweep(
+            store=self.store,
+            hub=HubLookup(templates=self.templates, hub=self.hub, discovery=self.discovery),
+            members=lambda: member_copies(self.registry, self.hub_id),
+            enqueue=self.accept_stale,
+            orphans=policy_orphans(self.policies),
+            hub_id=self.hub_id,
+        ).run(interval=self.settings.sweep_interval)
+
+    def accept_stale(self, key: ResourceKey, policy: PolicyKey | None) -> None:
+        """A key the sweep found stale: reconcile it, with the policy that placed it (its
+        deletionPolicy, should the template be gone, when this process never saw it governed)."""
+        if policy is not None:
+            self.ledger.governing.setdefault(key, policy)
+        self.enqueue(key)
 
     async def _run_workers(self, started: anyio.Event) -> None:
         await run_workers(
@@ -275,10 +308,4 @@ class HubController:
                 self.enqueue(key)
 
     async def _kinds_loop(self) -> None:
-        while True:
-            with anyio.move_on_after(10.0):  # also retries kinds the hub did not serve yet
-                await self._kinds_dirty.wait()
-            self._kinds_dirty = anyio.Event()
-            if self.templates.missing:
-                self.discovery.forget()
-            await self._sync_kinds()
+        await self.kinds_trigger.run(self._sync_kinds, missing=lambda: bool(self.templates.missing))

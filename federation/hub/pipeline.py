@@ -54,8 +54,7 @@ from federation.placement import (
     match_policies,
 )
 from federation.sealing import Sealer
-from federation.store import Decision as DecisionRow
-from federation.store import DesiredWork
+from federation.store import ClusterDecision, DesiredWork
 from federation.translate import (
     DependencyRef,
     Ownership,
@@ -184,12 +183,12 @@ class TemplatePlan:
         return works
 
     @property
-    def rows(self) -> list[DecisionRow]:
+    def rows(self) -> list[ClusterDecision]:
         """The decision as stored: every cluster chosen or not, with its reason in words."""
         d = self.decision
         reason = "selected" if not d.unschedulable else f"kept: {d.unschedulable}"
-        rows = [DecisionRow(t.cluster, True, t.replicas, reason) for t in d.targets]
-        rows += [DecisionRow(c, False, None, str(r)) for c, r in d.excluded.items()]
+        rows = [ClusterDecision(t.cluster, True, t.replicas, reason) for t in d.targets]
+        rows += [ClusterDecision(c, False, None, str(r)) for c, r in d.excluded.items()]
         return rows
 
     @property

@@ -17,7 +17,7 @@ from federation.informers.ratelimit import (
     default_rate_limiter,
 )
 from federation.informers.reflector import Reflector, ReflectorSink
-from federation.informers.store import NAMESPACE_INDEX, IndexFunc, Store, by_label, by_namespace
+from federation.informers.store import NAMESPACE_INDEX, Indexer, IndexFunc, by_label, by_namespace
 
 __all__ = [
     "NAMESPACE_INDEX",
@@ -27,6 +27,7 @@ __all__ = [
     "FakeClock",
     "Handlers",
     "IndexFunc",
+    "Indexer",
     "Informer",
     "InformerFactory",
     "InformerKey",
@@ -37,7 +38,6 @@ __all__ = [
     "RealClock",
     "Reflector",
     "ReflectorSink",
-    "Store",
     "TokenBucketLimiter",
     "WorkQueue",
     "by_label",

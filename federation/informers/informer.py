@@ -1,4 +1,4 @@
-"""The informer: a reflector feeding a `Store`, and handlers told about every change.
+"""The informer: a reflector feeding an `Indexer`, and handlers told about every change.
 
 Handlers are plain synchronous callbacks, called in event order (so, in order per key); they
 must be quick — the usual handler only puts a key on a work queue. A handler that raises is
@@ -17,7 +17,7 @@ import anyio
 
 from federation.informers.clock import Clock, RealClock
 from federation.informers.reflector import Reflector
-from federation.informers.store import IndexFunc, Store
+from federation.informers.store import Indexer, IndexFunc
 from federation.kube.client import KubeClient
 from federation.kube.resources import Obj, ResourceInfo
 from federation.metrics import INFORMER_SYNCED, STORE_OBJECTS
@@ -76,7 +76,7 @@ class Informer:
     reflector_options: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.store = Store(indexers=self.indexers)
+        self.store = Indexer(indexers=self.indexers)
         self.reflector = Reflector(
             self.client,
             self.key.resource,

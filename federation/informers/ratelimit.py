@@ -26,6 +26,14 @@ class RateLimiter(Protocol):
     def num_requeues(self, item: Hashable) -> int: ...
 
 
+def exponential(base: float, cap: float, failures: int) -> float:
+    """base × 2^failures, capped: the one exponential backoff of a retried item (a queue's key
+    here, a propagator's work in Postgres), whoever counts its failures."""
+    if failures > 60:  # 2^60 × base is far past any cap; avoid float overflow
+        return cap
+    return float(min(base * (2**failures), cap))
+
+
 class ItemExponentialLimiter:
     """base × 2^failures per item, capped."""
 
@@ -37,9 +45,7 @@ class ItemExponentialLimiter:
     def when(self, item: Hashable) -> float:
         n = self._failures.get(item, 0)
         self._failures[item] = n + 1
-        if n > 60:  # 2^60 × base is far past any cap; avoid float overflow
-            return self.cap
-        return float(min(self.base * (2**n), self.cap))
+        return exponential(self.base, self.cap, n)
 
     def forget(self, item: Hashable) -> None:
         self._failures.pop(item, None)

@@ -34,8 +34,9 @@ def by_label(label: str) -> IndexFunc:
     return index
 
 
-class Store:
-    """A keyed cache with named indexes."""
+class Indexer:
+    """A keyed cache with named indexes: client-go's `cache.Indexer`, by that name rather than
+    `Store` so that it is never taken for the state store (`federation.store.Store`)."""
 
     def __init__(
         self, *, key_func: KeyFunc = object_key, indexers: Mapping[str, IndexFunc] | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from federation.errors import ApiError, NotFoundError
+from federation.errors import ApiError, KindNotServedError
 from federation.kube.client import KubeClient
 from federation.kube.resources import GVK, ResourceInfo
 
@@ -54,7 +54,7 @@ class Discovery:
             self._loaded_at = self._clock()
 
     async def resource_for(self, gvk: GVK) -> ResourceInfo:
-        """The resource that serves `gvk`; raises NotFoundError naming it if none does."""
+        """The resource that serves `gvk`; raises KindNotServedError naming it if none does."""
         info = self._by_gvk.get(gvk)
         if info is not None:
             return info
@@ -63,11 +63,11 @@ class Discovery:
             info = self._by_gvk.get(gvk)
             if info is not None:
                 return info
-        raise NotFoundError(
+        raise KindNotServedError(
             f"cluster {self.client.cluster}: no resource serves {gvk.api_version} {gvk.kind} "
             "(is its CRD installed, and its API version served?)",
-            status=404,
-            reason="NotFound",
+            api_version=gvk.api_version,
+            kind=gvk.kind,
             cluster=self.client.cluster,
         )
 

@@ -32,6 +32,7 @@ from federation.errors import (
     ClusterUnreachableError,
     ConflictError,
     InvalidError,
+    KindNotServedError,
     KubeError,
     NotFoundError,
 )
@@ -247,14 +248,13 @@ class Applier:
             )
         except InvalidError as exc:
             return Outcome(Result.FAILED, str(exc))
+        except KindNotServedError as exc:
+            # The member may serve the kind later (its CRD is being installed): retried.
+            return Outcome(Result.RETRY, str(exc))
         except ApiError as exc:
-            if (
-                exc.status == 400
-                or exc.status == 403
-                or (exc.status == 404 and "no resource serves" not in str(exc))
-            ):
-                # 400/403: the member refuses this object (bad request, forbidden): it will
-                # not get better by retrying the same manifest.
+            if exc.status in (400, 403, 404):
+                # 400/403/404: the member refuses this object (bad request, forbidden, its
+                # namespace or resource gone): retrying the same manifest will not help.
                 return Outcome(Result.FAILED, str(exc))
             return Outcome(Result.RETRY, str(exc))
         except ClusterUnreachableError as exc:
@@ -358,9 +358,9 @@ class Applier:
             except ConflictError:
                 return Outcome(Result.RETRY, "the object was replaced while we deleted it; looking again")
             return Outcome(Result.DELETED, "deleted", wrote=True)
-        except NotFoundError as exc:
-            if "no resource serves" in str(exc):
-                return Outcome(Result.DELETED, "the member does not serve this kind any more")
+        except KindNotServedError:
+            return Outcome(Result.DELETED, "the member does not serve this kind any more")
+        except NotFoundError:
             return Outcome(Result.DELETED, "already gone")
         except (KubeError, ClusterUnreachableError) as exc:
             return Outcome(Result.RETRY, str(exc))

@@ -8,8 +8,9 @@ woken by a hint when the hub side changed works of its cluster, and polls anyway
 
 It also watches, in the member, the objects this hub owns (one informer per kind, selected by
 our hub label) and turns what it sees into work: a managed field edited in the member (drift)
-or a copy deleted in the member makes the work due again; every status change becomes a
-`member_status` row (batched) and a mark for the hub's status writer.
+or a copy deleted in the member makes the work due again; every status change goes up through
+`federation.status.collect` (a `member_status` row, batched, and a mark for the hub's status
+writer).
 
 While the cluster is not ready nothing is claimed: its works wait, and complete when it is back.
 
@@ -17,6 +18,12 @@ A work whose sealed values do not open (`ClaimedWork.sealing_error`: the key fil
 that sealed it, or the row was altered) is not applied: it is retried with backoff, its
 `last_error` saying why, until the controller is given the key; it can still be deleted or
 orphaned (its identity is never sealed), and its member copy is not checked for drift.
+
+Why one module of this length: the claim loop, the member informers and the batched writes all
+read and update one in-memory index of the member's works (what a member object maps to, and in
+which state), under one event loop and without locks. The parts with a job of their own are
+beside it: `applier` (one member write and its conflict rules), `drift`, `fleet` (one
+supervised propagator per member) and `federation.status.collect` (status up).
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ import anyio
 
 from federation.clusters import Member
 from federation.errors import KubeError, StoreError, VersionConflictError
-from federation.hub.keys import ResourceKey
 from federation.informers import Handlers, Informer
+from federation.informers.ratelimit import exponential
 from federation.kube import GVK, Obj
+from federation.kube.keys import ResourceKey
 from federation.logs import RECONCILE_ID
 from federation.metrics import (
     APPLY_DURATION,
@@ -48,20 +56,20 @@ from federation.metrics import (
     WORKS_BACKLOG,
 )
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
-from federation.status import assess
-from federation.status.bounds import ERROR_LIMIT, bounded_status, cut
+from federation.status.bounds import ERROR_LIMIT, cut
+from federation.status.collect import StatusCollector, StatusListener
 from federation.store import (
     ApplyResult,
     ClaimedWork,
     EventRow,
     EventType,
-    Health,
     IndexedWork,
-    MemberStatusRow,
     ObjectRef,
     ResourceId,
     Store,
+    WorkId,
     WorkState,
+    give_up_after,
 )
 from federation.tracing import span
 from federation.translate import OWNERSHIP, Secrecy
@@ -69,8 +77,6 @@ from federation.translate.identity import Identity
 
 log = logging.getLogger(__name__)
 
-#: Told that a member copy of a resource changed (the hub's status writer coalesces these).
-StatusListener = Callable[[ResourceKey], None]
 #: Whether the cluster is ready now (from the registry's probes).
 ReadyCheck = Callable[[], bool]
 
@@ -128,6 +134,8 @@ class ClusterPropagator:
         assert self.member.client is not None and self.member.discovery is not None
         self.cluster = self.member.name
         self._informers: dict[GVK, Informer] = {}
+        self._unwatch: list[Callable[[], None]] = []  # takes our handlers off them
+        self._unstarted: set[WorkId] = set()  # claimed, not started: released on a crash
         self.applier = Applier(
             cluster=self.cluster,
             client=self.member.client,
@@ -138,13 +146,14 @@ class ClusterPropagator:
         )
         self._index: dict[ResourceKey, _Entry] = {}
         self._wake = anyio.Event()
-        self._statuses: dict[ResourceId, MemberStatusRow] = {}
+        self.statuses = StatusCollector(self.cluster, self.on_status)
         self._events: list[EventRow] = []
         self._requeues: list[tuple[_Entry, ResourceKey, str]] = []
         self._results: list[tuple[ApplyResult, Callable[[int], None] | None]] = []
         self._results_ready = anyio.Event()
         self._flush = anyio.Event()
         self._in_flight = 0
+        self._active: dict[ResourceKey, anyio.Event] = {}
         self._stopping = False
         self.loaded = anyio.Event()
         self._extra = {"cluster": self.cluster}
@@ -159,18 +168,40 @@ class ClusterPropagator:
     # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self._load_index()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._flush_loop)
-            tg.start_soon(self._record_loop)
-            tg.start_soon(self._check_after_sync)
-            try:
-                await self._claim_loop()
-            finally:
-                self._stopping = True
-                tg.cancel_scope.cancel()
-                with anyio.CancelScope(shield=True):
-                    await self._write_results()  # what finished during the shutdown
+        """Until cancelled. A crash (a bug) is raised after what finished is recorded and the
+        works claimed but not started are released: the next propagator of this member
+        (`federation.propagate.fleet` restarts one) claims them at once, not a lease later.
+        Either way our handlers leave the member's informers, which outlive us."""
+        try:
+            await self._load_index()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._flush_loop)
+                tg.start_soon(self._record_loop)
+                tg.start_soon(self._check_after_sync)
+                try:
+                    await self._claim_loop()
+                finally:
+                    self._stopping = True
+                    tg.cancel_scope.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await self._write_results()  # what finished during the shutdown
+        except Exception:
+            with anyio.CancelScope(shield=True):
+                await self._release_unstarted()
+            raise
+        finally:
+            for remove in self._unwatch:
+                remove()
+
+    async def _release_unstarted(self) -> None:
+        unstarted, self._unstarted = list(self._unstarted), set()
+        if not unstarted:
+            return
+        try:
+            with give_up_after(2.0):  # the crash is reported and the restart scheduled meanwhile
+                await self.store.release_claims(self.holder, work_ids=unstarted)
+        except StoreError as exc:
+            log.warning("releasing %d claims failed: %s", len(unstarted), exc, extra=self._extra)
 
     async def _load_index(self) -> None:
         for w in await self.store.work_index(self.cluster):
@@ -203,10 +234,11 @@ class ClusterPropagator:
         except KubeError:
             return  # not served (yet): the work will fail or retry and we try again then
         informer = self.member.factory.informer(res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}")
-        informer.add_handler(
+        remove = informer.add_handler(
             Handlers(on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone),
             resync=False,
         )
+        self._unwatch.append(remove)
         self._informers[gvk] = informer
 
     def _lookup(self, gvk: GVK, namespace: str | None, name: str) -> Obj | None:
@@ -257,6 +289,7 @@ class ClusterPropagator:
                         entry = self._remember(work)
                         entry.queued_at = anyio.current_time()
                         await self._watch(GVK.of(work.desired))
+                        self._unstarted.add(work.id)
                         tg.start_soon(self._process, work, limiter)
                     if len(claimed) == self.settings.batch:
                         continue  # a backlog: claim the next batch at once
@@ -267,24 +300,47 @@ class ClusterPropagator:
     # -- one work ----------------------------------------------------------------------
 
     async def _process(self, work: ClaimedWork, limiter: anyio.CapacityLimiter) -> None:
-        async with limiter:
-            self._in_flight += 1
-            started = anyio.current_time()
-            try:
-                # Shielded: a shutdown lets an apply that has started finish and be recorded.
-                with anyio.CancelScope(shield=True):
-                    await self._process_one(work)
-            finally:
-                self._in_flight -= 1
-                APPLY_DURATION.labels(self.cluster).observe(anyio.current_time() - started)
+        """Process one claimed work, never while another claim of the same object is in flight.
+
+        A change of the work clears its claim (`save_placement`), so the next claim round may
+        bring the work again while a worker is still applying its previous version. Done
+        concurrently, a deletion could find nothing yet ("already gone"), remove the row, and
+        the apply still in flight would then create a copy no row records (issue 11: a template
+        deleted a second after its creation kept its copy). One object, one operation at a time.
+        """
+        key = _object_key(work.desired)
+        while (busy := self._active.get(key)) is not None:
+            await busy.wait()
+        self._active[key] = done = anyio.Event()
+        try:
+            async with limiter:
+                self._in_flight += 1
+                started = anyio.current_time()
+                try:
+                    # Shielded: a shutdown lets an apply that has started finish and be recorded.
+                    with anyio.CancelScope(shield=True):
+                        await self._process_one(work)
+                finally:
+                    self._in_flight -= 1
+                    APPLY_DURATION.labels(self.cluster).observe(anyio.current_time() - started)
+        finally:
+            del self._active[key]
+            done.set()
 
     async def _process_one(self, work: ClaimedWork) -> None:
         key = _object_key(work.desired)
+        self._unstarted.discard(work.id)  # started: recorded or retried, never just dropped
         writes_before = self.applier.writes
         RECONCILE_ID.set(f"work-{work.id}-v{work.version}")
         with span("apply", cluster=self.cluster, kind=key.kind, namespace=key.namespace, name=key.name,
                   state=work.state.value):  # fmt: skip
-            outcome = await self._outcome(work)
+            try:
+                outcome = await self._outcome(work)
+            except Exception:
+                # A bug on one work is contained to it, as `federation.runtime` does for a key:
+                # logged with its traceback, and retried with backoff like a transient error.
+                log.exception("%s: applying crashed", key, extra=self._extra)
+                outcome = Outcome(Result.RETRY, "the controller failed on this work (a bug, see its log)")
         if self.secrecy is not None and outcome.result in (Result.FAILED, Result.RETRY, Result.CONFLICT):
             # A member's error may quote what it refused (a schema check echoes the value): it
             # goes to last_error, events and the API, so never with a sensitive value in it.
@@ -392,7 +448,7 @@ class ClusterPropagator:
                 entry.state = WorkState.FAILED
             return
         # RETRY: the same state, again later, with per-work exponential backoff and jitter.
-        delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** min(work.attempts, 20))
+        delay = exponential(self.settings.retry_base, self.settings.retry_cap, work.attempts)
         delay *= 0.5 + self.rng.random() / 2
         self._submit(
             ApplyResult(
@@ -443,36 +499,26 @@ class ClusterPropagator:
         entry = self._index.get(key)
         if entry is None or owner_hub(obj) != self.hub_id:
             return
-        a = assess(obj)
-        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
-        self._statuses[entry.resource_id] = MemberStatusRow(
-            resource_id=entry.resource_id,
-            cluster=self.cluster,
-            status=bounded_status(status or {}),
-            health=Health(a.health.value),
-            observed_generation=a.observed_generation,
-            member_resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")) or None,
-            health_reason=cut(a.reason),
-        )
+        self.statuses.seen(entry.resource_id, key, obj)
         self._flush.set()
-        self.on_status(key)
         if entry.state != WorkState.APPLIED or entry.baseline is None or entry.unreadable:
             return
         if (
             desired_hash(obj) != entry.desired_hash
             or self.applier.baseline(obj, entry.desired) != entry.baseline
         ):
-            self._spawn_requeue(entry, key, why="managed fields changed in the member (drift)")
+            self._defer_requeue(entry, key, why="managed fields changed in the member (drift)")
 
     def _gone(self, obj: Obj) -> None:
         key = _object_key(obj)
         entry = self._index.get(key)
         if entry is not None and entry.state == WorkState.APPLIED:
-            self._spawn_requeue(entry, key, why="deleted in the member")
+            self._defer_requeue(entry, key, why="deleted in the member")
         if entry is not None:
-            self.on_status(key)
+            self.statuses.gone(key)
 
-    def _spawn_requeue(self, entry: _Entry, key: ResourceKey, *, why: str) -> None:
+    def _defer_requeue(self, entry: _Entry, key: ResourceKey, *, why: str) -> None:
+        """`_requeue` from an informer callback, which cannot await: the flush loop does it."""
         entry.state = WorkState.PENDING  # until the claim brings the real row
         self._requeues.append((entry, key, why))
         self._flush.set()
@@ -504,7 +550,7 @@ class ClusterPropagator:
             requeues, self._requeues = self._requeues, []
             for entry, key, why in requeues:
                 await self._requeue(entry, key, why=why)
-            statuses, self._statuses = list(self._statuses.values()), {}
+            statuses = self.statuses.take()
             events, self._events = self._events, []
             try:
                 if statuses:

@@ -110,7 +110,7 @@ async def process(
         RECONCILE_ERRORS.labels(name).inc()
         outcome = "terminal"
     except FederationError as exc:
-        handled = on_error is not None and await on_error(key, exc)
+        handled = await _hook(on_error, key, exc, name, fields)
         if not handled:
             log.warning("%s: reconcile %s failed: %s", name, key, exc, extra=fields)
         RECONCILE_ERRORS.labels(name).inc()
@@ -124,6 +124,24 @@ async def process(
     RECONCILES.labels(name, outcome).inc()
     RECONCILE_DURATION.labels(name).observe(time.perf_counter() - started)
     return outcome
+
+
+async def _hook(
+    on_error: Callable[[K, FederationError], Awaitable[bool]] | None,
+    key: K,
+    exc: FederationError,
+    name: str,
+    fields: Mapping[str, str],
+) -> bool:
+    """Run the error hook; a hook that fails itself is a bug reported as such, and the key is
+    still retried (the loop must outlive its hooks as it outlives its reconciles)."""
+    if on_error is None:
+        return False
+    try:
+        return await on_error(key, exc)
+    except Exception:
+        log.exception("%s: the error hook for %s crashed", name, key, extra=fields)
+        return False
 
 
 __all__ = ["ErrorHook", "KeyDescriber", "process", "run_workers"]

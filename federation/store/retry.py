@@ -36,14 +36,21 @@ from federation.store import faults
 T = TypeVar("T")
 
 
-class Clock(Protocol):
-    """Monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
+class Monotonic(Protocol):
+    """Monotonic seconds: ``time.monotonic`` in production, a fake in tests.
+
+    Not a third clock type beside `federation.informers.clock.Clock`: only the shape of the two
+    functions the retry loop calls, which that clock's bound ``now`` and ``sleep`` have too
+    (``Store.connect(url, clock=fake.now, sleep=fake.sleep)`` type-checks). The store may import
+    nothing of ours but `federation.errors` (an import-linter contract that keeps it the bottom
+    layer), so it names the shape it needs rather than import the class.
+    """
 
     def __call__(self) -> float: ...
 
 
 class Sleep(Protocol):
-    """Wait that many seconds (``anyio.sleep`` in production, a fake in tests)."""
+    """Wait that many seconds: ``anyio.sleep`` in production, a fake in tests (see `Monotonic`)."""
 
     def __call__(self, seconds: float, /) -> Awaitable[None]: ...
 
@@ -89,10 +96,10 @@ def give_up_after(seconds: float) -> Iterator[None]:
 async def retrying(
     attempt: Callable[[], Awaitable[T]],
     *,
-    what: str,
+    what: str | Callable[[], str],
     target: str,
     policy: RetryPolicy,
-    clock: Clock = time.monotonic,
+    clock: Monotonic = time.monotonic,
     sleep: Sleep = anyio.sleep,
     rng: random.Random | None = None,
     on_fault: Callable[[BaseException], None] | None = None,
@@ -100,7 +107,8 @@ async def retrying(
 ) -> T:
     """Run `attempt` until it succeeds, a non-retryable error occurs, or the deadline passes.
 
-    `what` (the table and key) and `target` (``host:port/db``) name the operation in errors.
+    `what` (the table and key) and `target` (``host:port/db``) name the operation in errors;
+    `what` may be a function that says it, called only when an error is raised.
     `on_fault` is called for every connection fault (the store turns unhealthy), `on_success`
     after a successful attempt (healthy again). Non-retryable errors are raised at once as a
     `StoreError`; when the deadline passes the last fault is raised as `StoreUnavailableError`
@@ -114,7 +122,7 @@ async def retrying(
             result = await attempt()
         except Exception as exc:
             if not faults.is_retryable(exc):
-                raise faults.translate(exc, what=what, target=target) from exc
+                raise faults.translate(exc, what=_said(what), target=target) from exc
             connection_fault = faults.is_connection_fault(exc)
             if connection_fault and on_fault is not None:
                 on_fault(exc)
@@ -128,10 +136,14 @@ async def retrying(
                 remaining = min(remaining, give_up_at - time.monotonic())
             if remaining <= 0:
                 if connection_fault:
-                    raise faults.unavailable(exc, what=what, target=target) from exc
-                raise faults.translate(exc, what=what, target=target) from exc
+                    raise faults.unavailable(exc, what=_said(what), target=target) from exc
+                raise faults.translate(exc, what=_said(what), target=target) from exc
             await sleep(min(policy.delay(failures, rng), remaining))
         else:
             if on_success is not None:
                 on_success()
             return result
+
+
+def _said(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()

@@ -90,8 +90,10 @@ class PolicyRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """One candidate cluster of a placement: chosen or not, and why."""
+class ClusterDecision:
+    """One candidate cluster of a placement: chosen or not, and why (a `placement_decisions`
+    row). Not the placement engine's `Decision`, the whole decision, which the hub renders
+    into one of these per candidate cluster."""
 
     cluster: str
     chosen: bool
@@ -173,7 +175,7 @@ class ClaimedWork:
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """One outcome for `Store.record_apply_results` (the bulk `record_apply_result`)."""
+    """One outcome for `Store.record_apply_results`: what an apply of the work at `version` did."""
 
     work_id: WorkId
     version: int

@@ -6,6 +6,14 @@ statement; a single statement is atomic by itself and saves two round trips), tr
 into `federation.errors`. It also keeps the store's health for the controller's readiness
 probe: unhealthy from the first connection fault until the next successful call.
 
+Most of its methods are a repository function bound as such a unit of work, declared in one
+line with `unit_of_work` (see `federation.store.unit`): the signature and docstring are the
+repository function's. The methods written out are those that do more than pass a call through,
+each saying what: sealing on the way in, opening on the way out, chunked bulk writes, batches.
+The module is over 400 lines because it is the store's whole surface in one class: some 40
+one-line declarations, and beside them only what needs the pool, the retry and the sealer
+together (the SQL is in `repo/`, the retry loop in `retry`, the binding in `unit`).
+
 It is also where sensitive values are sealed and opened (`federation.store.sealing`): the
 templates and desired manifests given to it are sealed by its `Sealer` before they are sent to
 Postgres, and claimed or indexed works are opened before they are returned. A work that does not
@@ -24,7 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -33,7 +41,6 @@ import asyncpg
 
 from federation.errors import SealingError, StoreError
 from federation.store.db import Connection, init_connection
-from federation.store.enums import Health, PolicyKind, WorkState
 from federation.store.repo import (
     checkpoints,
     clusters,
@@ -44,35 +51,26 @@ from federation.store.repo import (
     reads,
     resources,
     status,
+    sweep,
     works,
 )
 from federation.store.repo.works import HeldWork
-from federation.store.retry import Clock, RetryPolicy, Sleep, retrying
+from federation.store.retry import Monotonic, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
-    ApplyResult,
-    Checkpoint,
     ClaimedWork,
+    ClusterDecision,
     ClusterRow,
-    ClusterStatus,
-    Decision,
     DesiredWork,
-    EventRow,
     IndexedWork,
     MemberStatusRow,
-    ObjectRef,
     PlacementChange,
     PolicyId,
-    PolicyRow,
-    PolicySummary,
     ResourceId,
     ResourceRow,
-    ResourceStatus,
     ResourceWork,
-    StoredEvent,
-    WorkId,
-    WorkStatus,
 )
 from federation.store.sealing import SEALED, SealedRow, Sealer
+from federation.store.unit import What, unit_of_work
 from federation.store.url import asyncpg_dsn, describe
 
 T = TypeVar("T")
@@ -131,7 +129,7 @@ class Store:
         *,
         target: str,
         settings: StoreSettings,
-        clock: Clock,
+        clock: Monotonic,
         sleep: Sleep,
         on_health_change: HealthListener | None,
         sealer: Sealer | None = None,
@@ -155,7 +153,7 @@ class Store:
         *,
         settings: StoreSettings | None = None,
         on_health_change: HealthListener | None = None,
-        clock: Clock = time.monotonic,
+        clock: Monotonic = time.monotonic,
         sleep: Sleep = anyio.sleep,
         sealer: Sealer | None = None,
     ) -> Store:
@@ -248,9 +246,12 @@ class Store:
                 self._on_health_change(True, None)
 
     async def _run(
-        self, what: str, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = False
+        self, what: What, fn: Callable[[Connection], Awaitable[T]], *, transaction: bool = False
     ) -> T:
-        """Run `fn` on a pooled connection as one retried attempt (in a transaction if asked)."""
+        """Run `fn` on a pooled connection as one retried attempt (in a transaction if asked).
+
+        The `unit.Runner` every `unit_of_work` method runs on. `what` names the operation in
+        errors (a function of no argument if it is only to be made when one is raised)."""
 
         async def attempt() -> T:
             async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
@@ -363,41 +364,63 @@ class Store:
                 h.key_id,
             )
 
-    # -- clusters and leases ----------------------------------------------------------------
+    # -- pass-throughs: a repository function run as a retried unit of work (see `unit`) --------
+    # Their signatures and docstrings are the repository functions' (without the connection).
 
-    async def upsert_clusters(self, rows: Sequence[ClusterRow]) -> int:
-        """Insert or update member clusters by name; returns rows written (unchanged: 0)."""
-        names = ",".join(r.name for r in rows[:3]) + ("…" if len(rows) > 3 else "")
-        return await self._run(f"clusters name={names}", lambda c: clusters.upsert_clusters(c, rows))
+    upsert_clusters = unit_of_work(clusters.upsert_clusters, lambda rows: f"clusters name={_names(rows)}")
+    delete_cluster = unit_of_work(clusters.delete_cluster, "clusters name={name}")
+    list_clusters = unit_of_work(clusters.list_clusters, "clusters")
+    acquire_cluster_lease = unit_of_work(leases.acquire_cluster_lease, "cluster_leases cluster={cluster}")
+    release_cluster_lease = unit_of_work(leases.release_cluster_lease, "cluster_leases cluster={cluster}")
+    clusters_held_by = unit_of_work(leases.clusters_held_by, "cluster_leases holder={holder}")
 
-    async def delete_cluster(self, name: str) -> bool:
-        return await self._run(f"clusters name={name}", lambda c: clusters.delete_cluster(c, name))
+    mark_resource_deleted = unit_of_work(resources.mark_resource_deleted, "resources {ref}")
+    purge_resource = unit_of_work(resources.purge_resource, "resources id={resource_id}")
+    resource_id_of = unit_of_work(resources.resource_id_of, "resources {ref}")
+    upsert_policy = unit_of_work(policies.upsert_policy, "policies {row.kind} {row.namespace}/{row.name}")
+    delete_policy = unit_of_work(policies.delete_policy, "policies {kind} {namespace}/{name}")
 
-    async def list_clusters(self) -> list[ClusterRow]:
-        return await self._run("clusters", clusters.list_clusters)
+    record_apply_results = unit_of_work(
+        works.record_apply_results, lambda rows: f"works ({len(rows)} results)"
+    )
+    sealed_key_usage = unit_of_work(works.sealed_key_usage, "works, resources")
+    recorded_works = unit_of_work(sweep.recorded_works, "works (sweep)")
+    works_to_drain = unit_of_work(works.works_to_drain, "works cluster={cluster}")
+    abandon_cluster = unit_of_work(works.abandon_cluster, "works cluster={cluster}")
+    count_works = unit_of_work(works.count_works, "works resource_id={resource_id}")
+    finish_deletion = unit_of_work(works.finish_deletion, "works id={work_id}")
+    release_claims = unit_of_work(works.release_claims, "works claimed_by={holder}")
+    release_foreign_claims = unit_of_work(works.release_foreign_claims, "works claimed_by")
+    requeue_work = unit_of_work(works.requeue_work, "works resource_id={resource_id} cluster={cluster}")
+    placement_of = unit_of_work(placements.placement_of, "placement_decisions resource_id={resource_id}")
+    policy_summary = unit_of_work(placements.policy_summary, "placements policy_id={policy_id}")
 
-    async def acquire_cluster_lease(self, cluster: str, *, holder: str, ttl_seconds: float) -> bool:
-        """Take or renew the lease of `cluster` for `holder`; False when another holder has it."""
-        return await self._run(
-            f"cluster_leases cluster={cluster}",
-            lambda c: leases.acquire_cluster_lease(c, cluster, holder=holder, ttl_seconds=ttl_seconds),
-        )
+    delete_orphaned_statuses = unit_of_work(status.delete_orphaned_statuses, "member_status")
+    append_events = unit_of_work(events.append_events, lambda rows: f"events ({len(rows)} rows)")
+    list_events = unit_of_work(events.list_events, "events")
+    get_checkpoint = unit_of_work(
+        checkpoints.get_checkpoint, "watch_checkpoints cluster={cluster} resource={resource}"
+    )
+    get_checkpoints = unit_of_work(checkpoints.get_checkpoints, "watch_checkpoints cluster={cluster}")
+    set_checkpoints = unit_of_work(checkpoints.set_checkpoints, "watch_checkpoints")
 
-    async def release_cluster_lease(self, cluster: str, *, holder: str) -> bool:
-        return await self._run(
-            f"cluster_leases cluster={cluster}",
-            lambda c: leases.release_cluster_lease(c, cluster, holder=holder),
-        )
+    resource_status = unit_of_work(reads.resource_status, "fleet_resource_status resource_id={resource_id}")
+    resource_statuses = unit_of_work(reads.resource_statuses, "fleet_resource_status")
+    resource_status_page = unit_of_work(reads.resource_status_page, "fleet_resource_status")
+    cluster_status = unit_of_work(reads.cluster_status, "fleet_cluster_status cluster={cluster}")
+    cluster_statuses = unit_of_work(reads.cluster_statuses, "fleet_cluster_status")
+    works_of_resource = unit_of_work(reads.works_of_resource, "fleet_work_status resource_id={resource_id}")
+    works_of_cluster = unit_of_work(reads.works_of_cluster, "fleet_work_status cluster={cluster}")
+    works_of_resources = unit_of_work(
+        reads.works_of_resources, lambda resource_ids: f"fleet_work_status ({len(resource_ids)} resources)"
+    )
 
-    async def clusters_held_by(self, holder: str) -> list[str]:
-        return await self._run(
-            f"cluster_leases holder={holder}", lambda c: leases.clusters_held_by(c, holder)
-        )
-
-    # -- resources and policies ---------------------------------------------------------------
+    # -- written out: sealed on the way in ----------------------------------------------------
 
     async def upsert_resources(self, rows: Sequence[ResourceRow]) -> list[ResourceId]:
-        """Insert or update hub templates; their ids in input order (unchanged rows: no write)."""
+        """Insert or update hub templates; their ids in input order (unchanged rows: no write).
+
+        Written out: each template is sealed before it is sent."""
         what = "resources"
         if rows:
             what = f"resources {rows[0].ref}" + (f" (+{len(rows) - 1} more)" if len(rows) > 1 else "")
@@ -405,57 +428,19 @@ class Store:
         return await self._run(what, lambda c: resources.upsert_resources(c, sealed))
 
     async def register_resource(self, row: ResourceRow) -> tuple[ResourceId, bool]:
-        """Upsert one template: its id, and whether its row is new (so it has no placement)."""
+        """Upsert one template: its id, and whether its row is new (so it has no placement).
+
+        Written out: the template is sealed before it is sent."""
         sealed = self._seal_resource(row)
         found = await self._run(f"resources {row.ref}", lambda c: resources.upsert_resources_new(c, [sealed]))
         return found[0]
-
-    async def mark_resource_deleted(self, ref: ObjectRef) -> ResourceId | None:
-        """Record the template's deletion on the hub; None if the store never had it."""
-        return await self._run(f"resources {ref}", lambda c: resources.mark_resource_deleted(c, ref))
-
-    async def purge_resource(self, resource_id: ResourceId) -> bool:
-        """Remove a deleted resource whose works are all finished; False if some remain."""
-        return await self._run(
-            f"resources id={resource_id}", lambda c: resources.purge_resource(c, resource_id)
-        )
-
-    async def purge_deleted_resources(self, *, batch: int = 1000) -> int:
-        """Remove every resource marked deleted whose works are all done (deleted, or orphaned on
-        purpose), in batches; returns how many went. The hub controller marks a template deleted
-        when it is deleted on the hub *or* no policy governs it any more: the store keeps no
-        template (a Secret's, say) it has no use for."""
-        total = 0
-        while True:
-            done = await self._run(
-                "resources (purge)", lambda c: resources.purge_deleted_resources(c, batch=batch)
-            )
-            total += done
-            if done < batch:
-                return total
-
-    async def resource_id_of(self, ref: ObjectRef) -> ResourceId | None:
-        return await self._run(f"resources {ref}", lambda c: resources.resource_id_of(c, ref))
-
-    async def upsert_policy(self, row: PolicyRow) -> PolicyId:
-        return await self._run(
-            f"policies {row.kind} {row.namespace}/{row.name}", lambda c: policies.upsert_policy(c, row)
-        )
-
-    async def delete_policy(self, *, kind: PolicyKind, namespace: str, name: str) -> bool:
-        return await self._run(
-            f"policies {kind} {namespace}/{name}",
-            lambda c: policies.delete_policy(c, kind=kind, namespace=namespace, name=name),
-        )
-
-    # -- placements and works --------------------------------------------------------------------
 
     async def save_placement(
         self,
         resource_id: ResourceId,
         *,
         policy_id: PolicyId | None,
-        decisions: Sequence[Decision],
+        decisions: Sequence[ClusterDecision],
         desired_works: Sequence[DesiredWork],
         unschedulable: str | None = None,
         orphan: bool = False,
@@ -465,6 +450,7 @@ class Store:
         See `federation.store.repo.placements.save_placement`. Raises `SealingUnavailableError`
         (writing nothing) when a desired manifest holds a sensitive value and the sealer has no
         key. Works sealed with a key the sealer cannot open are not rewritten (`works_held`).
+        Written out for that: manifests sealed on the way in, held works reported on the way out.
         """
         sealed = [
             replace(w, desired=self._seal_work(resource_id, w.cluster, w.desired)) for w in desired_works
@@ -486,10 +472,12 @@ class Store:
         self._report_held([HeldWork(resource_id, cluster, kid) for cluster, kid in change.works_held])
         return change
 
+    # -- written out: bulk writes, in chunks ----------------------------------------------------
+
     async def upsert_desired_works(self, rows: Sequence[ResourceWork]) -> int:
         """Bulk upsert of desired works across resources (no unplacing); returns rows written.
 
-        Sealed and held back as `save_placement` does."""
+        Sealed and held back as `save_placement` does, in chunks (see `_bulk`)."""
         works.check_unique_works(rows)
         sealed = [replace(r, desired=self._seal_work(r.resource_id, r.cluster, r.desired)) for r in rows]
         readable_keys = self._readable_keys
@@ -502,6 +490,20 @@ class Store:
         return await self._bulk(
             f"works ({len(rows)} rows)", sealed, write, key=lambda r: (r.resource_id, r.cluster)
         )
+
+    async def upsert_member_statuses(self, rows: Sequence[MemberStatusRow]) -> int:
+        """Bulk upsert of member statuses; rows of unknown works are skipped. Returns rows written.
+
+        Written out: in chunks (see `_bulk`)."""
+        status.check_unique_statuses(rows)
+        return await self._bulk(
+            f"member_status ({len(rows)} rows)",
+            rows,
+            status.upsert_member_statuses,
+            key=lambda r: (r.resource_id, r.cluster),
+        )
+
+    # -- written out: opened on the way out -----------------------------------------------------
 
     async def claim_due_works(
         self, cluster: str, *, holder: str, limit: int, lease_seconds: float
@@ -517,144 +519,27 @@ class Store:
         )
         return [self._open(w, cluster) for w in claimed]
 
-    async def record_apply_result(
-        self,
-        work_id: WorkId,
-        *,
-        version: int,
-        state: WorkState,
-        applied_hash: str | None = None,
-        member_resource_version: str | None = None,
-        error: str | None = None,
-        next_attempt_at: datetime | None = None,
-        baseline: str | None = None,
-    ) -> int:
-        """Record an apply's outcome if the work is still at `version` (else `VersionConflictError`).
-
-        Releases the claim; returns the work's new version.
-        """
-        return await self._run(
-            f"works id={work_id}",
-            lambda c: works.record_apply_result(
-                c,
-                work_id,
-                version=version,
-                state=state,
-                applied_hash=applied_hash,
-                member_resource_version=member_resource_version,
-                error=error,
-                next_attempt_at=next_attempt_at,
-                baseline=baseline,
-            ),
-        )
-
-    async def record_apply_results(self, rows: Sequence[ApplyResult]) -> dict[WorkId, int | None]:
-        """Many `record_apply_result`s in one statement; None marks a refused (stale) result."""
-        return await self._run(f"works ({len(rows)} results)", lambda c: works.record_apply_results(c, rows))
-
     async def work_index(self, cluster: str) -> list[IndexedWork]:
         """Every work of `cluster` (its propagator maps member objects to works with it), opened
         as `claim_due_works` opens them."""
         indexed = await self._run(f"works cluster={cluster}", lambda c: works.work_index(c, cluster))
         return [self._open(w, cluster) for w in indexed]
 
-    async def sealed_key_usage(self) -> dict[str, dict[str, int]]:
-        """How many rows hold values sealed with each key: {key id: {table: rows}}. A key that
-        is not here any more may be dropped from the key file (a full scan of both tables)."""
-        return await self._run("works, resources", works.sealed_key_usage)
+    # -- written out: batches until done, each batch its own unit of work -------------------------
 
-    async def works_to_drain(self, cluster: str) -> int:
-        """Works of `cluster` not yet deleted (or orphaned): what a leaving cluster waits for."""
-        return await self._run(f"works cluster={cluster}", lambda c: works.works_to_drain(c, cluster))
-
-    async def abandon_cluster(self, cluster: str, reason: str) -> int:
-        """Orphan what is left of a cluster removed before it was drained; how many works."""
-        return await self._run(
-            f"works cluster={cluster}", lambda c: works.abandon_cluster(c, cluster, reason)
-        )
-
-    async def count_works(self, resource_id: ResourceId) -> int:
-        return await self._run(
-            f"works resource_id={resource_id}", lambda c: works.count_works(c, resource_id)
-        )
-
-    async def placement_of(self, resource_id: ResourceId) -> list[Decision]:
-        """The stored decision rows of a resource (the `previous` decision for stability)."""
-        return await self._run(
-            f"placement_decisions resource_id={resource_id}",
-            lambda c: placements.placement_of(c, resource_id),
-        )
-
-    async def policy_summary(self, policy_id: PolicyId) -> PolicySummary:
-        return await self._run(
-            f"placements policy_id={policy_id}", lambda c: placements.policy_summary(c, policy_id)
-        )
-
-    async def finish_deletion(self, work_id: WorkId, version: int) -> None:
-        """Delete a work row whose member object is gone, if still at `version`."""
-        await self._run(f"works id={work_id}", lambda c: works.finish_deletion(c, work_id, version))
-
-    async def release_claims(self, holder: str, *, work_ids: Sequence[WorkId] | None = None) -> int:
-        """Release `holder`'s claims (on shutdown, or after a version conflict)."""
-        return await self._run(
-            f"works claimed_by={holder}", lambda c: works.release_claims(c, holder, work_ids=work_ids)
-        )
-
-    async def release_foreign_claims(self, holder: str) -> int:
-        """Release claims held by anyone but `holder` (only a leader may call this)."""
-        return await self._run("works claimed_by", lambda c: works.release_foreign_claims(c, holder))
-
-    async def requeue_work(self, resource_id: ResourceId, cluster: str) -> int | None:
-        """Make a settled work due now (drift); returns its new version, None if not settled."""
-        return await self._run(
-            f"works resource_id={resource_id} cluster={cluster}",
-            lambda c: works.requeue_work(c, resource_id, cluster),
-        )
-
-    # -- status, events, checkpoints -------------------------------------------------------------
-
-    async def upsert_member_statuses(self, rows: Sequence[MemberStatusRow]) -> int:
-        """Bulk upsert of member statuses; rows of unknown works are skipped. Returns rows written."""
-        status.check_unique_statuses(rows)
-        return await self._bulk(
-            f"member_status ({len(rows)} rows)",
-            rows,
-            status.upsert_member_statuses,
-            key=lambda r: (r.resource_id, r.cluster),
-        )
-
-    async def delete_orphaned_statuses(self) -> int:
-        """Remove member statuses whose work is gone (run now and then, like `prune_events`)."""
-        return await self._run("member_status", status.delete_orphaned_statuses)
-
-    async def append_events(self, rows: Sequence[EventRow]) -> int:
-        return await self._run(f"events ({len(rows)} rows)", lambda c: events.append_events(c, rows))
-
-    async def list_events(
-        self,
-        *,
-        cluster: str | None = None,
-        namespace: str | None = None,
-        name: str | None = None,
-        kind: str | None = None,
-        type_: str | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-    ) -> list[StoredEvent]:
-        """Events, newest first; every filter is optional."""
-        return await self._run(
-            "events",
-            lambda c: events.list_events(
-                c,
-                cluster=cluster,
-                namespace=namespace,
-                name=name,
-                kind=kind,
-                type_=type_,
-                since=since,
-                limit=limit,
-            ),
-        )
+    async def purge_deleted_resources(self, *, batch: int = 1000) -> int:
+        """Remove every resource marked deleted whose works are all done (deleted, or orphaned on
+        purpose), in batches; returns how many went. The hub controller marks a template deleted
+        when it is deleted on the hub *or* no policy governs it any more: the store keeps no
+        template (a Secret's, say) it has no use for."""
+        total = 0
+        while True:
+            done = await self._run(
+                "resources (purge)", lambda c: resources.purge_deleted_resources(c, batch=batch)
+            )
+            total += done
+            if done < batch:
+                return total
 
     async def prune_events(self, older_than: timedelta | None = None, *, batch: int = 10_000) -> int:
         """Delete events older than `older_than` (default: the retention setting), in batches."""
@@ -671,83 +556,7 @@ class Store:
             if deleted < batch:
                 return total
 
-    async def get_checkpoint(self, cluster: str, resource: str) -> str | None:
-        return await self._run(
-            f"watch_checkpoints cluster={cluster} resource={resource}",
-            lambda c: checkpoints.get_checkpoint(c, cluster, resource),
-        )
 
-    async def get_checkpoints(self, cluster: str) -> dict[str, str]:
-        return await self._run(
-            f"watch_checkpoints cluster={cluster}", lambda c: checkpoints.get_checkpoints(c, cluster)
-        )
-
-    async def set_checkpoints(self, rows: Sequence[Checkpoint]) -> int:
-        return await self._run("watch_checkpoints", lambda c: checkpoints.set_checkpoints(c, rows))
-
-    # -- aggregated reads ---------------------------------------------------------------------------
-
-    async def resource_status(self, resource_id: ResourceId) -> ResourceStatus | None:
-        return await self._run(
-            f"fleet_resource_status resource_id={resource_id}",
-            lambda c: reads.resource_status(c, resource_id),
-        )
-
-    async def resource_statuses(self) -> list[ResourceStatus]:
-        return await self._run("fleet_resource_status", reads.resource_statuses)
-
-    async def cluster_status(self, cluster: str) -> ClusterStatus | None:
-        return await self._run(
-            f"fleet_cluster_status cluster={cluster}", lambda c: reads.cluster_status(c, cluster)
-        )
-
-    async def cluster_statuses(self) -> list[ClusterStatus]:
-        return await self._run("fleet_cluster_status", reads.cluster_statuses)
-
-    async def works_of_resource(self, resource_id: ResourceId) -> list[WorkStatus]:
-        return await self._run(
-            f"fleet_work_status resource_id={resource_id}", lambda c: reads.works_of_resource(c, resource_id)
-        )
-
-    async def works_of_cluster(self, cluster: str, *, limit: int = 1000) -> list[WorkStatus]:
-        return await self._run(
-            f"fleet_work_status cluster={cluster}", lambda c: reads.works_of_cluster(c, cluster, limit=limit)
-        )
-
-    async def resource_status_page(
-        self,
-        *,
-        api_group: str | None = None,
-        kind: str | None = None,
-        namespace: str | None = None,
-        worst_health: Sequence[Health] | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        order: str = "name",
-    ) -> tuple[list[ResourceStatus], int]:
-        """A filtered page of `fleet_resource_status` and the number of matching rows.
-
-        Filtering and paging happen in SQL so a dashboard polling a large fleet reads one page,
-        not every resource. `order` is "name" (stable) or "attention" (problems first, then the
-        most recently changed), what a status page shows when it can only show the top N.
-        """
-        return await self._run(
-            "fleet_resource_status",
-            lambda c: reads.resource_status_page(
-                c,
-                api_group=api_group,
-                kind=kind,
-                namespace=namespace,
-                worst_health=worst_health,
-                limit=limit,
-                offset=offset,
-                order=order,
-            ),
-        )
-
-    async def works_of_resources(self, resource_ids: Sequence[ResourceId]) -> list[WorkStatus]:
-        """The per-cluster rows of several resources in one round trip."""
-        return await self._run(
-            f"fleet_work_status ({len(resource_ids)} resources)",
-            lambda c: reads.works_of_resources(c, resource_ids),
-        )
+def _names(rows: Sequence[ClusterRow]) -> str:
+    """The first few names of a batch of clusters, for an error message."""
+    return ",".join(r.name for r in rows[:3]) + ("…" if len(rows) > 3 else "")

@@ -20,7 +20,7 @@ import pytest
 
 from federation.devfleet import HUB, LocalFleet
 from tests.apihelpers import dump_dom, parse_html, run_schemathesis, screenshot
-from tests.controllerhelpers import ControllerProcess, apply, get, register_members
+from tests.controllerhelpers import ControllerProcess, apply, get, policy_seen, register_members
 from tests.integration.test_propagation import MEMBER_LABELS, deployment, policy, write_member_status
 from tests.kubehelpers import create_namespace, delete_namespace, delete_policies, eventually
 from tests.storehelpers import create_database, drop_database
@@ -115,12 +115,6 @@ async def _seed(fleet: LocalFleet, s: Seeded) -> None:
         ),
         # Valid on the hub; the override breaks it for one member (selector ≠ template labels).
         deployment("bad", ns, replicas=1),
-        policy(
-            "bad",
-            ns,
-            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "bad"}],
-            placement={"clusterNames": [s.failed_cluster]},
-        ),
         {
             "apiVersion": "federation.io/v1alpha1",
             "kind": "OverridePolicy",
@@ -142,6 +136,21 @@ async def _seed(fleet: LocalFleet, s: Seeded) -> None:
                 ],
             },
         },
+    )
+    # `bad` must never have a good copy: one applied before the override reached the controller
+    # would report a status (its health would not be Unknown). Policies and overrides come
+    # through separate watches, in no order: the propagation policy is created only once the
+    # controller holds the override (it has written its status).
+    await policy_seen(fleet, "overridepolicy", ns, "break")
+    apply(
+        fleet,
+        HUB,
+        policy(
+            "bad",
+            ns,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "bad"}],
+            placement={"clusterNames": [s.failed_cluster]},
+        ),
     )
 
     async def web_everywhere() -> bool:

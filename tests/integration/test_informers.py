@@ -105,7 +105,14 @@ async def test_initial_sync_of_thousands_then_changes_in_order_per_key(
         async with running(factory):
             with anyio.fail_after(60):
                 await informer.wait_for_sync()
-            assert len(informer.store) == 3000
+
+            # The first list is served from the apiserver's watch cache (resourceVersion=0, as
+            # client-go does), which may lag writes already acknowledged when the machine is
+            # loaded: the watch from the list's resourceVersion brings the rest, each once.
+            async def all_listed() -> bool:
+                return len(informer.store) == 3000
+
+            await eventually(all_listed, timeout=30, what="all 3000 in the informer's store")
             assert rec.count["add"] == 3000
             assert informer.reflector.lists == 1, "3000 objects in pages of 500 are one list"
 

@@ -25,6 +25,7 @@ from tests.controllerhelpers import (
     events,
     get,
     kubectl,
+    policy_seen,
     running_controller,
     works,
 )
@@ -95,6 +96,21 @@ async def test_duplicated_and_divided_land_with_overrides_and_status_comes_back(
         "hub",
         deployment("everywhere", namespace, replicas=2),
         deployment("web", namespace, replicas=6),
+        {
+            "apiVersion": "federation.io/v1alpha1",
+            "kind": "OverridePolicy",
+            "metadata": {"name": "tags", "namespace": namespace},
+            "spec": {
+                "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+                "rules": [{"overriders": {"image": [{"component": "tag", "value": "1.27-${CLUSTER_NAME}"}]}}],
+            },
+        },
+    )
+    # The copies are checked as soon as they land: the override must be known before the first.
+    await policy_seen(fleet, "overridepolicy", namespace, "tags")
+    apply(
+        fleet,
+        "hub",
         policy("dup", namespace, [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "everywhere"}]),
         policy(
             "div",
@@ -113,15 +129,6 @@ async def test_duplicated_and_divided_land_with_overrides_and_status_comes_back(
                 },
             },
         ),
-        {
-            "apiVersion": "federation.io/v1alpha1",
-            "kind": "OverridePolicy",
-            "metadata": {"name": "tags", "namespace": namespace},
-            "spec": {
-                "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
-                "rules": [{"overriders": {"image": [{"component": "tag", "value": "1.27-${CLUSTER_NAME}"}]}}],
-            },
-        },
     )
 
     async def landed() -> bool:
@@ -347,12 +354,6 @@ async def test_a_manifest_the_member_rejects_fails_once_with_its_message_and_no_
         fleet,
         "hub",
         deployment("bad", namespace, replicas=1),
-        policy(
-            "bad",
-            namespace,
-            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "bad"}],
-            placement={"clusterNames": ["member-2"]},
-        ),
         {
             "apiVersion": "federation.io/v1alpha1",
             "kind": "OverridePolicy",
@@ -374,6 +375,18 @@ async def test_a_manifest_the_member_rejects_fails_once_with_its_message_and_no_
                 ],
             },
         },
+    )
+    # Never a good copy first (it would be applied, and the test is about one failed attempt).
+    await policy_seen(fleet, "overridepolicy", namespace, "break")
+    apply(
+        fleet,
+        "hub",
+        policy(
+            "bad",
+            namespace,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "bad"}],
+            placement={"clusterNames": ["member-2"]},
+        ),
     )
 
     async def failed() -> list[dict[str, Any]]:
@@ -439,8 +452,14 @@ async def test_deleting_a_template_cleans_the_members_first_or_orphans_per_polic
         )
 
     await eventually(placed, timeout=30, what="both ConfigMaps in both members")
-    hub_obj = get(fleet, "hub", "configmap", "gone", namespace)
-    assert hub_obj is not None and "federation.io/cleanup" in hub_obj["metadata"].get("finalizers", [])
+
+    async def finalized() -> bool:
+        # Added beside the placement (not before it): the copies may land a moment earlier.
+        hub_obj = get(fleet, "hub", "configmap", "gone", namespace)
+        assert hub_obj is not None and "federation.io/cleanup" in hub_obj["metadata"].get("finalizers", [])
+        return True
+
+    await eventually(finalized, timeout=15, what="our finalizer on the template")
 
     kubectl(fleet, "hub", "-n", namespace, "delete", "configmap", "gone", "kept", "--wait=false")
 
@@ -565,6 +584,8 @@ async def test_a_suspended_policy_moves_nothing(
 
     await eventually(landed, timeout=30, what="the first version")
     apply(fleet, "hub", policy("s", namespace, sel, placement={"clusterNames": ["member-1"]}, suspend=True))
+    # The template change must meet the suspended policy (two watches, no order between them).
+    await policy_seen(fleet, "propagationpolicy", namespace, "s")
     apply(fleet, "hub", {**cm, "data": {"v": "2"}})
 
     # The change is observed by the controller (its resource row follows the template) but not

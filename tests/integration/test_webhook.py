@@ -32,8 +32,9 @@ from federation.api import ResourceSelector
 from federation.devfleet import HUB, LocalFleet
 from federation.devfleet.procs import free_port
 from federation.server import WEBHOOK_NAME, CertPaths, generate_certs, webhook_configuration
-from federation.server.patchcheck import KIND_SHAPES, contradictions, representative
 from federation.translate import prune_template
+from federation.validation.partial import contradictions
+from federation.validation.shapes import KIND_SHAPES, representative
 from tests.controllerhelpers import ControllerProcess
 from tests.kubehelpers import api_client, crd_manifest, create_crd_and_wait, eventually
 from tests.policy_cases import ESCALATION

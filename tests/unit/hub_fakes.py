@@ -25,8 +25,8 @@ from federation.hub.pipeline import Fleet
 from federation.hub.policies import PolicyCache
 from federation.kube import GVK, Obj
 from federation.placement import ClusterSnapshot
-from federation.store import Decision as DecisionRow
 from federation.store import (
+    ClusterDecision,
     DesiredWork,
     EventRow,
     ObjectRef,
@@ -48,7 +48,7 @@ class FakeStore:
         self.resources: dict[ObjectRef, ResourceId] = {}
         self.deleted: set[ObjectRef] = set()
         self.policies: dict[tuple[str, str, str], PolicyId] = {}
-        self.decisions: dict[ResourceId, list[DecisionRow]] = {}
+        self.decisions: dict[ResourceId, list[ClusterDecision]] = {}
         self.works: dict[ResourceId, dict[str, DesiredWork]] = {}
         self.events: list[EventRow] = []
         self.saves = 0
@@ -73,7 +73,7 @@ class FakeStore:
         key = (str(row.kind), row.namespace, row.name)
         return self.policies.setdefault(key, PolicyId(next(self._ids)))
 
-    async def placement_of(self, resource_id: ResourceId) -> list[DecisionRow]:
+    async def placement_of(self, resource_id: ResourceId) -> list[ClusterDecision]:
         return list(self.decisions.get(resource_id, []))
 
     async def works_of_resource(self, resource_id: ResourceId) -> list[WorkStatus]:
@@ -88,7 +88,7 @@ class FakeStore:
         resource_id: ResourceId,
         *,
         policy_id: PolicyId | None,
-        decisions: Sequence[DecisionRow],
+        decisions: Sequence[ClusterDecision],
         desired_works: Sequence[DesiredWork],
         unschedulable: str | None = None,
         orphan: bool = False,

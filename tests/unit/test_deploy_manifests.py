@@ -24,7 +24,7 @@ import yaml
 from federation.api import ClusterEntry, load_clusters_file
 from federation.api.clustersfile import ClustersFile
 from federation.api.taints import Taint
-from federation.cli import run as run_command
+from federation.cli.run import run as run_command
 from federation.sealing import parse_key_file
 from federation.status import supports_hub_status
 from federation.status.aggregate import _COUNTERS as AGGREGATED_COUNTERS
@@ -65,6 +65,9 @@ HUB_CONTROLLER_RULES = [
     ),
     rule([FED], ["memberclusters"], ["list", "watch", "patch"]),
     rule([FED], ["memberclusters/status"], ["patch"]),
+    # New kinds are watched as soon as the hub serves them (federation/hub/kinds.py).
+    rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["list", "watch"]),
+    rule(["apiregistration.k8s.io"], ["apiservices"], ["list", "watch"]),
     rule([""], ["namespaces"], ["get"], resourceNames=["kube-system"]),
 ]
 STATUS_RULES = [

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.informers import Backoff, FakeClock, Store, by_label
+from federation.informers import Backoff, FakeClock, Indexer, by_label
 from federation.informers.informer import Handlers, Informer, InformerKey
 from federation.kube import Obj, ResourceInfo
 
@@ -20,7 +20,7 @@ def obj(name: str, ns: str | None = "default", rv: str = "1", **labels: str) -> 
 
 
 def test_keys_are_namespace_slash_name_or_name() -> None:
-    store = Store()
+    store = Indexer()
     store.upsert(obj("a"))
     store.upsert(obj("node-1", ns=None))
     assert sorted(store.keys()) == ["default/a", "node-1"]
@@ -29,7 +29,7 @@ def test_keys_are_namespace_slash_name_or_name() -> None:
 
 
 def test_indexes_follow_updates_and_deletes() -> None:
-    store = Store(indexers={"app": by_label("app")})
+    store = Indexer(indexers={"app": by_label("app")})
     store.upsert(obj("a", app="web"))
     store.upsert(obj("b", app="web"))
     store.upsert(obj("c", ns="other", app="db"))
@@ -44,14 +44,14 @@ def test_indexes_follow_updates_and_deletes() -> None:
 
 
 def test_indexer_added_late_indexes_existing_objects() -> None:
-    store = Store()
+    store = Indexer()
     store.upsert(obj("a", tier="gold"))
     store.add_indexer("tier", by_label("tier"))
     assert store.index_keys("tier", "gold") == {"default/a"}
 
 
 def test_replace_reports_exactly_what_changed() -> None:
-    store = Store()
+    store = Indexer()
     for name in "abc":
         store.upsert(obj(name, rv="1"))
     added, updated, deleted = store.replace([obj("a", rv="1"), obj("b", rv="5"), obj("d", rv="6")])
@@ -69,7 +69,7 @@ def test_replace_reports_exactly_what_changed() -> None:
     st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 3)),
 )
 def test_replace_then_contents_equal_the_new_list(before: dict[str, int], after: dict[str, int]) -> None:
-    store = Store(indexers={"v": lambda o: [o["metadata"]["resourceVersion"]]})
+    store = Indexer(indexers={"v": lambda o: [o["metadata"]["resourceVersion"]]})
     for name, rv in before.items():
         store.upsert(obj(name, rv=str(rv)))
     added, updated, deleted = store.replace([obj(n, rv=str(v)) for n, v in after.items()])

@@ -16,23 +16,19 @@ from hypothesis import strategies as st
 
 from federation.api import OverridePolicy, OverridePolicyLike, ResourceSelector, parse_object
 from federation.errors import CheckTimedOutError, CheckTooLargeError
-from federation.server.admission import override_findings, parse
-from federation.server.patchcheck import (
-    Arr,
-    Document,
-    Meter,
-    Node,
-    Obj,
+from federation.validation.admission import override_findings, parse
+from federation.validation.document import Document
+from federation.validation.meter import Meter
+from federation.validation.partial import Arr, Node, Obj, Scalar, Unknown
+from federation.validation.patchcheck import (
     PatchFailure,
-    Scalar,
-    Unknown,
     _precedes,
     _selects_kind,
     failing_patches,
     forget_effects,
     patch_check_cost,
-    representative,
 )
+from federation.validation.shapes import representative
 
 API = "federation.io/v1alpha1"
 

@@ -101,11 +101,14 @@ async def test_workers_survive_a_crashing_key_and_exit_on_shutdown() -> None:
     clock = FakeClock()
     q = new_queue(clock)
     done: list[str] = []
+    three_done = anyio.Event()
 
     async def reconcile(key: str) -> None:
         if key == "bad":
             raise RuntimeError("boom")
         done.append(key)
+        if len(done) == 3:
+            three_done.set()
 
     started = anyio.Event()
     with anyio.fail_after(5):
@@ -114,8 +117,7 @@ async def test_workers_survive_a_crashing_key_and_exit_on_shutdown() -> None:
             await started.wait()
             for key in ("a", "bad", "b", "c"):
                 q.add(key)
-            while len(done) < 3:
-                await anyio.sleep(0)
+            await three_done.wait()
             q.shut_down()
     assert sorted(done) == ["a", "b", "c"]
 

@@ -18,13 +18,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.cli import _leaves
+from federation.cli.root import _leaves
 from federation.errors import CheckBudgetError, ConfigError, StoreUnavailableError
 from federation.server import ServerConfig, ValidatingWebhook, WebhookSettings
 from federation.server.access import issued_by, load_issuers
 from federation.server.app import is_loopback
+from federation.server.hubreads import ReadCache
 from federation.server.limits import RejectionLog, TokenBucket
-from federation.server.webhook import ReadCache, decode_review, read_request
+from federation.server.review import decode_review, read_request
 from tests.unit.test_webhook import CREDENTIALS, KUBECONFIG, MemoryHub, cpp, member, override, review, secret
 
 WEB = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}

@@ -109,6 +109,30 @@ async def test_other_errors_are_not_retried_and_name_the_row() -> None:
     assert attempt.calls == 1 and time.sleeps == []
 
 
+async def test_a_name_given_as_a_function_is_made_only_when_an_error_is_raised() -> None:
+    time = FakeTime()
+    asked: list[str] = []
+
+    def what() -> str:
+        asked.append("works id=9")
+        return asked[-1]
+
+    retried = Flaky(ConnectionResetError("reset by peer"), ConnectionResetError("reset by peer"))
+    assert (
+        await retrying(retried, what=what, target="x", policy=POLICY, clock=time.clock, sleep=time.sleep)
+        == "ok"
+    )
+    assert asked == [], "faults that were retried away name nothing"
+
+    refused = Flaky(asyncpg.exceptions.UniqueViolationError("duplicate key"))
+    with pytest.raises(StoreError, match=r"^works id=9: UniqueViolationError: duplicate key$"):
+        await retrying(refused, what=what, target="x", policy=POLICY, sleep=time.sleep)
+    gone = Flaky(*[ConnectionResetError("reset by peer") for _ in range(1000)])
+    with pytest.raises(StoreUnavailableError, match=r"^works id=9: the database at x is unavailable"):
+        await retrying(gone, what=what, target="x", policy=POLICY, clock=time.clock, sleep=time.sleep)
+    assert asked == ["works id=9", "works id=9"]
+
+
 async def test_transaction_conflicts_are_retried_without_turning_unhealthy() -> None:
     time = FakeTime()
     faults: list[BaseException] = []

@@ -33,15 +33,17 @@ from federation.server import (
     server_ssl_context,
     webhook_configuration,
 )
-from federation.server.admission import (
+from federation.translate import PatchError, apply_patch
+from federation.validation.admission import (
     labels_can_match_both,
     override_problems,
     priority_conflicts,
     secret_problems,
     selectors_overlap,
 )
-from federation.server.patchcheck import KIND_SHAPES, contradictions, failing_patches, representative
-from federation.translate import PatchError, apply_patch
+from federation.validation.partial import contradictions
+from federation.validation.patchcheck import failing_patches
+from federation.validation.shapes import KIND_SHAPES, representative
 from tests.policy_cases import INVALID, Case
 
 REPO = Path(__file__).resolve().parents[2]

@@ -26,7 +26,14 @@ from federation.errors import StoreError
 from federation.store.db import Connection, json_texts
 from federation.store.enums import WorkState
 from federation.store.repo.works import UPSERT_DESIRED_TEMPLATE, parse_held
-from federation.store.rows import Decision, DesiredWork, PlacementChange, PolicyId, PolicySummary, ResourceId
+from federation.store.rows import (
+    ClusterDecision,
+    DesiredWork,
+    PlacementChange,
+    PolicyId,
+    PolicySummary,
+    ResourceId,
+)
 
 SAVE_PLACEMENT = (
     """
@@ -110,7 +117,7 @@ SELECT
 
 
 def _validate(
-    resource_id: ResourceId, decisions: Sequence[Decision], desired_works: Sequence[DesiredWork]
+    resource_id: ResourceId, decisions: Sequence[ClusterDecision], desired_works: Sequence[DesiredWork]
 ) -> None:
     where = f"placements resource_id={resource_id}"
     clusters = [d.cluster for d in decisions]
@@ -130,7 +137,7 @@ async def save_placement(
     resource_id: ResourceId,
     *,
     policy_id: PolicyId | None,
-    decisions: Sequence[Decision],
+    decisions: Sequence[ClusterDecision],
     desired_works: Sequence[DesiredWork],
     unschedulable: str | None = None,
     orphan: bool = False,
@@ -175,14 +182,14 @@ async def save_placement(
     )
 
 
-async def placement_of(conn: Connection, resource_id: ResourceId) -> list[Decision]:
+async def placement_of(conn: Connection, resource_id: ResourceId) -> list[ClusterDecision]:
     """The stored decision rows of a resource (the `previous` the placement engine keeps stable)."""
     records = await conn.fetch(
         "SELECT cluster, chosen, replicas, reason FROM placement_decisions"
         " WHERE resource_id = $1 ORDER BY cluster",
         resource_id,
     )
-    return [Decision(r["cluster"], r["chosen"], r["replicas"], r["reason"]) for r in records]
+    return [ClusterDecision(r["cluster"], r["chosen"], r["replicas"], r["reason"]) for r in records]
 
 
 POLICY_SUMMARY = """

@@ -157,7 +157,12 @@ async def resource_status_page(
     offset: int = 0,
     order: str = "name",
 ) -> tuple[list[ResourceStatus], int]:
-    """A page of `fleet_resource_status` rows matching every given filter, and how many match."""
+    """A page of `fleet_resource_status` rows matching every given filter, and how many match.
+
+    Filtering and paging happen in SQL so a dashboard polling a large fleet reads one page,
+    not every resource. `order` is "name" (stable) or "attention" (problems first, then the
+    most recently changed), what a status page shows when it can only show the top N.
+    """
     if order not in _ORDER:
         raise ValueError(f"order must be one of {sorted(_ORDER)}, not {order!r}")
     healths = None if worst_health is None else [h.value for h in worst_health]

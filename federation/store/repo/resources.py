@@ -145,7 +145,8 @@ async def upsert_resources_new(
 
 
 async def mark_resource_deleted(conn: Connection, ref: ObjectRef) -> ResourceId | None:
-    """Record that the template was deleted on the hub (its works are unplaced by the caller)."""
+    """Record that the template was deleted on the hub (its works are unplaced by the caller);
+    its id, or None if the store never had it."""
     value = await conn.fetchval(MARK_DELETED, ref.api_group, ref.kind, ref.namespace, ref.name)
     return None if value is None else ResourceId(value)
 

@@ -3,7 +3,7 @@
 The life of a work row (states in `federation.store.enums.WorkState`):
 
     save_placement ──► pending ──claim──► (apply in the member, outside any transaction)
-                          ▲                  │ record_apply_result
+                          ▲                  │ record_apply_results
                           │                  ▼
         desired changes ──┴──── applied | conflict | failed (retried at next_attempt_at)
     cluster unchosen ──► deleting ──claim──► delete in the member ──► finish_deletion (row gone)
@@ -13,14 +13,14 @@ The life of a work row (states in `federation.store.enums.WorkState`):
 claim query's partial index holds only the backlog. Every change bumps `version`, a claim too:
 a worker reports with the version its claim returned, and a result from a worker whose lease
 expired (and whose work someone else re-claimed) or whose work changed meanwhile is refused
-with `VersionConflictError`.
+(not recorded, and told apart in the batch's answer; `finish_deletion` raises
+`VersionConflictError`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -142,28 +142,6 @@ WHERE w.id = due.id AND r.id = w.resource_id
 RETURNING w.id, w.resource_id, w.cluster, w.state, w.desired, w.desired_hash, w.applied_hash,
           w.member_resource_version, w.attempts, w.version, w.claimed_until, w.overwrite, w.baseline,
           r.api_group, r.kind, r.namespace, r.name
-"""
-
-RECORD = """
-WITH updated AS (
-    UPDATE works SET
-        state = $3::work_state,
-        applied_hash = CASE WHEN $3::work_state = 'applied' THEN COALESCE($4, desired_hash)
-                            ELSE COALESCE($4, applied_hash) END,
-        member_resource_version = COALESCE($5, member_resource_version),
-        last_error = $6,
-        attempts = CASE WHEN $6::text IS NULL THEN 0 ELSE attempts + 1 END,
-        next_attempt_at = $7,
-        applied_at = CASE WHEN $3::work_state = 'applied' THEN now() ELSE applied_at END,
-        baseline = CASE WHEN $3::work_state = 'applied' THEN COALESCE($8, baseline) ELSE baseline END,
-        claimed_by = NULL,
-        claimed_until = NULL,
-        version = version + 1,
-        updated_at = now()
-    WHERE id = $1 AND version = $2
-    RETURNING version
-)
-SELECT (SELECT version FROM updated) AS new_version, (SELECT version FROM works WHERE id = $1) AS found
 """
 
 RECORD_MANY = """
@@ -308,46 +286,15 @@ def _conflict(*, work_id: WorkId, expected: int, found: int | None) -> VersionCo
     return VersionConflictError(message, table="works", key=key, expected=expected, actual=found)
 
 
-async def record_apply_result(
-    conn: Connection,
-    work_id: WorkId,
-    *,
-    version: int,
-    state: WorkState,
-    applied_hash: str | None = None,
-    member_resource_version: str | None = None,
-    error: str | None = None,
-    next_attempt_at: datetime | None = None,
-    baseline: str | None = None,
-) -> int:
-    """Record what an apply (or delete, or orphaning) did, if the work is still at `version`.
-
-    Releases the claim. `applied_hash` defaults to the work's desired hash when `state` is
-    applied; `next_attempt_at` None means nothing more to do; `baseline` (applied only) is the
-    drift baseline. Returns the new version.
-    """
-    record = await conn.fetchrow(
-        RECORD,
-        work_id,
-        version,
-        state.value,
-        applied_hash,
-        member_resource_version,
-        error,
-        next_attempt_at,
-        baseline,
-    )
-    assert record is not None
-    if record["new_version"] is None:
-        raise _conflict(work_id=work_id, expected=version, found=record["found"])
-    return int(record["new_version"])
-
-
 async def record_apply_results(conn: Connection, rows: Sequence[ApplyResult]) -> dict[WorkId, int | None]:
-    """`record_apply_result` for many works in one statement: a propagator's batch.
+    """Record what applies (or deletes, or orphanings) did, in one statement: a propagator's batch.
 
-    Returns each work's new version, or None where the version check failed (the work changed
-    or was re-claimed meanwhile: that result is not recorded).
+    Each result is recorded only if its work is still at the result's `version`, and releases
+    the claim. `applied_hash` defaults to the work's desired hash when `state` is applied;
+    `next_attempt_at` None means nothing more to do; `baseline` (applied only) is the drift
+    baseline. Returns each work's new version, or None where the version check failed (the
+    work changed, was re-claimed or is gone meanwhile: that result is not recorded, the others
+    are). A work given twice is refused (`StoreError`, nothing recorded).
     """
     if not rows:
         return {}
@@ -382,8 +329,8 @@ async def release_claims(conn: Connection, holder: str, *, work_ids: Sequence[Wo
 
 
 async def release_foreign_claims(conn: Connection, holder: str) -> int:
-    """Release every claim not held by `holder` (a new leader's first act: the previous
-    leader is gone, and its leases would otherwise hold its works until they expire)."""
+    """Release every claim not held by `holder` (a new leader's first act, and only a leader's:
+    the previous leader is gone, and its leases would otherwise hold its works until they expire)."""
     return rowcount(await conn.execute(RELEASE_FOREIGN, holder))
 
 

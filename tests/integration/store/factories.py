@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 
 from federation.store import (
+    ApplyResult,
+    ClusterDecision,
     ClusterRow,
-    Decision,
     DesiredWork,
     EventRow,
     EventType,
@@ -68,7 +69,7 @@ async def placed_resource(
     await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision(cluster=c, chosen=True, replicas=replicas) for c in clusters],
+        decisions=[ClusterDecision(cluster=c, chosen=True, replicas=replicas) for c in clusters],
         desired_works=[desired(c, manifest) for c in clusters],
     )
     return rid
@@ -113,11 +114,11 @@ async def build_fleet(store: Store) -> tuple[ResourceId, ResourceId, ResourceId]
             resource_row("lonely"),
         ]
     )
-    everywhere = [Decision(cluster=c, chosen=True) for c in (M1, M2, M3)]
+    everywhere = [ClusterDecision(cluster=c, chosen=True) for c in (M1, M2, M3)]
     await store.save_placement(
         web,
         policy_id=None,
-        decisions=[Decision(cluster=c, chosen=True, replicas=3) for c in (M1, M2, M3)],
+        decisions=[ClusterDecision(cluster=c, chosen=True, replicas=3) for c in (M1, M2, M3)],
         desired_works=[desired(c, deployment("web", replicas=3)) for c in (M1, M2, M3)],
     )
     await store.save_placement(
@@ -133,21 +134,27 @@ async def build_fleet(store: Store) -> tuple[ResourceId, ResourceId, ResourceId]
         (config, M3): WorkState.APPLIED,
     }
     for cluster in (M1, M2, M3):
+        results = []
         for work in await store.claim_due_works(cluster, holder="w", limit=10, lease_seconds=60):
             state = outcome[(work.resource_id, cluster)]
             failed = state is WorkState.FAILED
-            await store.record_apply_result(
-                work.id,
-                version=work.version,
-                state=state,
-                error="500 from apiserver" if failed else None,
-                next_attempt_at=datetime.now(UTC) - timedelta(minutes=1) if failed else None,
+            results.append(
+                ApplyResult(
+                    work.id,
+                    work.version,
+                    state,
+                    error="500 from apiserver" if failed else None,
+                    next_attempt_at=datetime.now(UTC) - timedelta(minutes=1) if failed else None,
+                )
             )
+        # One batch a cluster, as its propagator writes them.
+        recorded = await store.record_apply_results(results)
+        assert None not in recorded.values() and len(recorded) == 2
     # config is taken away from M3.
     await store.save_placement(
         config,
         policy_id=None,
-        decisions=[*everywhere[:2], Decision(cluster=M3, chosen=False, reason="label mismatch")],
+        decisions=[*everywhere[:2], ClusterDecision(cluster=M3, chosen=False, reason="label mismatch")],
         desired_works=[desired(c, CONFIG) for c in (M1, M2)],
     )
     await store.upsert_member_statuses(

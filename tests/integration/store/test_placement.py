@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from federation.errors import StoreError
-from federation.store import Decision, DesiredWork, ResourceId, Store, WorkState
+from federation.store import ApplyResult, ClusterDecision, DesiredWork, ResourceId, Store, WorkState
 from federation.store.db import init_connection
 from federation.store.repo import placements
 from tests.integration.store.factories import deployment, desired, placed_resource, resource_row
@@ -54,8 +54,8 @@ async def row_versions(url: str, resource_id: ResourceId) -> dict[str, Any]:
     }
 
 
-def all_chosen(replicas: int = 2) -> list[Decision]:
-    return [Decision(cluster=c, chosen=True, replicas=replicas) for c in CLUSTERS]
+def all_chosen(replicas: int = 2) -> list[ClusterDecision]:
+    return [ClusterDecision(cluster=c, chosen=True, replicas=replicas) for c in CLUSTERS]
 
 
 async def test_first_save_creates_placement_decisions_and_works(store: Store, database_url: str) -> None:
@@ -64,7 +64,10 @@ async def test_first_save_creates_placement_decisions_and_works(store: Store, da
     change = await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[*all_chosen()[:2], Decision(cluster="member-3", chosen=False, reason="taint NoSchedule")],
+        decisions=[
+            *all_chosen()[:2],
+            ClusterDecision(cluster="member-3", chosen=False, reason="taint NoSchedule"),
+        ],
         desired_works=[desired(c, manifest) for c in CLUSTERS[:2]],
     )
     assert change.revision == 1 and change.placement_changed
@@ -130,11 +133,11 @@ async def test_an_identical_save_takes_no_transaction_id(
 
 async def test_a_changed_manifest_rewrites_only_that_work(store: Store, database_url: str) -> None:
     rid = await placed_resource(store, "web", CLUSTERS)
-    await store.record_apply_result(
-        (await store.claim_due_works("member-2", holder="w", limit=1, lease_seconds=30))[0].id,
-        version=2,
-        state=WorkState.APPLIED,
-    )
+    (claimed,) = await store.claim_due_works("member-2", holder="w", limit=1, lease_seconds=30)
+    assert claimed.version == 2
+    assert await store.record_apply_results([ApplyResult(claimed.id, 2, WorkState.APPLIED)]) == {
+        claimed.id: 3
+    }
     before = {w["cluster"]: w for w in (await row_versions(database_url, rid))["works"]}
     assert before["member-2"]["state"] == "applied" and before["member-2"]["next_attempt_at"] is None
 
@@ -154,7 +157,10 @@ async def test_a_changed_manifest_rewrites_only_that_work(store: Store, database
 
 async def test_unchosen_clusters_are_unplaced_once(store: Store, database_url: str) -> None:
     rid = await placed_resource(store, "web", CLUSTERS)
-    decisions = [*all_chosen()[:1], *(Decision(cluster=c, chosen=False, reason="gone") for c in CLUSTERS[1:])]
+    decisions = [
+        *all_chosen()[:1],
+        *(ClusterDecision(cluster=c, chosen=False, reason="gone") for c in CLUSTERS[1:]),
+    ]
     manifest = deployment("web")
 
     change = await store.save_placement(
@@ -174,7 +180,7 @@ async def test_unchosen_clusters_are_unplaced_once(store: Store, database_url: s
 async def test_orphan_policy_and_coming_back(store: Store, database_url: str) -> None:
     rid = await placed_resource(store, "web", CLUSTERS)
     manifest = deployment("web")
-    only_first = [Decision(cluster="member-1", chosen=True)]
+    only_first = [ClusterDecision(cluster="member-1", chosen=True)]
     change = await store.save_placement(
         rid, policy_id=None, decisions=only_first, desired_works=[desired("member-1", manifest)], orphan=True
     )
@@ -194,7 +200,9 @@ async def test_orphan_policy_and_coming_back(store: Store, database_url: str) ->
 async def test_a_reason_change_bumps_the_revision_but_not_the_works(store: Store, database_url: str) -> None:
     rid = await placed_resource(store, "web", CLUSTERS)
     before = await row_versions(database_url, rid)
-    decisions = [Decision(cluster=c, chosen=True, replicas=2, reason="spread by zone") for c in CLUSTERS]
+    decisions = [
+        ClusterDecision(cluster=c, chosen=True, replicas=2, reason="spread by zone") for c in CLUSTERS
+    ]
     change = await store.save_placement(
         rid,
         policy_id=None,
@@ -285,13 +293,16 @@ async def test_bad_input_is_refused_with_the_resource_named(store: Store) -> Non
         await store.save_placement(
             rid,
             policy_id=None,
-            decisions=[Decision(cluster="member-1", chosen=True), Decision(cluster="member-2", chosen=False)],
+            decisions=[
+                ClusterDecision(cluster="member-1", chosen=True),
+                ClusterDecision(cluster="member-2", chosen=False),
+            ],
             desired_works=[desired("member-2", deployment("web"))],
         )
     with pytest.raises(StoreError, match=r"placements resource_id=987654: .*ForeignKeyViolation"):
         await store.save_placement(
             ResourceId(987654),
             policy_id=None,
-            decisions=[Decision(cluster="member-1", chosen=True)],
+            decisions=[ClusterDecision(cluster="member-1", chosen=True)],
             desired_works=[desired("member-1", deployment("web"))],
         )

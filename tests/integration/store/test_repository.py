@@ -10,6 +10,7 @@ import pytest
 
 from federation.errors import StoreError, StoreUnavailableError
 from federation.store import (
+    ApplyResult,
     Checkpoint,
     ClusterRow,
     EventRow,
@@ -349,6 +350,8 @@ async def test_applied_state_is_what_the_view_reports(store: Store) -> None:
     # The repository's reads are the views': one place defines what "applied" means.
     rid = await placed_resource(store, "web", ["member-1"])
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
-    await store.record_apply_result(work.id, version=work.version, state=WorkState.APPLIED)
+    assert await store.record_apply_results([ApplyResult(work.id, work.version, WorkState.APPLIED)]) == {
+        work.id: work.version + 1
+    }
     status = await store.resource_status(rid)
     assert status is not None and status.clusters_applied == 1 and status.clusters_desired == 1

@@ -13,7 +13,7 @@ import pytest
 
 from federation.errors import SealingUnavailableError
 from federation.sealing import KeyRing, Sealer, new_key
-from federation.store import Decision, DesiredWork, ResourceRow, ResourceWork, Store
+from federation.store import ClusterDecision, DesiredWork, ResourceRow, ResourceWork, Store
 from federation.store.sealing import SEALED
 from federation.translate import SensitiveFields
 from federation.translate.sensitive import parse_all
@@ -88,7 +88,7 @@ async def place(
     await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision(c, True) for c in clusters],
+        decisions=[ClusterDecision(c, True) for c in clusters],
         desired_works=[DesiredWork(c, doc, h) for c in clusters],
     )
     return rid
@@ -133,7 +133,7 @@ async def test_marked_fields_are_sealed_and_other_objects_are_stored_as_they_are
             await store.save_placement(
                 rid,
                 policy_id=None,
-                decisions=[Decision("m1", True)],
+                decisions=[ClusterDecision("m1", True)],
                 desired_works=[DesiredWork("m1", doc, "h")],
             )
         assert PASSWORD not in await dump(database_url)
@@ -161,7 +161,7 @@ async def test_without_a_key_nothing_sensitive_is_written(database_url: str) -> 
             await store.save_placement(
                 rid,
                 policy_id=None,
-                decisions=[Decision("m1", True)],
+                decisions=[ClusterDecision("m1", True)],
                 desired_works=[DesiredWork("m1", secret(), "h")],
             )
         assert (await query(database_url, "SELECT count(*) AS n FROM works"))[0]["n"] == 0
@@ -181,7 +181,7 @@ async def test_a_work_sealed_with_a_key_the_store_lacks_opens_per_row_and_is_nev
         await first.save_placement(
             other,
             policy_id=None,
-            decisions=[Decision("m1", True)],
+            decisions=[ClusterDecision("m1", True)],
             desired_works=[DesiredWork("m1", config("plain"), "h")],
         )
     finally:
@@ -204,7 +204,7 @@ async def test_a_work_sealed_with_a_key_the_store_lacks_opens_per_row_and_is_nev
         change = await wrong.save_placement(
             rid,
             policy_id=None,
-            decisions=[Decision("m1", True)],
+            decisions=[ClusterDecision("m1", True)],
             desired_works=[DesiredWork("m1", secret(), "h2")],
         )
         assert change.works_held == (("m1", "k1"),) and not change.works_updated
@@ -222,7 +222,7 @@ async def test_a_work_sealed_with_a_key_the_store_lacks_opens_per_row_and_is_nev
         change = await fixed.save_placement(
             rid,
             policy_id=None,
-            decisions=[Decision("m1", True)],
+            decisions=[ClusterDecision("m1", True)],
             desired_works=[DesiredWork("m1", secret(), "h4")],
         )
         assert change.works_updated == ("m1",) and not change.works_held
@@ -259,7 +259,7 @@ async def test_an_unchanged_sealed_placement_writes_nothing(sealed_store: Store,
     change = await sealed_store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision("m1", True), Decision("m2", True)],
+        decisions=[ClusterDecision("m1", True), ClusterDecision("m2", True)],
         desired_works=[DesiredWork("m1", secret(), "h1"), DesiredWork("m2", secret(), "h1")],
     )
     assert not change.changed

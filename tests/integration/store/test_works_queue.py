@@ -10,7 +10,8 @@ import pytest
 
 from federation.errors import VersionConflictError
 from federation.store import (
-    Decision,
+    ApplyResult,
+    ClusterDecision,
     Health,
     MemberStatusRow,
     ResourceWork,
@@ -66,8 +67,10 @@ async def test_two_concurrent_claimers_never_get_the_same_work(store: Store, oth
         async def worker(name: str, handle: Store, into: list[WorkId]) -> None:
             while batch := await handle.claim_due_works("member-1", holder=name, limit=7, lease_seconds=60):
                 into.extend(w.id for w in batch)
-                for w in batch:
-                    await handle.record_apply_result(w.id, version=w.version, state=WorkState.APPLIED)
+                recorded = await handle.record_apply_results(
+                    [ApplyResult(w.id, w.version, WorkState.APPLIED) for w in batch]
+                )
+                assert recorded == {w.id: w.version + 1 for w in batch}, "no claim was stale"
 
         await asyncio.gather(worker("a", store, claimed["a"]), worker("b", other_store, claimed["b"]))
 
@@ -102,11 +105,13 @@ async def test_an_expired_lease_is_reclaimed_and_the_old_holder_is_refused(
     (theirs,) = await eventually(reclaimed, timeout=10, what="the expired lease to be claimable")
     assert theirs.id == mine.id and theirs.version == mine.version + 1
 
-    with pytest.raises(VersionConflictError) as info:
-        await store.record_apply_result(mine.id, version=mine.version, state=WorkState.APPLIED)
-    assert info.value.table == "works" and info.value.actual == theirs.version
-    assert f"works id={mine.id}" in str(info.value)
-    await other_store.record_apply_result(theirs.id, version=theirs.version, state=WorkState.APPLIED)
+    # The old holder's result is refused and writes nothing: the work stays the new holder's.
+    stale = ApplyResult(mine.id, mine.version, WorkState.APPLIED)
+    assert await store.record_apply_results([stale]) == {mine.id: None}
+    (row,) = await store.works_of_cluster("member-1")
+    assert (row.version, row.state, row.claimed_by) == (theirs.version, WorkState.PENDING, "fast")
+    fresh = ApplyResult(theirs.id, theirs.version, WorkState.APPLIED)
+    assert await other_store.record_apply_results([fresh]) == {theirs.id: theirs.version + 1}
 
 
 async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> None:
@@ -118,11 +123,13 @@ async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> 
     await store.save_placement(
         rid,
         policy_id=None,
-        decisions=[Decision(cluster="member-1", chosen=True)],
+        decisions=[ClusterDecision(cluster="member-1", chosen=True)],
         desired_works=[desired("member-1", new)],
     )
-    with pytest.raises(VersionConflictError, match=rf"works id={work.id}: version is {work.version + 1}"):
-        await store.record_apply_result(work.id, version=work.version, state=WorkState.APPLIED)
+    old = ApplyResult(work.id, work.version, WorkState.APPLIED)
+    assert await store.record_apply_results([old]) == {work.id: None}
+    (row,) = await store.works_of_cluster("member-1")
+    assert (row.version, row.state, row.applied_hash) == (work.version + 1, WorkState.PENDING, None)
 
     # The new manifest is due at once, even though the old claim's lease has not expired: the
     # worker applying the old version is refused (above), and no one waits for its lease.
@@ -135,14 +142,10 @@ async def test_results_failures_and_backoff(store: Store, database_url: str) -> 
     await placed_resource(store, "web", ["member-1"])
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
     later = datetime.now(UTC) + timedelta(hours=1)
-    version = await store.record_apply_result(
-        work.id,
-        version=work.version,
-        state=WorkState.FAILED,
-        error="apiserver said 500",
-        next_attempt_at=later,
+    failed = ApplyResult(
+        work.id, work.version, WorkState.FAILED, error="apiserver said 500", next_attempt_at=later
     )
-    assert version == work.version + 1
+    assert await store.record_apply_results([failed]) == {work.id: work.version + 1}
     # Not due before its next attempt.
     assert await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30) == []
     (row,) = await query(
@@ -153,9 +156,8 @@ async def test_results_failures_and_backoff(store: Store, database_url: str) -> 
     # A conflict is terminal until the input changes: no next attempt.
     await query(database_url, "UPDATE works SET next_attempt_at = now() WHERE id = $1", work.id)
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
-    await store.record_apply_result(
-        work.id, version=work.version, state=WorkState.CONFLICT, error="owned by another field manager"
-    )
+    conflict = ApplyResult(work.id, work.version, WorkState.CONFLICT, error="owned by another field manager")
+    assert await store.record_apply_results([conflict]) == {work.id: work.version + 1}
     assert await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30) == []
     (status,) = await store.works_of_cluster("member-1")
     assert status.state is WorkState.CONFLICT and status.attempts == 2 and status.next_attempt_at is None
@@ -163,9 +165,8 @@ async def test_results_failures_and_backoff(store: Store, database_url: str) -> 
     # Drift (or a retry asked for): the settled work is due again.
     assert await store.requeue_work(status.resource_id, "member-1") == status.version + 1
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
-    await store.record_apply_result(
-        work.id, version=work.version, state=WorkState.APPLIED, member_resource_version="9"
-    )
+    applied = ApplyResult(work.id, work.version, WorkState.APPLIED, member_resource_version="9")
+    assert await store.record_apply_results([applied]) == {work.id: work.version + 1}
     (status,) = await store.works_of_cluster("member-1")
     assert status.state is WorkState.APPLIED and status.in_sync and status.attempts == 0
     assert status.applied_hash == status.desired_hash and status.member_resource_version == "9"
@@ -175,7 +176,8 @@ async def test_results_failures_and_backoff(store: Store, database_url: str) -> 
 async def test_finish_deletion_removes_the_work_and_its_status(store: Store, database_url: str) -> None:
     rid = await placed_resource(store, "web", ["member-1"])
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
-    await store.record_apply_result(work.id, version=work.version, state=WorkState.APPLIED)
+    applied = ApplyResult(work.id, work.version, WorkState.APPLIED)
+    assert await store.record_apply_results([applied]) == {work.id: work.version + 1}
     await store.upsert_member_statuses([MemberStatusRow(rid, "member-1", {"replicas": 2}, Health.HEALTHY)])
 
     await store.save_placement(rid, policy_id=None, decisions=[], desired_works=[])

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from federation.commands.base import (
+from federation.cli.common import (
     database_options,
     default_kubeconfig,
     emit,
+    hub_options,
     out_console,
     output_option,
     with_database,
 )
 from federation.errors import ConfigError
 from federation.store import Store
-
-
-def hub_options(f: Any) -> Any:
-    f = click.option("--hub-context", envvar="FEDERATION_HUB_CONTEXT", help="Context of the hub.")(f)
-    return click.option(
-        "--hub-kubeconfig",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="FEDERATION_HUB_KUBECONFIG",
-        help="Kubeconfig of the hub [default: $KUBECONFIG or ~/.kube/config].",
-    )(f)
 
 
 def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -60,7 +50,7 @@ def clusters() -> None:
 @clusters.command("list")
 @database_options
 @output_option
-def list_clusters(database_url: str | None, state_dir: Path | None, output: str) -> None:
+def list_clusters(database_url: str | None, state_dir: Path, output: str) -> None:
     """List the member clusters as the controller last saw them (readiness, version, works).
 
     \b
@@ -213,8 +203,8 @@ def unjoin_cluster(
     """
     import anyio
 
+    from federation.cli.common import progress
     from federation.clusters.join import unjoin
-    from federation.commands.base import progress
     from federation.kube import KubeClient
 
     hub_path = default_kubeconfig(hub_kubeconfig)

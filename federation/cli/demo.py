@@ -31,7 +31,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from federation.commands.base import err_console, out_console, progress
+from federation.cli.common import err_console, out_console, progress, state_dir_option
 from federation.errors import DevFleetError, KubeError, NotFoundError, StartupError
 
 DEMO_CLUSTERS = {
@@ -63,13 +63,12 @@ STATE_COLOURS = {
 @click.option(
     "--timeout", type=float, default=300.0, show_default=True, help="Seconds to converge before failing."
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the demo's fleet keeps its state [default: ~/.local/share/federation/demo].",
+@state_dir_option(
+    holds="Where the demo's fleet keeps its state (etcd data, certificates, Postgres, the controller's "
+    "log and encryption key)",
+    under="demo",
 )
-def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path | None) -> None:
+def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path) -> None:
     """Run the demo: a local fleet with the controller propagating examples/, converging live.
 
     Starts (building on first use) a hub and 3 member clusters plus Postgres on this machine,
@@ -81,11 +80,11 @@ def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path |
     Example:
       federation demo
     """
-    from federation.devfleet import LocalFleet, default_state_dir
+    from federation.devfleet import LocalFleet
 
     if not EXAMPLES.is_dir():
         raise DevFleetError(f"the examples are not at {EXAMPLES}", hint="run the demo from a checkout")
-    state = state_dir or default_state_dir().with_name("demo")
+    state = state_dir
     fleet = LocalFleet(
         members=len(DEMO_CLUSTERS), names=list(DEMO_CLUSTERS), state_dir=state, progress=progress
     )

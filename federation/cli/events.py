@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from federation.commands.base import database_options, emit, output_option, parse_since, with_database
+from federation.cli.common import database_options, emit, output_option, parse_since, with_database
 from federation.store import Store
 
 
@@ -23,7 +23,7 @@ from federation.store import Store
 @database_options
 @output_option
 def events(cluster: str | None, namespace: str | None, kind: str | None, name: str | None, type_: str | None,
-           since: str | None, limit: int, database_url: str | None, state_dir: Path | None,
+           since: str | None, limit: int, database_url: str | None, state_dir: Path,
            output: str) -> None:  # fmt: skip
     """Show the fleet's event history, newest first.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from federation.commands.base import database_options, emit, output_option, with_database
+from federation.cli.common import database_options, emit, output_option, with_database
 from federation.errors import ConfigError
 from federation.store import ObjectRef, ResourceStatus, Store, WorkStatus
 
@@ -109,7 +109,7 @@ def resolve(statuses: list[ResourceStatus], target: str, namespace: str | None) 
 @database_options
 @output_option
 def status(target: str | None, namespace: str | None, cluster: str | None, database_url: str | None,
-           state_dir: Path | None, output: str) -> None:  # fmt: skip
+           state_dir: Path, output: str) -> None:  # fmt: skip
     """Show where resources stand across the fleet.
 
     Without an argument: one line per resource (clusters applied/desired, healthy, conflicted,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from federation.commands.base import (
+from federation.cli.common import (
     database_options,
     emit,
     err_console,
@@ -79,7 +79,7 @@ def rotate(file: Path, key_id: str | None) -> None:
 @keys.command("usage")
 @database_options
 @output_option
-def usage(database_url: str | None, state_dir: Path | None, output: str) -> None:
+def usage(database_url: str | None, state_dir: Path, output: str) -> None:
     """How many rows hold values sealed with each key (a key used by none may be dropped)."""
     from federation.store import Store
 

@@ -4,8 +4,9 @@ CEL sees one object, and cannot type a field of any JSON type, so it cannot tell
 override's JSON patch makes sense, whether another policy already claims the same resources at
 the same priority, or whether a Secret exists. These pure functions can, given the object and
 what the hub holds; `federation.server.webhook` does the reading and the HTTP, and runs these
-in a worker thread. Each problem is one line naming the object and the field, as every message
-of ours does.
+in a worker thread. ``federation plan`` takes the checks it shares with the webhook from the
+same package (`federation.validation`), so both refuse in the same words. Each problem is one
+line naming the object and the field, as every message of ours does.
 
 Every check costs time linear in the review's size, and the one that could cost the most (the
 JSON patch check) has a cap, `PATCH_CHECK_MAX_WORK`: above it that check is skipped with a
@@ -41,11 +42,12 @@ from federation.api import (
     parse_object,
 )
 from federation.errors import CheckTooLargeError, InvalidObjectError
-from federation.server.patchcheck import Meter, failing_patches, patch_check_cost
-from federation.validation import identity_problems
+from federation.validation.identity import identity_problems
+from federation.validation.meter import Meter
+from federation.validation.patchcheck import failing_patches, patch_check_cost
 
 PATCH_CHECK_MAX_WORK = 300_000
-"""Work units (`federation.server.patchcheck.patch_check_cost`: one JSON patch operation applied
+"""Work units (`federation.validation.patchcheck.patch_check_cost`: one JSON patch operation applied
 or forgotten on one distinct representative template) a review's patch check may cost.
 
 Measured on the reference machine (2 shared cores, other test sessions running): 1.7–3.6 µs
@@ -153,7 +155,7 @@ def override_problems(
     is the model's to check (`parse`); this finds what only the patch's effect can show: a
     ``move`` into its own child, a path the representative template of the kind cannot have, an
     op on what an earlier op removed, a ``test`` that cannot pass. See
-    `federation.server.patchcheck` for what is and is not decided.
+    `federation.validation.patchcheck` for what is and is not decided.
     """
     out = []
     for failure in failing_patches(policy, others=others, meter=meter):

@@ -11,6 +11,10 @@ template gets condition ``StatusAggregated=False`` with the apiserver's reason (
 own, on top of the status it already has), an event is recorded once per new refusal, the
 `federation_hub_status_write_errors_total` metric counts it, and the key comes back with
 exponential backoff (and at once when a member's status changes again).
+
+The loop is `federation.runtime.run_workers`: the refusal above is its `on_error` hook, and every
+other error — the hub unreachable, a 5xx, a bug — follows the one policy of every loop (a log
+line with the key, a metric, a retry with per-key backoff), never ending the writer.
 """
 
 from __future__ import annotations
@@ -20,15 +24,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
-
-from federation.errors import ApiError, ConflictError, KubeError, NotFoundError
-from federation.hub.keys import ResourceKey
-from federation.informers import QueueShutDown, WorkQueue
+from federation.errors import ApiError, ConflictError, FederationError, KubeError, NotFoundError
+from federation.informers import Clock, RealClock, WorkQueue
 from federation.informers.ratelimit import ItemExponentialLimiter
 from federation.kube import GVK, Discovery, KubeClient, Obj
+from federation.kube.keys import ResourceKey
 from federation.metrics import STATUS_WRITE_ERRORS, STATUS_WRITES
-from federation.status import aggregate_status, merge_conditions, supports_hub_status
+from federation.runtime import run_workers
+from federation.status.aggregate import aggregate_status, merge_conditions, supports_hub_status
 from federation.status.bounds import cut
 from federation.store import EventRow, EventType, ObjectRef
 
@@ -57,6 +60,7 @@ class StatusWriter:
         min_interval: float = 1.0,
         workers: int = 4,
         record: EventRecorder | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.hub = hub
         self.discovery = discovery
@@ -65,8 +69,9 @@ class StatusWriter:
         self.member = member
         self.min_interval = min_interval
         self.workers = workers
+        self.clock = clock or RealClock()
         self.queue: WorkQueue[ResourceKey] = WorkQueue(
-            "hub-status", rate_limiter=ItemExponentialLimiter(0.05, 30.0)
+            "hub-status", rate_limiter=ItemExponentialLimiter(0.05, 30.0), clock=self.clock
         )
         self._last_write: dict[ResourceKey, float] = {}
         self._refused: dict[ResourceKey, str] = {}
@@ -76,35 +81,33 @@ class StatusWriter:
     def mark(self, key: ResourceKey) -> None:
         """A member copy of `key` changed: write its aggregate soon (coalesced)."""
         last = self._last_write.get(key)
-        now = anyio.current_time()
+        now = self.clock.now()
         delay = 0.0 if last is None else max(0.0, last + self.min_interval - now)
         self.queue.add_after(key, delay)
 
     async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.workers):
-                tg.start_soon(self._worker)
+        await run_workers(
+            self.queue,
+            self._reconcile,
+            name="hub-status",
+            workers=self.workers,
+            describe=_extra,
+            on_error=self._on_error,
+        )
 
-    async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except QueueShutDown:
-                return
-            try:
-                await self.write(key)
-                self.queue.forget(key)
-            except ApiError as exc:
-                if exc.status not in (400, 422):
-                    log.warning("status of %s not written: %s", key, exc, extra=_extra(key))
-                else:
-                    await self._refused_by_hub(key, exc)
-                self.queue.add_rate_limited(key)
-            except KubeError as exc:
-                log.warning("status of %s not written: %s", key, exc)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+    async def _reconcile(self, key: ResourceKey) -> None:
+        await self.write(key)
+
+    async def _on_error(self, key: ResourceKey, exc: FederationError) -> bool:
+        """A refusal by the hub (400/422) is reported as a condition and an event; anything
+        else is left to the loop's own policy."""
+        if not (isinstance(exc, ApiError) and exc.status in (400, 422)):
+            return False
+        try:
+            await self._refused_by_hub(key, exc)
+        except Exception:  # a bug in the reporting must not end the loop either
+            log.exception("status of %s: reporting the hub's refusal failed", key, extra=_extra(key))
+        return True
 
     async def write(self, key: ResourceKey) -> bool:
         """Write `key`'s aggregated status if it changed; returns whether a write happened."""
@@ -131,7 +134,7 @@ class StatusWriter:
                 continue
             except NotFoundError:
                 return False
-            self._last_write[key] = anyio.current_time()
+            self._last_write[key] = self.clock.now()
             self._refused.pop(key, None)
             self.writes += 1
             STATUS_WRITES.inc()

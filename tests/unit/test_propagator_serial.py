@@ -1,0 +1,105 @@
+"""A propagator processes one member object at a time (issue 11: a copy outlived a template
+deleted a second after it was created).
+
+The race, as it happened: the work of a new template is claimed and its apply is slow (the
+controller's first seconds); the template is deleted, which moves the work to ``deleting`` and
+clears its claim; the next claim round brings the deleting work while the apply is still in
+flight. Processed at once, the deletion finds nothing yet ("already gone") and removes the
+row; then the apply lands a copy no row records, for good.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from federation.clusters import Member
+from federation.propagate.applier import Outcome, Result
+from federation.propagate.worker import ClusterPropagator
+from federation.store import ClaimedWork, ResourceId, WorkState
+from federation.store.rows import WorkId
+
+DESIRED = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d-016", "namespace": "soak"}}
+
+
+def claimed(state: WorkState, version: int) -> ClaimedWork:
+    return ClaimedWork(
+        id=WorkId(7),
+        resource_id=ResourceId(3),
+        cluster="member-1",
+        state=state,
+        desired=DESIRED,
+        desired_hash="h1",
+        applied_hash=None,
+        member_resource_version=None,
+        attempts=0,
+        version=version,
+        claimed_until=datetime.now(UTC),
+    )
+
+
+class FakeMember:
+    """The member's object, as a slow apply and a deletion see it."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.exists = False
+        self.apply_started = anyio.Event()
+        self.release_apply = anyio.Event()
+        self.log: list[str] = []
+
+    async def apply(self, desired: Any, **_: Any) -> Outcome:
+        self.log.append("apply started")
+        self.apply_started.set()
+        await self.release_apply.wait()
+        self.exists = True
+        self.log.append("apply done")
+        return Outcome(Result.APPLIED, "applied", wrote=True)
+
+    async def delete(self, desired: Any, **_: Any) -> Outcome:
+        self.log.append("delete")
+        if not self.exists:
+            return Outcome(Result.DELETED, "already gone")
+        self.exists = False
+        return Outcome(Result.DELETED, "deleted", wrote=True)
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.finished: list[tuple[int, int]] = []
+
+    async def finish_deletion(self, work_id: int, version: int) -> None:
+        self.finished.append((work_id, version))
+
+
+@pytest.mark.anyio
+async def test_a_deletion_claimed_while_the_apply_is_in_flight_waits_for_it() -> None:
+    member = Member(name="member-1", labels={}, taints=(), source="test", client=object(), discovery=object())  # type: ignore[arg-type]
+    store = FakeStore()
+    propagator = ClusterPropagator(
+        member=member,
+        store=store,  # type: ignore[arg-type]
+        hub_id="hub",
+        holder="test",
+        ready=lambda: True,
+        on_status=lambda _key: None,
+    )
+    fake = FakeMember()
+    propagator.applier = fake  # type: ignore[assignment]
+    limiter = anyio.CapacityLimiter(4)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(propagator._process, claimed(WorkState.PENDING, 2), limiter)
+            await fake.apply_started.wait()
+            # The template is deleted: the work (cleared claim) is claimed again, as deleting.
+            tg.start_soon(propagator._process, claimed(WorkState.DELETING, 4), limiter)
+            await anyio.wait_all_tasks_blocked()
+            while_applying = list(fake.log)
+            fake.release_apply.set()
+    assert while_applying == ["apply started"], "the deletion must wait for the apply in flight"
+    assert fake.log == ["apply started", "apply done", "delete"]
+    assert not fake.exists, "the copy the slow apply created is deleted"
+    assert store.finished == [(7, 4)]
