@@ -3,11 +3,12 @@
 A policy's status says how its templates fare (``Propagated``: Postgres' counts), whether it
 lost templates to another policy (``Overridden``), which templates it selects that never
 propagate (``Skipped``) and whether every cluster it names exists (``ClustersResolved``).
-Its key is queued on change: the policy itself, a save of a template it governs, a change of
-the ledger (losers, skipped, governing), the fleet, or a member's status of one of its
-templates. Not a periodic scan: a policy whose works are still in flight (Postgres' counts
-move as the propagators apply) is looked at again after `interval`; a settled one only on
-change, plus a slow `resync` as a safety net.
+Its key is queued on change (coalesced: one reconcile per `coalesce` seconds at most): the
+policy itself, a save of a template it governs, a change of the ledger (losers, skipped,
+governing), the fleet, or a member's status of one of its templates. Not a periodic scan: a
+policy whose works are still in flight (Postgres' counts move as the propagators apply) is
+looked at again after `interval`; a settled one only on change, plus a slow `resync` as a
+safety net.
 
 Propagation policies also carry our finalizer here (added on sight, released once a deleted
 policy governs nothing).
@@ -57,6 +58,10 @@ class PolicyStatusSettings:
     """How soon a policy whose works are in flight is looked at again."""
     resync: float = 60.0
     """Every policy, as a safety net."""
+    coalesce: float = 1.0
+    """Changes within this many seconds make one reconcile (a bulk rollout saves templates of
+    one policy by the hundred per second: its status is written about once a second, not once
+    per save)."""
     workers: int = 2
 
 
@@ -87,7 +92,7 @@ class PolicyStatus:
 
     def mark(self, *pkeys: PolicyKey) -> None:
         for pkey in pkeys:
-            self.queue.add(pkey)
+            self.queue.add_after(pkey, self.settings.coalesce)
 
     def mark_all(self) -> None:
         self.mark(*(pkey for pkey, _ in self.policies.all()))

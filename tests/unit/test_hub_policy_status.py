@@ -57,7 +57,7 @@ class Harness:
             summary=self.summary,
             members=lambda: {"m1", "m2"},
             writes=self.writes,
-            settings=PolicyStatusSettings(interval=3.0, resync=60.0),
+            settings=PolicyStatusSettings(interval=3.0, resync=60.0, coalesce=0.5),
             clock=self.clock,
             now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
         )
@@ -67,7 +67,8 @@ class Harness:
         return self.summaries[pid]
 
     async def run_ready(self) -> list[PolicyKey]:
-        """Reconcile every key ready now (as a worker would)."""
+        """Reconcile every key ready once the changes are coalesced (as a worker would)."""
+        await self.clock.advance(0.5)
         done = []
         while (key := self.status.queue.get_nowait()) is not None:
             try:
@@ -138,6 +139,17 @@ async def test_a_deleted_policy_lets_go_once_it_governs_nothing() -> None:
     assert h.writes.released == [PP]
 
 
+async def test_changes_are_coalesced() -> None:
+    h = Harness()
+    h.policies.upsert(propagation_policy("pp"))
+    h.summaries[PolicyId(7)] = summary(applied=2, pending=0)
+    for _ in range(100):
+        h.status.mark(PP)
+    assert h.status.queue.get_nowait() is None, "not before the changes are coalesced"
+    assert await h.run_ready() == [PP]
+    assert h.queries == 1
+
+
 async def test_the_resync_is_the_only_periodic_work() -> None:
     import anyio
 
@@ -148,8 +160,8 @@ async def test_the_resync_is_the_only_periodic_work() -> None:
         tg.start_soon(h.status._resync)
         await anyio.wait_all_tasks_blocked()
         assert await h.run_ready() == [PP]
-        await h.clock.advance(59.0)
+        await h.clock.advance(58.5)
         assert await h.run_ready() == []
-        await h.clock.advance(1.0)
+        await h.clock.advance(0.5)
         assert await h.run_ready() == [PP]
         tg.cancel_scope.cancel()
