@@ -7,6 +7,10 @@ Only the leader runs the controller; a standby waits on the advisory lock, servi
 and /readyz. Shutdown (SIGTERM, or losing leadership) cancels the task group: claims stop, each
 apply already started finishes and is recorded (shielded), and the process's remaining leases
 are released so a successor can claim at once.
+
+Why one module of this length: it is the one place where every part is constructed and
+connected, in the order startup and shutdown need (store, registry, hub controller,
+propagators, status writer, server); each part's logic lives in its own package.
 """
 
 from __future__ import annotations

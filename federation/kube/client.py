@@ -2,6 +2,10 @@
 
 This module is the boundary with the network: aiohttp and kubernetes-asyncio errors come in,
 `federation.errors` go out. Every request is counted by cluster, verb and code.
+
+Why one module of this length: every verb shares the session, the retry of idempotent reads,
+the error translation and the metrics; the TLS and kubeconfig side is `config`, the resource
+lookup `discovery`.
 """
 
 from __future__ import annotations

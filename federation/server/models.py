@@ -10,6 +10,10 @@ Identity in URLs: a hub object is ``{group}/{kind}/{namespace}/{name}`` where th
 (``''`` in the store) is spelled ``core`` and the namespace of a cluster-scoped object (``''``)
 is spelled ``_``. Neither can collide with a real value: an API group of a custom resource has a
 dot and the built-in ones are not called "core"; a namespace is a DNS label, never ``_``.
+
+Why one module of this length: it is the API's whole vocabulary, and the OpenAPI document is
+generated from it in one pass; split, a field renamed in one file would not be seen beside the
+query parameter or the view column that shares its name.
 """
 
 from __future__ import annotations

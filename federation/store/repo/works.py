@@ -15,6 +15,10 @@ a worker reports with the version its claim returned, and a result from a worker
 expired (and whose work someone else re-claimed) or whose work changed meanwhile is refused
 (not recorded, and told apart in the batch's answer; `finish_deletion` raises
 `VersionConflictError`).
+
+Why one module of this length: every statement here moves a work along the one life drawn
+above, and each relies on the others keeping `version`, the lease and `next_attempt_at` the
+same way; the claim query's partial index and the states it serves are read together.
 """
 
 from __future__ import annotations
