@@ -15,9 +15,16 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from federation.devfleet import EmbeddedPostgres, LocalFleet
 from federation.store import Store
+
+# Properties assert what is computed, never how fast: on 2 shared cores under load an example
+# can take seconds, which hypothesis' default 200 ms deadline and its "too slow" health check
+# would report as a failure. Speed is measured in bench/, not asserted here.
+settings.register_profile("federation", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("federation")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
