@@ -58,10 +58,12 @@ class PolicyStatusSettings:
     """How soon a policy whose works are in flight is looked at again."""
     resync: float = 60.0
     """Every policy, as a safety net."""
-    coalesce: float = 1.0
+    coalesce: float = 3.0
     """Changes within this many seconds make one reconcile (a bulk rollout saves templates of
-    one policy by the hundred per second: its status is written about once a second, not once
-    per save)."""
+    one policy by the hundred per second: its status is counted and written once per window,
+    not once per save). As often as the periodic scan this replaces: each reconcile is an
+    aggregate over every work of the policy in Postgres, which at 1 s cost a bulk rollout of
+    5,000 copies ~20% more Postgres CPU (bench/propagation.py)."""
     workers: int = 2
 
 
