@@ -1,6 +1,6 @@
 """The work queue, with client-go's guarantees (`k8s.io/client-go/util/workqueue`).
 
-The reconcile contract that sits on top of it (see `federation.informers.controller`): a key is
+The reconcile contract that sits on top of it (see `federation.runtime`): a key is
 added whenever anything about it may have changed; a worker `get`s the key, reconciles it from
 current state, then calls `done` — and, on success, `forget` (clears its backoff) or, on error,
 `add_rate_limited` (retry with per-key exponential backoff and a global rate limit).
