@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
+from typing import TypeVar
 
 from federation.api import LabelSelector, Placement, TaintEffect, TargetClusters
 from federation.api.selectors import SelectorOperator
@@ -30,6 +31,11 @@ from federation.api.taints import Taint, untolerated
 from federation.placement.filters import Filtered, static_weights
 from federation.placement.reasons import Reason, ReasonCode
 from federation.placement.snapshot import ClusterSnapshot
+
+V = TypeVar("V")
+
+_SPARSE = 24
+"""Up to this many members a mask is read bit by bit; above it, through its binary digits."""
 
 _BITS = bytes.maketrans(b"01", b"\x00\x01")
 """'0'/'1' digits of ``bin()`` to the falsy/truthy bytes ``compress`` selects with."""
@@ -77,9 +83,15 @@ class FleetIndex:
 
     def names_of(self, mask: int) -> list[str]:
         """The clusters of ``mask``, in cluster (name) order."""
-        if not mask:
-            return []
-        return list(compress(self.names, bin(mask)[:1:-1].encode().translate(_BITS)))
+        if mask.bit_count() > _SPARSE:
+            return list(compress(self.names, bin(mask)[:1:-1].encode().translate(_BITS)))
+        names = self.names
+        out = []
+        while mask:  # few members: visit them rather than every cluster
+            low = mask & -mask
+            out.append(names[low.bit_length() - 1])
+            mask ^= low
+        return out
 
     def named(self, names: Iterable[str]) -> int:
         """The clusters of ``names`` that are in the snapshot (unknown names select nothing)."""
@@ -120,20 +132,24 @@ class FleetIndex:
             return self.named(target.cluster_names)
         return self.selected(target.cluster_selector) if target.cluster_selector is not None else 0
 
-    def by_reason(self, groups: Sequence[tuple[int, Reason]]) -> dict[str, Reason]:
-        """Disjoint masks with their reason as one map in cluster order (the scan's order)."""
+    def labelled(self, groups: Sequence[tuple[int, V]]) -> dict[str, V]:
+        """Disjoint masks, each with its value, as one map in cluster order (the scan's order).
+
+        The largest group is written with every member of every group in one ``fromkeys`` (in
+        C), and the others, typically a few clusters each, overwrite their members' values.
+        """
+        groups = [(mask, value) for mask, value in groups if mask]
         if not groups:
             return {}
-        if len(groups) == 1:
-            mask, reason = groups[0]
-            return dict.fromkeys(self.names_of(mask), reason)
         union = 0
         for mask, _ in groups:
             union |= mask
-        out: dict[str, Reason | None] = dict.fromkeys(self.names_of(union))
-        for mask, reason in groups:
-            out.update(zip(self.names_of(mask), repeat(reason)))
-        return out  # type: ignore[return-value]  # every placeholder was overwritten above
+        largest = max(range(len(groups)), key=lambda i: groups[i][0].bit_count())
+        out = dict.fromkeys(self.names_of(union), groups[largest][1])
+        for i, (mask, value) in enumerate(groups):
+            if i != largest:
+                out.update(zip(self.names_of(mask), repeat(value)))
+        return out
 
 
 def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
@@ -206,11 +222,15 @@ def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
         exclude(
             left & ~covered, Reason(ReasonCode.NO_WEIGHT, "matched by no replicaScheduling.weights entry")
         )
-        # Lightest first, so a cluster several entries match ends with the highest weight.
-        by_weight: dict[str, int | None] = dict.fromkeys(index.names_of(left))
-        for mask, weight in sorted(entries, key=lambda e: e[1]):
-            by_weight.update(zip(index.names_of(mask & left), repeat(weight)))
-        weights = by_weight  # type: ignore[assignment]  # every cluster left is covered by an entry
+        # Heaviest first, each entry keeping the clusters no heavier entry took: a cluster several
+        # entries match gets the highest weight, and the parts are disjoint.
+        parts: list[tuple[int, int]] = []
+        taken = 0
+        for mask, weight in sorted(entries, key=lambda e: -e[1]):
+            part = mask & left & ~taken
+            parts.append((part, weight))
+            taken |= part
+        weights = index.labelled(parts)
 
     soft: list[tuple[int, Reason]] = []
     held = 0
@@ -222,12 +242,10 @@ def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
     if not_ready:
         soft.append((not_ready, Reason(ReasonCode.NOT_READY, "not ready")))
         held |= not_ready
-    penalties: dict[str, int] = {}
-    for members, penalty in prefer:
-        penalties.update(zip(index.names_of(members & left), repeat(penalty)))
+    penalties = index.labelled([(members & left, penalty) for members, penalty in prefer])
     return Filtered(
-        hard=index.by_reason(hard),
-        soft=index.by_reason(soft),
+        hard=index.labelled(hard),
+        soft=index.labelled(soft),
         fresh=tuple(index.names_of(left & ~held)),
         weights=weights,
         prefer_no_schedule=penalties,
