@@ -20,7 +20,7 @@ order); `filter_clusters` stays as the plain reference it is checked against.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import TypeVar
@@ -152,8 +152,45 @@ class FleetIndex:
         return out
 
 
+@dataclass(frozen=True)
+class Verdicts:
+    """One placement's filter verdicts as masks: cheap to compute and to compare, so specs that
+    filter the fleet alike (per-application policies that differ in nothing that matters here)
+    are recognised before any per-cluster map is written."""
+
+    hard: tuple[tuple[int, Reason], ...]
+    soft: tuple[tuple[int, Reason], ...]
+    fresh: int
+    weights: tuple[tuple[int, int], ...] | None
+    prefer_no_schedule: tuple[tuple[int, int], ...]
+
+    @property
+    def key(self) -> Hashable:
+        """Equal for equal verdicts: the same clusters with the same words, codes and subjects."""
+
+        def reasons(groups: tuple[tuple[int, Reason], ...]) -> tuple[tuple[int, str, str, str | None], ...]:
+            return tuple((m, str(r), r.code.value, r.subject) for m, r in groups)
+
+        return (reasons(self.hard), reasons(self.soft), self.fresh, self.weights, self.prefer_no_schedule)
+
+    def filtered(self, index: FleetIndex) -> Filtered:
+        """The verdicts as `filter_clusters` writes them: maps by cluster name, in cluster order."""
+        return Filtered(
+            hard=index.labelled(self.hard),
+            soft=index.labelled(self.soft),
+            fresh=tuple(index.names_of(self.fresh)),
+            weights=index.labelled(self.weights) if self.weights is not None else None,
+            prefer_no_schedule=index.labelled(self.prefer_no_schedule),
+        )
+
+
 def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
-    """`filter_clusters` answered from the index: the same verdicts, words, codes and order.
+    """`filter_clusters` answered from the index: the same verdicts, words, codes and order."""
+    return judge(placement, index).filtered(index)
+
+
+def judge(placement: Placement, index: FleetIndex) -> Verdicts:
+    """The verdicts of `filter_clusters`, as masks.
 
     Each step takes its clusters out of ``left`` so that a cluster keeps the first reason that
     applies, in the order `federation.placement.filters` documents.
@@ -213,7 +250,7 @@ def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
         )
 
     static = static_weights(placement)
-    weights: dict[str, int] | None = None
+    parts: list[tuple[int, int]] | None = None
     if static is not None:
         entries = [(index.targeted(w), w.weight) for w in static]
         covered = 0
@@ -224,13 +261,13 @@ def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
         )
         # Heaviest first, each entry keeping the clusters no heavier entry took: a cluster several
         # entries match gets the highest weight, and the parts are disjoint.
-        parts: list[tuple[int, int]] = []
+        parts = []
         taken = 0
         for mask, weight in sorted(entries, key=lambda e: -e[1]):
             part = mask & left & ~taken
-            parts.append((part, weight))
-            taken |= part
-        weights = index.labelled(parts)
+            if part:
+                parts.append((part, weight))
+                taken |= part
 
     soft: list[tuple[int, Reason]] = []
     held = 0
@@ -242,13 +279,12 @@ def filter_indexed(placement: Placement, index: FleetIndex) -> Filtered:
     if not_ready:
         soft.append((not_ready, Reason(ReasonCode.NOT_READY, "not ready")))
         held |= not_ready
-    penalties = index.labelled([(members & left, penalty) for members, penalty in prefer])
-    return Filtered(
-        hard=index.labelled(hard),
-        soft=index.labelled(soft),
-        fresh=tuple(index.names_of(left & ~held)),
-        weights=weights,
-        prefer_no_schedule=penalties,
+    return Verdicts(
+        hard=tuple(hard),
+        soft=tuple(soft),
+        fresh=left & ~held,
+        weights=tuple(parts) if parts is not None else None,
+        prefer_no_schedule=tuple((m & left, p) for m, p in prefer if m & left),
     )
 
 

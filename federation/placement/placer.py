@@ -15,7 +15,7 @@ cannot disagree (a property test checks it).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -24,7 +24,7 @@ from federation.errors import ConfigError
 from federation.placement.decision import Decision, Target
 from federation.placement.division import divide
 from federation.placement.filters import Filtered, filter_clusters, uses_dynamic_weights
-from federation.placement.index import FleetIndex, filter_indexed
+from federation.placement.index import FleetIndex, judge
 from federation.placement.reasons import Reason, ReasonCode
 from federation.placement.scoring import score_clusters
 from federation.placement.selection import Selection, needs_ranking, select
@@ -109,6 +109,7 @@ class Placer:
         self._selections: dict[tuple[_SelectionKey, frozenset[str]], Selection] = {}
         self._target_memo: dict[int | None, dict[str, Target]] = {}
         self._index: FleetIndex | None = None
+        self._by_effect: dict[Hashable, _Compiled] = {}
 
     @property
     def clusters(self) -> tuple[ClusterSnapshot, ...]:
@@ -121,18 +122,32 @@ class Placer:
         spec = placement.model_dump_json()
         compiled = self._by_spec.get(spec)
         if compiled is None:
-            compiled = _Compiled(placement, self._filter(placement))
+            compiled = self._compile(placement)
             self._by_spec[spec] = compiled
         # Keeping `placement` in the entry keeps its id from being reused by another object.
         self._by_id[id(placement)] = (placement, compiled)
         return compiled
 
-    def _filter(self, placement: Placement) -> Filtered:
+    def _compile(self, placement: Placement) -> _Compiled:
         if not self._indexed:
-            return filter_clusters(placement, self._clusters)
+            return _Compiled(placement, filter_clusters(placement, self._clusters))
         if self._index is None:  # built on first use: a Placer that only hits its memos never pays
             self._index = FleetIndex(self._clusters)
-        return filter_indexed(placement, self._index)
+        verdicts = judge(placement, self._index)
+        # Everything a decision reads besides the verdicts: two specs equal in these and in their
+        # verdicts decide alike for every resource, so they share one compiled entry and its memo.
+        s = placement.scheduling
+        effect = (
+            verdicts.key,
+            placement.max_clusters,
+            tuple((c.topology_key, c.min_groups, c.max_groups) for c in placement.spread_constraints),
+            s.type,
+            s.dynamic,
+        )
+        compiled = self._by_effect.get(effect)
+        if compiled is None:
+            compiled = self._by_effect[effect] = _Compiled(placement, verdicts.filtered(self._index))
+        return compiled
 
     def decide(self, *, placement: Placement, replicas: int | None, previous: Decision | None) -> Decision:
         """Where a resource with ``replicas`` (None for non-workloads) goes under ``placement``."""
