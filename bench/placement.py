@@ -237,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     moved = sum(1 for a, b in zip(first, second, strict=True) if a.targets != b.targets)
     targets = sum(len(d.targets) for d in first)
 
-    subset = resources[:: max(1, n // args.subset)][: args.subset]
+    # The first resources, which cycle through every policy (a stride of n / subset = 50 would
+    # land on policy 0 alone, as it once did: a subset of one kind of placement).
+    subset = resources[: args.subset]
     naive = run_naive(fleet, shared, subset)
     own = [(i, r) for i, (_, r) in enumerate(resources)]
     own_specs = [_distinct(shared[p], i) for i, (p, _) in enumerate(resources)]
