@@ -20,6 +20,20 @@ taints = st.builds(
 )
 
 
+def snapshot(draw: st.DrawFn, name: str, labels: dict[str, str]) -> ClusterSnapshot:
+    """A cluster with ``labels`` and drawn taints, readiness and capacity."""
+    return ClusterSnapshot(
+        name=name,
+        labels=labels,
+        taints=tuple(draw(st.lists(taints, max_size=2))),
+        ready=draw(st.sampled_from([True, True, True, False])),  # mostly ready
+        allocatable=draw(
+            st.none() | st.builds(Allocatable, cpu_millicores=st.integers(0, 64000), pods=st.integers(0, 110))
+        ),
+        available_replicas=draw(st.none() | st.integers(0, 50)),
+    )
+
+
 @st.composite
 def clusters(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 8) -> list[ClusterSnapshot]:
     names = draw(st.lists(st.sampled_from(NAMES), min_size=min_size, max_size=max_size, unique=True))
@@ -28,19 +42,7 @@ def clusters(draw: st.DrawFn, *, min_size: int = 0, max_size: int = 8) -> list[C
         labels: dict[str, str] = {"region": draw(st.sampled_from(REGIONS))}
         if draw(st.booleans()):
             labels["gpu"] = "true"
-        out.append(
-            ClusterSnapshot(
-                name=name,
-                labels=labels,
-                taints=tuple(draw(st.lists(taints, max_size=2))),
-                ready=draw(st.sampled_from([True, True, True, False])),  # mostly ready
-                allocatable=draw(
-                    st.none()
-                    | st.builds(Allocatable, cpu_millicores=st.integers(0, 64000), pods=st.integers(0, 110))
-                ),
-                available_replicas=draw(st.none() | st.integers(0, 50)),
-            )
-        )
+        out.append(snapshot(draw, name, labels))
     return out
 
 
@@ -134,19 +136,7 @@ def rich_clusters(draw: st.DrawFn, *, max_size: int = 24) -> list[ClusterSnapsho
             for key, values in LABEL_VALUES.items()
             if draw(st.integers(0, 9)) > 0  # each label absent one time in ten
         }
-        out.append(
-            ClusterSnapshot(
-                name=f"m{i:03d}",
-                labels=labels,
-                taints=tuple(draw(st.lists(taints, max_size=2))),
-                ready=draw(st.sampled_from([True, True, True, False])),
-                allocatable=draw(
-                    st.none()
-                    | st.builds(Allocatable, cpu_millicores=st.integers(0, 64000), pods=st.integers(0, 110))
-                ),
-                available_replicas=draw(st.none() | st.integers(0, 50)),
-            )
-        )
+        out.append(snapshot(draw, f"m{i:03d}", labels))
     return out
 
 
