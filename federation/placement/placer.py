@@ -1,16 +1,21 @@
 """The placement engine's entry points: ``decide`` for one resource, ``Placer`` for many.
 
 A ``Placer`` is bound to one snapshot of the fleet. For each placement spec it filters the
-clusters once (``filter_clusters``: selectors, taints, readiness, labels, weights) and then
-answers every resource governed by that placement from memos keyed by what can still differ
-between those resources: the template's replicas, and the part of its previous decision that
-matters (clusters kept despite NoSchedule/NotReady and, when clusters are ranked, the current
-placements). Identical questions get the very same immutable ``Decision`` object back.
+clusters once (selectors, taints, readiness, labels, weights), answered from an inverted index
+of the snapshot (`federation.placement.index`) by set operations rather than a pass over every
+cluster, and then answers every resource governed by that placement from memos keyed by what
+can still differ between those resources: the template's replicas, and the part of its previous
+decision that matters (clusters kept despite NoSchedule/NotReady and, when clusters are ranked,
+the current placements). Identical questions get the very same immutable ``Decision`` object
+back. Specs that differ only in what this fleet cannot tell apart (one policy per application,
+copied from one another) share one entry, and selections are shared between specs that filter
+and pick alike: with per-application policies nothing is shared by spec text.
 
 The controller makes a new Placer whenever the fleet snapshot changes (a cluster joins,
 leaves, changes labels, taints, readiness or capacity); there is nothing to invalidate.
-``decide()`` is the same computation on a throw-away Placer, so the cached and uncached paths
-cannot disagree (a property test checks it).
+``decide()`` is the same pipeline on a throw-away Placer that filters by scanning every cluster
+(`filter_clusters`): the plain reference that property tests hold the indexed, cached path to,
+decision by decision (tests/unit/test_placement_index.py).
 """
 
 from __future__ import annotations
