@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -32,6 +33,18 @@ def snapshot(draw: st.DrawFn, name: str, labels: dict[str, str]) -> ClusterSnaps
         ),
         available_replicas=draw(st.none() | st.integers(0, 50)),
     )
+
+
+def replica_scheduling(draw: st.DrawFn, weights: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+    """One of the four ways replicas are scheduled; ``weights`` draws the entries of the static one."""
+    kind = draw(st.sampled_from(["Duplicated", "equal", "static", "dynamic"]))
+    if kind == "Duplicated":
+        return {"type": "Duplicated"}
+    if kind == "equal":
+        return {"type": "Divided"}
+    if kind == "static":
+        return {"type": "Divided", "weights": weights()}
+    return {"type": "Divided", "dynamic": "AvailableReplicas"}
 
 
 @st.composite
@@ -74,12 +87,8 @@ def placements(draw: st.DrawFn) -> Placement:
         if draw(st.booleans()):
             constraint["maxGroups"] = draw(st.integers(lo, 3))
         spec["spreadConstraints"] = [constraint]
-    kind = draw(st.sampled_from(["Duplicated", "equal", "static", "dynamic"]))
-    if kind == "Duplicated":
-        spec["replicaScheduling"] = {"type": "Duplicated"}
-    elif kind == "equal":
-        spec["replicaScheduling"] = {"type": "Divided"}
-    elif kind == "static":
+
+    def static() -> list[dict[str, Any]]:
         by_region = [
             {"clusterSelector": {"matchLabels": {"region": r}}, "weight": draw(st.integers(1, 5))}
             for r in draw(st.lists(st.sampled_from(REGIONS), min_size=1, unique=True))
@@ -90,9 +99,9 @@ def placements(draw: st.DrawFn) -> Placement:
                 st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3, unique=True), max_size=2)
             )
         ]
-        spec["replicaScheduling"] = {"type": "Divided", "weights": by_region + by_name}
-    else:
-        spec["replicaScheduling"] = {"type": "Divided", "dynamic": "AvailableReplicas"}
+        return by_region + by_name
+
+    spec["replicaScheduling"] = replica_scheduling(draw, static)
     return Placement.model_validate(spec)
 
 
@@ -179,12 +188,8 @@ def rich_placements(draw: st.DrawFn, *, names: list[str]) -> Placement:
         constraints.append(constraint)
     if constraints:
         spec["spreadConstraints"] = constraints
-    kind = draw(st.sampled_from(["Duplicated", "equal", "static", "dynamic"]))
-    if kind == "Duplicated":
-        spec["replicaScheduling"] = {"type": "Duplicated"}
-    elif kind == "equal":
-        spec["replicaScheduling"] = {"type": "Divided"}
-    elif kind == "static":
+
+    def static() -> list[dict[str, Any]]:
         by_selector = [
             {"clusterSelector": draw(label_selectors()), "weight": draw(st.integers(1, 5))}
             for _ in range(draw(st.integers(0, 3)))
@@ -193,12 +198,9 @@ def rich_placements(draw: st.DrawFn, *, names: list[str]) -> Placement:
             {"clusterNames": draw(st.lists(some_names, min_size=1, max_size=4, unique=True)), "weight": w}
             for w in draw(st.lists(st.integers(1, 5), max_size=2))
         ]
-        spec["replicaScheduling"] = {
-            "type": "Divided",
-            "weights": (by_selector + by_name) or by_name_default(names),
-        }
-    else:
-        spec["replicaScheduling"] = {"type": "Divided", "dynamic": "AvailableReplicas"}
+        return (by_selector + by_name) or by_name_default(names)
+
+    spec["replicaScheduling"] = replica_scheduling(draw, static)
     return Placement.model_validate(spec)
 
 
