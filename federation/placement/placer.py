@@ -1,28 +1,35 @@
 """The placement engine's entry points: ``decide`` for one resource, ``Placer`` for many.
 
 A ``Placer`` is bound to one snapshot of the fleet. For each placement spec it filters the
-clusters once (``filter_clusters``: selectors, taints, readiness, labels, weights) and then
-answers every resource governed by that placement from memos keyed by what can still differ
-between those resources: the template's replicas, and the part of its previous decision that
-matters (clusters kept despite NoSchedule/NotReady and, when clusters are ranked, the current
-placements). Identical questions get the very same immutable ``Decision`` object back.
+clusters once (selectors, taints, readiness, labels, weights), answered from an inverted index
+of the snapshot (`federation.placement.index`) by set operations rather than a pass over every
+cluster, and then answers every resource governed by that placement from memos keyed by what
+can still differ between those resources: the template's replicas, and the part of its previous
+decision that matters (clusters kept despite NoSchedule/NotReady and, when clusters are ranked,
+the current placements). Identical questions get the very same immutable ``Decision`` object
+back. Specs that differ only in what this fleet cannot tell apart (one policy per application,
+copied from one another) share one entry, and selections are shared between specs that filter
+and pick alike: with per-application policies nothing is shared by spec text.
 
 The controller makes a new Placer whenever the fleet snapshot changes (a cluster joins,
 leaves, changes labels, taints, readiness or capacity); there is nothing to invalidate.
-``decide()`` is the same computation on a throw-away Placer, so the cached and uncached paths
-cannot disagree (a property test checks it).
+``decide()`` is the same pipeline on a throw-away Placer that filters by scanning every cluster
+(`filter_clusters`): the plain reference that property tests hold the indexed, cached path to,
+decision by decision (tests/unit/test_placement_index.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from federation.api import Placement, ReplicaSchedulingType
 from federation.errors import ConfigError
 from federation.placement.decision import Decision, Target
 from federation.placement.division import divide
 from federation.placement.filters import Filtered, filter_clusters, uses_dynamic_weights
+from federation.placement.index import FleetIndex, judge
 from federation.placement.reasons import Reason, ReasonCode
 from federation.placement.scoring import score_clusters
 from federation.placement.selection import Selection, needs_ranking, select
@@ -41,17 +48,16 @@ class PlacementRequest:
 
 
 class _Compiled:
-    """One placement against the Placer's snapshot, with the memos of its decisions."""
+    """One placement against the Placer's snapshot, with the memo of its decisions."""
 
-    __slots__ = ("decisions", "eligible_all", "filtered", "fresh_set", "placement", "ranked", "selections")
+    __slots__ = ("_eligible_all", "decisions", "filtered", "placement", "ranked", "selection_key")
 
     def __init__(self, placement: Placement, filtered: Filtered) -> None:
         self.placement = placement
         self.filtered = filtered
-        self.fresh_set = frozenset(filtered.fresh)
-        self.eligible_all = self.fresh_set | frozenset(filtered.soft)
         self.ranked = needs_ranking(placement)
-        self.selections: dict[frozenset[str], Selection] = {}
+        self.selection_key = _selection_key(placement, filtered)
+        self._eligible_all: frozenset[str] | None = None
         self.decisions: dict[tuple[int | None, frozenset[str]], Decision] = {}
 
     def relevant_previous(self, previous: Decision | None) -> frozenset[str]:
@@ -59,10 +65,30 @@ class _Compiled:
         if previous is None or not previous.targets:
             return frozenset()
         prev = previous.cluster_names
-        keep = self.eligible_all if self.ranked else self.filtered.soft.keys()
+        keep: Collection[str]
+        if self.ranked:
+            if self._eligible_all is None:  # only with a previous decision: initial placement never pays
+                self._eligible_all = frozenset(self.filtered.fresh).union(self.filtered.soft)
+            keep = self._eligible_all
+        else:
+            keep = self.filtered.soft.keys()
         if len(keep) <= len(prev):
             return frozenset(n for n in keep if n in prev)
         return frozenset(n for n in prev if n in keep)
+
+
+_SelectionKey = tuple[object, ...]
+
+
+def _selection_key(placement: Placement, filtered: Filtered) -> _SelectionKey | None:
+    """What `select` reads besides the previous placements, or None when it picks every eligible
+    cluster (nothing worth remembering). Two specs that filter the fleet alike and pick alike
+    (per-application policies copied from one another) then share one selection."""
+    if not placement.spread_constraints and placement.max_clusters is None:
+        return None
+    spread = tuple((c.topology_key, c.min_groups, c.max_groups) for c in placement.spread_constraints)
+    penalties = frozenset(filtered.prefer_no_schedule.items()) if needs_ranking(placement) else None
+    return (filtered.fresh, tuple(filtered.soft), placement.max_clusters, spread, penalties)
 
 
 class Placer:
@@ -71,7 +97,9 @@ class Placer:
     Not thread-safe (its memos are plain dicts): use one per task, as the asyncio controller does.
     """
 
-    def __init__(self, clusters: Iterable[ClusterSnapshot]) -> None:
+    def __init__(self, clusters: Iterable[ClusterSnapshot], *, indexed: bool = True) -> None:
+        """``indexed=False`` filters every placement by asking every cluster (`filter_clusters`):
+        the plain reference the index is checked against, and what ``decide()`` uses."""
         ordered = sorted(clusters, key=lambda c: c.name)
         by_name: dict[str, ClusterSnapshot] = {}
         for c in ordered:
@@ -82,6 +110,11 @@ class Placer:
         self._by_name = by_name
         self._by_id: dict[int, tuple[Placement, _Compiled]] = {}
         self._by_spec: dict[str, _Compiled] = {}
+        self._indexed = indexed
+        self._selections: dict[tuple[_SelectionKey, frozenset[str]], Selection] = {}
+        self._target_memo: dict[int | None, dict[str, Target]] = {}
+        self._index: FleetIndex | None = None
+        self._by_effect: dict[Hashable, _Compiled] = {}
 
     @property
     def clusters(self) -> tuple[ClusterSnapshot, ...]:
@@ -94,10 +127,31 @@ class Placer:
         spec = placement.model_dump_json()
         compiled = self._by_spec.get(spec)
         if compiled is None:
-            compiled = _Compiled(placement, filter_clusters(placement, self._clusters))
+            compiled = self._compile(placement)
             self._by_spec[spec] = compiled
         # Keeping `placement` in the entry keeps its id from being reused by another object.
         self._by_id[id(placement)] = (placement, compiled)
+        return compiled
+
+    def _compile(self, placement: Placement) -> _Compiled:
+        if not self._indexed:
+            return _Compiled(placement, filter_clusters(placement, self._clusters))
+        if self._index is None:  # built on first use: a Placer that only hits its memos never pays
+            self._index = FleetIndex(self._clusters)
+        verdicts = judge(placement, self._index)
+        # Everything a decision reads besides the verdicts: two specs equal in these and in their
+        # verdicts decide alike for every resource, so they share one compiled entry and its memo.
+        s = placement.scheduling
+        effect = (
+            verdicts.key,
+            placement.max_clusters,
+            tuple((c.topology_key, c.min_groups, c.max_groups) for c in placement.spread_constraints),
+            s.type,
+            s.dynamic,
+        )
+        compiled = self._by_effect.get(effect)
+        if compiled is None:
+            compiled = self._by_effect[effect] = _Compiled(placement, verdicts.filtered(self._index))
         return compiled
 
     def decide(self, *, placement: Placement, replicas: int | None, previous: Decision | None) -> Decision:
@@ -122,13 +176,16 @@ class Placer:
     # -- building one decision ---------------------------------------------------------------
 
     def _selection(self, compiled: _Compiled, previous: frozenset[str]) -> Selection:
-        selection = compiled.selections.get(previous)
+        f = compiled.filtered
+        kept = [n for n in previous if n in f.soft]
+        eligible = sorted([*f.fresh, *kept]) if kept else list(f.fresh)
+        if compiled.selection_key is None:
+            return Selection(chosen=tuple(eligible))
+        key = (compiled.selection_key, previous)
+        selection = self._selections.get(key)
         if selection is None:
-            if len(compiled.selections) >= _MEMO_LIMIT:
-                compiled.selections.clear()
-            f = compiled.filtered
-            kept = [n for n in previous if n in f.soft]
-            eligible = sorted([*f.fresh, *kept]) if kept else list(f.fresh)
+            if len(self._selections) >= _MEMO_LIMIT:
+                self._selections.clear()
 
             def scores() -> Mapping[str, float]:
                 return score_clusters(
@@ -142,8 +199,21 @@ class Placer:
                 labels=lambda n: self._by_name[n].labels,
                 scores=scores,
             )
-            compiled.selections[previous] = selection
+            self._selections[key] = selection
         return selection
+
+    def _targets(self, names: Iterable[str], replicas: int | None) -> tuple[Target, ...]:
+        """Targets are immutable: one object per (cluster, replicas) serves every decision."""
+        memo = self._target_memo.get(replicas)
+        if memo is None:
+            memo = self._target_memo[replicas] = {}
+        out = []
+        for name in names:
+            target = memo.get(name)
+            if target is None:
+                target = memo[name] = Target(name, replicas)
+            out.append(target)
+        return tuple(out)
 
     def _build(self, compiled: _Compiled, *, replicas: int | None, previous: frozenset[str]) -> Decision:
         f = compiled.filtered
@@ -158,14 +228,10 @@ class Placer:
         chosen = selection.chosen
         if not chosen:
             # One wording whatever the fleet holds, so an unrelated cluster never changes a decision.
-            return Decision(
-                targets=(),
-                excluded=excluded,
-                unschedulable=Reason(ReasonCode.NO_CLUSTER, "no cluster passed the filters"),
-            )
+            return _decision((), excluded, Reason(ReasonCode.NO_CLUSTER, "no cluster passed the filters"))
         placement = compiled.placement
         if replicas is None or placement.scheduling.type is ReplicaSchedulingType.DUPLICATED:
-            return Decision(targets=tuple(Target(n, replicas) for n in chosen), excluded=excluded)
+            return _decision(self._targets(chosen, replicas), excluded)
         weights = self._weights(placement, filtered=f, chosen=chosen)
         total_weight = sum(w for _, w in weights)
         if total_weight == 0:
@@ -177,18 +243,22 @@ class Placer:
                 ),
             )
         if replicas == 0:  # scaled to zero: keep the workload everywhere it is, with no replicas
-            return Decision(targets=tuple(Target(n, 0) for n in chosen), excluded=excluded)
+            return _decision(self._targets(chosen, 0), excluded)
         shares = divide(replicas, weights)
         targets = []
+        zero: dict[int, Reason] = {}  # one Reason per weight: the words name only the weight
         for name, weight in weights:
             if shares[name] > 0:
                 targets.append(Target(name, shares[name]))
             else:
-                excluded[name] = Reason(
-                    ReasonCode.ZERO_SHARE,
-                    f"Divided share is 0 of {replicas} replicas (weight {weight} of {total_weight})",
-                )
-        return Decision(targets=tuple(targets), excluded=excluded)
+                nothing = zero.get(weight)
+                if nothing is None:
+                    nothing = zero[weight] = Reason(
+                        ReasonCode.ZERO_SHARE,
+                        f"Divided share is 0 of {replicas} replicas (weight {weight} of {total_weight})",
+                    )
+                excluded[name] = nothing
+        return _decision(tuple(targets), excluded)
 
     def _weights(
         self, placement: Placement, *, filtered: Filtered, chosen: Sequence[str]
@@ -200,9 +270,19 @@ class Placer:
         return [(n, 1) for n in chosen]
 
     def _unschedulable(self, excluded: dict[str, Reason], reason: Reason) -> Decision:
+        why = Reason(ReasonCode.UNSCHEDULABLE, f"unschedulable: {reason}")
         for c in self._clusters:
-            excluded.setdefault(c.name, Reason(ReasonCode.UNSCHEDULABLE, f"unschedulable: {reason}"))
-        return Decision(targets=(), excluded=excluded, unschedulable=reason)
+            if c.name not in excluded:
+                excluded[c.name] = why
+        return _decision((), excluded, reason)
+
+
+def _decision(
+    targets: tuple[Target, ...], excluded: dict[str, Reason], unschedulable: Reason | None = None
+) -> Decision:
+    """A Decision over a map this module built and no one else holds: wrapped read-only as is,
+    without the copy `Decision` makes of a map handed to it (a thousand entries per decision)."""
+    return Decision(targets=targets, excluded=MappingProxyType(excluded), unschedulable=unschedulable)
 
 
 def decide(
@@ -213,4 +293,4 @@ def decide(
     previous: Decision | None,
 ) -> Decision:
     """Where one resource goes: the pure, uncached entry point (a Placer used once)."""
-    return Placer(clusters).decide(placement=placement, replicas=replicas, previous=previous)
+    return Placer(clusters, indexed=False).decide(placement=placement, replicas=replicas, previous=previous)

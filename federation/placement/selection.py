@@ -68,12 +68,14 @@ def select(
             )
             kept = set(ordered[: c.max_groups])
             for value in ordered[c.max_groups :]:
+                # One Reason per group, shared by its clusters (the same words for each).
+                left_out = Reason(
+                    ReasonCode.DROPPED_BY_SPREAD,
+                    f"dropped by spreadConstraints[{i}] ({key} maxGroups={c.max_groups}): "
+                    f"group {key}={value} not chosen",
+                )
                 for name in groups[value]:
-                    dropped[name] = Reason(
-                        ReasonCode.DROPPED_BY_SPREAD,
-                        f"dropped by spreadConstraints[{i}] ({key} maxGroups={c.max_groups}): "
-                        f"group {key}={value} not chosen",
-                    )
+                    dropped[name] = left_out
             pool = [n for n in pool if labels(n)[key] in kept]
             groups = {v: groups[v] for v in kept}
         if len(groups) < c.min_groups:
@@ -120,17 +122,26 @@ def select(
             picked_set.add(name)
     cutoff = min(score.get(n, 0.0) for n in picked)
     kept_previous = any(n in previous for n in picked)
+    # Every cluster not picked gets words naming its score to two places: clusters with the same
+    # words share one Reason (there are at most a few hundred distinct ones, not one per cluster).
+    reasons: dict[tuple[str, bool], Reason] = {}
     for name in pool:
         if name in picked_set:
             continue
         s = score.get(name, 0.0)
-        if s < cutoff:
-            why = f"score {s:.2f} < {cutoff:.2f}"
-        elif kept_previous:
-            why = f"score {s:.2f}; clusters already holding the resource are kept first"
-        else:
-            why = f"score {s:.2f}; equal scores are broken by spread and cluster name"
-        dropped[name] = Reason(
-            ReasonCode.DROPPED_BY_MAX_CLUSTERS, f"dropped by maxClusters={max_clusters} ({why})"
-        )
+        shown = f"{s:.2f}"
+        below = s < cutoff
+        reason = reasons.get((shown, below))
+        if reason is None:
+            if below:
+                why = f"score {shown} < {cutoff:.2f}"
+            elif kept_previous:
+                why = f"score {shown}; clusters already holding the resource are kept first"
+            else:
+                why = f"score {shown}; equal scores are broken by spread and cluster name"
+            reason = Reason(
+                ReasonCode.DROPPED_BY_MAX_CLUSTERS, f"dropped by maxClusters={max_clusters} ({why})"
+            )
+            reasons[(shown, below)] = reason
+        dropped[name] = reason
     return Selection(chosen=tuple(sorted(picked)), dropped=dropped)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,3 +91,54 @@ def test_largest_remainder_counterexample_is_stable_here() -> None:
 def test_negative_total_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         divide(-1, [("a", 1)])
+
+
+def _fraction_divide(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """The divisor method as first written, with a heap of Fractions: the reference for the
+    integer cross-multiplying heap entries `divide` uses now."""
+    items = sorted(weights.items())
+    out = {name: 0 for name, _ in items}
+    weight_sum = sum(w for _, w in items)
+    if total == 0 or weight_sum == 0:
+        return out
+    alloc = [(2 * w * total + weight_sum) // (2 * weight_sum) for _, w in items]
+    given = sum(alloc)
+    if given < total:
+        heap = [(-Fraction(w, 2 * alloc[i] + 1), i) for i, (_, w) in enumerate(items) if w > 0]
+        heapq.heapify(heap)
+        while given < total:
+            _, i = heapq.heappop(heap)
+            alloc[i] += 1
+            given += 1
+            heapq.heappush(heap, (-Fraction(items[i][1], 2 * alloc[i] + 1), i))
+    elif given > total:
+        heap2 = [(Fraction(w, 2 * alloc[i] - 1), -i) for i, (_, w) in enumerate(items) if alloc[i] > 0]
+        heapq.heapify(heap2)
+        while given > total:
+            _, neg = heapq.heappop(heap2)
+            alloc[-neg] -= 1
+            given -= 1
+            if alloc[-neg] > 0:
+                heapq.heappush(heap2, (Fraction(items[-neg][1], 2 * alloc[-neg] - 1), neg))
+    return {name: n for (name, _), n in zip(items, alloc, strict=True)}
+
+
+many_weights = st.dictionaries(
+    st.sampled_from([f"c{i:03d}" for i in range(300)]),
+    st.integers(0, 2**31 - 1) | st.integers(0, 6),
+    min_size=1,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(total=st.integers(0, 2000), w=weights | many_weights)
+def test_the_integer_heap_gives_what_fractions_give(total: int, w: dict[str, int]) -> None:
+    assert divide(total, list(w.items())) == _fraction_divide(total, w)
+
+
+def test_both_directions_of_the_correction_are_exercised() -> None:
+    # Rounded quotas too few (four quotas of 0.25 round to 0): ties go to the earliest name ...
+    assert divide(1, [("a", 1), ("b", 1), ("c", 1), ("d", 1)]) == {"a": 1, "b": 0, "c": 0, "d": 0}
+    # ... too many (three quotas of 0.67 round to 1): the latest name gives its replica back.
+    assert divide(2, [("a", 1), ("b", 1), ("c", 1)]) == {"a": 1, "b": 1, "c": 0}
+    assert divide(7, [("a", 3), ("b", 3), ("c", 1)]) == _fraction_divide(7, {"a": 3, "b": 3, "c": 1})
