@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -139,13 +139,16 @@ class LocalFleet:
         apiserver_args: Sequence[str] = (),
         names: Sequence[str] | None = None,
         light: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """``light=True`` starts the members with the light profile (`devfleet.light`): fewer
-        API groups and less memory each, for big fleets; the hub is the same either way."""
+        API groups and less memory each, for big fleets; the hub is the same either way.
+        ``env`` is added to the environment of the control planes (e.g. the Go runtime's GOGC).
+        """
         if members < 0:
             raise DevFleetError(f"members must be 0 or more, not {members}")
-        if light and backend is not None:
-            raise DevFleetError("light=True is a profile of the controlplane backend, not of a given one")
+        if (light or env) and backend is not None:
+            raise DevFleetError("light and env are options of the controlplane backend, not of a given one")
         if names is not None and (len(names) != members or HUB in names or len(set(names)) != len(names)):
             raise DevFleetError(
                 f"names {list(names)}: need {members} distinct member names, none called {HUB!r}"
@@ -157,11 +160,12 @@ class LocalFleet:
         self.state_dir = (state_dir or Path(tempfile.mkdtemp(prefix="federation-fleet-"))).resolve()
         if light:
             apiserver_args = [*member_args([n for n in self.names if n != HUB]), *apiserver_args]
+            env = {**LIGHT_ENV, **(env or {})}
         self.backend: FleetBackend = backend or ControlPlaneBackend(
             self.state_dir / "controlplane",
             ready_timeout=ready_timeout,
             apiserver_args=apiserver_args,
-            env=LIGHT_ENV if light else None,
+            env=env,
         )
         self.postgres = EmbeddedPostgres(self.state_dir / "postgres") if postgres else None
         self.progress: Progress = progress or (lambda _m: None)

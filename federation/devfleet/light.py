@@ -55,7 +55,7 @@ LIGHT_APISERVER_ARGS: tuple[str, ...] = (
 LIGHT_ENV: Mapping[str, str] = {"GOGC": "50"}
 
 
-def member_args(members: Sequence[str]) -> list[str]:
-    """The light flags addressed to each member (the `NAME:--flag` form of the binary), so the
-    hub keeps its defaults."""
-    return [f"{m}:{flag}" for m in members for flag in LIGHT_APISERVER_ARGS]
+def member_args(members: Sequence[str], flags: Sequence[str] = LIGHT_APISERVER_ARGS) -> list[str]:
+    """`flags` addressed to each member (the `NAME:--flag` form of the binary), so the hub keeps
+    its defaults."""
+    return [f"{m}:{flag}" for m in members for flag in flags]
