@@ -140,6 +140,10 @@ class ControlPlaneBackend:
             raise StateDirBusyError(text, hint="run `federation dev down` or pick another --state-dir")
         if "already in use by another process" in text:
             raise PortInUseError(text, hint="free the port or let the fleet choose one")
+        if "bind: address already in use" in text:
+            # The binary chose a free port, and something else bound it before the apiserver
+            # did (a race on a busy machine, not a fixed port in the way): a retry picks anew.
+            raise PortInUseError(text, hint="start the fleet again: its ports are chosen anew")
         raise StartupError(f"the control planes failed to start: {text}")
 
     def stop(self) -> None:
