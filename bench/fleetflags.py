@@ -32,14 +32,15 @@ from federation.devfleet import LocalFleet, member_names  # noqa: E402
 from federation.devfleet.light import LIGHT_APISERVER_ARGS, LIGHT_ENV, member_args  # noqa: E402
 
 APF_OFF = "--enable-priority-and-fairness=false"
+NO_WATCH_CACHE = "--watch-cache=false"
 #: (label, member apiserver flags, environment of the control-plane processes)
 VARIANTS: list[tuple[str, Sequence[str], Mapping[str, str]]] = [
     ("defaults (reference)", (), {}),
     ("GOGC=50", (), LIGHT_ENV),
     ("APF off", (APF_OFF,), {}),
-    ("fewer API groups + APF off", LIGHT_APISERVER_ARGS, {}),
+    ("no watch cache", (NO_WATCH_CACHE,), {}),
+    ("fewer API groups + APF off", tuple(a for a in LIGHT_APISERVER_ARGS if a != NO_WATCH_CACHE), {}),
     ("light: all of the above", LIGHT_APISERVER_ARGS, LIGHT_ENV),
-    ("light + --watch-cache=false", (*LIGHT_APISERVER_ARGS, "--watch-cache=false"), LIGHT_ENV),
 ]
 
 
