@@ -227,7 +227,8 @@ async def start_fleet(
         except (PortInUseError, StartupError) as exc:
             if attempt == attempts:
                 raise
-            say(f"the fleet failed to start (attempt {attempt}: {type(exc).__name__}); starting again")
+            reason = next((line for line in str(exc).splitlines() if "cluster " in line), str(exc))
+            say(f"the fleet failed to start (attempt {attempt}, {type(exc).__name__}: {reason[:200]}); again")
             continue
         return fleet, time.monotonic() - t
     raise AssertionError("unreachable")
