@@ -8,13 +8,14 @@ API the binary serves on loopback.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,15 @@ class ControlPlaneBackend:
         ready_timeout: float = 180.0,
         ports: dict[str, int] | None = None,
         apiserver_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``env`` is added to ours for the binary and, through it, every apiserver (the Go
+        runtime's GOGC and the like: they are read at a process's start, not by flags)."""
         self.state_dir = state_dir
         self.ready_timeout = ready_timeout
         self.ports = dict(ports or {})
         self.apiserver_args = list(apiserver_args)
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[str] | None = None
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._state: dict[str, Any] = {}
@@ -75,6 +80,7 @@ class ControlPlaneBackend:
             stderr=subprocess.STDOUT,
             text=True,
             preexec_fn=die_with_parent(),
+            env={**os.environ, **self.env} if self.env else None,
         )
         threading.Thread(target=self._read_events, name="controlplane-events", daemon=True).start()
         # The binary enforces its own per-apiserver deadline; ours only guards against a hang.
@@ -134,6 +140,10 @@ class ControlPlaneBackend:
             raise StateDirBusyError(text, hint="run `federation dev down` or pick another --state-dir")
         if "already in use by another process" in text:
             raise PortInUseError(text, hint="free the port or let the fleet choose one")
+        if "bind: address already in use" in text:
+            # The binary chose a free port, and something else bound it before the apiserver
+            # did (a race on a busy machine, not a fixed port in the way): a retry picks anew.
+            raise PortInUseError(text, hint="start the fleet again: its ports are chosen anew")
         raise StartupError(f"the control planes failed to start: {text}")
 
     def stop(self) -> None:

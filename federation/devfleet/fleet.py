@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +30,7 @@ import anyio
 
 from federation.devfleet.backend import ClusterInfo, FleetBackend, Progress
 from federation.devfleet.controlplane import ControlPlaneBackend
+from federation.devfleet.light import LIGHT_ENV, member_args
 from federation.devfleet.postgres import EmbeddedPostgres
 from federation.errors import DevFleetError, StateDirBusyError
 
@@ -137,9 +138,17 @@ class LocalFleet:
         ready_timeout: float = 180.0,
         apiserver_args: Sequence[str] = (),
         names: Sequence[str] | None = None,
+        light: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``light=True`` starts the members with the light profile (`devfleet.light`): fewer
+        API groups and less memory each, for big fleets; the hub is the same either way.
+        ``env`` is added to the environment of the control planes (e.g. the Go runtime's GOGC).
+        """
         if members < 0:
             raise DevFleetError(f"members must be 0 or more, not {members}")
+        if (light or env) and backend is not None:
+            raise DevFleetError("light and env are options of the controlplane backend, not of a given one")
         if names is not None and (len(names) != members or HUB in names or len(set(names)) != len(names)):
             raise DevFleetError(
                 f"names {list(names)}: need {members} distinct member names, none called {HUB!r}"
@@ -149,8 +158,14 @@ class LocalFleet:
             raise DevFleetError("a fleet needs at least one cluster (a hub or a member)")
         self._ephemeral = state_dir is None
         self.state_dir = (state_dir or Path(tempfile.mkdtemp(prefix="federation-fleet-"))).resolve()
+        if light:
+            apiserver_args = [*member_args([n for n in self.names if n != HUB]), *apiserver_args]
+            env = {**LIGHT_ENV, **(env or {})}
         self.backend: FleetBackend = backend or ControlPlaneBackend(
-            self.state_dir / "controlplane", ready_timeout=ready_timeout, apiserver_args=apiserver_args
+            self.state_dir / "controlplane",
+            ready_timeout=ready_timeout,
+            apiserver_args=apiserver_args,
+            env=env,
         )
         self.postgres = EmbeddedPostgres(self.state_dir / "postgres") if postgres else None
         self.progress: Progress = progress or (lambda _m: None)

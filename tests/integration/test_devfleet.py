@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import anyio
 import asyncpg
+import pytest
 from kubernetes_asyncio import client, watch
 
 from federation.devfleet import LocalFleet
+from federation.errors import KindNotServedError
+from federation.kube import GVK, Discovery, KubeClient
 from tests.kubehelpers import api_client, crd_manifest, create_crd_and_wait, eventually
 
 CLUSTERS = ("hub", "member-1", "member-2")
@@ -154,3 +158,30 @@ async def test_postgres_accepts_a_connection_and_a_write(fleet: LocalFleet) -> N
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
     finally:
         await conn.close()
+
+
+async def test_light_members_serve_what_copies_need_and_the_hub_keeps_every_group(tmp_path: Path) -> None:
+    """The light profile (bench/scale.py --light) trims the members only, and still takes
+    server-side applies of the kinds the benchmarks propagate."""
+    async with LocalFleet(members=1, light=True, state_dir=tmp_path, postgres=False) as light:
+        member, hub = light.clusters["member-1"], light.clusters["hub"]
+        async with await KubeClient.connect(
+            "member-1", kubeconfig=member.kubeconfig, context="member-1"
+        ) as m:
+            disco = Discovery(m, min_refresh_interval=0)
+            for gvk in (GVK("apps", "v1", "Deployment"), GVK("", "v1", "ConfigMap")):
+                await disco.resource_for(gvk)
+            with pytest.raises(KindNotServedError):
+                await disco.resource_for(GVK("batch", "v1", "Job"))
+            cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+            applied = await m.apply(
+                await disco.resource_for(GVK("", "v1", "ConfigMap")), cm, field_manager="t"
+            )
+            assert applied["metadata"]["name"] == "c"
+        async with await KubeClient.connect("hub", kubeconfig=hub.kubeconfig, context="hub") as h:
+            await Discovery(h, min_refresh_interval=0).resource_for(GVK("batch", "v1", "Job"))
+        # GOGC reaches the apiservers through the binary's environment.
+        pid = light.cluster_pid("member-1")
+        assert pid is not None
+        environ = (await anyio.Path(f"/proc/{pid}/environ").read_bytes()).split(b"\0")
+        assert b"GOGC=50" in environ
