@@ -213,7 +213,7 @@ class Manager:
                     tg.start_soon(_cleanup_on_cancel, runner)
                 await self._work_on_members(tg)
                 if cfg.leader_election:
-                    elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.identity)
+                    elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.replica)
                     while True:
                         async with elector.leadership():
                             await self._lead()
