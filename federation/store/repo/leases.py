@@ -34,16 +34,8 @@ RETURNING holder
 # lease expired died or lost the database) and would keep the works from us until the claim's own
 # lease ran out: released in the same statement, the version bumped, so a result the old holder
 # may still try to record is refused.
-TAKE = """
-WITH taken AS (
-    INSERT INTO cluster_leases AS l (cluster, holder, acquired_at, expires_at)
-    VALUES ($1, $2, now(), now() + make_interval(secs => $3))
-    ON CONFLICT (cluster) DO UPDATE SET
-        holder = EXCLUDED.holder,
-        expires_at = EXCLUDED.expires_at,
-        acquired_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquired_at ELSE EXCLUDED.acquired_at END
-    WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
-    RETURNING cluster
+TAKE = f"""
+WITH taken AS ({ACQUIRE.replace("RETURNING holder", "RETURNING cluster")}
 ), released AS (
     UPDATE works w SET claimed_by = NULL, claimed_until = NULL, version = w.version + 1
     FROM taken
