@@ -304,7 +304,7 @@ class Manager:
             sealer=self.sealer,
         )
         self.remote = remote = (
-            RemoteStatuses(store=self.store, local=self._local_clusters, on_change=self._on_member_status)
+            RemoteStatuses(store=self.store, remote=self._remote_clusters, on_change=self._on_member_status)
             if self.sharded
             else None
         )
@@ -357,6 +357,11 @@ class Manager:
             return self.keeper.held
         members = self.registry.members() if self.registry is not None else []
         return frozenset(m.name for m in members)
+
+    def _remote_clusters(self) -> frozenset[str]:
+        """The members whose propagators run on other replicas."""
+        members = self.registry.members() if self.registry is not None else []
+        return frozenset(m.name for m in members) - self._local_clusters()
 
     async def _supervise_propagators(self, tg: anyio.abc.TaskGroup) -> None:
         assert self.registry is not None

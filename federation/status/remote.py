@@ -60,7 +60,7 @@ class RemoteStatuses:
         self,
         *,
         store: Store,
-        local: Callable[[], Collection[str]],
+        remote: Callable[[], Collection[str]],
         on_change: ChangeListener,
         catch_up: float = 5.0,
         resync: float = 120.0,
@@ -68,7 +68,7 @@ class RemoteStatuses:
         slack: float = 5.0,
     ) -> None:
         self.store = store
-        self.local = local
+        self.remote = remote
         self.on_change = on_change
         self.catch_up = catch_up
         self.resync = resync
@@ -77,7 +77,7 @@ class RemoteStatuses:
         self._objects: dict[tuple[ResourceKey, str], Obj] = {}
         self._versions: dict[tuple[ResourceKey, str], str | None] = {}
         self._since: datetime | None = None
-        self._local: frozenset[str] | None = None
+        self._remote: frozenset[str] | None = None
         self._due = anyio.Event()
         self.loaded = anyio.Event()
 
@@ -108,12 +108,13 @@ class RemoteStatuses:
             await anyio.sleep(self.min_interval)  # coalesces a burst of notifications into one read
 
     async def _read(self, *, full: bool) -> None:
-        local = frozenset(self.local())
+        remote = frozenset(self.remote())
         # A member handed from here to another replica has rows older than any watermark.
-        full = full or local != self._local
+        full = full or remote != self._remote
+        self._remote = remote
         since = None if full or self._since is None else self._since - self.slack
-        rows = await self.store.collected_statuses(since=since, except_clusters=sorted(local))
-        self._local = local
+        # No member elsewhere (one replica, or they all lease here): nothing to read.
+        rows = await self.store.collected_statuses(since=since, clusters=sorted(remote)) if remote else []
         seen: set[tuple[ResourceKey, str]] = set()
         for row in rows:
             key = ResourceKey(row.api_group, row.kind, row.namespace, row.name)

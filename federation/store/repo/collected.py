@@ -25,7 +25,7 @@ FROM member_status m
 JOIN resources r ON r.id = m.resource_id
 JOIN works w ON w.resource_id = m.resource_id AND w.cluster = m.cluster
 WHERE ($1::timestamptz IS NULL OR m.collected_at > $1)
-  AND NOT (m.cluster = ANY($2::text[]))
+  AND m.cluster = ANY($2::text[])
 """
 
 
@@ -45,10 +45,10 @@ class CollectedStatus:
 
 
 async def collected_statuses(
-    conn: Connection, *, since: datetime | None, except_clusters: Sequence[str] = ()
+    conn: Connection, *, since: datetime | None, clusters: Sequence[str]
 ) -> list[CollectedStatus]:
-    """Statuses collected after `since` (all with None), of clusters other than `except_clusters`."""
-    records = await conn.fetch(SINCE, since, list(except_clusters))
+    """Statuses of `clusters` collected after `since` (all of them with None)."""
+    records = await conn.fetch(SINCE, since, list(clusters))
     return [
         CollectedStatus(
             api_group=r["api_group"],

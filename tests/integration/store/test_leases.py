@@ -79,13 +79,13 @@ async def test_collected_statuses_are_read_by_time_and_cluster_with_the_applied_
         for c in ("member-1", "member-2")
     ]  # fmt: skip
     await store.upsert_member_statuses(rows)
-    found = await store.collected_statuses(since=None, except_clusters=["member-1"])
+    found = await store.collected_statuses(since=None, clusters=["member-2"])
     assert [(r.cluster, r.name, r.kind, r.status, r.spec) for r in found] == [
         ("member-2", "web", "Deployment", {"readyReplicas": 1}, {"replicas": 3})
     ]
     assert found[0].member_resource_version == "member-2-7"
-    assert await store.collected_statuses(since=found[0].collected_at, except_clusters=[]) == []
-    assert len(await store.collected_statuses(since=None, except_clusters=[])) == 2
+    assert await store.collected_statuses(since=found[0].collected_at, clusters=["member-2"]) == []
+    assert len(await store.collected_statuses(since=None, clusters=["member-1", "member-2"])) == 2
 
 
 async def test_every_batch_of_statuses_notifies_and_notifications_reach_a_listener(
