@@ -35,7 +35,7 @@ import anyio
 
 from federation.errors import StoreError
 from federation.metrics import LEASE_CHANGES, LEASE_HANDOVER, LEASES_HELD, LIVE_REPLICAS
-from federation.store import Store
+from federation.store import Store, give_up_after
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,10 @@ class ShardKeeper:
     async def run(self) -> None:
         while True:
             try:
-                await self.round()
+                # Retried no longer than a round lasts: without the database, `_check_deadline`
+                # must get its turn before our leases can expire.
+                with give_up_after(self.interval):
+                    await self.round()
             except StoreError as exc:
                 log.warning("cluster leases: a round failed: %s", exc)
                 await self._check_deadline()

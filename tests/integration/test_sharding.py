@@ -185,6 +185,10 @@ def copies(fleet: LocalFleet, member4: LocalFleet, namespace: str, prefix: str) 
     return out
 
 
+def handovers(*replicas: ControllerProcess) -> float:
+    return sum(r.metric("federation_cluster_lease_handover_seconds_count") for r in replicas)
+
+
 def writes(replica: ControllerProcess, cluster: str) -> float:
     return replica.metric("federation_member_writes_total", cluster=cluster)
 
@@ -294,11 +298,18 @@ async def test_a_joining_replica_gets_its_share_without_rewriting_anything(
     await eventually(everywhere, timeout=60, what="40 copies in each member")
     before = copies(fleet, member4, ns, "join")
 
+    handovers_before = handovers(a, b)
     (c,) = start(*third)
     everyone = [*ids, *third]
     held = await settled(a.database_url, everyone)
     moved = sorted(cl for cl, h in held.items() if h == third[0])
     assert len(moved) == 1, held
+    for proc, rid in ((a, ids[0]), (b, ids[1]), (c, third[0])):
+        held_here = sum(1 for h in held.values() if h == rid)
+        assert proc.metric("federation_cluster_leases_held", replica=rid) == held_here
+    assert c.metric("federation_cluster_lease_changes_total", cluster=moved[0], change="taken") == 1
+    # The member's previous owner stopped its propagator and let it go: one handover, no more.
+    assert handovers(a, b) == handovers_before + 1
 
     # The newcomer's propagator of its member has loaded and checked every copy: a few claim
     # rounds after its informers synced, it has written nothing, and no copy changed.
