@@ -23,6 +23,7 @@ import pytest
 from federation.devfleet import LocalFleet
 from federation.propagate.shard import owned_by
 from tests.controllerhelpers import (
+    FEDERATION,
     ControllerProcess,
     apply,
     get,
@@ -201,6 +202,10 @@ async def test_two_replicas_split_four_members_and_each_writes_only_its_own(
     held = await settled(a.database_url, ids)
     mine = {r: sorted(c for c, h in held.items() if h == r) for r in ids}
     assert [len(v) for v in mine.values()] == [2, 2], mine
+    listed = await anyio.run_process(
+        [FEDERATION, "clusters", "list", "-o", "json", "--database-url", a.database_url]
+    )
+    assert {c["name"]: c["owner"] for c in json.loads(listed.stdout)} == held
 
     apply(fleet, "hub", *configmaps(ns, 10, "split"), cm_policy(ns, "split"))
 
