@@ -49,20 +49,7 @@ async def collected_statuses(
 ) -> list[CollectedStatus]:
     """Statuses of `clusters` collected after `since` (all of them with None)."""
     records = await conn.fetch(SINCE, since, list(clusters))
-    return [
-        CollectedStatus(
-            api_group=r["api_group"],
-            kind=r["kind"],
-            namespace=r["namespace"],
-            name=r["name"],
-            cluster=r["cluster"],
-            status=r["status"] if isinstance(r["status"], dict) else {},
-            spec=r["spec"] if isinstance(r["spec"], dict) else {},
-            member_resource_version=r["member_resource_version"],
-            collected_at=r["collected_at"],
-        )
-        for r in records
-    ]
+    return [CollectedStatus(**dict(r)) for r in records]  # the columns are the fields
 
 
 async def notify(conn: Connection, channel: str, payloads: Sequence[str]) -> None:

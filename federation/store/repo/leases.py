@@ -121,16 +121,7 @@ async def list_cluster_leases(conn: Connection) -> list[Lease]:
         """SELECT cluster, holder, acquired_at, expires_at, expires_at > now() AS live
            FROM cluster_leases ORDER BY cluster"""
     )
-    return [
-        Lease(
-            cluster=r["cluster"],
-            holder=r["holder"],
-            acquired_at=r["acquired_at"],
-            expires_at=r["expires_at"],
-            live=r["live"],
-        )
-        for r in records
-    ]
+    return [Lease(**dict(r)) for r in records]  # the columns are the fields
 
 
 async def heartbeat_replica(conn: Connection, replica: str, *, ttl_seconds: float) -> list[str]:
