@@ -1,16 +1,22 @@
-"""Wire one controller process: config, leader election, and the task group of everything.
+"""Wire one controller process: config, leases, leader election, and the task group of everything.
 
-    hub informers ─► HubController ─► Postgres works ─► ClusterPropagator (one per member)
+    hub informers ─► HubController ─► Postgres works ─► ClusterPropagator (one per leased member)
     member informers ─► ClusterPropagator ─► drift, status.collect ─► StatusWriter ─► hub status
 
-Only the leader runs the controller; a standby waits on the advisory lock, serving /healthz
-and /readyz. Shutdown (SIGTERM, or losing leadership) cancels the task group: claims stop, each
-apply already started finishes and is recorded (shielded), and the process's remaining leases
-are released so a successor can claim at once.
+Every replica runs the propagators (and member informers) of the members it leases
+(`federation.propagate.shard`: owners by rendezvous hashing over the live replicas, a lease row
+per member); one replica, the leader (Postgres advisory lock), also runs the hub side: the hub
+controller, the status writer, the clusters mirror and housekeeping. Replicas hint each other
+through Postgres notifications (`federation.store.listen`): the leader wakes a member's owner
+when its works change, and learns of the statuses other replicas' propagators collected
+(`federation.status.remote`). With ``--no-leader-election`` the one process does all of it and
+takes no lease. Shutdown (SIGTERM) cancels the task group: claims stop, each apply already
+started finishes and is recorded (shielded), and the replica's claims and leases are released
+so the others take its members at once.
 
 Why one module of this length: it is the one place where every part is constructed and
-connected, in the order startup and shutdown need (store, registry, hub controller,
-propagators, status writer, server); each part's logic lives in its own package.
+connected, in the order startup and shutdown need (store, registry, leases, propagators, hub
+controller, status writer, server); each part's logic lives in its own package.
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ import anyio
 from aiohttp import web
 
 from federation.clusters import UNREACHABLE_TAINT, ClusterRegistry, Member, RegistrySettings
-from federation.errors import ConfigError
+from federation.errors import ConfigError, StoreError
 from federation.hub.controller import ControllerSettings, HubController
 from federation.hub.keys import ResourceKey
 from federation.informers import InformerFactory
 from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.fleet import Propagators
+from federation.propagate.shard import ShardKeeper, ShardSettings
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
 from federation.sealing import KEY_FLAG, KeyRing, Sealer
 from federation.server import (
@@ -47,8 +54,10 @@ from federation.server import (
     build_app,
     serve,
 )
+from federation.status.remote import RemoteStatuses
 from federation.status.writer import StatusWriter
 from federation.store import ClusterRow, EventRow, Store, give_up_after
+from federation.store.listen import MEMBER_STATUS_CHANNEL, WORKS_CHANNEL, Listener
 from federation.store.url import asyncpg_dsn
 from federation.translate import SensitiveField, SensitiveFields
 from federation.translate import hub_id as check_hub_id
@@ -66,6 +75,12 @@ class ManagerConfig:
     hub_id: str | None = None
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     leader_election: bool = True
+    """Several replicas: members sharded by leases, the hub side on the leader only. False: this
+    process does everything, with no lease (no other replica may run)."""
+    replica_id: str | None = None
+    """This replica's name in leases and work claims (``--replica-id``; default `identity`)."""
+    lease_ttl: float = 15.0
+    """Seconds a member's lease lasts unrenewed (``--lease-ttl``)."""
     server: ServerConfig | None = field(default_factory=ServerConfig)
     webhook: bool = True
     """Serve the admission webhook at /validate (on every replica: admission must not wait for
@@ -80,6 +95,11 @@ class ManagerConfig:
     """More namespaces (globs) whose objects never propagate (``--deny-namespace``)."""
     deny_kinds: tuple[str, ...] = ()
     """Kinds that never propagate, ``Kind`` or ``Kind.group`` (``--deny-kind``)."""
+
+    @property
+    def replica(self) -> str:
+        """Who holds this process's leases and work claims."""
+        return self.replica_id or self.identity
 
     @property
     def secret_namespaces(self) -> frozenset[str]:
@@ -126,12 +146,22 @@ class Manager:
         self.controller: HubController | None = None
         self.registry: ClusterRegistry | None = None
         self.status_writer: StatusWriter | None = None
+        self.remote: RemoteStatuses | None = None
+        self.keeper: ShardKeeper | None = None
         self.propagators = Propagators(self._new_propagator)
         self.leading = False
         self.running = anyio.Event()
+        self._fleet_changed = anyio.Event()
+        self._to_notify: set[str] = set()
+        self._notify_due = anyio.Event()
         self.sealer = Sealer(
             keys=config.encryption_keys, fields=SensitiveFields(extra=config.sensitive_fields)
         )
+
+    @property
+    def sharded(self) -> bool:
+        """Whether other replicas may run (members by lease, hints through Postgres)."""
+        return self.config.leader_election
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -157,7 +187,12 @@ class Manager:
         self.hub = await KubeClient.connect("hub", kubeconfig=cfg.hub_kubeconfig, context=cfg.hub_context)
         try:
             self.hub_id = check_hub_id(cfg.hub_id) if cfg.hub_id else await derive_hub_id(self.hub)
-            log.info("hub id %s, identity %s", self.hub_id, cfg.identity)
+            log.info("hub id %s, identity %s, replica %s", self.hub_id, cfg.identity, cfg.replica)
+            # A previous incarnation under our name (a restart with the same --replica-id) may
+            # have left claims: ours now, and nothing of ours runs yet.
+            released = await self.store.release_claims(cfg.replica)
+            if released:
+                log.info("released %d work claims of a previous run as %s", released, cfg.replica)
             async with anyio.create_task_group() as tg:
                 if cfg.server is not None:
                     webhook = (
@@ -176,8 +211,9 @@ class Manager:
                         cfg.server,
                     )
                     tg.start_soon(_cleanup_on_cancel, runner)
+                await self._work_on_members(tg)
                 if cfg.leader_election:
-                    elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.identity)
+                    elector = LeaderElector(asyncpg_dsn(cfg.database_url), self.hub_id, identity=cfg.replica)
                     while True:
                         async with elector.leadership():
                             await self._lead()
@@ -190,9 +226,11 @@ class Manager:
                 await self.store.close()
 
     async def _release(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.close()  # the propagators have ended with the task group
         if self.store is not None:
             try:
-                released = await self.store.release_claims(self.config.identity)
+                released = await self.store.release_claims(self.config.replica)
                 if released:
                     log.info("released %d work claims", released)
             except Exception as exc:
@@ -200,28 +238,58 @@ class Manager:
         if self.registry is not None:
             await self.registry.close()
 
-    async def _lead(self) -> None:
+    async def _work_on_members(self, tg: anyio.abc.TaskGroup) -> None:
+        """Every replica's part: the registry (members connected and probed), the leases, the
+        propagators of the leased members, and the notifications between replicas."""
         cfg = self.config
         assert self.hub is not None and self.store is not None
-        # We lead now: whoever held claims before us is gone (or has stepped down); its leases
-        # would otherwise keep its works from us until they expire. That includes this very
-        # process when it stepped down and leads again (a lost database session): the
-        # propagators of its last leadership are cancelled, and the claims they could not
-        # release while the database was away would hold their works back a whole lease.
-        released = await self.store.release_foreign_claims(cfg.identity)
-        released += await self.store.release_claims(cfg.identity)
-        if released:
-            log.info("released %d work claims of a previous leadership", released)
-        hub_discovery = Discovery(self.hub)
-        hub_factory = InformerFactory(self.hub)
+        factory = InformerFactory(self.hub)
         self.registry = registry = ClusterRegistry(
             hub=self.hub,
-            hub_discovery=hub_discovery,
-            hub_factory=hub_factory,
+            hub_discovery=Discovery(self.hub),
+            hub_factory=factory,
             clusters_file=cfg.clusters_file,
             settings=dataclasses.replace(cfg.registry, credentials_namespaces=cfg.secret_namespaces),
             drain=self.store,
         )
+        registry.lead(not self.sharded)
+        registry.subscribe(lambda _change: self._members_changed())
+        tg.start_soon(factory.run)
+        tg.start_soon(registry.run)
+        await registry.loaded.wait()
+        if self.sharded:
+            self.keeper = ShardKeeper(
+                store=self.store,
+                replica=cfg.replica,
+                clusters=lambda: [m.name for m in registry.members()],
+                stop=self.propagators.stop,
+                on_change=self._poke_propagators,
+                settings=ShardSettings(lease_ttl=cfg.lease_ttl),
+            )
+            tg.start_soon(self.keeper.run)
+            listener = Listener(
+                asyncpg_dsn(cfg.database_url),
+                {WORKS_CHANNEL: self._works_notified, MEMBER_STATUS_CHANNEL: self._statuses_notified},
+                on_connect=self._listening,
+            )
+            tg.start_soon(listener.run)
+            tg.start_soon(self._send_notifications)
+        tg.start_soon(self._supervise_propagators, tg)
+
+    async def _lead(self) -> None:
+        cfg = self.config
+        assert self.hub is not None and self.store is not None and self.registry is not None
+        registry = self.registry
+        if not self.sharded:
+            # The only process: whoever held claims before us is gone, and its claims would
+            # otherwise keep its works from us until they expire. (Sharded, other replicas hold
+            # live claims; a dead one's are released with its members' leases.)
+            released = await self.store.release_foreign_claims(cfg.replica)
+            if released:
+                log.info("released %d work claims of a previous run", released)
+        hub_discovery = Discovery(self.hub)
+        hub_factory = InformerFactory(self.hub)
+        mark = registry.listeners_mark()
         self.controller = controller = HubController(
             hub=self.hub,
             discovery=hub_discovery,
@@ -235,7 +303,11 @@ class Manager:
             protection=cfg.protection(),
             sealer=self.sealer,
         )
-        self.propagators = Propagators(self._new_propagator)  # none left of a past leadership
+        self.remote = remote = (
+            RemoteStatuses(store=self.store, remote=self._remote_clusters, on_change=self._on_member_status)
+            if self.sharded
+            else None
+        )
         self.status_writer = StatusWriter(
             hub=self.hub,
             discovery=hub_discovery,
@@ -246,12 +318,13 @@ class Manager:
             record=self._record_event,
         )
         self.leading = True
+        registry.lead(True)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(hub_factory.run)
-                tg.start_soon(registry.run)
-                await registry.loaded.wait()
-                tg.start_soon(self._supervise_propagators, tg)
+                if remote is not None:
+                    tg.start_soon(remote.run)
+                    await remote.loaded.wait()  # no aggregate without the other replicas' members
                 tg.start_soon(self.status_writer.run)
                 tg.start_soon(controller.run)
                 tg.start_soon(self._housekeeping)
@@ -263,20 +336,41 @@ class Manager:
                 self.running.set()
         finally:
             self.leading = False
-            with anyio.CancelScope(shield=True):
-                await registry.close()
+            registry.lead(not self.sharded)
+            registry.drop_listeners(mark)
+            self.controller = self.status_writer = self.remote = None
 
-    # -- propagators, one per connected member, each supervised (federation/propagate/fleet.py) --
+    # -- propagators, one per leased member, each supervised (federation/propagate/fleet.py) --
+
+    def _poke_propagators(self) -> None:
+        """The members or our leases changed: the propagators are reconciled now."""
+        self._fleet_changed.set()
+
+    def _members_changed(self) -> None:
+        self._poke_propagators()
+        if self.keeper is not None:
+            self.keeper.wake()
+
+    def _local_clusters(self) -> frozenset[str]:
+        """The members whose propagators run here (all of them, unsharded)."""
+        if self.keeper is not None:
+            return self.keeper.held
+        members = self.registry.members() if self.registry is not None else []
+        return frozenset(m.name for m in members)
+
+    def _remote_clusters(self) -> frozenset[str]:
+        """The members whose propagators run on other replicas."""
+        members = self.registry.members() if self.registry is not None else []
+        return frozenset(m.name for m in members) - self._local_clusters()
 
     async def _supervise_propagators(self, tg: anyio.abc.TaskGroup) -> None:
         assert self.registry is not None
-        changed = anyio.Event()
-        self.registry.subscribe(lambda _reason: changed.set())
         while True:
-            self.propagators.reconcile(self.registry.members(), tg)
+            self._fleet_changed = anyio.Event()
+            local = self._local_clusters()
+            self.propagators.reconcile([m for m in self.registry.members() if m.name in local], tg)
             with anyio.move_on_after(5.0):
-                await changed.wait()
-            changed = anyio.Event()
+                await self._fleet_changed.wait()
 
     def _new_propagator(self, member: Member) -> ClusterPropagator:
         assert self.store is not None and self.registry is not None
@@ -285,7 +379,7 @@ class Manager:
             member=member,
             store=self.store,
             hub_id=self.hub_id,
-            holder=self.config.identity,
+            holder=self.config.replica,
             ready=lambda: registry.is_ready(member.name),
             on_status=self._on_member_status,
             settings=self.config.propagator,
@@ -297,10 +391,42 @@ class Manager:
         await self.store.append_events([row])
 
     def _wake(self, clusters: Iterable[str]) -> None:
+        """Works of `clusters` changed: their propagators claim now, here or (notified through
+        Postgres) on the replica that leases them."""
         for name in clusters:
             propagator = self.propagators.get(name)
             if propagator is not None:
                 propagator.wake()
+            elif self.sharded:
+                self._to_notify.add(name)
+                self._notify_due.set()
+
+    async def _send_notifications(self) -> None:
+        """The wake-ups for other replicas, batched: one statement per burst of hub changes."""
+        assert self.store is not None
+        while True:
+            await self._notify_due.wait()
+            self._notify_due = anyio.Event()
+            clusters, self._to_notify = sorted(self._to_notify), set()
+            try:
+                await self.store.notify(WORKS_CHANNEL, clusters)
+            except StoreError as exc:  # a hint: the owner polls anyway
+                log.debug("notifying the owners of %s failed: %s", clusters, exc)
+
+    def _works_notified(self, _channel: str, cluster: str) -> None:
+        propagator = self.propagators.get(cluster)
+        if propagator is not None:
+            propagator.wake()
+
+    def _statuses_notified(self, _channel: str, _payload: str) -> None:
+        if self.remote is not None:
+            self.remote.notified()
+
+    def _listening(self) -> None:
+        """(Re)connected to the notifications: catch up on what was missed meanwhile."""
+        for cluster in self._local_clusters():
+            self._works_notified(WORKS_CHANNEL, cluster)
+        self._statuses_notified(MEMBER_STATUS_CHANNEL, "")
 
     def _on_member_status(self, key: ResourceKey) -> None:
         if self.status_writer is not None:
@@ -309,8 +435,14 @@ class Manager:
             self.controller.member_status_changed(key)
 
     def _member_object(self, key: ResourceKey, cluster: str) -> Obj | None:
+        """A member's copy for the status writer: from the member's informers when its
+        propagator runs here, else as its owner's propagator collected it into Postgres (also
+        while a propagator just started here has not synced its informers yet)."""
         propagator = self.propagators.get(cluster)
-        return propagator.member_object(key) if propagator is not None else None
+        obj = propagator.member_object(key) if propagator is not None else None
+        if obj is None and self.remote is not None:
+            obj = self.remote.get(key, cluster)
+        return obj
 
     async def _mirror_clusters(self) -> None:
         """Keep the store's `clusters` table (the registry as dashboards see it: the API, the
@@ -350,6 +482,7 @@ class Manager:
                     log.info("purged %d templates that are deleted or no longer governed", purged)
                 if n % rounds == 0:
                     await self.store.prune_events()
+                    await self.store.prune_replicas(older_than_seconds=3600)
                     await self.store.delete_orphaned_statuses()
             except Exception as exc:
                 log.warning("housekeeping failed: %s", exc)

@@ -217,3 +217,22 @@ WEBHOOK_CHECK_ERRORS = Counter(
     "Admission checks skipped because reading the hub failed (the object was admitted), by kind.",
     ["kind"],
 )
+
+# -- members sharded over replicas (federation.propagate.shard) ------------------------------
+LEASES_HELD = Gauge(
+    "federation_cluster_leases_held",
+    "Member clusters whose lease this replica holds (it runs their propagators).",
+    ["replica"],
+)
+LEASE_CHANGES = Counter(
+    "federation_cluster_lease_changes_total",
+    "Leases taken, released (handed over) or lost (not renewed in time), by cluster.",
+    ["cluster", "change"],
+)
+LEASE_HANDOVER = Histogram(
+    "federation_cluster_lease_handover_seconds",
+    "From deciding to hand a member over to its lease released: its propagator stopped (the "
+    "applies in flight finished and recorded) and its claims given back.",
+    buckets=_LATENCY_BUCKETS,
+)
+LIVE_REPLICAS = Gauge("federation_controller_replicas", "Live controller replicas, as this one sees them.")

@@ -23,12 +23,15 @@ from typing import Any
 import anyio
 import asyncpg
 
-from federation.devfleet import LocalFleet
+from federation.devfleet import ClusterInfo, LocalFleet
 from federation.devfleet.procs import free_port, tail
 
 FEDERATION = str(Path(sys.executable).parent / "federation")
 DEFAULT_PORT = 8080
 """The port of `federation run`'s default --listen (127.0.0.1:8080)."""
+TEST_REPLICAS = int(os.environ.get("FEDERATION_TEST_REPLICAS", "1"))
+"""Replicas `running_controller` starts (FEDERATION_TEST_REPLICAS): with 2 or more, the tests
+written for one controller run against several sharing the members (`ControllerReplicas`)."""
 
 
 class ControllerProcess:
@@ -93,6 +96,11 @@ class ControllerProcess:
         return response
 
     def start(self, *, timeout: float = 90) -> None:
+        self.launch()
+        self.wait_ready(timeout=timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready (`wait_ready`)."""
         self.starts += 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         log.write(f"\n==== start {self.starts} ====\n".encode())
@@ -135,6 +143,9 @@ class ControllerProcess:
             )
         finally:
             log.close()
+
+    def wait_ready(self, *, timeout: float = 90) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.proc.poll() is not None:
@@ -182,6 +193,83 @@ class ControllerProcess:
 
     def log_tail(self, n: int = 60) -> str:
         return tail(self.log_path, n)
+
+
+class ControllerReplicas:
+    """Several `federation run` replicas on one database, standing for "the controller" in tests
+    written for one process: started, stopped and killed together, ready when all are, and
+    their metrics summed (each member's counters live in the replica that owns it).
+
+    Tests of what one replica does while the others run use the `ControllerProcess`es in
+    `replicas` directly (tests/integration/test_sharding.py)."""
+
+    def __init__(self, replicas: Sequence[ControllerProcess]) -> None:
+        assert replicas
+        self.replicas = list(replicas)
+        self.database_url = replicas[0].database_url
+        self.log_path = replicas[0].log_path
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.replicas[0].proc
+
+    @property
+    def url(self) -> str:
+        return self.replicas[0].url
+
+    def start(self, *, timeout: float = 90) -> None:
+        for r in self.replicas:
+            r.launch()
+        for r in self.replicas:
+            r.wait_ready(timeout=timeout)
+
+    def ready(self) -> bool:
+        return all(r.ready() for r in self.replicas)
+
+    def stop(self, *, kill: bool = False) -> None:
+        for r in self.replicas:
+            r.stop(kill=kill)
+
+    def metrics(self) -> str:
+        return "\n".join(r.metrics() for r in self.replicas)
+
+    def metric(self, metric: str, **labels: str) -> float:
+        return sum(r.metric(metric, **labels) for r in self.replicas)
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(f"---- {r.log_path}\n{r.log_tail(n)}" for r in self.replicas)
+
+
+def replica_processes(
+    fleet: LocalFleet,
+    *,
+    database_url: str,
+    hub_id: str,
+    log_dir: Path,
+    ids: Sequence[str],
+    lease_ttl: float,
+    grace_period: float = 8.0,
+    extra_args: Sequence[str] = (),
+) -> list[ControllerProcess]:
+    """One `ControllerProcess` per replica id, on one database, each with its own log and port,
+    all with one encryption key file (every replica opens what another sealed)."""
+    key_file = log_dir / "replicas.keys"
+    if not key_file.exists():
+        from federation.sealing import write_new_key_file
+
+        write_new_key_file(key_file)
+    return [
+        ControllerProcess(
+            fleet,
+            database_url=database_url,
+            hub_id=hub_id,
+            log_path=log_dir / f"run-{rid}.log",
+            grace_period=grace_period,
+            extra_args=[*extra_args, "--replica-id", rid, "--lease-ttl", str(lease_ttl)],
+            encryption_key_file=key_file,
+        )
+        for rid in ids
+    ]
 
 
 def kubectl(fleet: LocalFleet, context: str, *args: str, stdin: str | None = None, check: bool = True) -> str:
@@ -246,6 +334,13 @@ async def policy_seen(fleet: LocalFleet, kind: str, namespace: str, *names: str)
 
 def register_members(fleet: LocalFleet, labels: dict[str, dict[str, str]]) -> None:
     """MemberCluster objects + kubeconfig Secrets on the hub for the fleet's members."""
+    for name, member_labels in labels.items():
+        register_member(fleet, fleet.clusters[name], member_labels)
+
+
+def register_member(fleet: LocalFleet, cluster: ClusterInfo, labels: dict[str, str]) -> None:
+    """A MemberCluster + kubeconfig Secret on `fleet`'s hub for `cluster` (which may belong to
+    another local fleet: a member added to the session's for one module)."""
     kubectl(
         fleet,
         "hub",
@@ -254,24 +349,22 @@ def register_members(fleet: LocalFleet, labels: dict[str, dict[str, str]]) -> No
         "-",
         stdin='{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet-system"}}',
     )
-    for name, member_labels in labels.items():
-        data = base64.b64encode(fleet.clusters[name].kubeconfig.read_bytes()).decode()
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": "fleet-system"},
-            "data": {"kubeconfig": data},
-        }
-        mc = {
-            "apiVersion": "federation.io/v1alpha1",
-            "kind": "MemberCluster",
-            "metadata": {"name": name, "labels": member_labels},
-            "spec": {"kubeconfigSecretRef": {"namespace": "fleet-system", "name": name, "key": "kubeconfig"}},
-        }
-        import json
-
-        kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(secret))
-        kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(mc))
+    name = cluster.name
+    data = base64.b64encode(cluster.kubeconfig.read_bytes()).decode()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "fleet-system"},
+        "data": {"kubeconfig": data},
+    }
+    mc = {
+        "apiVersion": "federation.io/v1alpha1",
+        "kind": "MemberCluster",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"kubeconfigSecretRef": {"namespace": "fleet-system", "name": name, "key": "kubeconfig"}},
+    }
+    kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(secret))
+    kubectl(fleet, "hub", "apply", "-f", "-", stdin=json.dumps(mc))
 
 
 async def works(database_url: str, namespace: str) -> list[dict[str, Any]]:
@@ -320,17 +413,32 @@ async def running_controller(
     name = f"{hub_id.replace('-', '_')}_{secrets.token_hex(4)}"
     url = await create_database(fleet.database_url, name)
     await anyio.to_thread.run_sync(register_members, fleet, labels)
-    proc = ControllerProcess(
-        fleet,
-        database_url=url,
-        hub_id=hub_id,
-        log_path=log_dir / "run.log",
-        grace_period=grace_period,
-        extra_args=extra_args,
-    )
+    proc: ControllerProcess | ControllerReplicas
+    if TEST_REPLICAS > 1:
+        proc = ControllerReplicas(
+            replica_processes(
+                fleet,
+                database_url=url,
+                hub_id=hub_id,
+                log_dir=log_dir,
+                ids=[f"{hub_id}-{i}" for i in range(TEST_REPLICAS)],
+                lease_ttl=4.0,
+                grace_period=grace_period,
+                extra_args=extra_args,
+            )
+        )
+    else:
+        proc = ControllerProcess(
+            fleet,
+            database_url=url,
+            hub_id=hub_id,
+            log_path=log_dir / "run.log",
+            grace_period=grace_period,
+            extra_args=extra_args,
+        )
     await anyio.to_thread.run_sync(proc.start)
     try:
-        yield proc
+        yield proc  # type: ignore[misc]  # the same interface, as far as these tests go
     finally:
         await anyio.to_thread.run_sync(proc.stop)
         print(f"controller log: {proc.log_path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -51,7 +52,8 @@ def clusters() -> None:
 @database_options
 @output_option
 def list_clusters(database_url: str | None, state_dir: Path, output: str) -> None:
-    """List the member clusters as the controller last saw them (readiness, version, works).
+    """List the member clusters as the controller last saw them (readiness, version, works), and
+    which controller replica owns each (runs its propagator: the holder of its lease).
 
     \b
     Example:
@@ -70,6 +72,7 @@ def list_clusters(database_url: str | None, state_dir: Path, output: str) -> Non
                     "name": c.cluster,
                     "ready": "True" if c.ready else "False",
                     "version": c.kubernetes_version,
+                    "owner": _owner(c.lease_holder, c.lease_expires_at),
                     "works": c.works_total,
                     "applied": c.works_applied,
                     "pending": c.works_pending,
@@ -80,6 +83,7 @@ def list_clusters(database_url: str | None, state_dir: Path, output: str) -> Non
                     "reason": c.ready_reason,
                     "endpoint": c.endpoint,
                     "last_probe": c.last_probe_at,
+                    "lease_expires": c.lease_expires_at,
                 }
                 for c in sorted(rows, key=lambda c: c.cluster)
             ],
@@ -88,6 +92,7 @@ def list_clusters(database_url: str | None, state_dir: Path, output: str) -> Non
                 "name",
                 "ready",
                 "version",
+                "owner",
                 "works",
                 "applied",
                 "pending",
@@ -95,10 +100,18 @@ def list_clusters(database_url: str | None, state_dir: Path, output: str) -> Non
                 "failed",
                 "labels",
             ),
-            wide=("drift_1h", "endpoint", "last_probe", "reason"),
+            wide=("drift_1h", "endpoint", "last_probe", "reason", "lease_expires"),
         )
 
     with_database(database_url, state_dir, show)
+
+
+def _owner(holder: str | None, expires_at: datetime | None) -> str | None:
+    """The replica owning a cluster; an expired lease is shown as such (its holder stopped
+    renewing: it died or lost the database, and another replica takes the cluster next)."""
+    if holder is None or expires_at is None:
+        return None
+    return holder if expires_at > datetime.now(UTC) else f"{holder} (expired)"
 
 
 @clusters.command("join")

@@ -71,7 +71,26 @@ from federation.errors import ConfigError
     default=True,
     show_default=True,
     envvar="FEDERATION_LEADER_ELECTION",
-    help="Run as one of several replicas (Postgres advisory lock).",
+    help="Run as one of several replicas: members are sharded over the replicas by leases in "
+    "Postgres, and one replica (the leader, by a Postgres advisory lock) also runs the hub side. "
+    "--no-leader-election: this one process does everything (no other may run).",
+)
+@click.option(
+    "--lease-ttl",
+    type=float,
+    default=15.0,
+    show_default=True,
+    envvar="FEDERATION_LEASE_TTL",
+    help="Seconds a replica's lease of a member lasts unrenewed (renewed every third of it): how "
+    "long the members of a replica that died wait before the others take them.",
+)
+@click.option(
+    "--replica-id",
+    default=None,
+    envvar="FEDERATION_REPLICA_ID",
+    help="This replica's name in leases, work claims and `clusters list` (default: host-pid). Unique "
+    "per running replica; a stable one (e.g. the pod name) lets a restarted replica reclaim its "
+    "members at once.",
 )
 @click.option(
     "--probe-interval",
@@ -272,6 +291,8 @@ def run(
     listen: str,
     webhook: bool,
     leader_election: bool,
+    lease_ttl: float,
+    replica_id: str | None,
     probe_interval: float,
     grace_period: float,
     trace: bool,
@@ -363,6 +384,8 @@ def run(
             clusters_file=clusters_file,
             hub_id=hub_id,
             leader_election=leader_election,
+            lease_ttl=lease_ttl,
+            replica_id=replica_id,
             server=server,
             webhook=webhook,
             registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),

@@ -114,6 +114,11 @@ class ClusterRegistry:
         is drained before it goes (see federation/clusters/drain.py); without, it goes at once."""
         self.hub = hub
         self.drain = drain
+        #: Whether this registry writes what it learns to the hub and the store (MemberCluster
+        #: status and our finalizer, a drained cluster released, an undrained one's works
+        #: recorded abandoned). With several replicas only the leader's does (`lead`); the others
+        #: connect and probe the members they need and never write, so two never disagree.
+        self.writes_hub = True
         self.hub_discovery = hub_discovery
         self.hub_factory = hub_factory
         self.clusters_file = clusters_file
@@ -136,6 +141,14 @@ class ClusterRegistry:
 
     def subscribe(self, listener: FleetListener) -> None:
         self._listeners.append(listener)
+
+    def listeners_mark(self) -> int:
+        """A mark to `drop_listeners` back to: the registry outlives a replica's leaderships,
+        and what a leadership's hub side subscribed must not outlive it."""
+        return len(self._listeners)
+
+    def drop_listeners(self, mark: int) -> None:
+        del self._listeners[mark:]
 
     def members(self) -> list[Member]:
         return [self._members[n] for n in sorted(self._members)]
@@ -168,6 +181,14 @@ class ClusterRegistry:
         """(namespace, name) of every Secret a MemberCluster references, valid or not, connected
         or not: none of them may ever be propagated (`federation.translate.protected`)."""
         return frozenset(self._credentials.values())
+
+    def lead(self, leading: bool) -> None:
+        """This replica leads (or stops leading): write to the hub and the store or not. Taking
+        the lead, every MemberCluster is looked at again (one added meanwhile needs our finalizer)."""
+        self.writes_hub = leading
+        if leading and self._member_clusters is not None:
+            for name in list(self._member_clusters.store.keys()):
+                self.queue.add(name)
 
     def is_ready(self, name: str) -> bool:
         m = self._members.get(name)
@@ -319,7 +340,7 @@ class ClusterRegistry:
         member.seen = obj
         if status is not None:
             member.available_replicas = status.available_replicas
-        if self.drain is not None and not has_finalizer(obj) and not forced(obj):
+        if self.writes_hub and self.drain is not None and not has_finalizer(obj) and not forced(obj):
             await self._patch_finalizer(member, present=True)
 
     def _note_credentials(self, name: str, key: tuple[str, str, str] | None) -> bool:
@@ -370,7 +391,7 @@ class ClusterRegistry:
 
     async def drain_step(self) -> None:
         """Release each leaving cluster whose works are all done (called every probe round)."""
-        if self.drain is None:
+        if self.drain is None or not self.writes_hub:
             return
         for m in self.members():
             if not m.draining:
@@ -395,7 +416,7 @@ class ClusterRegistry:
         with contextlib.suppress(KeyError):
             CLUSTER_READY.remove(name)
         abandoned = 0
-        if self.drain is not None:
+        if self.drain is not None and self.writes_hub:
             # Before placement hears of it: what is orphaned now is not turned into deletions.
             try:
                 abandoned = await self.drain.abandon_cluster(name, ABANDONED)
@@ -486,7 +507,7 @@ class ClusterRegistry:
                 extra={"cluster": m.name},
             )
             self._changed(m.name, FleetChangeKind.READY if ok else FleetChangeKind.NOT_READY)
-        if m.from_hub:
+        if m.from_hub and self.writes_hub:
             await self._write_status(m)
 
     async def _write_status(self, m: Member) -> None:

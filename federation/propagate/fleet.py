@@ -57,6 +57,7 @@ class Propagators:
         #: The running incarnation of each member's propagator (absent while it waits to restart).
         self.running: dict[str, MemberPropagator] = {}
         self._scopes: dict[str, tuple[int, anyio.CancelScope]] = {}
+        self._ended: dict[str, anyio.Event] = {}
 
     def get(self, cluster: str) -> MemberPropagator | None:
         return self.running.get(cluster)
@@ -67,25 +68,45 @@ class Propagators:
         for name, (client_id, scope) in list(self._scopes.items()):
             member = connected.get(name)
             if member is None or id(member.client) != client_id:
-                scope.cancel()
-                del self._scopes[name]
-                self.running.pop(name, None)
+                self._cancel(name, scope)
         for name, member in connected.items():
             if name not in self._scopes:
                 scope = anyio.CancelScope()
                 self._scopes[name] = (id(member.client), scope)
-                tg.start_soon(self._supervised, member, scope)
+                self._ended[name] = ended = anyio.Event()
+                tg.start_soon(self._supervised, member, scope, ended)
 
-    async def _supervised(self, member: Member, scope: anyio.CancelScope) -> None:
-        with scope:
-            await supervise(
-                f"propagator/{member.name}",
-                lambda: self._run_once(member),
-                fields={"cluster": member.name},
-                clock=self.clock,
-                initial=self.restart_initial,
-                cap=self.restart_cap,
-            )
+    def _cancel(self, name: str, scope: anyio.CancelScope) -> None:
+        scope.cancel()
+        del self._scopes[name]
+        self.running.pop(name, None)
+
+    async def stop(self, name: str) -> None:
+        """Stop the propagator of `name` and return once it has ended: what it had in flight is
+        applied and recorded (its `run` shields that). The cluster is handed to another replica
+        next, which must not start while this one still writes."""
+        entry = self._scopes.get(name)
+        if entry is not None:
+            self._cancel(name, entry[1])
+        ended = self._ended.get(name)
+        if ended is not None:
+            await ended.wait()
+
+    async def _supervised(self, member: Member, scope: anyio.CancelScope, ended: anyio.Event) -> None:
+        try:
+            with scope:
+                await supervise(
+                    f"propagator/{member.name}",
+                    lambda: self._run_once(member),
+                    fields={"cluster": member.name},
+                    clock=self.clock,
+                    initial=self.restart_initial,
+                    cap=self.restart_cap,
+                )
+        finally:
+            ended.set()
+            if self._ended.get(member.name) is ended:
+                del self._ended[member.name]
 
     async def _run_once(self, member: Member) -> None:
         propagator = self.factory(member)

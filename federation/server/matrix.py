@@ -119,7 +119,9 @@ def build_matrix(
         if work.cluster not in registered:
             extra.add(work.cluster)
     columns = [
-        MatrixCluster(name=c.cluster, ready=c.ready, ready_reason=c.ready_reason, registered=True)
+        MatrixCluster(
+            name=c.cluster, ready=c.ready, ready_reason=c.ready_reason, registered=True, owner=c.lease_holder
+        )
         for c in sorted(clusters, key=lambda c: c.cluster)
     ] + [
         MatrixCluster(name=name, ready=False, ready_reason="not registered", registered=False)

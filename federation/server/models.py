@@ -317,6 +317,9 @@ class MatrixCluster(Model):
     registered: bool = Field(
         description="False for a cluster that is no longer registered but still holds works being removed."
     )
+    owner: str | None = Field(
+        default=None, description="The controller replica holding the cluster's lease (runs its propagator)."
+    )
 
 
 class Cell(Model):

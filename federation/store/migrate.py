@@ -104,8 +104,15 @@ async def _run(url: str, what: str, fn: Callable[[Connection, Config], T]) -> T:
         await engine.dispose()
 
 
+#: The advisory lock migrations take (until their transaction ends): replicas of the controller
+#: started together each migrate at start, and two concurrent upgrades of an empty database both
+#: create the schema (the second fails on a duplicate type). The second waits, then finds it done.
+MIGRATION_LOCK = 0x66656465726D6967  # "federmig"
+
+
 def _migrate(step: Callable[[Config], None]) -> Callable[[Connection, Config], Revisions]:
     def run(connection: Connection, config: Config) -> Revisions:
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         before = _current(connection)
         config.attributes["connection"] = connection
         step(config)

@@ -294,6 +294,18 @@ class ClusterLease(Base):
     expires_at: Mapped[datetime] = _timestamp(now=False)
 
 
+class ControllerReplica(Base):
+    """A live controller replica (migration 0007): each heartbeats its own row, and every replica
+    derives the owner of each member cluster from the live ones (`federation.propagate.shard`)."""
+
+    __tablename__ = "controller_replicas"
+
+    replica: Mapped[str] = mapped_column(Text, primary_key=True)
+    started_at: Mapped[datetime] = _timestamp()
+    heartbeat_at: Mapped[datetime] = _timestamp()
+    expires_at: Mapped[datetime] = _timestamp(now=False)
+
+
 #: The dashboard views the migrations create; alembic's comparison leaves them alone.
 VIEW_NAMES = frozenset({"fleet_resource_status", "fleet_cluster_status", "fleet_work_status"})
 

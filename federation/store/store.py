@@ -44,6 +44,7 @@ from federation.store.db import Connection, init_connection
 from federation.store.repo import (
     checkpoints,
     clusters,
+    collected,
     events,
     leases,
     placements,
@@ -373,6 +374,16 @@ class Store:
     acquire_cluster_lease = unit_of_work(leases.acquire_cluster_lease, "cluster_leases cluster={cluster}")
     release_cluster_lease = unit_of_work(leases.release_cluster_lease, "cluster_leases cluster={cluster}")
     clusters_held_by = unit_of_work(leases.clusters_held_by, "cluster_leases holder={holder}")
+    take_cluster_lease = unit_of_work(leases.take_cluster_lease, "cluster_leases cluster={cluster}")
+    renew_cluster_leases = unit_of_work(leases.renew_cluster_leases, "cluster_leases holder={holder}")
+    release_cluster_claims = unit_of_work(leases.release_cluster_claims, "works cluster={cluster}")
+    list_cluster_leases = unit_of_work(leases.list_cluster_leases, "cluster_leases")
+    heartbeat_replica = unit_of_work(leases.heartbeat_replica, "controller_replicas replica={replica}")
+    retire_replica = unit_of_work(leases.retire_replica, "controller_replicas replica={replica}")
+    live_replicas = unit_of_work(leases.live_replicas, "controller_replicas")
+    prune_replicas = unit_of_work(leases.prune_replicas, "controller_replicas")
+    collected_statuses = unit_of_work(collected.collected_statuses, "member_status (collected)")
+    notify = unit_of_work(collected.notify, "notify {channel}")
 
     mark_resource_deleted = unit_of_work(resources.mark_resource_deleted, "resources {ref}")
     purge_resource = unit_of_work(resources.purge_resource, "resources id={resource_id}")

@@ -209,7 +209,8 @@
       matrix.clusters.map((c) => el("th", {
         class: "cluster " + (c.ready ? "ready" : "notready") + (c.registered ? "" : " unregistered"),
         scope: "col", "data-cluster": c.name,
-        title: c.name + ": " + (c.ready ? "Ready" : "NotReady") + (c.ready_reason ? " — " + c.ready_reason : ""),
+        title: c.name + ": " + (c.ready ? "Ready" : "NotReady") + (c.ready_reason ? " — " + c.ready_reason : "")
+          + (c.owner ? " (replica " + c.owner + ")" : ""),
       }, el("span", { class: "dot" }), c.name)));
 
     const rows = matrix.resources.map((r) => {
