@@ -56,6 +56,7 @@ from federation.metrics import (
     WORKS_BACKLOG,
 )
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
+from federation.propagate.cache import member_copy
 from federation.status.bounds import ERROR_LIMIT, cut
 from federation.status.collect import StatusCollector, StatusListener
 from federation.store import (
@@ -226,14 +227,17 @@ class ClusterPropagator:
         return entry
 
     async def _watch(self, gvk: GVK) -> None:
-        """One informer per kind, on the objects carrying our hub label only (a narrow watch)."""
+        """One informer per kind, on the objects carrying our hub label only (a narrow watch),
+        caching of each copy what drift, conflicts and status read (`federation.propagate.cache`)."""
         if gvk in self._informers or self.member.factory is None or self.member.discovery is None:
             return
         try:
             res = await self.member.discovery.resource_for(gvk)
         except KubeError:
             return  # not served (yet): the work will fail or retry and we try again then
-        informer = self.member.factory.informer(res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}")
+        informer = self.member.factory.informer(
+            res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}", transform=member_copy
+        )
         remove = informer.add_handler(
             Handlers(on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone),
             resync=False,
