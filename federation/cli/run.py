@@ -17,6 +17,7 @@ import click
 
 from federation.cli.common import default_kubeconfig, err_console, hub_options, state_dir_option
 from federation.errors import ConfigError
+from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
 
 
 @click.command("run")
@@ -86,6 +87,21 @@ from federation.errors import ConfigError
     default=60.0,
     show_default=True,
     help="Seconds a member may be NotReady before its workloads fail over.",
+)
+@click.option(
+    "--member-qps",
+    type=float,
+    default=DEFAULT_QPS,
+    show_default=True,
+    help="Requests per second the controller sends each member cluster's apiserver, at most "
+    "(a token bucket per member; 0: no limit).",
+)
+@click.option(
+    "--member-burst",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BURST,
+    show_default=True,
+    help="Requests the controller may send a member at once above --member-qps.",
 )
 @click.option(
     "--purge-interval",
@@ -274,6 +290,8 @@ def run(
     leader_election: bool,
     probe_interval: float,
     grace_period: float,
+    member_qps: float,
+    member_burst: int,
     trace: bool,
     log_format: str,
     log_level: str,
@@ -310,6 +328,7 @@ def run(
     from federation import logs
     from federation.clusters import RegistrySettings
     from federation.hub.controller import ControllerSettings
+    from federation.kube.throttle import RateLimit
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
     from federation.sealing import load_key_file
@@ -365,7 +384,11 @@ def run(
             leader_election=leader_election,
             server=server,
             webhook=webhook,
-            registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
+            registry=RegistrySettings(
+                probe_interval=probe_interval,
+                grace_period=grace_period,
+                member_rate_limit=RateLimit(qps=member_qps, burst=member_burst),
+            ),
             credentials_namespaces=frozenset(credentials_namespaces),
             controller_namespace=controller_namespace,
             deny_namespaces=deny_namespaces,
