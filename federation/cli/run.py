@@ -17,7 +17,7 @@ import click
 
 from federation.cli.common import default_kubeconfig, err_console, hub_options, state_dir_option
 from federation.errors import ConfigError
-from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
+from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
 
 
 @click.command("run")
@@ -102,6 +102,13 @@ from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
     default=DEFAULT_BURST,
     show_default=True,
     help="Requests the controller may send a member at once above --member-qps.",
+)
+@click.option(
+    "--member-rate-limit",
+    "member_rate_limits",
+    multiple=True,
+    metavar="NAME=QPS[:BURST]",
+    help="A member's own limit instead of --member-qps/--member-burst (repeatable).",
 )
 @click.option(
     "--purge-interval",
@@ -292,6 +299,7 @@ def run(
     grace_period: float,
     member_qps: float,
     member_burst: int,
+    member_rate_limits: tuple[str, ...],
     trace: bool,
     log_format: str,
     log_level: str,
@@ -328,7 +336,6 @@ def run(
     from federation import logs
     from federation.clusters import RegistrySettings
     from federation.hub.controller import ControllerSettings
-    from federation.kube.throttle import RateLimit
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
     from federation.sealing import load_key_file
@@ -388,6 +395,9 @@ def run(
                 probe_interval=probe_interval,
                 grace_period=grace_period,
                 member_rate_limit=RateLimit(qps=member_qps, burst=member_burst),
+                member_rate_limits=dict(
+                    _member_rate_limit(v, burst=member_burst) for v in member_rate_limits
+                ),
             ),
             credentials_namespaces=frozenset(credentials_namespaces),
             controller_namespace=controller_namespace,
@@ -453,3 +463,19 @@ def _dump_tasks() -> None:
     for task in tasks:
         task.print_stack(limit=8, file=sys.stderr)
     sys.stderr.flush()
+
+
+def _member_rate_limit(value: str, *, burst: int) -> tuple[str, RateLimit]:
+    """``NAME=QPS[:BURST]`` of --member-rate-limit (BURST: --member-burst's)."""
+    name, eq, limit = value.partition("=")
+    qps, colon, own_burst = limit.partition(":")
+    try:
+        parsed = RateLimit(qps=float(qps), burst=int(own_burst) if colon else burst)
+    except ValueError:
+        parsed = None
+    if not eq or not name or parsed is None or parsed.burst < 1:
+        raise ConfigError(
+            f"--member-rate-limit {value!r}: expected NAME=QPS[:BURST] (e.g. member-2=20:40), "
+            "BURST a whole number of at least 1"
+        )
+    return name, parsed

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +100,8 @@ class RegistrySettings:
     #: Each member's client has its own token bucket (`federation.kube.throttle`): a slow or
     #: throttled member never stalls the others, and a rollout burst never floods a member.
     member_rate_limit: RateLimit = field(default_factory=RateLimit)
+    #: Members whose client has a limit of its own (a small apiserver, a fragile link).
+    member_rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
 
 class ClusterRegistry:
@@ -221,7 +224,9 @@ class ClusterRegistry:
         self._members[entry.name] = member
 
     def _attach(self, member: Member, client: KubeClient) -> None:
-        client.set_rate_limit(self.settings.member_rate_limit)
+        client.set_rate_limit(
+            self.settings.member_rate_limits.get(member.name, self.settings.member_rate_limit)
+        )
         member.client = client
         member.discovery = Discovery(client)
         member.factory = InformerFactory(client, reflector_options=self.reflector_options)

@@ -178,8 +178,12 @@ class KubeClient:
         timeout: float | None = None,
         verb: str | None = None,
         what: str | None = None,
+        throttled: bool = True,
     ) -> Obj:
-        """Send one request and return the parsed JSON answer; raise a typed error otherwise."""
+        """Send one request and return the parsed JSON answer; raise a typed error otherwise.
+
+        `throttled=False` skips the client's throttle: for health probes, since a member we
+        throttle is not an unhealthy member."""
         raw = await self._send(
             method,
             path,
@@ -190,6 +194,7 @@ class KubeClient:
             timeout=timeout,
             verb=verb,
             what=what,
+            throttled=throttled,
         )
         if not raw:
             return {}
@@ -215,6 +220,7 @@ class KubeClient:
         timeout: float | None = None,
         verb: str | None = None,
         what: str | None = None,
+        throttled: bool = True,
     ) -> bytes:
         verb = verb or method.lower()
         what = what or f"{method} {path}"
@@ -223,7 +229,8 @@ class KubeClient:
         data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
         headers = await self._headers(content_type=content_type if data is not None else None, accept=accept)
         for attempt in range(1, RETRY_AFTER_ATTEMPTS + 1):
-            await self.throttle.wait()
+            if throttled:
+                await self.throttle.wait()
             status, raw, retry_after = await self._send_once(
                 method, path, params=params, data=data, headers=headers, timeout=timeout, verb=verb, what=what
             )
@@ -489,7 +496,13 @@ class KubeClient:
         """Probe `/readyz`: (ready, reason). Never raises: an unreachable cluster is not ready."""
         try:
             await self.request(
-                "GET", "/readyz", accept="text/plain", timeout=timeout, verb="readyz", what="readyz"
+                "GET",
+                "/readyz",
+                accept="text/plain",
+                timeout=timeout,
+                verb="readyz",
+                what="readyz",
+                throttled=False,
             )
         except ApiError as exc:
             return False, f"/readyz answered {exc.status}"

@@ -10,7 +10,8 @@ member said it is overloaded.
 The bucket has golang.org/x/time/rate's `Reserve` semantics: each request takes a token; when
 none is left it is told how long until its token exists and the bucket goes into debt, so a
 burst of N requests is spread out at `qps` after the first `burst`. A request cancelled while it
-waits gives its token back.
+waits gives its token back, and so does one abandoned (`Throttle.abandon_waits`): a shutdown
+does not wait for the tokens of a slow member's queued writes, which have not started.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Protocol
 
 import anyio
 
+from federation.errors import ClusterUnreachableError
 from federation.metrics import KUBE_THROTTLE_SECONDS, KUBE_THROTTLED
 
 #: Per member, by default: above what one member's apiserver takes from us on the propagation
@@ -37,15 +39,19 @@ class SleepClock(Protocol):
 
     def now(self) -> float: ...
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def wait(self, event: anyio.Event, timeout: float | None) -> bool:
+        """Wait for `event` or `timeout` seconds; return whether the event was set."""
+        ...
 
 
 class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
 
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
+    async def wait(self, event: anyio.Event, timeout: float | None) -> bool:
+        with anyio.move_on_after(timeout):
+            await event.wait()
+        return event.is_set()
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class Throttle:
         self.cluster = cluster
         self._clock = clock or MonotonicClock()
         self.bucket = TokenBucket(limit, self._clock.now())
+        self._abandon = anyio.Event()
         self._m_throttled = KUBE_THROTTLED.labels(cluster)
         self._m_seconds = {r: KUBE_THROTTLE_SECONDS.labels(cluster, r) for r in ("rate-limit", "retry-after")}
 
@@ -121,11 +128,24 @@ class Throttle:
         self._m_throttled.inc()
         self._m_seconds["retry-after" if paused else "rate-limit"].inc(delay)
         try:
-            await self._clock.sleep(delay)
+            abandoned = await self._clock.wait(self._abandon, delay)
         except BaseException:
             self.bucket.refund()
             raise
+        if abandoned:
+            self.bucket.refund()
+            raise ClusterUnreachableError(
+                f"cluster {self.cluster}: the request was abandoned while waiting for the client's rate "
+                "limit (the controller is stopping)",
+                cluster=self.cluster,
+            )
         return delay
+
+    def abandon_waits(self) -> None:
+        """Fail every request now waiting for a token (they have not started); later requests
+        wait as usual. For a shutdown: shielded work must not wait out a slow member's bucket."""
+        self._abandon.set()
+        self._abandon = anyio.Event()
 
     def retry_after(self, seconds: float) -> None:
         """The member said to come back in `seconds`: every request of this client waits."""

@@ -184,6 +184,10 @@ class ClusterPropagator:
                 finally:
                     self._stopping = True
                     tg.cancel_scope.cancel()
+                    # Applies still waiting for a token of this member have not started: they
+                    # are recorded as retries, not waited for (a slow member's bucket can hold
+                    # a worker per queued write for minutes).
+                    self.applier.client.throttle.abandon_waits()
                     with anyio.CancelScope(shield=True):
                         await self._write_results()  # what finished during the shutdown
         except Exception:

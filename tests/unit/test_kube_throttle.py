@@ -7,6 +7,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from federation.errors import ClusterUnreachableError
 from federation.informers.clock import FakeClock
 from federation.kube.throttle import (
     MAX_RETRY_AFTER,
@@ -108,3 +109,25 @@ async def test_each_cluster_has_its_own_bucket() -> None:
 )
 def test_retry_after_header(header: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(header) == seconds
+
+
+async def test_abandoned_waits_fail_at_once_and_give_their_tokens_back() -> None:
+    """A shutdown does not wait out a slow member's bucket: queued requests have not started."""
+    clock = FakeClock()
+    throttle = Throttle("t-abandon", RateLimit(qps=0.01, burst=1), clock=clock)
+    await throttle.wait()
+    failed: list[str] = []
+
+    async def request(name: str) -> None:
+        with pytest.raises(ClusterUnreachableError, match=r"cluster t-abandon: .*abandoned"):
+            await throttle.wait()
+        failed.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(request, "a")
+        tg.start_soon(request, "b")
+        await anyio.wait_all_tasks_blocked()
+        throttle.abandon_waits()
+    assert sorted(failed) == ["a", "b"]
+    # Both tokens were returned: the next request waits for one token (100 s), not three.
+    assert throttle.bucket.reserve(clock.now()) == pytest.approx(100.0)
