@@ -19,9 +19,14 @@ an index or the store's resourceVersion comparison reads.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from federation.kube.resources import Obj
+
+#: Longer strings are rarely shared between objects (and are not worth a lookup).
+SHARED_STRING_MAX = 64
 
 #: Maps a freshly parsed object to what the informer caches (the same dict, trimmed, is fine).
 Transform = Callable[[Obj], Obj]
@@ -32,6 +37,28 @@ def strip_managed_fields(obj: Obj) -> Obj:
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
+    return obj
+
+
+def share_strings(obj: Obj) -> Obj:
+    """`obj` with each short string value replaced, in place, by the one interned copy of it.
+
+    The copies of one template in a member, and the templates of one application, repeat the
+    same values (images, ports' names, resource quantities, probe paths, condition reasons and
+    messages, timestamps of one rollout); orjson shares the keys but parses every value anew.
+    Sharing them cuts a cached Deployment by about a quarter for a few percent more CPU per
+    event (bench/informer.py). Values are compared equal either way, so readers see no change."""
+    stack: list[Any] = [obj]
+    intern = sys.intern
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                if len(value) <= SHARED_STRING_MAX:
+                    node[key] = intern(value)
+            elif isinstance(value, dict | list):
+                stack.append(value)
     return obj
 
 

@@ -15,11 +15,13 @@ reads managedFields: who owns a field is not needed to tell drift (the projectio
 values; the hub wins by a forced apply whoever the manager is) nor a conflict (our label says
 whose the object is). The rest of the object stays: which spec paths the desired sets is known
 per work, not per kind, and a projection cached for one version of a work would be wrong for
-the next.
+the next. What stays is made smaller by sharing: the copies of one template in one member
+repeat most of their values, and each short string is held once (`share_strings`).
 """
 
 from __future__ import annotations
 
+from federation.informers.transform import share_strings
 from federation.kube.resources import Obj
 from federation.translate.prune import HUB_ONLY_ANNOTATIONS
 
@@ -38,4 +40,4 @@ def member_copy(obj: Obj) -> Obj:
     if isinstance(annotations, dict):
         for name in HUB_ONLY_ANNOTATIONS:
             annotations.pop(name, None)
-    return obj
+    return share_strings(obj)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
+from federation.informers.transform import share_strings
 from federation.propagate.applier import desired_hash, owner_hub
 from federation.propagate.cache import member_copy
 from federation.propagate.drift import differences, project_object, projection_hash
@@ -111,3 +114,12 @@ def test_what_is_dropped() -> None:
     meta = member_copy(live_copy())["metadata"]
     assert not {"managedFields", "ownerReferences", "finalizers"} & meta.keys()
     assert meta["annotations"] == {"federation.io/hash": "abc123", "team": "storefront"}
+
+
+def test_copies_share_their_equal_strings() -> None:
+    """Two copies parsed apart hold one object per equal short string once cached."""
+    first, second = (member_copy(orjson.loads(orjson.dumps(live_copy()))) for _ in range(2))
+    assert share_strings(live_copy()) == live_copy()  # equal values, only held once
+    image = first["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image is second["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert first["status"]["conditions"][0]["reason"] is second["status"]["conditions"][0]["reason"]
