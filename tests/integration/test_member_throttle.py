@@ -88,6 +88,8 @@ async def test_a_throttled_member_does_not_delay_the_others(
     assert counts[SLOW] < N, counts
     assert proc.metric("federation_kube_client_throttled_total", cluster=SLOW) > 0
     assert proc.metric("federation_kube_client_throttled_total", cluster="member-1") == 0
+    # The member informers' caches are sized for /metrics (the copies, without managedFields).
+    assert proc.metric("federation_informer_store_bytes", cluster="member-1") > 0
 
     # The slow member is served, at its rate: copies keep landing there...
     before = counts[SLOW]

@@ -39,25 +39,26 @@ def test_no_limit_never_waits_but_a_retry_after_still_holds() -> None:
     assert bucket.reserve(0.0) == MAX_RETRY_AFTER  # a member cannot stall us for ever
 
 
+async def request(throttle: Throttle, done: list[str], name: str) -> None:
+    """One request through `throttle`: `name` is recorded when it may be sent."""
+    await throttle.wait()
+    done.append(name)
+
+
 async def test_waiters_are_released_in_turn_as_fake_time_passes() -> None:
     clock = FakeClock()
     throttle = Throttle("t-turns", RateLimit(qps=1, burst=1), clock=clock)
-    done: list[int] = []
+    done: list[str] = []
     throttled_before = KUBE_THROTTLED.labels("t-turns")._value.get()
-
-    async def request(i: int) -> None:
-        await throttle.wait()
-        done.append(i)
-
     async with anyio.create_task_group() as tg:
-        for i in range(3):
-            tg.start_soon(request, i)
+        for name in "abc":
+            tg.start_soon(request, throttle, done, name)
             await anyio.wait_all_tasks_blocked()
-        assert done == [0]
+        assert done == ["a"]
         await clock.advance(1.0)
-        assert done == [0, 1]
+        assert done == ["a", "b"]
         await clock.advance(1.0)
-        assert done == [0, 1, 2]
+        assert done == ["a", "b", "c"]
     assert KUBE_THROTTLED.labels("t-turns")._value.get() - throttled_before == 2
     assert KUBE_THROTTLE_SECONDS.labels("t-turns", "rate-limit")._value.get() >= 3.0  # 1 s + 2 s
 
@@ -77,14 +78,9 @@ async def test_a_retry_after_holds_every_request_of_the_client() -> None:
     throttle = Throttle("t-retry", NO_LIMIT, clock=clock)
     throttle.retry_after(5.0)
     done: list[str] = []
-
-    async def request(name: str) -> None:
-        await throttle.wait()
-        done.append(name)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(request, "a")
-        tg.start_soon(request, "b")
+        tg.start_soon(request, throttle, done, "a")
+        tg.start_soon(request, throttle, done, "b")
         await anyio.wait_all_tasks_blocked()
         await clock.advance(4.9)
         assert done == []
