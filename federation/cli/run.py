@@ -93,6 +93,7 @@ from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
     type=float,
     default=DEFAULT_QPS,
     show_default=True,
+    envvar="FEDERATION_MEMBER_QPS",
     help="Requests per second the controller sends each member cluster's apiserver, at most "
     "(a token bucket per member; 0: no limit).",
 )
@@ -101,6 +102,7 @@ from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
     type=click.IntRange(min=1),
     default=DEFAULT_BURST,
     show_default=True,
+    envvar="FEDERATION_MEMBER_BURST",
     help="Requests the controller may send a member at once above --member-qps.",
 )
 @click.option(
