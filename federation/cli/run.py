@@ -10,14 +10,16 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
 from federation.cli.common import default_kubeconfig, err_console, hub_options, state_dir_option
 from federation.errors import ConfigError
-from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
+
+if TYPE_CHECKING:
+    from federation.kube.throttle import RateLimit
 
 
 @click.command("run")
@@ -91,19 +93,17 @@ from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
 @click.option(
     "--member-qps",
     type=float,
-    default=DEFAULT_QPS,
-    show_default=True,
     envvar="FEDERATION_MEMBER_QPS",
+    # The defaults are federation.kube.throttle's, named here so that the CLI need not import
+    # the client to print its help (a unit test keeps the two equal).
     help="Requests per second the controller sends each member cluster's apiserver, at most "
-    "(a token bucket per member; 0: no limit).",
+    "(a token bucket per member; 0: no limit).  [default: 500]",
 )
 @click.option(
     "--member-burst",
     type=click.IntRange(min=1),
-    default=DEFAULT_BURST,
-    show_default=True,
     envvar="FEDERATION_MEMBER_BURST",
-    help="Requests the controller may send a member at once above --member-qps.",
+    help="Requests the controller may send a member at once above --member-qps.  [default: 1000]",
 )
 @click.option(
     "--member-rate-limit",
@@ -299,8 +299,8 @@ def run(
     leader_election: bool,
     probe_interval: float,
     grace_period: float,
-    member_qps: float,
-    member_burst: int,
+    member_qps: float | None,
+    member_burst: int | None,
     member_rate_limits: tuple[str, ...],
     trace: bool,
     log_format: str,
@@ -338,6 +338,7 @@ def run(
     from federation import logs
     from federation.clusters import RegistrySettings
     from federation.hub.controller import ControllerSettings
+    from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
     from federation.sealing import load_key_file
@@ -379,6 +380,11 @@ def run(
     ManagerConfig(database_url="", deny_namespaces=deny_namespaces, deny_kinds=deny_kinds).protection()
     sensitive = parse_all(sensitive_fields, source="--sensitive-field")
     keys = load_key_file(encryption_key_file) if encryption_key_file is not None else None
+    default_limit = RateLimit(
+        qps=DEFAULT_QPS if member_qps is None else member_qps,
+        burst=DEFAULT_BURST if member_burst is None else member_burst,
+    )
+    own_limits = dict(_member_rate_limit(v, burst=default_limit.burst) for v in member_rate_limits)
     kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
@@ -396,10 +402,8 @@ def run(
             registry=RegistrySettings(
                 probe_interval=probe_interval,
                 grace_period=grace_period,
-                member_rate_limit=RateLimit(qps=member_qps, burst=member_burst),
-                member_rate_limits=dict(
-                    _member_rate_limit(v, burst=member_burst) for v in member_rate_limits
-                ),
+                member_rate_limit=default_limit,
+                member_rate_limits=own_limits,
             ),
             credentials_namespaces=frozenset(credentials_namespaces),
             controller_namespace=controller_namespace,
@@ -469,6 +473,8 @@ def _dump_tasks() -> None:
 
 def _member_rate_limit(value: str, *, burst: int) -> tuple[str, RateLimit]:
     """``NAME=QPS[:BURST]`` of --member-rate-limit (BURST: --member-burst's)."""
+    from federation.kube.throttle import RateLimit
+
     name, eq, limit = value.partition("=")
     qps, colon, own_burst = limit.partition(":")
     try:
