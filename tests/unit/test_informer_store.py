@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.informers import Backoff, FakeClock, Indexer, InformerFactory, by_label
-from federation.informers.informer import Handlers, Informer, InformerKey
+from federation.informers.informer import SIZE_SAMPLE_PERIOD, Handlers, Informer, InformerKey
 from federation.informers.store import deep_size
 from federation.informers.transform import keep_all, strip_managed_fields
 from federation.kube import Obj, ResourceInfo
@@ -181,3 +181,18 @@ def test_estimated_bytes_counts_shared_values_once_and_scales_with_the_count() -
     assert estimate < 100 * one // 2
     assert estimate == deep_size([store.get(f"d/o{i}") for i in range(10)]) * 10
     assert store.estimated_bytes(sample=100) == deep_size(store.objects())
+
+
+async def test_the_bytes_gauge_samples_at_most_once_a_period() -> None:
+    clock = FakeClock()
+    res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+    informer = Informer(client=_NoClient(), key=InformerKey(res), clock=clock)  # type: ignore[arg-type]
+    assert informer._estimated_bytes() == 0
+    informer.replace([obj(f"o{i}") for i in range(10)], "1")
+    first = informer._estimated_bytes()
+    assert first == informer.store.estimated_bytes(sample=16)
+    informer.apply("ADDED", obj("big", **{"k": "x" * 10_000}))
+    # Within the period the per-object size is kept; the count is always current.
+    assert informer._estimated_bytes() == pytest.approx(first / 10 * 11)
+    await clock.advance(SIZE_SAMPLE_PERIOD)
+    assert informer._estimated_bytes() == informer.store.estimated_bytes(sample=16) > first / 10 * 11
