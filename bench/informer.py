@@ -1,6 +1,6 @@
 """Our informer beside client-go's, against the same apiserver and the same data.
 
-    .venv/bin/python bench/informer.py [--sizes 10000,50000] [--duration 20]
+    .venv/bin/python bench/informer.py [--sizes 10000,50000] [--duration 20] [--deployments 5000]
 
 For each N (ConfigMaps of ~1 KiB in one namespace), each informer runs in its own process,
 one after the other, and reports:
@@ -11,6 +11,11 @@ one after the other, and reports:
   (c) RSS growth per 10,000 cached objects (after GC).
 The reference is client-go v0.36.3's SharedInformer (bench/informer-go), as Go controllers use
 it. The apiserver is a local fleet's hub (or --kubeconfig/--context).
+
+With --deployments N (0 to skip), it also reports bytes and CPU per cached object over N
+Deployments written as a member holds our copies: our cache whole (as before the transform),
+without managedFields (every informer now) and as a propagator caches its copies, beside
+client-go whole and with SetTransform (bench/informer_memory.py). --sizes "" skips the rest.
 """
 
 from __future__ import annotations
@@ -211,7 +216,19 @@ def main() -> None:
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--deployments", type=int, default=5000, help="Deployments for bytes per object")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        import informer_memory
+
+        anyio.run(
+            informer_memory.child, args.kubeconfig, args.context, args.namespace, args.variant, args.trace,
+            args.out,
+        )  # fmt: skip
+        return
     if args.child:
         anyio.run(python_informer, args.kubeconfig, args.context, args.namespace, args.expect, args.out)
         return
@@ -230,7 +247,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
             rows: list[tuple[int, Run, Run]] = []
-            for n in (int(x) for x in args.sizes.split(",")):
+            if args.deployments:
+                memory(tool, kubeconfig, context, args.deployments, tmp)
+            for n in (int(x) for x in args.sizes.split(",") if x):
                 ns = f"bench-{n}-{int(time.time())}"
                 print(f"seeding {n} ConfigMaps of ~1 KiB into {ns} …", flush=True)
                 t = time.perf_counter()
@@ -249,10 +268,22 @@ def main() -> None:
                         duration=args.duration, tmp=tmp,
                     )  # fmt: skip
                 rows.append((n, runs["client-go"], runs["python"]))
-            report(rows)
+            if rows:
+                report(rows)
     finally:
         if fleet is not None:
             fleet.stop()
+
+
+def memory(tool: Path, kubeconfig: str, context: str, n: int, tmp: Path) -> None:
+    import informer_memory
+
+    ns = f"bench-deploy-{n}-{int(time.time())}"
+    print(f"seeding {n} Deployments (server-side apply + a status by another manager) into {ns} …")
+    t = time.perf_counter()
+    anyio.run(informer_memory.seed, kubeconfig, context, ns, n)
+    print(f"  seeded in {time.perf_counter() - t:.1f}s", flush=True)
+    informer_memory.report(n, informer_memory.measure(tool, kubeconfig, context, ns, n, tmp))
 
 
 def report(rows: list[tuple[int, Run, Run]]) -> None:

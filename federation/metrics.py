@@ -25,6 +25,17 @@ KUBE_REQUEST_DURATION = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 
+KUBE_THROTTLED = Counter(
+    "federation_kube_client_throttled_total",
+    "Requests that waited for a token of their cluster's client-side rate limit (QPS/burst).",
+    ["cluster"],
+)
+KUBE_THROTTLE_SECONDS = Counter(
+    "federation_kube_client_throttle_seconds_total",
+    "Seconds requests waited for their cluster's client-side rate limit or its Retry-After.",
+    ["cluster", "reason"],
+)
+
 # -- informers (federation.informers) -----------------------------------------------------
 WATCH_RESTARTS = Counter(
     "federation_informer_watch_restarts_total",
@@ -44,6 +55,11 @@ WATCH_EVENTS = Counter(
 STORE_OBJECTS = Gauge(
     "federation_informer_store_objects",
     "Objects held in an informer's cache.",
+    ["cluster", "resource"],
+)
+STORE_BYTES = Gauge(
+    "federation_informer_store_bytes",
+    "Estimated bytes of the Python objects an informer caches (sampled when scraped).",
     ["cluster", "resource"],
 )
 INFORMER_SYNCED = Gauge(

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +49,7 @@ func main() {
 	out := fs.String("out", "", "results file (JSON)")
 	duration := fs.Duration("duration", 20*time.Second, "how long the writer writes")
 	concurrency := fs.Int("concurrency", 32, "concurrent requests of the seeder and the writer")
+	strip := fs.Bool("strip-managed-fields", false, "memory: cache Deployments without managedFields (SetTransform)")
 	_ = fs.Parse(os.Args[2:])
 
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
@@ -66,6 +68,8 @@ func main() {
 		runInformer(ctx, client, *ns, *expect, *out)
 	case "writer":
 		write(ctx, client, *ns, *objects, *duration, *concurrency, *out)
+	case "memory":
+		memory(ctx, client, *ns, *expect, *strip, *out)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown subcommand %q\n", os.Args[1])
 		os.Exit(2)
@@ -181,6 +185,57 @@ func runInformer(ctx context.Context, client kubernetes.Interface, ns string, ex
 	mu.Lock()
 	res.Events = events
 	mu.Unlock()
+	b, err := json.Marshal(res)
+	must(err)
+	must(os.WriteFile(out, b, 0o644))
+}
+
+type memoryResult struct {
+	SyncSeconds float64 `json:"syncSeconds"`
+	HeapBefore  uint64  `json:"heapBefore"` // live heap bytes after GC, before the informer
+	HeapSynced  uint64  `json:"heapSynced"` // ... once it holds every object
+	RSSBefore   int64   `json:"rssBefore"`
+	RSSSynced   int64   `json:"rssSynced"`
+	Objects     int     `json:"objects"`
+	CPUBefore   float64 `json:"cpuBefore"`
+	CPUSynced   float64 `json:"cpuSynced"`
+}
+
+func heapBytes() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// memory: bytes per cached Deployment of client-go's informer, whole or (as controllers that
+// care about memory do) with managedFields stripped by a transform before the store.
+func memory(ctx context.Context, client kubernetes.Interface, ns string, expect int, strip bool, out string) {
+	res := memoryResult{HeapBefore: heapBytes(), RSSBefore: rssBytes(), CPUBefore: cpuSeconds()}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+	inf := factory.Apps().V1().Deployments().Informer()
+	if strip {
+		must(inf.SetTransform(func(obj interface{}) (interface{}, error) {
+			if d, ok := obj.(*appsv1.Deployment); ok {
+				d.ManagedFields = nil
+			}
+			return obj, nil
+		}))
+	}
+	start := time.Now()
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		must(fmt.Errorf("informer never synced"))
+	}
+	res.SyncSeconds = time.Since(start).Seconds()
+	res.CPUSynced = cpuSeconds()
+	res.Objects = len(inf.GetStore().ListKeys())
+	if expect > 0 && res.Objects != expect {
+		must(fmt.Errorf("synced %d objects, expected %d", res.Objects, expect))
+	}
+	res.HeapSynced = heapBytes()
+	res.RSSSynced = rssBytes()
+	runtime.KeepAlive(inf)
 	b, err := json.Marshal(res)
 	must(err)
 	must(os.WriteFile(out, b, 0o644))

@@ -10,13 +10,16 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
 from federation.cli.common import default_kubeconfig, err_console, hub_options, state_dir_option
 from federation.errors import ConfigError
+
+if TYPE_CHECKING:
+    from federation.kube.throttle import RateLimit
 
 
 @click.command("run")
@@ -105,6 +108,28 @@ from federation.errors import ConfigError
     default=60.0,
     show_default=True,
     help="Seconds a member may be NotReady before its workloads fail over.",
+)
+@click.option(
+    "--member-qps",
+    type=float,
+    envvar="FEDERATION_MEMBER_QPS",
+    # The defaults are federation.kube.throttle's, named here so that the CLI need not import
+    # the client to print its help (a unit test keeps the two equal).
+    help="Requests per second the controller sends each member cluster's apiserver, at most "
+    "(a token bucket per member; 0: no limit).  [default: 500]",
+)
+@click.option(
+    "--member-burst",
+    type=click.IntRange(min=1),
+    envvar="FEDERATION_MEMBER_BURST",
+    help="Requests the controller may send a member at once above --member-qps.  [default: 1000]",
+)
+@click.option(
+    "--member-rate-limit",
+    "member_rate_limits",
+    multiple=True,
+    metavar="NAME=QPS[:BURST]",
+    help="A member's own limit instead of --member-qps/--member-burst (repeatable).",
 )
 @click.option(
     "--purge-interval",
@@ -295,6 +320,9 @@ def run(
     replica_id: str | None,
     probe_interval: float,
     grace_period: float,
+    member_qps: float | None,
+    member_burst: int | None,
+    member_rate_limits: tuple[str, ...],
     trace: bool,
     log_format: str,
     log_level: str,
@@ -331,6 +359,7 @@ def run(
     from federation import logs
     from federation.clusters import RegistrySettings
     from federation.hub.controller import ControllerSettings
+    from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
     from federation.sealing import load_key_file
@@ -372,6 +401,11 @@ def run(
     ManagerConfig(database_url="", deny_namespaces=deny_namespaces, deny_kinds=deny_kinds).protection()
     sensitive = parse_all(sensitive_fields, source="--sensitive-field")
     keys = load_key_file(encryption_key_file) if encryption_key_file is not None else None
+    default_limit = RateLimit(
+        qps=DEFAULT_QPS if member_qps is None else member_qps,
+        burst=DEFAULT_BURST if member_burst is None else member_burst,
+    )
+    own_limits = dict(_member_rate_limit(v, burst=default_limit.burst) for v in member_rate_limits)
     kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
@@ -388,7 +422,12 @@ def run(
             replica_id=replica_id,
             server=server,
             webhook=webhook,
-            registry=RegistrySettings(probe_interval=probe_interval, grace_period=grace_period),
+            registry=RegistrySettings(
+                probe_interval=probe_interval,
+                grace_period=grace_period,
+                member_rate_limit=default_limit,
+                member_rate_limits=own_limits,
+            ),
             credentials_namespaces=frozenset(credentials_namespaces),
             controller_namespace=controller_namespace,
             deny_namespaces=deny_namespaces,
@@ -453,3 +492,21 @@ def _dump_tasks() -> None:
     for task in tasks:
         task.print_stack(limit=8, file=sys.stderr)
     sys.stderr.flush()
+
+
+def _member_rate_limit(value: str, *, burst: int) -> tuple[str, RateLimit]:
+    """``NAME=QPS[:BURST]`` of --member-rate-limit (BURST: --member-burst's)."""
+    from federation.kube.throttle import RateLimit
+
+    name, eq, limit = value.partition("=")
+    qps, colon, own_burst = limit.partition(":")
+    try:
+        parsed = RateLimit(qps=float(qps), burst=int(own_burst) if colon else burst)
+    except ValueError:
+        parsed = None
+    if not eq or not name or parsed is None or parsed.burst < 1:
+        raise ConfigError(
+            f"--member-rate-limit {value!r}: expected NAME=QPS[:BURST] (e.g. member-2=20:40), "
+            "BURST a whole number of at least 1"
+        )
+    return name, parsed

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from federation.errors import ConflictError, FederationError, KubeError, NotFoun
 from federation.informers import Handlers, Informer, InformerFactory, WorkQueue
 from federation.informers.clock import Clock, RealClock
 from federation.kube import GVK, Discovery, KubeClient, Obj
+from federation.kube.throttle import RateLimit
 from federation.metrics import CLUSTER_READY
 from federation.placement import Allocatable, ClusterSnapshot
 from federation.runtime import run_workers
@@ -95,6 +97,11 @@ class RegistrySettings:
     #: whoever may write a MemberCluster must not make the controller read, and use as a
     #: member's credentials, a Secret of a tenant's namespace.
     credentials_namespaces: frozenset[str] | None = None
+    #: Each member's client has its own token bucket (`federation.kube.throttle`): a slow or
+    #: throttled member never stalls the others, and a rollout burst never floods a member.
+    member_rate_limit: RateLimit = field(default_factory=RateLimit)
+    #: Members whose client has a limit of its own (a small apiserver, a fragile link).
+    member_rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
 
 class ClusterRegistry:
@@ -238,6 +245,9 @@ class ClusterRegistry:
         self._members[entry.name] = member
 
     def _attach(self, member: Member, client: KubeClient) -> None:
+        client.set_rate_limit(
+            self.settings.member_rate_limits.get(member.name, self.settings.member_rate_limit)
+        )
         member.client = client
         member.discovery = Discovery(client)
         member.factory = InformerFactory(client, reflector_options=self.reflector_options)

@@ -3,6 +3,10 @@
 The factory owns its informers' tasks: `run()` is awaited inside the caller's task group and
 starts every informer, including those asked for later (the controller starts informers as
 policies come to select new kinds, and releases them when no policy does).
+
+What the informers cache is the factory's `transform` (by default every object without its
+managedFields), or the one the first user of an informer asks for: one watch has one cache,
+so a later user asking for another transform is a bug, refused at once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from anyio.abc import TaskGroup
 from federation.informers.clock import Clock, RealClock
 from federation.informers.informer import Informer, InformerKey
 from federation.informers.store import IndexFunc
+from federation.informers.transform import Transform, strip_managed_fields
 from federation.kube.client import KubeClient
 from federation.kube.resources import ResourceInfo
 
@@ -37,8 +42,10 @@ class InformerFactory:
         resync_period: float | None = None,
         clock: Clock | None = None,
         reflector_options: Mapping[str, object] | None = None,
+        transform: Transform = strip_managed_fields,
     ) -> None:
         self.client = client
+        self.transform = transform
         self.resync_period = resync_period
         self.clock = clock or RealClock()
         self.reflector_options = dict(reflector_options or {})
@@ -53,13 +60,21 @@ class InformerFactory:
         label_selector: str | None = None,
         field_selector: str | None = None,
         indexers: Mapping[str, IndexFunc] | None = None,
+        transform: Transform | None = None,
     ) -> Informer:
         """The shared informer for this slice of `resource`; each call counts one user.
 
-        Indexers asked for by a later user are added to the shared store.
+        Indexers asked for by a later user are added to the shared store. `transform` (default:
+        the factory's) must be the one the informer was made with.
         """
         key = InformerKey(resource, namespace, label_selector, field_selector)
+        transform = transform or self.transform
         entry = self._entries.get(key)
+        if entry is not None and entry.informer.transform is not transform:
+            raise ValueError(
+                f"informer {resource.name} ({key}) caches through {_name(entry.informer.transform)}; "
+                f"another user asked for {_name(transform)}: one watch has one cache"
+            )
         if entry is None:
             informer = Informer(
                 self.client,
@@ -68,6 +83,7 @@ class InformerFactory:
                 indexers=dict(indexers or {}),
                 clock=self.clock,
                 reflector_options=self.reflector_options,
+                transform=transform,
             )
             entry = self._entries[key] = _Entry(informer, 0)
             if self._tg is not None:
@@ -113,3 +129,7 @@ class InformerFactory:
         """Wait until the given informers (default: all) have completed their first list."""
         for informer in informers or tuple(self.informers):
             await informer.wait_for_sync()
+
+
+def _name(transform: Transform) -> str:
+    return str(getattr(transform, "__name__", transform))

@@ -12,6 +12,7 @@ from collections.abc import Hashable
 from typing import Protocol
 
 from federation.informers.clock import Clock, RealClock
+from federation.kube.throttle import RateLimit, TokenBucket
 
 
 class RateLimiter(Protocol):
@@ -65,15 +66,11 @@ class TokenBucketLimiter:
         self.rate = rate
         self.burst = burst
         self._clock = clock or RealClock()
-        self._tokens = float(burst)
-        self._last = self._clock.now()
+        # The same arithmetic as a member client's throttle (`federation.kube.throttle`).
+        self._bucket = TokenBucket(RateLimit(rate, burst), self._clock.now())
 
     def when(self, item: Hashable) -> float:
-        now = self._clock.now()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= 1
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        return self._bucket.reserve(self._clock.now())
 
     def forget(self, item: Hashable) -> None:
         pass

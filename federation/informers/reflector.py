@@ -14,6 +14,9 @@ Semantics (client-go's `tools/cache/reflector.go`):
   the last resourceVersion; if that one has expired meanwhile, the 410 triggers the relist.
 - **a stalled stream** (no event and no bookmark within `stall_timeout`) is closed and
   re-opened from the last resourceVersion.
+- **a transform** (client-go's `SetTransform`) trims every listed object and every event's
+  object before the sink sees it, so the cache holds only what its consumers read
+  (`federation.informers.transform`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import orjson
 from federation.errors import ApiError, ClusterUnreachableError, GoneError, WatchStalledError
 from federation.informers.backoff import Backoff
 from federation.informers.clock import Clock, RealClock
+from federation.informers.transform import Transform, strip_managed_fields
 from federation.kube.client import KubeClient, api_error
 from federation.kube.resources import Obj, ResourceInfo
 from federation.metrics import RELISTS, WATCH_EVENTS, WATCH_RESTARTS, WATCHES_OPEN
@@ -65,6 +69,7 @@ class Reflector:
         backoff: Backoff | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        transform: Transform = strip_managed_fields,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -75,6 +80,7 @@ class Reflector:
         self.page_size = page_size
         self.min_watch_timeout = min_watch_timeout
         self.stall_timeout = stall_timeout
+        self.transform = transform
         self._clock = clock or RealClock()
         self._rng = rng or random.Random()
         self.backoff = backoff or Backoff(clock=self._clock, rng=self._rng)
@@ -157,11 +163,12 @@ class Reflector:
                 timeout=120,
             )
             api_version = self.resource.api_version
+            transform = self.transform
             for item in page.get("items") or []:
                 # Lists omit apiVersion/kind on items; handlers expect complete objects.
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
-                items.append(item)
+                items.append(transform(item))
             meta = page.get("metadata") or {}
             token = meta.get("continue") or None
             if not token:
@@ -208,7 +215,7 @@ class Reflector:
             self._m_events["BOOKMARK"].inc()
         elif etype in ("ADDED", "MODIFIED", "DELETED"):
             self._m_events[etype].inc()
-            self.sink.apply(etype, obj)
+            self.sink.apply(etype, self.transform(obj))
         else:
             log.warning("unknown watch event type %r ignored", etype, extra=self._log_extra)
         if rv:

@@ -7,6 +7,8 @@ callers must treat them as read-only (copy before mutating), as client-go asks o
 
 from __future__ import annotations
 
+import itertools
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -76,6 +78,18 @@ class Indexer:
 
     def keys(self) -> list[str]:
         return list(self._items)
+
+    def estimated_bytes(self, *, sample: int = 32) -> int:
+        """The memory the cached objects hold, estimated from a sample (for a gauge at scrape
+        time: sizing all of them would cost a walk of every object on each scrape).
+
+        Counted by `deep_size`, so strings shared by the sample's objects (orjson's cached
+        keys) count once, as they are held once."""
+        n = len(self._items)
+        if not n:
+            return 0
+        taken = list(itertools.islice(self._items.values(), sample))
+        return deep_size(taken) * n // len(taken)
 
     def by_index(self, index: str, value: str) -> list[Obj]:
         return [self._items[k] for k in self._index(index).get(value, ())]
@@ -150,6 +164,26 @@ class Indexer:
                     keys.discard(key)
                     if not keys:
                         del index[value]
+
+
+def deep_size(objs: Iterable[Any]) -> int:
+    """Bytes of the Python objects reachable from parsed JSON values (dicts, lists, scalars),
+    each object counted once however often it is shared."""
+    seen: set[int] = set()
+    total = 0
+    stack: list[Any] = list(objs)
+    while stack:
+        value = stack.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        total += sys.getsizeof(value)
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total
 
 
 def copy_obj(obj: Obj) -> dict[str, Any]:

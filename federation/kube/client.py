@@ -1,7 +1,10 @@
 """One HTTP client per cluster: raw JSON requests, streaming watches, and error translation.
 
 This module is the boundary with the network: aiohttp and kubernetes-asyncio errors come in,
-`federation.errors` go out. Every request is counted by cluster, verb and code.
+`federation.errors` go out. Every request is counted by cluster, verb and code, and waits for
+its client's throttle first (`federation.kube.throttle`: a member's QPS and burst, and the
+member's own Retry-After); a 429 is sent again after its Retry-After, a few times, since the
+apiserver did not process it.
 
 Why one module of this length: every verb shares the session, the retry of idempotent reads,
 the error translation and the metrics; the TLS and kubeconfig side is `config`, the resource
@@ -28,12 +31,12 @@ from federation.errors import (
     ConflictError,
     GoneError,
     InvalidError,
-    KubeError,
     NotFoundError,
     WatchStalledError,
 )
 from federation.kube.config import ConnectionConfig, load_config
 from federation.kube.resources import Obj, ResourceInfo
+from federation.kube.throttle import NO_LIMIT, RateLimit, Throttle, retry_after_seconds
 from federation.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS
 
 Params = Mapping[str, str | int | bool]
@@ -54,6 +57,10 @@ _UNREACHABLE = (
     ssl.SSLError,
     OSError,
 )
+
+#: Sends of one request while the apiserver answers 429 (or a GET's 503) with a Retry-After;
+#: past them the error goes to the caller, whose own backoff takes over.
+RETRY_AFTER_ATTEMPTS = 4
 
 
 def api_error(cluster: str, status: int, body: bytes, *, what: str) -> ApiError:
@@ -83,9 +90,16 @@ class KubeClient:
     """
 
     def __init__(
-        self, cluster: str, config: ConnectionConfig, *, timeout: float = 30.0, max_connections: int = 100
+        self,
+        cluster: str,
+        config: ConnectionConfig,
+        *,
+        timeout: float = 30.0,
+        max_connections: int = 100,
+        rate_limit: RateLimit = NO_LIMIT,
     ) -> None:
         self.cluster = cluster
+        self.throttle = Throttle(cluster, rate_limit)
         self.config = config
         self.server = config.server
         self.timeout = timeout
@@ -114,6 +128,10 @@ class KubeClient:
             kubeconfig=kubeconfig, context=context, kubeconfig_data=kubeconfig_data, source=source
         )
         return cls(cluster, cfg, timeout=timeout)
+
+    def set_rate_limit(self, limit: RateLimit) -> None:
+        """Throttle every later request of this client to `limit` (a member's QPS and burst)."""
+        self.throttle = Throttle(self.cluster, limit)
 
     async def close(self) -> None:
         await self._session.close()
@@ -160,8 +178,12 @@ class KubeClient:
         timeout: float | None = None,
         verb: str | None = None,
         what: str | None = None,
+        throttled: bool = True,
     ) -> Obj:
-        """Send one request and return the parsed JSON answer; raise a typed error otherwise."""
+        """Send one request and return the parsed JSON answer; raise a typed error otherwise.
+
+        `throttled=False` skips the client's throttle: for health probes, since a member we
+        throttle is not an unhealthy member."""
         raw = await self._send(
             method,
             path,
@@ -172,6 +194,7 @@ class KubeClient:
             timeout=timeout,
             verb=verb,
             what=what,
+            throttled=throttled,
         )
         if not raw:
             return {}
@@ -197,6 +220,7 @@ class KubeClient:
         timeout: float | None = None,
         verb: str | None = None,
         what: str | None = None,
+        throttled: bool = True,
     ) -> bytes:
         verb = verb or method.lower()
         what = what or f"{method} {path}"
@@ -204,6 +228,41 @@ class KubeClient:
             log.debug("%s %s", method, path, extra={"cluster": self.cluster})
         data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
         headers = await self._headers(content_type=content_type if data is not None else None, accept=accept)
+        for attempt in range(1, RETRY_AFTER_ATTEMPTS + 1):
+            if throttled:
+                await self.throttle.wait()
+            status, raw, retry_after = await self._send_once(
+                method, path, params=params, data=data, headers=headers, timeout=timeout, verb=verb, what=what
+            )
+            if status < 400:
+                return raw
+            if retry_after is not None and (status == 429 or (status == 503 and method == "GET")):
+                self.throttle.retry_after(retry_after)
+                if attempt < RETRY_AFTER_ATTEMPTS:
+                    log.info(
+                        "%s: HTTP %d, retrying after %.1fs",
+                        what,
+                        status,
+                        retry_after,
+                        extra={"cluster": self.cluster},
+                    )
+                    continue
+            raise api_error(self.cluster, status, raw, what=what)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None,
+        data: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+        verb: str,
+        what: str,
+    ) -> tuple[int, bytes, float | None]:
+        """One HTTP exchange: (status, body, Retry-After seconds if the answer carries one)."""
         started = time.perf_counter()
         code = "error"
         try:
@@ -219,11 +278,7 @@ class KubeClient:
             ) as resp:
                 raw = await resp.read()
                 code = str(resp.status)
-                if resp.status >= 400:
-                    raise api_error(self.cluster, resp.status, raw, what=what)
-                return raw
-        except KubeError:
-            raise
+                return resp.status, raw, retry_after_seconds(resp.headers.get("Retry-After"))
         except _UNREACHABLE as exc:
             raise ClusterUnreachableError(
                 f"cluster {self.cluster}: {what}: cannot reach {self.server}: {type(exc).__name__}: {exc}",
@@ -247,6 +302,7 @@ class KubeClient:
         """
         headers = await self._headers(content_type=None, accept="application/json")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=read_timeout)
+        await self.throttle.wait()
         try:
             resp = await self._session.get(
                 self.server + path,
@@ -268,6 +324,8 @@ class KubeClient:
         try:
             KUBE_REQUESTS.labels(self.cluster, "watch", str(resp.status)).inc()
             if resp.status >= 400:
+                if resp.status == 429 and (delay := retry_after_seconds(resp.headers.get("Retry-After"))):
+                    self.throttle.retry_after(delay)  # the reflector's backoff re-opens it later
                 raise api_error(self.cluster, resp.status, await resp.read(), what=f"watch {path}")
             yield self._lines(resp, path)
         finally:
@@ -438,7 +496,13 @@ class KubeClient:
         """Probe `/readyz`: (ready, reason). Never raises: an unreachable cluster is not ready."""
         try:
             await self.request(
-                "GET", "/readyz", accept="text/plain", timeout=timeout, verb="readyz", what="readyz"
+                "GET",
+                "/readyz",
+                accept="text/plain",
+                timeout=timeout,
+                verb="readyz",
+                what="readyz",
+                throttled=False,
             )
         except ApiError as exc:
             return False, f"/readyz answered {exc.status}"

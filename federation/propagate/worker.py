@@ -56,6 +56,7 @@ from federation.metrics import (
     WORKS_BACKLOG,
 )
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
+from federation.propagate.cache import member_copy
 from federation.status.bounds import ERROR_LIMIT, cut
 from federation.status.collect import StatusCollector, StatusListener
 from federation.store import (
@@ -183,6 +184,10 @@ class ClusterPropagator:
                 finally:
                     self._stopping = True
                     tg.cancel_scope.cancel()
+                    # Applies still waiting for a token of this member have not started: they
+                    # are recorded as retries, not waited for (a slow member's bucket can hold
+                    # a worker per queued write for minutes).
+                    self.applier.client.throttle.abandon_waits()
                     with anyio.CancelScope(shield=True):
                         await self._write_results()  # what finished during the shutdown
         except Exception:
@@ -226,14 +231,17 @@ class ClusterPropagator:
         return entry
 
     async def _watch(self, gvk: GVK) -> None:
-        """One informer per kind, on the objects carrying our hub label only (a narrow watch)."""
+        """One informer per kind, on the objects carrying our hub label only (a narrow watch),
+        caching of each copy what drift, conflicts and status read (`federation.propagate.cache`)."""
         if gvk in self._informers or self.member.factory is None or self.member.discovery is None:
             return
         try:
             res = await self.member.discovery.resource_for(gvk)
         except KubeError:
             return  # not served (yet): the work will fail or retry and we try again then
-        informer = self.member.factory.informer(res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}")
+        informer = self.member.factory.informer(
+            res, label_selector=f"{OWNERSHIP.hub_label}={self.hub_id}", transform=member_copy
+        )
         remove = informer.add_handler(
             Handlers(on_add=self._seen, on_update=lambda _o, n: self._seen(n), on_delete=self._gone),
             resync=False,

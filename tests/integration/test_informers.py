@@ -14,6 +14,7 @@ import pytest
 
 from federation.devfleet import LocalFleet
 from federation.informers import Handlers, Informer, InformerFactory, InformerKey
+from federation.informers.transform import strip_managed_fields
 from federation.kube import GVK, Discovery, KubeClient, Obj, ResourceInfo, object_key
 from federation.kube.resources import resource_version
 from federation.metrics import WATCH_EVENTS, WATCH_RESTARTS
@@ -350,3 +351,48 @@ async def _server_watches(client: KubeClient, group: str, plural: str) -> int:
         if f'group="{group}"' in line and f'resource="{plural}"' in line and 'verb="WATCH"' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+async def test_the_transform_trims_listed_and_watched_objects_before_the_cache(
+    fleet: LocalFleet, namespace: str
+) -> None:
+    """managedFields never reach the cache (from the list nor from a watch event), and a
+    consumer's own transform sees every object before the store and the handlers do."""
+    async with connect(fleet, "member-1") as client:
+        res = await configmaps(client)
+        await client.apply(res, cm("listed", namespace), field_manager="test")
+        live = await client.get(res, "listed", namespace)
+        assert live["metadata"].get("managedFields"), "an applied object carries managedFields"
+
+        def tag(obj: Obj) -> Obj:
+            obj["metadata"]["annotations"] = {"seen-by": "transform"}
+            return strip_managed_fields(obj)
+
+        plain, tagged = InformerFactory(client), InformerFactory(client, transform=tag)
+        recorder = Recorder()
+        a = plain.informer(res, namespace=namespace)
+        b = tagged.informer(res, namespace=namespace)
+        b.add_handler(recorder.handlers())
+        async with running(plain), running(tagged):
+            await a.wait_for_sync()
+            await b.wait_for_sync()
+            await client.apply(res, cm("watched", namespace), field_manager="test")
+            await client.apply(res, cm("listed", namespace, "v1"), field_manager="test")
+
+            async def both_updated() -> bool:
+                return all(
+                    informer.store.get(f"{namespace}/{name}") is not None
+                    and informer.store.get(f"{namespace}/{name}")["data"]["v"] == value  # type: ignore[index]
+                    for informer in (a, b)
+                    for name, value in (("listed", "v1"), ("watched", "v0"))
+                )
+
+            await eventually(both_updated, what="both objects in both caches, updated")
+            for informer in (a, b):
+                for obj in informer.store.objects():
+                    assert "managedFields" not in obj["metadata"], object_key(obj)
+            assert all(o["metadata"]["annotations"] == {"seen-by": "transform"} for o in b.store.objects())
+            assert all("annotations" not in o["metadata"] for o in a.store.objects())
+            assert recorder.kinds(f"{namespace}/watched") == ["add"]
+            assert recorder.kinds(f"{namespace}/listed") == ["add", "update"]
+            assert a.store.estimated_bytes() > 0

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import socket
+import time
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from federation.devfleet import LocalFleet
 from federation.errors import (
+    ApiError,
     ClusterUnreachableError,
     ConfigError,
     ConflictError,
@@ -17,6 +21,9 @@ from federation.errors import (
     NotFoundError,
 )
 from federation.kube import GVK, Discovery, KubeClient
+from federation.kube.client import RETRY_AFTER_ATTEMPTS
+from federation.kube.config import ConnectionConfig
+from federation.metrics import KUBE_THROTTLED
 from tests.kubehelpers import crd_manifest, create_crd_and_wait
 
 DEPLOYMENT = GVK("apps", "v1", "Deployment")
@@ -142,3 +149,58 @@ async def test_discovery_learns_a_crd_created_after_it_loaded(fleet: LocalFleet)
         res = await disco.resource_for(gvk)
         assert (res.plural, res.namespaced) == ("sprockets", False)
         assert res.collection_path() == f"/apis/{group}/v1/sprockets"
+
+
+async def test_a_429_is_sent_again_after_its_retry_after() -> None:
+    """The apiserver did not process a 429, so it is sent again after the Retry-After it
+    names (the client's other requests wait too: tests/unit/test_kube_throttle.py); past
+    `RETRY_AFTER_ATTEMPTS` the 429 goes to the caller.
+
+    A loopback HTTP server plays the apiserver's answer here: a real apiserver answers 429
+    from API Priority and Fairness, which exempts the fleet's admin credentials
+    (system:masters), so the fleet cannot be made to refuse our test client."""
+    refusals = {"/busy": 2, "/always": 10**6}
+    seen: list[tuple[str, float]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append((request.path, time.monotonic()))
+        if refusals.get(request.path, 0) > 0:
+            refusals[request.path] -= 1
+            return web.json_response(
+                {"kind": "Status", "code": 429, "reason": "TooManyRequests", "message": "too many requests"},
+                status=429,
+                headers={"Retry-After": "0.3"},
+            )
+        return web.json_response({"kind": "Status", "path": request.path})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def no_auth() -> None:
+        return None
+
+    config = ConnectionConfig(server=f"http://127.0.0.1:{port}", ssl_context=False, auth_header=no_auth)
+    client = KubeClient("loopback", config)
+    try:
+        started = time.monotonic()
+        answer = await client.request("GET", "/busy")
+        assert answer["path"] == "/busy"
+        assert [p for p, _ in seen] == ["/busy"] * 3
+        gaps = [b - a for (_, a), (_, b) in itertools.pairwise(seen)]
+        assert all(gap >= 0.29 for gap in gaps), gaps
+        seen.clear()
+        throttled_before = KUBE_THROTTLED.labels("loopback")._value.get()
+        with pytest.raises(ApiError) as refused:
+            await client.request("GET", "/always")
+        assert refused.value.status == 429
+        assert len(seen) == RETRY_AFTER_ATTEMPTS
+        assert KUBE_THROTTLED.labels("loopback")._value.get() - throttled_before >= RETRY_AFTER_ATTEMPTS - 1
+        assert time.monotonic() - started >= 0.3 * (2 + RETRY_AFTER_ATTEMPTS - 1)
+    finally:
+        await client.close()
+        await runner.cleanup()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.informers import Backoff, FakeClock, Indexer, by_label
-from federation.informers.informer import Handlers, Informer, InformerKey
+from federation.informers import Backoff, FakeClock, Indexer, InformerFactory, by_label
+from federation.informers.informer import SIZE_SAMPLE_PERIOD, Handlers, Informer, InformerKey
+from federation.informers.store import deep_size
+from federation.informers.transform import keep_all, strip_managed_fields
 from federation.kube import Obj, ResourceInfo
 
 
@@ -137,3 +141,58 @@ class _NoClient:
     """The informer only needs a cluster name until it runs."""
 
     cluster = "unit"
+
+
+def test_one_watch_has_one_transform() -> None:
+    """A later user of a shared informer cannot ask for another cache than the first got."""
+    res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+    factory = InformerFactory(_NoClient())  # type: ignore[arg-type]
+    first = factory.informer(res)
+    assert first.transform is strip_managed_fields
+    assert factory.informer(res, transform=strip_managed_fields) is first
+    with pytest.raises(ValueError, match="one watch has one cache"):
+        factory.informer(res, transform=keep_all)
+
+
+def test_managed_fields_are_stripped_and_nothing_else() -> None:
+    whole = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "a", "managedFields": [{"manager": "x", "fieldsV1": {"f:data": {}}}]},
+        "data": {"k": "v"},
+    }
+    assert strip_managed_fields(copy.deepcopy(whole)) == {
+        **whole,
+        "metadata": {"name": "a"},
+    }
+    assert strip_managed_fields({"kind": "Status"}) == {"kind": "Status"}  # no metadata: as is
+
+
+def test_estimated_bytes_counts_shared_values_once_and_scales_with_the_count() -> None:
+    store = Indexer()
+    assert store.estimated_bytes() == 0
+    shared = "x" * 1000
+    for i in range(100):
+        store.upsert({"metadata": {"name": f"o{i}", "namespace": "d", "resourceVersion": "1"}, "v": shared})
+    estimate = store.estimated_bytes(sample=10)
+    one = deep_size([store.get("d/o0")])
+    assert one > 1000  # the shared string is in a single object's size
+    # ...but a sample of ten holds it once, so a hundred objects cost far less than 100 × one.
+    assert estimate < 100 * one // 2
+    assert estimate == deep_size([store.get(f"d/o{i}") for i in range(10)]) * 10
+    assert store.estimated_bytes(sample=100) == deep_size(store.objects())
+
+
+async def test_the_bytes_gauge_samples_at_most_once_a_period() -> None:
+    clock = FakeClock()
+    res = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+    informer = Informer(client=_NoClient(), key=InformerKey(res), clock=clock)  # type: ignore[arg-type]
+    assert informer._estimated_bytes() == 0
+    informer.replace([obj(f"o{i}") for i in range(10)], "1")
+    first = informer._estimated_bytes()
+    assert first == informer.store.estimated_bytes(sample=16)
+    informer.apply("ADDED", obj("big", **{"k": "x" * 10_000}))
+    # Within the period the per-object size is kept; the count is always current.
+    assert informer._estimated_bytes() == pytest.approx(first / 10 * 11)
+    await clock.advance(SIZE_SAMPLE_PERIOD)
+    assert informer._estimated_bytes() == informer.store.estimated_bytes(sample=16) > first / 10 * 11
