@@ -338,6 +338,11 @@ async def restart_probe(fleet: LocalFleet, proc: ControllerProcess, n: int, copi
     try:
         hub_res = await Discovery(hub).resource_for(DEPLOYMENT)
         await anyio.to_thread.run_sync(proc.start)
+        # Ready is not listed yet: wait for the relist to be queued (a change made before it is
+        # part of the initial list itself), then change templates while it is worked off.
+        with anyio.move_on_after(60):
+            while proc.metric("workqueue_depth", name="hub-resources") < min(100, n // 2):
+                await anyio.sleep(0.02)  # a benchmark's progress poll, not a test
         probes: dict[str, float] = {}
         depths = []
         for i in range(PROBE_FIRST + 100, min(n, PROBE_FIRST + 110)):
