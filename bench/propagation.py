@@ -475,7 +475,11 @@ async def main_async(args: argparse.Namespace) -> None:
         restart_writes = proc.metric("federation_member_writes_total")
         await anyio.to_thread.run_sync(proc.stop)
         # Restart again and change a few templates at once, while the initial list is worked off.
-        results["restart_probe"] = await restart_probe(fleet, proc, args.deployments, len(members))
+        try:
+            results["restart_probe"] = await restart_probe(fleet, proc, args.deployments, len(members))
+        except (OSError, TimeoutError, AssertionError) as exc:  # a loaded machine: report, go on
+            print(f"the restart probe failed: {exc!r}", flush=True)
+            results["restart_probe"] = {"p50": float("nan"), "p99": float("nan"), "depths": []}
         await anyio.to_thread.run_sync(proc.stop)
     finally:
         await anyio.to_thread.run_sync(fleet.stop)
