@@ -66,13 +66,13 @@ def deployment(i: int, namespace: str, *, tag: str = "1") -> dict[str, Any]:
     }
 
 
-def polled(proc: ControllerProcess, metric: str, **labels: str) -> float:
-    """A metric polled while waiting for the controller to settle; infinity when its endpoint
-    does not answer in time (a loaded machine: keep waiting rather than end the run)."""
+def polled(proc: ControllerProcess, metric: str, failed: float = float("inf"), **labels: str) -> float:
+    """A metric of the controller; `failed` when its endpoint does not answer in time (a loaded
+    machine: a wait goes on, a figure reads nan, rather than the run ending)."""
     try:
         return proc.metric(metric, **labels)
     except (OSError, TimeoutError):
-        return float("inf")
+        return failed
 
 
 def pct(values: list[float], p: float) -> float:
@@ -350,12 +350,12 @@ async def restart_probe(fleet: LocalFleet, proc: ControllerProcess, n: int, copi
         # Ready is not listed yet: wait for the relist to be queued (a change made before it is
         # part of the initial list itself), then change templates while it is worked off.
         with anyio.move_on_after(60):
-            while proc.metric("workqueue_depth", name="hub-resources") < min(100, n // 2):
+            while polled(proc, "workqueue_depth", -1.0, name="hub-resources") < min(100, n // 2):
                 await anyio.sleep(0.02)  # a benchmark's progress poll, not a test
         probes: dict[str, float] = {}
         depths = []
         for i in range(PROBE_FIRST + 100, min(n, PROBE_FIRST + 110)):
-            depths.append(proc.metric("workqueue_depth", name="hub-resources"))
+            depths.append(polled(proc, "workqueue_depth", float("nan"), name="hub-resources"))
             obj = deployment(i, ns, tag="restart")
             t = time.time()
             await hub.apply(hub_res, obj, field_manager="bench")
@@ -459,13 +459,13 @@ async def main_async(args: argparse.Namespace) -> None:
         results = await controller_run(fleet, members, args.deployments, proc)
         cpu3 = fleet_cpu(fleet)
         results["hub_requests"] = {
-            v: proc.metric("federation_kube_requests_total", cluster="hub", verb=v)
+            v: polled(proc, "federation_kube_requests_total", float("nan"), cluster="hub", verb=v)
             for v in ("get", "list", "watch", "patch", "update", "apply", "create")
         }
         results["gc"] = {
             f"gen{g}": (
-                proc.metric("federation_gc_pause_seconds_count", generation=str(g)),
-                proc.metric("federation_gc_pause_seconds_sum", generation=str(g)),
+                polled(proc, "federation_gc_pause_seconds_count", float("nan"), generation=str(g)),
+                polled(proc, "federation_gc_pause_seconds_sum", float("nan"), generation=str(g)),
             )
             for g in (0, 1, 2)
         }
@@ -475,10 +475,11 @@ async def main_async(args: argparse.Namespace) -> None:
         # A restart with nothing changed.
         await anyio.to_thread.run_sync(proc.stop)
         await anyio.to_thread.run_sync(proc.start)
-        rounds = {m: proc.metric("federation_claim_rounds_total", cluster=m) for m in members}
+        rounds = {m: polled(proc, "federation_claim_rounds_total", -1.0, cluster=m) for m in members}
         with anyio.fail_after(120):
             while any(
-                proc.metric("federation_claim_rounds_total", cluster=m) < rounds[m] + 2 for m in members
+                polled(proc, "federation_claim_rounds_total", -1.0, cluster=m) < rounds[m] + 2
+                for m in members
             ):
                 await anyio.sleep(0.2)
         restart_writes = proc.metric("federation_member_writes_total")
