@@ -482,7 +482,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 for m in members
             ):
                 await anyio.sleep(0.2)
-        restart_writes = proc.metric("federation_member_writes_total")
+        restart_writes = polled(proc, "federation_member_writes_total", float("nan"))
         await anyio.to_thread.run_sync(proc.stop)
         # Restart again and change a few templates at once, while the initial list is worked off.
         try:
