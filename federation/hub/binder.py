@@ -14,8 +14,13 @@ I/O around it:
 3. tell the propagators of the clusters whose works changed, the status writer where the
    template is placed, policy status which policies' reports changed, and the dependency
    tracker what is placed (which re-queues the dependencies whose followers changed).
-Deletion (our finalizer on the template) moves every work to deleting or orphaning per the
-policy's deletionPolicy, and releases the finalizer once the members are clean.
+Deletion: a template gone from the hub (its delete event, or the sweep finding its works
+outliving it — after a restart too) moves every work to deleting or orphaning per the policy's
+deletionPolicy; the propagators then clean the members. Templates carry no finalizer of ours:
+Postgres records every copy, which is what a level-based cleanup needs, and a finalizer cost
+each template a hub write (and a watch event back) that the members never needed. A template
+whose deletion someone else's finalizer holds is unplaced the same way; one still carrying our
+finalizer from an older version has it released once its members are clean.
 
 (Past 400 lines because every store call of a template's reconcile is here, in the order it
 happens — registering, reading the previous decision, saving, unplacing, deleting — so the one
@@ -29,8 +34,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-
-import anyio
 
 from federation.api.propagation import DeletionPolicy, PolicyLike
 from federation.hub.dependencies import DependencyTracker, Placed, dependency_key
@@ -214,14 +217,7 @@ class Binder:
                 log.info("%s: %s", key, matched.refusal, extra=fields(key))
             return None
         self.hooks.policies(self.ledger.govern(key, pkey))
-        try:
-            async with anyio.create_task_group() as tg:
-                # The finalizer (a hub write) and the placement (Postgres) are independent:
-                # overlap the two round trips. A deletion in between still finds the works.
-                tg.start_soon(self.finalizer.set, template, True)
-                await self._place(key, template, matched)
-        except BaseExceptionGroup as group:
-            raise _first(group) from None
+        await self._place(key, template, matched)
         return None
 
     async def _place(self, key: ResourceKey, template: Obj, matched: Matched) -> None:
@@ -336,7 +332,8 @@ class Binder:
         return out, waiting
 
     def _orphans(self, key: ResourceKey) -> bool:
-        """The deletionPolicy of the policy that governed `key` (kept until its finalizer goes)."""
+        """The deletionPolicy of the policy that governed `key` (the ledger keeps it until the
+        template is unplaced; after a restart, the sweep hands it over with the key)."""
         pkey = self.ledger.governing.get(key)
         policy = self.policies.get(pkey) if pkey is not None else None
         return isinstance(policy, PolicyLike) and policy.spec.deletion_policy == DeletionPolicy.ORPHAN
@@ -470,14 +467,6 @@ class Binder:
 
 def _dependencies(matched: Matched) -> frozenset[ResourceKey]:
     return frozenset(map(dependency_key, matched.dependencies or ()))
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first real error of a task group's exception group (the worker handles it as such)."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _parse_time(value: str | None) -> datetime:

@@ -12,7 +12,8 @@ This module wires the parts and detects what to do; each part has one job and it
   (`federation.hub.pipeline`: match → place → dependencies → translate) with the I/O around it;
 - the *dependency tracker* (`federation.hub.dependencies`): where the workloads a dependency
   follows are placed, as a function of now;
-- *finalizers* (`federation.hub.finalizers`) on templates and propagation policies;
+- *finalizers* (`federation.hub.finalizers`) on propagation policies (templates carry none:
+  a deleted template is unplaced from its rows in Postgres, by its delete event or the sweep);
 - *policy status* (`federation.hub.policy_status`): a keyed queue of policies, driven by the
   changes the others report (`federation.hub.ledger`);
 - the *sweep* (`federation.hub.sweep`): level-based convergence of what Postgres and the members
@@ -47,7 +48,7 @@ from federation.hub.policy_status import PolicyStatus, PolicyStatusSettings
 from federation.hub.sweep import Sweep
 from federation.hub.sweep_adapters import HubLookup, member_copies, policy_orphans
 from federation.hub.templates import TemplateWatcher
-from federation.informers import Handlers, InformerFactory, WorkQueue
+from federation.informers import Handlers, InformerFactory, Priority, WorkQueue
 from federation.kube import GVK, Discovery, KubeClient
 from federation.runtime import run_workers, supervise
 from federation.sealing import Sealer
@@ -182,11 +183,11 @@ class HubController:
 
     # -- the detector's hooks ------------------------------------------------------------
 
-    def enqueue(self, key: ResourceKey) -> None:
-        self.queue.add(key)
+    def enqueue(self, key: ResourceKey, priority: Priority = Priority.NORMAL) -> None:
+        self.queue.add(key, priority)
 
-    def _template_event(self, key: ResourceKey) -> None:
-        self.detector.template_event(key)
+    def _template_event(self, key: ResourceKey, priority: Priority) -> None:
+        self.detector.template_event(key, priority)
 
     def _policies_changed(self, pkeys: Iterable[PolicyKey]) -> None:
         self.policy_status.mark(*pkeys)
@@ -257,7 +258,7 @@ class HubController:
         deletionPolicy, should the template be gone, when this process never saw it governed)."""
         if policy is not None:
             self.ledger.governing.setdefault(key, policy)
-        self.enqueue(key)
+        self.enqueue(key, Priority.LOW)  # a resync: an edit made meanwhile goes first
 
     async def _run_workers(self, started: anyio.Event) -> None:
         await run_workers(
@@ -305,7 +306,7 @@ class HubController:
         if started:
             await self.templates.wait_for_sync()
             for key in self.templates.keys_of(started):
-                self.enqueue(key)
+                self.enqueue(key, Priority.LOW)  # an initial list
 
     async def _kinds_loop(self) -> None:
         await self.kinds_trigger.run(self._sync_kinds, missing=lambda: bool(self.templates.missing))

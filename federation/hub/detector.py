@@ -5,6 +5,12 @@ current state of each. A template event queues the template and the dependencies
 or stopped referencing; a policy event queues every template of the kinds either version
 selects; a fleet change queues every template, except a failover, which queues only the placed
 ones, spread out at ``failover_rate`` per second (a dying cluster must not become a stampede).
+
+Priorities (`federation.informers.Priority`): an event about one template is queued at the
+priority the watcher gives it (an initial list is low); a fan-out over many templates — a
+policy or the fleet changed, so every template they touch *may* have — is queued low, so an
+edit of one template made meanwhile goes first. A failover keeps the normal priority: moving
+workloads off a dead cluster is urgent, and its rate limit already spreads it out.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ from federation.clusters.changes import FleetChange
 from federation.hub.dependencies import DependencyTracker
 from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.policies import AnyPolicy, selector_gvks
+from federation.informers import Priority
 from federation.kube import GVK, Obj
 
 
 class Queue(Protocol):
     """The part of a `WorkQueue` the detector uses."""
 
-    def add(self, key: ResourceKey) -> None: ...
-    def add_after(self, key: ResourceKey, delay: float) -> None: ...
+    def add(self, key: ResourceKey, priority: Priority = Priority.NORMAL) -> None: ...
+    def add_after(self, key: ResourceKey, delay: float, priority: Priority | None = None) -> None: ...
 
 
 class Detector:
@@ -52,10 +59,10 @@ class Detector:
         self.failover_rate = failover_rate
         self.all_keys = all_keys
 
-    def template_event(self, key: ResourceKey) -> None:
-        self.queue.add(key)
+    def template_event(self, key: ResourceKey, priority: Priority = Priority.NORMAL) -> None:
+        self.queue.add(key, priority)
         for dependency in sorted(self.tracker.template_changed(key, self.template(key))):
-            self.queue.add(dependency)
+            self.queue.add(dependency, priority)
 
     def policy_event(self, old: AnyPolicy | None, new: AnyPolicy | None) -> None:
         """Re-evaluate every template either version selects."""
@@ -65,14 +72,14 @@ class Detector:
                 gvks |= selector_gvks(p)
                 self.policy_changed(PolicyKey(p.kind, p.metadata.namespace or "", p.metadata.name))
         for key in self.keys_of(gvks):
-            self.queue.add(key)
+            self.queue.add(key, Priority.LOW)
 
     def fleet_event(self, change: FleetChange) -> None:
         """The fleet changed: every placement may change. A failover is rate limited."""
         self.fleet_changed()
         if not change.failover:
             for key in self.all_keys():
-                self.queue.add(key)
+                self.queue.add(key, Priority.LOW)
             return
         for i, key in enumerate(sorted(self.placed())):
-            self.queue.add_after(key, i / self.failover_rate)
+            self.queue.add_after(key, i / self.failover_rate, Priority.NORMAL)

@@ -1,8 +1,11 @@
-"""Our finalizer on templates and propagation policies: their deletion waits for the members.
+"""Our finalizer on propagation policies (their deletion waits for the members), and its
+release from templates that an older version finalized.
 
-A template carries it while a policy governs it (the binder sets and removes it); a propagation
-policy carries it always (policy status adds it) and loses it once no template is governed
-through the policy any more, so a policy's deletion first unplaces what it placed.
+A propagation policy carries it always (policy status adds it) and loses it once no template is
+governed through the policy any more, so a policy's deletion first unplaces what it placed.
+Templates no longer get it (`federation.hub.binder`: Postgres records every copy, and the sweep
+cleans up after a template deleted while no controller ran); one that still carries it from an
+older version has it removed once its copies are gone, so its deletion does not hang.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ changes are filtered by a *fingerprint* of what translation reads (everything bu
 server-set metadata), so our own status writes and other status-only updates never trigger a
 re-placement. A selected kind the hub does not serve (its CRD is not installed yet) is retried
 whenever discovery may have changed.
+
+Each change says whether it is a fresh event (`Priority.NORMAL`) or part of an initial list
+(`Priority.LOW`: the informer's first list, or the replay of its cache to a handler added
+late), so that a restart's thousands of templates do not delay someone's edit of one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import orjson
 
 from federation.errors import NotFoundError
 from federation.hub.keys import ResourceKey
-from federation.informers import Handlers, Informer, InformerFactory
+from federation.informers import Handlers, Informer, InformerFactory, Priority
 from federation.kube import GVK, Discovery, Obj
 
 log = logging.getLogger(__name__)
@@ -28,7 +32,8 @@ _VOLATILE_META = ("resourceVersion", "managedFields", "generation", "creationTim
 #: Our finalizer on templates and policies: deletion waits until the members are clean.
 FINALIZER = "federation.io/cleanup"
 
-TemplateListener = Callable[[ResourceKey], None]
+#: Told that a template may have changed, and how urgently (see the module docstring).
+TemplateListener = Callable[[ResourceKey, Priority], None]
 
 
 def fingerprint(obj: Mapping[str, Any]) -> str:
@@ -74,7 +79,9 @@ class TemplateWatcher:
                 continue
             self.missing.pop(gvk, None)
             informer = self.factory.informer(res)
-            self._unremove[gvk] = informer.add_handler(self._handlers(), resync=False)
+            replaying = [True]  # add_handler replays a synced cache as adds: an initial list too
+            self._unremove[gvk] = informer.add_handler(self._handlers(informer, replaying), resync=False)
+            replaying[0] = False
             self._informers[gvk] = informer
             started.add(gvk)
             log.info("watching %s on the hub", res.name)
@@ -86,15 +93,21 @@ class TemplateWatcher:
             del self.missing[gvk]
         return started
 
-    def _handlers(self) -> Handlers:
+    def _handlers(self, informer: Informer, replaying: list[bool]) -> Handlers:
+        def priority() -> Priority:
+            return Priority.LOW if replaying[0] or not informer.has_synced else Priority.NORMAL
+
         def add(obj: Obj) -> None:
-            self.on_change(ResourceKey.of(obj))
+            self.on_change(ResourceKey.of(obj), priority())
 
         def update(old: Obj, new: Obj) -> None:
             if fingerprint(old) != fingerprint(new):
-                self.on_change(ResourceKey.of(new))
+                self.on_change(ResourceKey.of(new), priority())
 
-        return Handlers(on_add=add, on_update=update, on_delete=add)
+        def delete(obj: Obj) -> None:
+            self.on_change(ResourceKey.of(obj), Priority.NORMAL)
+
+        return Handlers(on_add=add, on_update=update, on_delete=delete)
 
     async def wait_for_sync(self) -> None:
         for informer in list(self._informers.values()):

@@ -8,7 +8,7 @@ from federation.informers.backoff import Backoff
 from federation.informers.clock import Clock, FakeClock, RealClock
 from federation.informers.factory import InformerFactory
 from federation.informers.informer import EventHandler, Handlers, Informer, InformerKey
-from federation.informers.queue import QueueShutDown, WorkQueue
+from federation.informers.queue import Priority, QueueShutDown, WorkQueue
 from federation.informers.ratelimit import (
     ItemExponentialLimiter,
     MaxOfLimiter,
@@ -33,6 +33,7 @@ __all__ = [
     "InformerKey",
     "ItemExponentialLimiter",
     "MaxOfLimiter",
+    "Priority",
     "QueueShutDown",
     "RateLimiter",
     "RealClock",

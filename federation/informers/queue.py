@@ -12,7 +12,18 @@ Guarantees, each tested:
   again when `done` is called, so no change is missed and no two workers overlap;
 - **delayed adds** (`add_after`): the earliest pending time for a key wins;
 - **shutdown**: `shut_down` stops accepting adds, hands out what is queued, then `get` raises
-  `QueueShutDown`; `shut_down_with_drain` additionally waits until in-flight keys are done.
+  `QueueShutDown`; `shut_down_with_drain` additionally waits until in-flight keys are done;
+- **priority** (controller-runtime's priority queue): every add carries a `Priority`; a key of a
+  higher priority is handed out before any key of a lower one, first in first out within one.
+  Adding a queued key again at a higher priority moves it up (never down); a key added while it
+  is processed is re-queued at the highest priority it was added with meanwhile; a delayed or
+  rate-limited re-add keeps the priority the key was handed out at, unless told otherwise.
+
+Why priorities: keys that only *may* have changed — the initial list after a start, a resync, a
+fan-out that re-evaluates every template of a kind — come by the thousand at once. Queued
+first in, first out with a fresh event (someone just edited one template), they would make that
+one change wait behind all of them. `Priority.LOW` is for those; `Priority.NORMAL` for an event
+about one object. Collapsing is unchanged: a key is queued once, at its highest priority.
 
 Everything runs on one event loop; mutations never await, so they are atomic without locks.
 """
@@ -23,6 +34,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Hashable
+from enum import IntEnum
 from typing import Generic, TypeVar
 
 import anyio
@@ -42,6 +54,15 @@ from federation.metrics import (
 K = TypeVar("K", bound=Hashable)
 
 
+class Priority(IntEnum):
+    """Which keys go first (higher first). controller-runtime's `LowPriority` is -100 too."""
+
+    LOW = -100
+    """The key only may have changed: an initial list, a resync, a fan-out over many keys."""
+    NORMAL = 0
+    """An event about this very object."""
+
+
 class QueueShutDown(Exception):  # noqa: N818 - a signal, as client-go's `shutdown bool`
     """`get` on a queue that is shut down and empty: the worker should exit."""
 
@@ -55,11 +76,17 @@ class WorkQueue(Generic[K]):
         self.name = name
         self._clock = clock or RealClock()
         self._limiter = rate_limiter or default_rate_limiter(clock=self._clock)
-        self._queue: deque[K] = deque()
+        #: One FIFO per priority; a key moved up leaves a stale entry below, skipped on `get`.
+        self._queues: dict[Priority, deque[K]] = {p: deque() for p in sorted(Priority, reverse=True)}
+        #: Queued keys (not processing) and the priority they are queued at.
+        self._queued: dict[K, Priority] = {}
         self._dirty: set[K] = set()
-        self._processing: set[K] = set()
+        #: The highest priority a key being processed was added with meanwhile.
+        self._dirty_priority: dict[K, Priority] = {}
+        self._processing: dict[K, Priority] = {}
         self._waiting: list[tuple[float, int, K]] = []
         self._waiting_at: dict[K, float] = {}
+        self._waiting_priority: dict[K, Priority] = {}
         self._seq = itertools.count()
         self._added_at: dict[K, float] = {}
         self._started_at: dict[K, float] = {}
@@ -75,22 +102,34 @@ class WorkQueue(Generic[K]):
 
     # -- adding ---------------------------------------------------------------------------
 
-    def add(self, key: K) -> None:
-        if self._shutting_down or key in self._dirty:
+    def add(self, key: K, priority: Priority = Priority.NORMAL) -> None:
+        if self._shutting_down:
+            return
+        if key in self._dirty:
+            if key in self._processing:
+                self._dirty_priority[key] = max(priority, self._dirty_priority.get(key, priority))
+            elif priority > self._queued.get(key, priority):
+                self._enqueue(key, priority)  # moved up; the entry below goes stale
             return
         self._dirty.add(key)
         self._adds.inc()
         if key in self._processing:
+            self._dirty_priority[key] = priority
             return  # re-queued by done()
-        self._push(key)
+        self._push(key, priority)
 
-    def add_after(self, key: K, delay: float) -> None:
+    def add_after(self, key: K, delay: float, priority: Priority | None = None) -> None:
+        """Add `key` after `delay` seconds; `priority` None: the one it was handed out at (a
+        requeue of the key being processed), else `Priority.NORMAL`."""
         if self._shutting_down:
             return
+        if priority is None:
+            priority = self._processing.get(key, Priority.NORMAL)
         if delay <= 0:
-            self.add(key)
+            self.add(key, priority)
             return
         ready_at = self._clock.now() + delay
+        self._waiting_priority[key] = max(priority, self._waiting_priority.get(key, priority))
         current = self._waiting_at.get(key)
         if current is not None and current <= ready_at:
             return
@@ -98,9 +137,9 @@ class WorkQueue(Generic[K]):
         heapq.heappush(self._waiting, (ready_at, next(self._seq), key))
         self._notify()
 
-    def add_rate_limited(self, key: K) -> None:
+    def add_rate_limited(self, key: K, priority: Priority | None = None) -> None:
         self._retries.inc()
-        self.add_after(key, self._limiter.when(key))
+        self.add_after(key, self._limiter.when(key), priority)
 
     def forget(self, key: K) -> None:
         self._limiter.forget(key)
@@ -125,11 +164,11 @@ class WorkQueue(Generic[K]):
     def get_nowait(self) -> K | None:
         """The next key if one is ready now, else None (for batching and for tests)."""
         self._promote_due()
-        if not self._queue:
+        if not self._queued:
             return None
-        key = self._queue.popleft()
-        self._depth.set(len(self._queue))
-        self._processing.add(key)
+        key, priority = self._pop()
+        self._depth.set(len(self._queued))
+        self._processing[key] = priority
         self._dirty.discard(key)
         now = self._clock.now()
         added = self._added_at.pop(key, None)
@@ -140,12 +179,12 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         """Processing of `key` finished; re-queue it if it was added meanwhile."""
-        self._processing.discard(key)
+        self._processing.pop(key, None)
         started = self._started_at.pop(key, None)
         if started is not None:
             self._work.observe(self._clock.now() - started)
         if key in self._dirty:
-            self._push(key)
+            self._push(key, self._dirty_priority.pop(key, Priority.NORMAL))
         else:
             self._notify()
 
@@ -156,12 +195,13 @@ class WorkQueue(Generic[K]):
         self._shutting_down = True
         self._waiting.clear()
         self._waiting_at.clear()
+        self._waiting_priority.clear()
         self._notify()
 
     async def shut_down_with_drain(self) -> None:
         """Shut down, then wait until every queued and in-flight key is done."""
         self.shut_down()
-        while self._queue or self._processing:
+        while self._queued or self._processing:
             await self._clock.wait(self._changed, None)
 
     @property
@@ -169,7 +209,7 @@ class WorkQueue(Generic[K]):
         return self._shutting_down
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queued)
 
     @property
     def processing(self) -> frozenset[K]:
@@ -179,13 +219,35 @@ class WorkQueue(Generic[K]):
     def waiting(self) -> int:
         return len(self._waiting_at)
 
+    def queued_at(self, key: K) -> Priority | None:
+        """The priority `key` is queued at (None: not queued; for tests and debugging)."""
+        return self._queued.get(key)
+
+    def processing_at(self, key: K) -> Priority | None:
+        """The priority `key` was handed out at (None: not being processed)."""
+        return self._processing.get(key)
+
     # -- internals ------------------------------------------------------------------------
 
-    def _push(self, key: K) -> None:
-        self._queue.append(key)
+    def _push(self, key: K, priority: Priority) -> None:
+        self._enqueue(key, priority)
         self._added_at.setdefault(key, self._clock.now())
-        self._depth.set(len(self._queue))
+        self._depth.set(len(self._queued))
         self._notify()
+
+    def _enqueue(self, key: K, priority: Priority) -> None:
+        self._queued[key] = priority
+        self._queues[priority].append(key)
+
+    def _pop(self) -> tuple[K, Priority]:
+        """The first key of the highest priority (entries left stale by a move up skipped)."""
+        for priority, fifo in self._queues.items():
+            while fifo:
+                key = fifo.popleft()
+                if self._queued.get(key) is priority:
+                    del self._queued[key]
+                    return key, priority
+        raise AssertionError("a queued key is in no FIFO")  # unreachable: _queued is not empty
 
     def _promote_due(self) -> None:
         now = self._clock.now()
@@ -194,7 +256,7 @@ class WorkQueue(Generic[K]):
             if self._waiting_at.get(key) != ready_at:
                 continue  # superseded by an earlier add_after
             del self._waiting_at[key]
-            self.add(key)
+            self.add(key, self._waiting_priority.pop(key, Priority.NORMAL))
 
     def _notify(self) -> None:
         """Wake everyone waiting in `get` (they re-check); a fresh event for the next wait."""

@@ -5,6 +5,15 @@ A member status change marks its resource; each resource is written at most once
 write), only when the aggregate differs from what the hub object already shows, and a 409
 (someone else wrote the object meanwhile) re-reads the object and tries again.
 
+Copies not applied yet are not news on their own: while a placed cluster has no copy yet, the
+resource is held for up to `settle` seconds (counted from when the writer first saw the copy
+missing) and written once the last copy lands or the time is up, whichever comes first. Without
+that, a rollout wrote each template twice or more — once on placement ("not applied yet" in
+every cluster) and again as the copies landed one member at a time — each write a status PUT of
+the whole object and a watch event back to every hub informer (bench/propagation.py: ~1,400
+writes for 1,000 templates on bare apiservers, where no member controller ever adds a status).
+A member that never gets its copy still shows in the status, `settle` seconds late.
+
 A write the hub's apiserver *refuses* (400/422: the members' values made the status invalid,
 or an admission webhook on the hub says no) is not retried as if it were transient: the
 template gets condition ``StatusAggregated=False`` with the apiserver's reason (written on its
@@ -30,7 +39,7 @@ from federation.informers.ratelimit import ItemExponentialLimiter
 from federation.kube import GVK, Discovery, KubeClient, Obj
 from federation.kube.keys import ResourceKey
 from federation.metrics import STATUS_WRITE_ERRORS, STATUS_WRITES
-from federation.runtime import run_workers
+from federation.runtime import Result, run_workers
 from federation.status.aggregate import aggregate_status, merge_conditions, supports_hub_status
 from federation.status.bounds import cut
 from federation.store import EventRow, EventType, ObjectRef
@@ -58,6 +67,7 @@ class StatusWriter:
         placed: PlacedLookup,
         member: MemberLookup,
         min_interval: float = 1.0,
+        settle: float = 10.0,
         workers: int = 4,
         record: EventRecorder | None = None,
         clock: Clock | None = None,
@@ -68,6 +78,7 @@ class StatusWriter:
         self.placed = placed
         self.member = member
         self.min_interval = min_interval
+        self.settle = settle
         self.workers = workers
         self.clock = clock or RealClock()
         self.queue: WorkQueue[ResourceKey] = WorkQueue(
@@ -75,6 +86,8 @@ class StatusWriter:
         )
         self._last_write: dict[ResourceKey, float] = {}
         self._refused: dict[ResourceKey, str] = {}
+        #: Since when a resource has waited for a copy not applied yet (see the docstring).
+        self._missing_since: dict[ResourceKey, float] = {}
         self.record = record
         self.writes = 0
 
@@ -95,8 +108,27 @@ class StatusWriter:
             on_error=self._on_error,
         )
 
-    async def _reconcile(self, key: ResourceKey) -> None:
+    async def _reconcile(self, key: ResourceKey) -> Result | None:
+        held = self._held_for(key)
+        if held is not None:
+            return Result(requeue_after=held)
         await self.write(key)
+        return None
+
+    def _held_for(self, key: ResourceKey) -> float | None:
+        """Seconds `key` is still held because a placed cluster has no copy yet (None: write)."""
+        template, placed = self.template(key), self.placed(key)
+        if (
+            template is None
+            or not supports_hub_status(template)
+            or all(self.member(key, c) is not None for c in placed)
+        ):
+            self._missing_since.pop(key, None)
+            return None
+        now = self.clock.now()
+        since = self._missing_since.setdefault(key, now)
+        left = since + self.settle - now
+        return left if left > 0 else None
 
     async def _on_error(self, key: ResourceKey, exc: FederationError) -> bool:
         """A refusal by the hub (400/422) is reported as a condition and an event; anything

@@ -40,6 +40,7 @@ import anyio
 import asyncpg
 
 from federation.errors import SealingError, StoreError
+from federation.store.coalesce import Coalescer
 from federation.store.db import Connection, init_connection
 from federation.store.repo import (
     checkpoints,
@@ -144,6 +145,8 @@ class Store:
         self._on_health_change = on_health_change
         self._healthy = True
         self.stats = StoreStats()
+        #: Templates registered at the same moment share one upsert (`federation.store.coalesce`).
+        self._registrations: Coalescer[ResourceRow, tuple[ResourceId, bool]] = Coalescer(self._register)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -442,9 +445,17 @@ class Store:
         """Upsert one template: its id, and whether its row is new (so it has no placement).
 
         Written out: the template is sealed before it is sent."""
-        sealed = self._seal_resource(row)
-        found = await self._run(f"resources {row.ref}", lambda c: resources.upsert_resources_new(c, [sealed]))
-        return found[0]
+        return await self._registrations.submit(self._seal_resource(row))
+
+    async def _register(self, rows: Sequence[ResourceRow]) -> list[tuple[ResourceId, bool]]:
+        """One upsert for a batch of sealed templates (one per row should a template come twice,
+        which the upsert refuses; the hub's queue never reconciles one key twice at once)."""
+        if len({r.ref for r in rows}) < len(rows):
+            return [found for r in rows for found in await self._register([r])]
+        return await self._run(
+            lambda: f"resources ({len(rows)} rows: {rows[0].ref}…)",
+            lambda c: resources.upsert_resources_new(c, rows),
+        )
 
     async def save_placement(
         self,

@@ -23,6 +23,7 @@ from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.ledger import PolicyLedger
 from federation.hub.pipeline import Fleet
 from federation.hub.policies import PolicyCache
+from federation.informers import Priority
 from federation.kube import GVK, Obj
 from federation.placement import ClusterSnapshot
 from federation.store import (
@@ -135,12 +136,15 @@ class KeyBag:
 
     def __init__(self) -> None:
         self.keys: dict[ResourceKey, None] = {}
+        #: The priority of each key's last add (the detector's choice, for its tests).
+        self.priorities: dict[ResourceKey, Priority] = {}
 
-    def add(self, key: ResourceKey) -> None:
+    def add(self, key: ResourceKey, priority: Priority = Priority.NORMAL) -> None:
         self.keys[key] = None
+        self.priorities[key] = priority
 
-    def add_after(self, key: ResourceKey, delay: float) -> None:
-        self.add(key)
+    def add_after(self, key: ResourceKey, delay: float, priority: Priority | None = None) -> None:
+        self.add(key, Priority.NORMAL if priority is None else priority)
 
     def take(self, index: int = 0) -> ResourceKey:
         key = list(self.keys)[index % len(self.keys)]
@@ -183,12 +187,12 @@ class FakeHub:
             self.policies.upsert(raw)
         self.bag.keys.clear()
         for template in list(self.templates.values()):
-            self.detector.template_event(ResourceKey.of(template))
+            self.detector.template_event(ResourceKey.of(template), Priority.LOW)  # an initial list
         self.tracker.seal()
         # A template deleted while no controller ran is found by the level-based sweep of what
         # Postgres holds (issue 11, another part's job): modelled here by queueing its key.
         for ref in sorted(self.store.resources.keys() - self.store.deleted, key=str):
-            self.bag.add(ResourceKey(ref.api_group, ref.kind, ref.namespace, ref.name))
+            self.bag.add(ResourceKey(ref.api_group, ref.kind, ref.namespace, ref.name), Priority.LOW)
 
     def _wire(self) -> None:
         self.tracker = DependencyTracker()

@@ -267,3 +267,32 @@ def test_the_ledger_reports_which_policies_changed() -> None:
     assert ledger.note_skipped(key, None, None) == {lk} and ledger.skipped(lk) == []
     assert ledger.govern(key, lk) == {lk} and ledger.govern(key, lk) == set()
     assert ledger.governs_any(lk)
+
+
+# -- what the detector queues at which priority ---------------------------------------------------
+
+
+async def test_an_edit_is_queued_normal_and_a_fan_out_low() -> None:
+    """A policy or fleet change *may* touch every template of a kind: low, so an edit of one
+    template made meanwhile goes first (`federation.informers.Priority`); an edit is normal."""
+    from federation.clusters.changes import FleetChange, FleetChangeKind
+    from federation.informers import Priority
+
+    hub = FakeHub(fleet("m1", "m2"))
+    hub.apply_policy(propagation_policy("pp", kind="ConfigMap", api_version="v1"))
+    a, b = hub.apply(configmap("a")), hub.apply(configmap("b"))
+    assert hub.bag.priorities == {a: Priority.NORMAL, b: Priority.NORMAL}
+    await hub.drain()
+    narrower = propagation_policy(
+        "pp", kind="ConfigMap", api_version="v1", placement={"clusterNames": ["m1"]}
+    )
+    hub.apply_policy(narrower)
+    assert hub.bag.priorities == {a: Priority.LOW, b: Priority.LOW}
+    hub.apply(configmap("a", labels={"edited": "yes"}))
+    assert hub.bag.priorities[a] is Priority.NORMAL
+    await hub.drain()
+    hub.detector.fleet_event(FleetChange("m3", FleetChangeKind.JOINED))
+    assert hub.bag.priorities == {a: Priority.LOW, b: Priority.LOW}
+    await hub.drain()
+    hub.restart()
+    assert {hub.bag.priorities[k] for k in hub.bag.keys} == {Priority.LOW}

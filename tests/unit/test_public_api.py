@@ -132,6 +132,7 @@ def test_kube_and_informers_api() -> None:
             "InformerKey",
             "ItemExponentialLimiter",
             "MaxOfLimiter",
+            "Priority",
             "QueueShutDown",
             "RateLimiter",
             "RealClock",

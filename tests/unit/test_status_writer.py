@@ -125,3 +125,50 @@ async def test_an_unexpected_error_is_retried_and_does_not_end_the_writer() -> N
             assert len(hub.bodies) == 2 and writer.writes == 1
             assert events == []  # neither is a refusal
             writer.queue.shut_down()
+
+
+async def test_copies_not_applied_yet_hold_the_write_until_the_last_lands_or_settle_passes() -> None:
+    """A rollout writes each template once, when its copies have landed, not once on placement
+    and again per member (each write is a PUT of the whole object and a watch event back)."""
+    clock = FakeClock()
+    hub = _Hub()
+    landed: dict[tuple[str, str], Any] = {}
+    writer = StatusWriter(
+        hub=hub,  # type: ignore[arg-type]
+        discovery=_Discovery(),  # type: ignore[arg-type]
+        template=lambda key: {**TEMPLATE, "metadata": {**TEMPLATE["metadata"], "name": key.name}},
+        placed=lambda _key: ["eu", "us"],
+        member=lambda key, cluster: landed.get((key.name, cluster)),
+        settle=10.0,
+        clock=clock,
+    )
+
+    def written(name: str) -> list[dict[str, Any]]:
+        return [b["status"] for b in hub.bodies if b["metadata"]["name"] == name]
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer.run)
+            writer.mark(KEY)  # placed: no copy yet
+            await _settle(clock, 2.0)
+            landed["web", "eu"] = COPY
+            writer.mark(KEY)
+            await _settle(clock, 2.0)
+            assert hub.bodies == []  # us still to come, 4 s of 10 held
+            landed["web", "us"] = COPY
+            writer.mark(KEY)
+            await _settle(clock)
+            assert len(written("web")) == 1 and written("web")[0]["readyReplicas"] == 4
+
+            # A copy that never lands: written when settle has passed, saying so.
+            other = ResourceKey("apps", "Deployment", "shop", "api")
+            landed["api", "eu"] = COPY
+            writer.mark(other)
+            await _settle(clock)
+            await _settle(clock, 9.0)
+            assert written("api") == []
+            await _settle(clock, 1.5)
+            assert len(written("api")) == 1
+            available = {c["type"]: c for c in written("api")[0]["conditions"]}["Available"]
+            assert "us: not applied yet" in available["message"]
+            writer.queue.shut_down()

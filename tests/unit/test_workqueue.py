@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.informers.clock import FakeClock
-from federation.informers.queue import QueueShutDown, WorkQueue
+from federation.informers.queue import Priority, QueueShutDown, WorkQueue
 from federation.informers.ratelimit import (
     ItemExponentialLimiter,
     MaxOfLimiter,
@@ -308,11 +308,88 @@ async def test_add_rate_limited_retries_with_backoff_and_forget_resets() -> None
     assert q.get_nowait() == "k"
 
 
+# -- priorities (controller-runtime's priorityqueue tests, the parts we use) -------------------
+
+
+def drain(q: WorkQueue[str]) -> list[str]:
+    out = []
+    while (key := q.get_nowait()) is not None:
+        out.append(key)
+        q.done(key)
+    return out
+
+
+async def test_a_fresh_event_goes_before_an_initial_list() -> None:
+    q = new_queue()
+    for key in ("l1", "l2", "l3"):
+        q.add(key, Priority.LOW)
+    q.add("fresh")
+    assert drain(q) == ["fresh", "l1", "l2", "l3"]
+
+
+async def test_adding_a_queued_key_at_a_higher_priority_moves_it_up_once() -> None:
+    q = new_queue()
+    for key in ("l1", "l2", "l3"):
+        q.add(key, Priority.LOW)
+    q.add("l3")
+    assert q.queued_at("l3") is Priority.NORMAL
+    assert len(q) == 3
+    q.add("l3", Priority.LOW)  # never down
+    assert q.queued_at("l3") is Priority.NORMAL
+    assert drain(q) == ["l3", "l1", "l2"]
+
+
+async def test_an_add_while_processing_requeues_at_the_highest_priority_it_was_added_with() -> None:
+    q = new_queue()
+    q.add("k", Priority.LOW)
+    q.add("other", Priority.LOW)
+    assert q.get_nowait() == "k"
+    q.add("k", Priority.LOW)
+    q.add("k")
+    q.add("k", Priority.LOW)
+    q.done("k")
+    assert q.queued_at("k") is Priority.NORMAL
+    assert drain(q) == ["k", "other"]
+
+
+async def test_a_requeue_keeps_the_priority_the_key_was_handed_out_at() -> None:
+    clock = FakeClock()
+    q = new_queue(clock)
+    q.add("low", Priority.LOW)
+    assert q.get_nowait() == "low"
+    q.add_rate_limited("low")
+    q.add_after("low", 0.001)
+    q.done("low")
+    q.add("late", Priority.LOW)
+    await clock.advance(1.0)
+    assert drain(q) == ["late", "low"]  # FIFO within LOW: "low" came back after "late"
+    q.add("n")
+    assert q.get_nowait() == "n"
+    q.add_after("n", 0.5)
+    q.done("n")
+    q.add("late", Priority.LOW)
+    await clock.advance(1.0)
+    assert q.get_nowait() == "n" and q.processing_at("n") is Priority.NORMAL
+
+
+async def test_a_low_key_moved_up_then_queued_low_again_is_handed_out_once() -> None:
+    q = new_queue()
+    q.add("a", Priority.LOW)
+    q.add("b", Priority.LOW)
+    q.add("a")
+    assert q.get_nowait() == "a"
+    q.done("a")
+    q.add("a", Priority.LOW)
+    assert drain(q) == ["a", "b"]  # its older entry below is valid again; the newer one is skipped
+    assert len(q) == 0 and q.get_nowait() is None
+
+
 # -- properties ---------------------------------------------------------------------------
 
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.sampled_from("abcde")),
+        st.tuples(st.just("add_low"), st.sampled_from("abcde")),
         st.tuples(st.just("get"), st.integers(0, 3)),
         st.tuples(st.just("done"), st.integers(0, 3)),
     ),
@@ -325,25 +402,30 @@ ops = st.lists(
 def test_random_schedules_never_overlap_a_key_and_never_lose_an_add(
     schedule: list[tuple[str, object]],
 ) -> None:
-    """Four workers take, hold and finish keys in random orders while keys are added.
+    """Four workers take, hold and finish keys in random orders while keys are added, at
+    either priority.
 
-    Invariants: a key is never held by two workers; once everyone is done, every add was
-    followed by a processing that started after it (no lost update), and nothing is left.
+    Invariants: a key is never held by two workers; no key is handed out while a key of a
+    higher priority is queued; once everyone is done, every add was followed by a processing
+    that started after it (no lost update), and nothing is left.
     """
     q: WorkQueue[str] = WorkQueue(f"prop-{next(_names)}", clock=FakeClock())
     held: dict[int, str] = {}
     needs_processing: set[str] = set()
     for op, arg in schedule:
-        if op == "add":
-            q.add(str(arg))
+        if op in ("add", "add_low"):
+            q.add(str(arg), Priority.NORMAL if op == "add" else Priority.LOW)
             needs_processing.add(str(arg))
         elif op == "get":
             worker = int(str(arg))
             if worker in held:
                 continue
+            best = max((p for k in "abcde" if (p := q.queued_at(k)) is not None), default=None)
             key = q.get_nowait()
             if key is None:
+                assert best is None
                 continue
+            assert q.processing_at(key) == best, f"{key} handed out before a key of priority {best}"
             assert key not in held.values(), f"{key} handed to two workers"
             held[worker] = key
             needs_processing.discard(key)
