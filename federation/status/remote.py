@@ -7,7 +7,7 @@ a cache of what that member's propagator collected into `member_status` (every p
 its copies' statuses there in batches anyway), shaped as the part of a member object
 aggregation reads: its status, and the spec fields health assessment uses (from what was applied).
 
-The cache follows the table: a notification after every batch written (migration 0007's trigger)
+The cache follows the table: a notification after every batch written (migration 0006's trigger)
 makes the next read prompt; a read every `catch_up` seconds, of what was collected since the
 last one, makes a lost notification only a delay; and a full reload every `resync` seconds
 drops what left the table (works deleted). Reads by ``collected_at`` go back `slack` seconds:

@@ -3,7 +3,7 @@
 Replicas hint each other through the database they share (no other channel between them exists
 or is needed): the leader's hub side tells a member's owner that the member's works changed
 (``federation_works``, the cluster as payload), and every batch of member statuses notifies the
-leader (``federation_member_status``, sent by a trigger: migration 0007). A notification is only
+leader (``federation_member_status``, sent by a trigger: migration 0006). A notification is only
 ever a hint: everyone also polls, so a lost one (the connection dropped; Postgres restarted)
 delays and never loses. That is why `on_connect` is called after every (re)connection: the
 caller catches up on what it may have missed while not listening.

@@ -295,7 +295,7 @@ class ClusterLease(Base):
 
 
 class ControllerReplica(Base):
-    """A live controller replica (migration 0007): each heartbeats its own row, and every replica
+    """A live controller replica (migration 0006): each heartbeats its own row, and every replica
     derives the owner of each member cluster from the live ones (`federation.propagate.shard`)."""
 
     __tablename__ = "controller_replicas"

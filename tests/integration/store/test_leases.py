@@ -1,5 +1,5 @@
 """The store's side of sharding members over replicas (`federation.store.repo.leases`,
-`collected`, migration 0007's notification): real Postgres, one database per test."""
+`collected`, migration 0006's notification): real Postgres, one database per test."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     revisions = await migrate.upgrade(empty_url)
     assert revisions.before is None
-    assert revisions.after == migrate.head_revision() == "0007"
+    assert revisions.after == migrate.head_revision() == "0006"
     found = await relations(empty_url)
     for table in TABLES:
         assert found.get(table) == "r", table
@@ -58,7 +58,7 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     assert found.get("controller_replicas") == "r"
     revisions = await migrate.downgrade(empty_url, "0005")
-    assert (revisions.before, revisions.after) == ("0007", "0005")
+    assert (revisions.before, revisions.after) == ("0006", "0005")
     assert "controller_replicas" not in await relations(empty_url)
 
     rejected = "INSERT INTO events (event_key, type) VALUES (gen_random_uuid(), 'StatusRejected')"
@@ -88,8 +88,8 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert set(await relations(empty_url)) == {"alembic_version"}
 
     revisions = await migrate.upgrade(empty_url, "head")
-    assert (revisions.before, revisions.after) == (None, "0007")
-    assert await migrate.current(empty_url) == "0007"
+    assert (revisions.before, revisions.after) == (None, "0006")
+    assert await migrate.current(empty_url) == "0006"
     assert set(TABLES) | VIEW_NAMES <= set(await relations(empty_url))
 
 
@@ -109,4 +109,4 @@ async def test_the_comparison_does_see_a_difference(database_url: str) -> None:
 
 async def test_upgrading_twice_is_a_no_op(database_url: str) -> None:
     revisions = await migrate.upgrade(database_url)
-    assert revisions.before == revisions.after == "0007"
+    assert revisions.before == revisions.after == "0006"

@@ -5,9 +5,7 @@ channel ``federation_member_status`` after every batch a propagator writes, so t
 aggregates status into the hub) learns at once of members whose propagators run on another
 replica (a lost notification only delays: the leader also scans by ``collected_at``).
 
-Revises 0005: if 0006 (the hub side's) lands first, this one revises it instead.
-
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-27
 """
@@ -19,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
