@@ -657,7 +657,17 @@ async def test_member_status_values_are_bounded_and_a_refused_hub_write_is_repor
     await eventually(clamped, timeout=30, what="the hub status clamped to int32")
     hub_big = get(fleet, "hub", "deployment", "big", namespace)
     assert hub_big is not None  # a status write keeps what the object's metadata holds
-    assert "federation.io/cleanup" in hub_big["metadata"]["finalizers"]
+    # Our caches drop managedFields (issue 12): a status write of a cached template must keep the
+    # live ones (the apiserver keeps them when a request carries none), or the tenant's own
+    # field ownership, and with it their next server-side apply, would be wiped by the hub side.
+    shown = kubectl(
+        fleet, "hub", "-n", namespace, "get", "deployment", "big", "-o", "json", "--show-managed-fields"
+    )
+    managers = {e.get("manager") for e in json.loads(shown)["metadata"].get("managedFields") or []}
+    assert any(m and m.startswith("kubectl") for m in managers), managers
+    assert "federation.io/cleanup" not in (
+        hub_big["metadata"].get("finalizers") or []
+    )  # no finalizer since issue 12
     assert hub_big["metadata"]["annotations"]["team"] == "platform"
     assert controller.metric("federation_hub_status_write_errors_total") == 0
 
