@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,37 @@ class Seen:
 
     def count(self, tag: str) -> int:
         return sum(1 for (_c, _n, t) in self.first if t == tag)
+
+
+async def wait_settled(proc: ControllerProcess) -> None:
+    """Until the controller has finished what a bulk rollout left (template reconciles, hub
+    status writes): single updates are then measured unsaturated."""
+    with anyio.fail_after(300):
+        while any(
+            polled(proc, "workqueue_depth", name=q)
+            + polled(proc, "workqueue_unfinished_work_seconds", name=q)
+            for q in ("hub-status", "hub-resources")
+        ):
+            await anyio.sleep(0.2)
+
+
+async def single_updates(
+    hub: KubeClient, res: Any, seen: Seen, members: Iterable[str], namespace: str, *, count: int
+) -> list[float]:
+    """Hub write → first seen on every member, one Deployment at a time, 200 ms apart."""
+    members = list(members)
+    latencies: list[float] = []
+    for i in range(count):
+        obj = deployment(i, namespace, tag="2")
+        t = time.time()
+        await hub.apply(res, obj, field_manager="bench")
+        name = obj["metadata"]["name"]
+        with anyio.fail_after(60):
+            while not all((m, name, "2") in seen.first for m in members):
+                await anyio.sleep(0.005)
+        latencies.extend(seen.first[(m, name, "2")] - t for m in members)
+        await anyio.sleep(0.2)
+    return latencies
 
 
 async def controller_run(
@@ -264,24 +296,8 @@ async def controller_run(
 
             # Not saturated: first let the controller finish what the bulk rollout left (status
             # writes of 1,000 Deployments), then change one template every 200 ms.
-            with anyio.fail_after(300):
-                while any(
-                    polled(proc, "workqueue_depth", name=q)
-                    + polled(proc, "workqueue_unfinished_work_seconds", name=q)
-                    for q in ("hub-status", "hub-resources")
-                ):
-                    await anyio.sleep(0.2)
-            single: list[float] = []
-            for i in range(50):
-                obj = deployment(i, ns, tag="2")
-                t = time.time()
-                await hub.apply(hub_res, obj, field_manager="bench")
-                name = obj["metadata"]["name"]
-                with anyio.fail_after(60):
-                    while not all((m, name, "2") in seen.first for m in members):
-                        await anyio.sleep(0.005)
-                single.extend(seen.first[(m, name, "2")] - t for m in members)
-                await anyio.sleep(0.2)
+            await wait_settled(proc)
+            single = await single_updates(hub, hub_res, seen, members, ns, count=50)
             results["single_p50"], results["single_p99"] = pct(single, 0.5), pct(single, 0.99)
             results["single_slowest"] = sorted(single)[-6:]
 

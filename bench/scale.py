@@ -47,7 +47,9 @@ from bench.propagation import (  # noqa: E402
     fleet_cpu,
     pct,
     proc_usage,
+    wait_settled,
 )
+from bench.propagation import single_updates as single_updates_from  # noqa: E402
 from federation.devfleet import LocalFleet  # noqa: E402
 from federation.devfleet.members import install_crds, join_members  # noqa: E402
 from federation.errors import PortInUseError, StartupError  # noqa: E402
@@ -384,25 +386,9 @@ async def single_updates(
             tg.start_soon(inf.run)
         for inf in informers:
             await inf.wait_for_sync()
-        with anyio.fail_after(300):
-            while any(
-                proc.metric("workqueue_depth", name=q)
-                + proc.metric("workqueue_unfinished_work_seconds", name=q)
-                for q in ("hub-status", "hub-resources")
-            ):
-                await anyio.sleep(0.2)
+        await wait_settled(proc)
         res = await Discovery(hub).resource_for(DEPLOYMENT)
-        latencies: list[float] = []
-        for i in range(count):
-            obj = deployment(i, FED_NS, tag="2")
-            t = time.time()
-            await hub.apply(res, obj, field_manager="bench")
-            name = obj["metadata"]["name"]
-            with anyio.fail_after(60):
-                while not all((m, name, "2") in seen.first for m in clients):
-                    await anyio.sleep(0.005)
-            latencies.extend(seen.first[(m, name, "2")] - t for m in clients)
-            await anyio.sleep(0.2)
+        latencies = await single_updates_from(hub, res, seen, clients, FED_NS, count=count)
         tg.cancel_scope.cancel()
     return latencies
 
