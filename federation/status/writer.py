@@ -12,7 +12,9 @@ that, a rollout wrote each template twice or more — once on placement ("not ap
 every cluster) and again as the copies landed one member at a time — each write a status PUT of
 the whole object and a watch event back to every hub informer (bench/propagation.py: ~1,400
 writes for 1,000 templates on bare apiservers, where no member controller ever adds a status).
-A member that never gets its copy still shows in the status, `settle` seconds late.
+Measured so far it has not lowered that count (still ~1,400 after it, on a loaded and on a quiet
+machine): where the other writes come from is open in issue 12's note. A member that never gets
+its copy still shows in the status, `settle` seconds late.
 
 A write the hub's apiserver *refuses* (400/422: the members' values made the status invalid,
 or an admission webhook on the hub says no) is not retried as if it were transient: the
