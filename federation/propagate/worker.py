@@ -44,7 +44,6 @@ from federation.informers import Handlers, Informer
 from federation.informers.ratelimit import exponential
 from federation.kube import GVK, Obj
 from federation.kube.keys import ResourceKey
-from federation.kube.throttle import stop_signal
 from federation.logs import RECONCILE_ID
 from federation.metrics import (
     APPLY_DURATION,
@@ -174,32 +173,30 @@ class ClusterPropagator:
         works claimed but not started are released: the next propagator of this member
         (`federation.propagate.fleet` restarts one) claims them at once, not a lease later.
         Either way our handlers leave the member's informers, which outlive us."""
-        with stop_signal() as stopping:  # our tasks stop waiting for tokens once we stop
-            try:
-                await self._load_index()
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._flush_loop)
-                    tg.start_soon(self._record_loop)
-                    tg.start_soon(self._check_after_sync)
-                    try:
-                        await self._claim_loop()
-                    finally:
-                        self._stopping = True
-                        stopping.set()
-                        tg.cancel_scope.cancel()
-                        # Applies still waiting for a token of this member have not started: they
-                        # are recorded as retries, not waited for (a slow member's bucket can hold
-                        # a worker per queued write for minutes).
-                        self.applier.client.throttle.abandon_waits()
-                        with anyio.CancelScope(shield=True):
-                            await self._write_results()  # what finished during the shutdown
-            except Exception:
-                with anyio.CancelScope(shield=True):
-                    await self._release_unstarted()
-                raise
-            finally:
-                for remove in self._unwatch:
-                    remove()
+        try:
+            await self._load_index()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._flush_loop)
+                tg.start_soon(self._record_loop)
+                tg.start_soon(self._check_after_sync)
+                try:
+                    await self._claim_loop()
+                finally:
+                    self._stopping = True
+                    tg.cancel_scope.cancel()
+                    # Applies still waiting for a token of this member have not started: they
+                    # are recorded as retries, not waited for (a slow member's bucket can hold
+                    # a worker per queued write for minutes).
+                    self.applier.client.throttle.abandon_waits()
+                    with anyio.CancelScope(shield=True):
+                        await self._write_results()  # what finished during the shutdown
+        except Exception:
+            with anyio.CancelScope(shield=True):
+                await self._release_unstarted()
+            raise
+        finally:
+            for remove in self._unwatch:
+                remove()
 
     async def _release_unstarted(self) -> None:
         unstarted, self._unstarted = list(self._unstarted), set()
