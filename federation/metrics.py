@@ -146,6 +146,11 @@ CONFLICTS = Counter("federation_conflicts_total", "Works that met an object they
 CLAIM_ROUNDS = Counter(
     "federation_claim_rounds_total", "Times a propagator asked Postgres for due works.", ["cluster"]
 )
+CLAIMS_RENEWED = Counter(
+    "federation_claims_renewed_total",
+    "Leases of claimed works extended while they waited for a slow member (not re-claimed).",
+    ["cluster"],
+)
 WORKS_BACKLOG = Gauge("federation_works_in_flight", "Works being applied right now.", ["cluster"])
 
 # -- reconciles (controller-runtime's names) ----------------------------------------------

@@ -49,6 +49,7 @@ from federation.metrics import (
     APPLY_DURATION,
     APPLY_RESULTS,
     CLAIM_ROUNDS,
+    CLAIMS_RENEWED,
     CONFLICTS,
     DRIFT_EVENTS,
     MEMBER_WRITES,
@@ -137,6 +138,7 @@ class ClusterPropagator:
         self._informers: dict[GVK, Informer] = {}
         self._unwatch: list[Callable[[], None]] = []  # takes our handlers off them
         self._unstarted: set[WorkId] = set()  # claimed, not started: released on a crash
+        self._held: dict[WorkId, int] = {}  # claimed, not yet done: id -> claimed version
         self.applier = Applier(
             cluster=self.cluster,
             client=self.member.client,
@@ -179,6 +181,7 @@ class ClusterPropagator:
                 tg.start_soon(self._flush_loop)
                 tg.start_soon(self._record_loop)
                 tg.start_soon(self._check_after_sync)
+                tg.start_soon(self._renew_loop)
                 try:
                     await self._claim_loop()
                 finally:
@@ -197,6 +200,30 @@ class ClusterPropagator:
         finally:
             for remove in self._unwatch:
                 remove()
+
+    async def _renew_loop(self) -> None:
+        """Keep the leases of the works we hold while they wait and apply.
+
+        A batch is claimed at once but applied at the member's pace: behind a slow member's
+        token bucket (or a slow apiserver) its last works start minutes later. Were their leases
+        let lapse, the next claim round would take them again under a new version, and every
+        apply finishing after that would be stale and not recorded: a member slower than one
+        lease per batch would never progress. A lease still lapses when its holder dies."""
+        interval = max(self.settings.lease_seconds / 3, 0.5)
+        while True:
+            await anyio.sleep(interval)
+            held = list(self._held.items())
+            if not held:
+                continue
+            try:
+                renewed = await self.store.renew_claims(
+                    self.holder, held, lease_seconds=self.settings.lease_seconds
+                )
+            except StoreError as exc:
+                log.warning("renewing %d claims failed: %s", len(held), exc, extra=self._extra)
+                continue
+            CLAIMS_RENEWED.labels(self.cluster).inc(renewed)
+            log.debug("renewed %d of %d claims", renewed, len(held), extra=self._extra)
 
     async def _release_unstarted(self) -> None:
         unstarted, self._unstarted = list(self._unstarted), set()
@@ -298,6 +325,7 @@ class ClusterPropagator:
                         entry.queued_at = anyio.current_time()
                         await self._watch(GVK.of(work.desired))
                         self._unstarted.add(work.id)
+                        self._held[work.id] = work.version
                         tg.start_soon(self._process, work, limiter)
                     if len(claimed) == self.settings.batch:
                         continue  # a backlog: claim the next batch at once
@@ -332,6 +360,8 @@ class ClusterPropagator:
                     self._in_flight -= 1
                     APPLY_DURATION.labels(self.cluster).observe(anyio.current_time() - started)
         finally:
+            if self._held.get(work.id) == work.version:
+                del self._held[work.id]
             del self._active[key]
             done.set()
 

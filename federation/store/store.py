@@ -404,6 +404,7 @@ class Store:
     count_works = unit_of_work(works.count_works, "works resource_id={resource_id}")
     finish_deletion = unit_of_work(works.finish_deletion, "works id={work_id}")
     release_claims = unit_of_work(works.release_claims, "works claimed_by={holder}")
+    renew_claims = unit_of_work(works.renew_claims, "works claimed_by={holder}")
     release_foreign_claims = unit_of_work(works.release_foreign_claims, "works claimed_by")
     requeue_work = unit_of_work(works.requeue_work, "works resource_id={resource_id} cluster={cluster}")
     placement_of = unit_of_work(placements.placement_of, "placement_decisions resource_id={resource_id}")

@@ -196,6 +196,12 @@ UPDATE works SET claimed_by = NULL, claimed_until = NULL, version = version + 1
 WHERE claimed_by = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
 """
 
+RENEW = """
+UPDATE works w SET claimed_until = now() + make_interval(secs => $4)
+FROM unnest($2::bigint[], $3::int[]) AS h(id, version)
+WHERE w.id = h.id AND w.version = h.version AND w.claimed_by = $1
+"""
+
 REQUEUE = """
 UPDATE works SET state = 'pending', next_attempt_at = now(), last_error = NULL, version = version + 1,
                  updated_at = now(), claimed_by = NULL, claimed_until = NULL
@@ -330,6 +336,18 @@ async def release_claims(conn: Connection, holder: str, *, work_ids: Sequence[Wo
     """Give back `holder`'s leases (all, or those of `work_ids`) so others may claim at once."""
     ids = None if work_ids is None else list(work_ids)
     return rowcount(await conn.execute(RELEASE, holder, ids))
+
+
+async def renew_claims(
+    conn: Connection, holder: str, held: Sequence[tuple[WorkId, int]], *, lease_seconds: float
+) -> int:
+    """Extend `holder`'s leases of the works in `held` (id, claimed version) that are still as
+    claimed, without a new version: a result recorded later still matches its claim. A work
+    changed or re-claimed meanwhile is left alone. Returns how many were extended."""
+    if not held:
+        return 0
+    ids, versions = [w for w, _ in held], [v for _, v in held]
+    return rowcount(await conn.execute(RENEW, holder, ids, versions, float(lease_seconds)))
 
 
 async def release_foreign_claims(conn: Connection, holder: str) -> int:

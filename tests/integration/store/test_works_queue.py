@@ -114,6 +114,37 @@ async def test_an_expired_lease_is_reclaimed_and_the_old_holder_is_refused(
     assert await other_store.record_apply_results([fresh]) == {theirs.id: theirs.version + 1}
 
 
+async def test_a_renewed_lease_outlives_its_term_and_keeps_the_result_recordable(
+    store: Store, other_store: Store, database_url: str
+) -> None:
+    """A slow member's works wait longer than one lease: their holder renews them, nobody else
+    takes them meanwhile, and the result recorded at the end matches the claim."""
+    await placed_resource(store, "web", ["member-1"])
+    await placed_resource(store, "api", ["member-1"])
+    held, changed = await store.claim_due_works("member-1", holder="slow", limit=2, lease_seconds=1.0)
+    # One of the two is re-claimed under a new version: renewing must leave that one alone.
+    await store.release_claims("slow", work_ids=[changed.id])
+    (other,) = await other_store.claim_due_works("member-1", holder="fast", limit=2, lease_seconds=30)
+    assert other.id == changed.id
+
+    renewed = await store.renew_claims(
+        "slow", [(held.id, held.version), (changed.id, changed.version)], lease_seconds=30
+    )
+    assert renewed == 1, "only the claim still held at its version is extended"
+    rows = {w.work_id: w for w in await store.works_of_cluster("member-1")}
+    assert rows[held.id].version == held.version, "a renewal is not a new version"
+    assert rows[changed.id].claimed_by == "fast"
+
+    async def past_the_first_term() -> bool:
+        (row,) = await query(database_url, "SELECT now() > $1::timestamptz", held.claimed_until)
+        return bool(row[0])
+
+    await eventually(past_the_first_term, timeout=10, what="the first lease's term to pass")
+    assert await other_store.claim_due_works("member-1", holder="fast", limit=2, lease_seconds=30) == []
+    result = ApplyResult(held.id, held.version, WorkState.APPLIED)
+    assert await store.record_apply_results([result]) == {held.id: held.version + 1}
+
+
 async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> None:
     rid = await placed_resource(store, "web", ["member-1"])
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
