@@ -30,6 +30,8 @@ FEDERATION = str(Path(sys.executable).parent / "federation")
 DEFAULT_PORT = 8080
 """The port of `federation run`'s default --listen (127.0.0.1:8080)."""
 TEST_REPLICAS = int(os.environ.get("FEDERATION_TEST_REPLICAS", "1"))
+#: Seconds a controller gets to stop after SIGTERM (Kubernetes gives a pod 30 by default).
+STOP_TIMEOUT = 45
 """Replicas `running_controller` starts (FEDERATION_TEST_REPLICAS): with 2 or more, the tests
 written for one controller run against several sharing the members (`ControllerReplicas`)."""
 
@@ -168,14 +170,22 @@ class ControllerProcess:
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
             return
+        stalled = False
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
+                stalled = True
                 self.proc.kill()
                 self.proc.wait(timeout=30)
         self.proc = None
+        # A controller that does not stop on SIGTERM is a bug (a rolling update would wait out
+        # its grace period and SIGKILL it, unrecorded work and all): it fails the test.
+        assert not stalled, (
+            f"the controller did not stop within {STOP_TIMEOUT}s of SIGTERM (killed); its log:\n"
+            + self.log_tail(40)
+        )
 
     def metrics(self) -> str:
         with self._open("/metrics", timeout=5) as resp:

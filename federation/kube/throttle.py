@@ -11,12 +11,18 @@ The bucket has golang.org/x/time/rate's `Reserve` semantics: each request takes 
 none is left it is told how long until its token exists and the bucket goes into debt, so a
 burst of N requests is spread out at `qps` after the first `burst`. A request cancelled while it
 waits gives its token back, and so does one abandoned (`Throttle.abandon_waits`): a shutdown
-does not wait for the tokens of a slow member's queued writes, which have not started.
+does not wait for the tokens of a slow member's queued writes, which have not started. Nor for
+the next request of a shielded apply already under way: a task started in the context of a
+`stop_signal()` fails any wait for a token once that signal is set (a request with a token at
+hand still goes), so a stopping propagator is not held for minutes by a trickle of tokens.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +36,21 @@ from federation.metrics import KUBE_THROTTLE_SECONDS, KUBE_THROTTLED
 #: its own limiter, and low enough that a fleet-wide burst cannot flood a member with requests.
 DEFAULT_QPS = 500.0
 DEFAULT_BURST = 1000
+_STOPPING: ContextVar[anyio.Event | None] = ContextVar("federation_throttle_stopping", default=None)
+
+
+@contextmanager
+def stop_signal() -> Iterator[anyio.Event]:
+    """A signal for the tasks started inside this block: once set, their requests fail at once
+    instead of waiting for a token (they have not been sent: nothing is half-done)."""
+    event = anyio.Event()
+    token = _STOPPING.set(event)
+    try:
+        yield event
+    finally:
+        _STOPPING.reset(token)
+
+
 #: Longest pause one Retry-After may impose (a member asking for more is retried after this).
 MAX_RETRY_AFTER = 60.0
 
@@ -125,21 +146,30 @@ class Throttle:
         delay = self.bucket.reserve(now)
         if delay <= 0:
             return 0.0
+        stopping = _STOPPING.get()
+        if stopping is not None and stopping.is_set():
+            self.bucket.refund()
+            raise self._abandoned()
         self._m_throttled.inc()
         self._m_seconds["retry-after" if paused else "rate-limit"].inc(delay)
         try:
-            abandoned = await self._clock.wait(self._abandon, delay)
+            # A task under a stop signal answers to its own signal only: a stopping propagator
+            # abandons its own waits, not those of the member's informers sharing this client.
+            abandoned = await self._clock.wait(stopping if stopping is not None else self._abandon, delay)
         except BaseException:
             self.bucket.refund()
             raise
         if abandoned:
             self.bucket.refund()
-            raise ClusterUnreachableError(
-                f"cluster {self.cluster}: the request was abandoned while waiting for the client's rate "
-                "limit (the controller is stopping)",
-                cluster=self.cluster,
-            )
+            raise self._abandoned()
         return delay
+
+    def _abandoned(self) -> ClusterUnreachableError:
+        return ClusterUnreachableError(
+            f"cluster {self.cluster}: the request was abandoned while waiting for the client's rate "
+            "limit (the controller is stopping)",
+            cluster=self.cluster,
+        )
 
     def abandon_waits(self) -> None:
         """Fail every request now waiting for a token (they have not started); later requests

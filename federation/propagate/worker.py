@@ -44,6 +44,7 @@ from federation.informers import Handlers, Informer
 from federation.informers.ratelimit import exponential
 from federation.kube import GVK, Obj
 from federation.kube.keys import ResourceKey
+from federation.kube.throttle import stop_signal
 from federation.logs import RECONCILE_ID
 from federation.metrics import (
     APPLY_DURATION,
@@ -158,6 +159,7 @@ class ClusterPropagator:
         self._in_flight = 0
         self._active: dict[ResourceKey, anyio.Event] = {}
         self._stopping = False
+        self._stop_signal = anyio.Event()  # replaced by run()'s, which its tasks see
         self.loaded = anyio.Event()
         self._extra = {"cluster": self.cluster}
 
@@ -175,31 +177,29 @@ class ClusterPropagator:
         works claimed but not started are released: the next propagator of this member
         (`federation.propagate.fleet` restarts one) claims them at once, not a lease later.
         Either way our handlers leave the member's informers, which outlive us."""
-        try:
-            await self._load_index()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._flush_loop)
-                tg.start_soon(self._record_loop)
-                tg.start_soon(self._check_after_sync)
-                tg.start_soon(self._renew_loop)
-                try:
-                    await self._claim_loop()
-                finally:
-                    self._stopping = True
-                    tg.cancel_scope.cancel()
-                    # Applies still waiting for a token of this member have not started: they
-                    # are recorded as retries, not waited for (a slow member's bucket can hold
-                    # a worker per queued write for minutes).
-                    self.applier.client.throttle.abandon_waits()
-                    with anyio.CancelScope(shield=True):
-                        await self._write_results()  # what finished during the shutdown
-        except Exception:
-            with anyio.CancelScope(shield=True):
-                await self._release_unstarted()
-            raise
-        finally:
-            for remove in self._unwatch:
-                remove()
+        with stop_signal() as stopping:  # our tasks stop waiting for tokens once we stop
+            self._stop_signal = stopping
+            try:
+                await self._load_index()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._flush_loop)
+                    tg.start_soon(self._record_loop)
+                    tg.start_soon(self._check_after_sync)
+                    tg.start_soon(self._renew_loop)
+                    try:
+                        await self._claim_loop()
+                    finally:
+                        self._stopping = True
+                        tg.cancel_scope.cancel()
+                        with anyio.CancelScope(shield=True):
+                            await self._write_results()  # what finished during the shutdown
+            except Exception:
+                with anyio.CancelScope(shield=True):
+                    await self._release_unstarted()
+                raise
+            finally:
+                for remove in self._unwatch:
+                    remove()
 
     async def _renew_loop(self) -> None:
         """Keep the leases of the works we hold while they wait and apply.
@@ -300,38 +300,48 @@ class ClusterPropagator:
     async def _claim_loop(self) -> None:
         limiter = anyio.CapacityLimiter(self.settings.workers)
         async with anyio.create_task_group() as tg:
-            while True:
-                if self.ready():
-                    CLAIM_ROUNDS.labels(self.cluster).inc()
-                    try:
-                        claimed = await self.store.claim_due_works(
-                            self.cluster,
-                            holder=self.holder,
-                            limit=self.settings.batch,
-                            lease_seconds=self.settings.lease_seconds,
-                        )
-                    except StoreError as exc:
-                        log.warning("claiming works failed: %s", exc, extra=self._extra)
-                        claimed = []
-                    if claimed:
-                        log.debug("claimed %d works", len(claimed), extra=self._extra)
-                    fresh = [
-                        w.desired for w in claimed if w.state == WorkState.PENDING and w.applied_hash is None
-                    ]
-                    if fresh:
-                        await self.applier.prefetch_names(fresh)
-                    for work in claimed:
-                        entry = self._remember(work)
-                        entry.queued_at = anyio.current_time()
-                        await self._watch(GVK.of(work.desired))
-                        self._unstarted.add(work.id)
-                        self._held[work.id] = work.version
-                        tg.start_soon(self._process, work, limiter)
-                    if len(claimed) == self.settings.batch:
-                        continue  # a backlog: claim the next batch at once
-                with anyio.move_on_after(self.settings.poll_interval):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+            try:
+                await self._claim_rounds(tg, limiter)
+            finally:
+                # Before this task group waits for its shielded applies: an apply under way
+                # finishes its current request, but none of its next ones waits for a token
+                # (on a member throttled to a trickle, each would wait for minutes); they end
+                # as retries, recorded, and the works are claimed again by the next holder.
+                self._stop_signal.set()
+
+    async def _claim_rounds(self, tg: anyio.abc.TaskGroup, limiter: anyio.CapacityLimiter) -> None:
+        while True:
+            if self.ready():
+                CLAIM_ROUNDS.labels(self.cluster).inc()
+                try:
+                    claimed = await self.store.claim_due_works(
+                        self.cluster,
+                        holder=self.holder,
+                        limit=self.settings.batch,
+                        lease_seconds=self.settings.lease_seconds,
+                    )
+                except StoreError as exc:
+                    log.warning("claiming works failed: %s", exc, extra=self._extra)
+                    claimed = []
+                if claimed:
+                    log.debug("claimed %d works", len(claimed), extra=self._extra)
+                fresh = [
+                    w.desired for w in claimed if w.state == WorkState.PENDING and w.applied_hash is None
+                ]
+                if fresh:
+                    await self.applier.prefetch_names(fresh)
+                for work in claimed:
+                    entry = self._remember(work)
+                    entry.queued_at = anyio.current_time()
+                    await self._watch(GVK.of(work.desired))
+                    self._unstarted.add(work.id)
+                    self._held[work.id] = work.version
+                    tg.start_soon(self._process, work, limiter)
+                if len(claimed) == self.settings.batch:
+                    continue  # a backlog: claim the next batch at once
+            with anyio.move_on_after(self.settings.poll_interval):
+                await self._wake.wait()
+            self._wake = anyio.Event()
 
     # -- one work ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from federation.kube.throttle import (
     Throttle,
     TokenBucket,
     retry_after_seconds,
+    stop_signal,
 )
 from federation.metrics import KUBE_THROTTLE_SECONDS, KUBE_THROTTLED
 
@@ -127,3 +128,37 @@ async def test_abandoned_waits_fail_at_once_and_give_their_tokens_back() -> None
     assert sorted(failed) == ["a", "b"]
     # Both tokens were returned: the next request waits for one token (100 s), not three.
     assert throttle.bucket.reserve(clock.now()) == pytest.approx(100.0)
+
+
+async def test_after_the_stop_signal_a_stopping_task_s_next_request_fails_instead_of_waiting() -> None:
+    """A shielded apply under way when its propagator stops sends its next request only if a
+    token is at hand: a slow member's bucket does not hold the shutdown (SIGTERM) for minutes.
+    Tasks of other contexts (the member's informers) wait as usual."""
+    clock = FakeClock()
+    throttle = Throttle("t-stop", RateLimit(qps=0.01, burst=2), clock=clock)
+    outcomes: dict[str, str] = {}
+
+    async def stopping_propagator() -> None:
+        with stop_signal() as signal:
+            await throttle.wait()  # a token at hand: goes, signal set or not
+            signal.set()
+            try:
+                await throttle.wait()  # the last token: still at hand, goes
+                await throttle.wait()  # none left: fails at once, nothing was sent
+            except ClusterUnreachableError:
+                outcomes["propagator"] = "failed at once"
+
+    async def informer() -> None:
+        await throttle.wait()  # not in the stopping context: waits for its token
+        outcomes["informer"] = "served"
+
+    await stopping_propagator()
+    assert outcomes == {"propagator": "failed at once"}
+    # The refused request gave its token back: the informer waits one token's time (100 s).
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(informer)
+        await anyio.wait_all_tasks_blocked()
+        await clock.advance(99.0)
+        assert "informer" not in outcomes
+        await clock.advance(1.0)
+    assert outcomes["informer"] == "served"
