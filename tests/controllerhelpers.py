@@ -30,10 +30,10 @@ FEDERATION = str(Path(sys.executable).parent / "federation")
 DEFAULT_PORT = 8080
 """The port of `federation run`'s default --listen (127.0.0.1:8080)."""
 TEST_REPLICAS = int(os.environ.get("FEDERATION_TEST_REPLICAS", "1"))
-#: Seconds a controller gets to stop after SIGTERM (Kubernetes gives a pod 30 by default).
-STOP_TIMEOUT = 45
 """Replicas `running_controller` starts (FEDERATION_TEST_REPLICAS): with 2 or more, the tests
 written for one controller run against several sharing the members (`ControllerReplicas`)."""
+#: Seconds a controller gets to stop after SIGTERM (Kubernetes gives a pod 30 by default).
+STOP_TIMEOUT = 45
 
 
 class ControllerProcess:
