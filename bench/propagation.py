@@ -478,6 +478,7 @@ async def main_async(args: argparse.Namespace) -> None:
             v: polled(proc, "federation_kube_requests_total", float("nan"), cluster="hub", verb=v)
             for v in ("get", "list", "watch", "patch", "update", "apply", "create")
         }
+        results["template_status_writes"] = polled(proc, "federation_hub_status_writes_total", float("nan"))
         results["gc"] = {
             f"gen{g}": (
                 polled(proc, "federation_gc_pause_seconds_count", float("nan"), generation=str(g)),
@@ -546,7 +547,11 @@ async def main_async(args: argparse.Namespace) -> None:
     print("hub-resources queue depth at each single update after the restart:", rp["depths"])
     print("controller GC pauses (count, total seconds):", results["gc"])
     print("single updates, slowest member latencies (s):", [round(x, 3) for x in results["single_slowest"]])
-    print("controller requests to the hub by verb:", results["hub_requests"])
+    print(
+        "controller requests to the hub by verb:",
+        results["hub_requests"],
+        f"(of the updates, template status writes: {results['template_status_writes']:.0f})",
+    )
     print(
         "phases of the bulk rollout (s after the first hub write): "
         + ", ".join(f"{k} {v:.1f}" for k, v in sorted(results["phases"].items(), key=lambda kv: kv[1]))

@@ -6,15 +6,16 @@ write), only when the aggregate differs from what the hub object already shows, 
 (someone else wrote the object meanwhile) re-reads the object and tries again.
 
 Copies not applied yet are not news on their own: while a placed cluster has no copy yet, the
-resource is held for up to `settle` seconds (counted from when the writer first saw the copy
-missing) and written once the last copy lands or the time is up, whichever comes first. Without
-that, a rollout wrote each template twice or more — once on placement ("not applied yet" in
-every cluster) and again as the copies landed one member at a time — each write a status PUT of
-the whole object and a watch event back to every hub informer (bench/propagation.py: ~1,400
-writes for 1,000 templates on bare apiservers, where no member controller ever adds a status).
-Measured so far it has not lowered that count (still ~1,400 after it, on a loaded and on a quiet
-machine): where the other writes come from is open in issue 12's note. A member that never gets
-its copy still shows in the status, `settle` seconds late.
+resource is held and written once the last copy lands, or when `settle` seconds pass without a
+new copy landing (counted from placement, and afresh from each copy that lands: a rollout that
+is moving is waited for, one that is stuck is not). Without that, a rollout wrote each template
+twice or more — once on placement ("not applied yet" in every cluster) and again as the copies
+landed one member at a time — each write a status PUT of the whole object and a watch event
+back to every hub informer (bench/propagation.py: ~1,400 writes for 1,000 templates on bare
+apiservers, where no member controller ever adds a status). Counted from placement only, the
+hold ran out under a bulk rollout whose members' backlogs outlast `settle`, and every template
+placed early was written twice anyway. A member that never gets its copy still shows in the
+status, `settle` seconds after the last copy that did land.
 
 A write the hub's apiserver *refuses* (400/422: the members' values made the status invalid,
 or an admission webhook on the hub says no) is not retried as if it were transient: the
@@ -88,8 +89,9 @@ class StatusWriter:
         )
         self._last_write: dict[ResourceKey, float] = {}
         self._refused: dict[ResourceKey, str] = {}
-        #: Since when a resource has waited for a copy not applied yet (see the docstring).
-        self._missing_since: dict[ResourceKey, float] = {}
+        #: Since when a resource has waited for a copy not applied yet, and how many of its
+        #: copies had landed then (see the docstring).
+        self._missing_since: dict[ResourceKey, tuple[float, int]] = {}
         self.record = record
         self.writes = 0
 
@@ -128,7 +130,11 @@ class StatusWriter:
             self._missing_since.pop(key, None)
             return None
         now = self.clock.now()
-        since = self._missing_since.setdefault(key, now)
+        present = sum(self.member(key, c) is not None for c in placed)
+        since, seen = self._missing_since.get(key, (now, -1))
+        if present > seen:
+            since = now  # a copy landed: the rollout is moving, wait for the rest afresh
+            self._missing_since[key] = (since, present)
         left = since + self.settle - now
         return left if left > 0 else None
 

@@ -127,7 +127,7 @@ async def test_an_unexpected_error_is_retried_and_does_not_end_the_writer() -> N
             writer.queue.shut_down()
 
 
-async def test_copies_not_applied_yet_hold_the_write_until_the_last_lands_or_settle_passes() -> None:
+async def test_copies_not_applied_yet_hold_the_write_until_the_last_lands_or_the_rollout_stalls() -> None:
     """A rollout writes each template once, when its copies have landed, not once on placement
     and again per member (each write is a PUT of the whole object and a watch event back)."""
     clock = FakeClock()
@@ -171,4 +171,18 @@ async def test_copies_not_applied_yet_hold_the_write_until_the_last_lands_or_set
             assert len(written("api")) == 1
             available = {c["type"]: c for c in written("api")[0]["conditions"]}["Available"]
             assert "us: not applied yet" in available["message"]
+
+            # A slow rollout (a member's backlog outlasting settle) that keeps moving: each copy
+            # that lands restarts the wait, so the template is still written once, complete.
+            slow = ResourceKey("apps", "Deployment", "shop", "batch")
+            writer.mark(slow)  # placed
+            await _settle(clock, 8.0)
+            landed["batch", "eu"] = COPY
+            writer.mark(slow)
+            await _settle(clock, 7.0)  # 15 s after placement, 7 after the last copy landed
+            assert written("batch") == []
+            landed["batch", "us"] = COPY
+            writer.mark(slow)
+            await _settle(clock)
+            assert len(written("batch")) == 1 and written("batch")[0]["readyReplicas"] == 4
             writer.queue.shut_down()
