@@ -232,13 +232,63 @@ func choosePort(name string, fixed int, rememberPath string) (int, error) {
 			}
 		}
 	}
+	p, err := freePortBelowEphemeral()
+	if err != nil {
+		return 0, err
+	}
+	return p, remember(rememberPath, p)
+}
+
+// chosenPorts are the ports this process picked already: two clusters never get the same one.
+var (
+	chosenMu    sync.Mutex
+	chosenPorts = map[int]bool{}
+)
+
+// freePortBelowEphemeral picks a free port *below* the kernel's ephemeral range. A port from
+// that range (what listening on :0 returns) can be taken between our choice and the
+// apiserver's bind by any outgoing connection's local end — and 40 apiservers starting at
+// once open thousands (etcd, loopback clients): a fleet of dozens failed with "bind: address
+// already in use". No outgoing connection is ever given a port below the range.
+func freePortBelowEphemeral() (int, error) {
+	low := ephemeralLow()
+	chosenMu.Lock()
+	defer chosenMu.Unlock()
+	base := 20000
+	if low-base < 2000 {
+		base = low / 2
+	}
+	span := low - base
+	start := int(time.Now().UnixNano() % int64(span))
+	for i := 0; i < span; i++ {
+		p := base + (start+i*7919)%span
+		if chosenPorts[p] || !portFree(p) {
+			continue
+		}
+		chosenPorts[p] = true
+		return p, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	p := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	return p, remember(rememberPath, p)
+	chosenPorts[p] = true
+	return p, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's default: 32768).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 4096 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 func remember(path string, port int) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,16 @@ type fleetOptions struct {
 	ports        map[string]int
 	extraArgs    map[string][]string // "" holds the arguments for every cluster
 	progress     string
+	// startConcurrency is how many apiservers start at once.
+	startConcurrency int
+}
+
+// defaultStartConcurrency: twice the cores, at least 4 (a test fleet of hub + 3 starts at once).
+func defaultStartConcurrency() int {
+	if n := 2 * runtime.NumCPU(); n > 4 {
+		return n
+	}
+	return 4
 }
 
 const fleetUsage = `controlplane fleet: start a local fleet and run until SIGINT/SIGTERM.
@@ -70,11 +81,15 @@ func parseFleetFlags(args []string) (*fleetOptions, error) {
 	fs.StringVar(&ports, "ports", "", "fixed apiserver ports, e.g. hub=6443,member-1=6444 (others pick a free one)")
 	fs.Var(&extra, "apiserver-arg", "extra kube-apiserver flag for every cluster (--flag=v) or one cluster (NAME:--flag=v); repeatable")
 	fs.StringVar(&o.progress, "progress", "text", "progress output on stdout: text or json (one event per line)")
+	fs.IntVar(&o.startConcurrency, "start-concurrency", defaultStartConcurrency(), "apiservers starting at once (the others wait their turn; each one's --ready-timeout counts from its own start)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if o.dir == "" {
 		return nil, errors.New("--dir is required")
+	}
+	if o.startConcurrency < 1 {
+		return nil, fmt.Errorf("--start-concurrency must be at least 1, not %d", o.startConcurrency)
 	}
 	if o.progress != "text" && o.progress != "json" {
 		return nil, fmt.Errorf("--progress must be text or json, not %q", o.progress)
@@ -284,11 +299,20 @@ func fleetMain(o *fleetOptions, rep *reporter) error {
 		rep.event("stopped", nil, "fleet stopped")
 	}()
 
-	// Start every apiserver at once; they share the machine's cores, but waiting in
-	// parallel is what makes a warm start fast.
+	// Start the apiservers in parallel, --start-concurrency at a time: waiting in parallel is
+	// what makes a warm start fast, but an apiserver's start is mostly CPU, and 40 of them at
+	// once on 2 cores each took longer than its --ready-timeout.
 	errs := make(chan error, len(members))
+	slots := make(chan struct{}, o.startConcurrency)
 	for _, m := range members {
 		go func(m *apiserver) {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				errs <- ctx.Err()
+				return
+			}
+			defer func() { <-slots }()
 			t0 := time.Now()
 			if err := m.start(ctx, etcd.clientURL, o.readyTimeout); err != nil {
 				errs <- err
