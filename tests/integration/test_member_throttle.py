@@ -86,7 +86,6 @@ async def test_a_throttled_member_does_not_delay_the_others(
     counts = await eventually(fast_members_done, timeout=90, what="every copy in the unthrottled members")
     # ...while the throttled member still has works pending: it did not hold the others back.
     assert counts[SLOW] < N, counts
-    assert proc.metric("federation_kube_client_throttled_total", cluster=SLOW) > 0
     assert proc.metric("federation_kube_client_throttled_total", cluster="member-1") == 0
     # The member informers' caches are sized for /metrics (the copies, without managedFields).
     assert proc.metric("federation_informer_store_bytes", cluster="member-1") > 0
@@ -98,6 +97,13 @@ async def test_a_throttled_member_does_not_delay_the_others(
         return (await applied())[SLOW] > before
 
     await eventually(slow_member_progressed, timeout=120, what=f"one more copy in {SLOW}")
-    # ...and its apiserver never got more than its bucket allows since the client was made
-    # (an upper bound: a slow machine only lowers the count).
-    assert member_requests(proc, SLOW) <= BURST + QPS * (time.monotonic() - started) + 1
+    # Its requests waited for tokens (asked only now: with 2 replicas, the one that ends up
+    # owning the slow member may not have started on it when the others were done).
+    assert proc.metric("federation_kube_client_throttled_total", cluster=SLOW) > 0
+    # ...and its apiserver never got more than the bucket allows since the client was made
+    # (an upper bound: a slow machine only lowers the count). The bucket is each process's own
+    # (client-go's QPS is per client too): with FEDERATION_TEST_REPLICAS=2 each replica is held
+    # to it, and a member handed over between them sees both.
+    bound = BURST + QPS * (time.monotonic() - started) + 1
+    for one in getattr(proc, "replicas", [proc]):
+        assert member_requests(one, SLOW) <= bound, (member_requests(one, SLOW), bound)
