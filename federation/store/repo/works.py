@@ -103,7 +103,12 @@ UPSERT_DESIRED_TEMPLATE = """
         claimed_until = NULL,
         last_error = EXCLUDED.last_error,
         attempts = 0,
-        next_attempt_at = EXCLUDED.next_attempt_at,
+        -- A work still waiting for its first turn keeps its place in the queue: a template
+        -- changed during a bulk rollout is not sent behind the whole backlog for it.
+        next_attempt_at = CASE
+            WHEN w.state = 'pending' AND EXCLUDED.state = 'pending'
+                 AND w.next_attempt_at < EXCLUDED.next_attempt_at THEN w.next_attempt_at
+            ELSE EXCLUDED.next_attempt_at END,
         version = w.version + 1,
         updated_at = now()
     WHERE (w.desired_hash <> EXCLUDED.desired_hash OR w.overwrite <> EXCLUDED.overwrite

@@ -145,6 +145,23 @@ async def test_a_renewed_lease_outlives_its_term_and_keeps_the_result_recordable
     assert await store.record_apply_results([result]) == {held.id: held.version + 1}
 
 
+async def test_a_pending_work_changed_before_its_turn_keeps_its_place_in_the_queue(store: Store) -> None:
+    """A template changed during a bulk rollout is applied at its turn, in its newest version,
+    not sent behind the whole backlog (a retry's backoff, by contrast, is cut short)."""
+    first = await placed_resource(store, "first", ["member-1"])
+    await placed_resource(store, "second", ["member-1"])
+    new = deployment("first", image="nginx:2")
+    await store.save_placement(
+        first,
+        policy_id=None,
+        decisions=[ClusterDecision(cluster="member-1", chosen=True)],
+        desired_works=[desired("member-1", new)],
+    )
+    (head,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    assert head.resource_id == first, "the changed work lost its place"
+    assert head.desired == new, "and it is claimed in its newest version"
+
+
 async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> None:
     rid = await placed_resource(store, "web", ["member-1"])
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
