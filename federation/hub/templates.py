@@ -6,9 +6,10 @@ server-set metadata), so our own status writes and other status-only updates nev
 re-placement. A selected kind the hub does not serve (its CRD is not installed yet) is retried
 whenever discovery may have changed.
 
-Each change says whether it is a fresh event (`Priority.NORMAL`) or part of an initial list
-(`Priority.LOW`: the informer's first list, or the replay of its cache to a handler added
-late), so that a restart's thousands of templates do not delay someone's edit of one.
+Each change says whether it is a fresh event (`Priority.NORMAL`; a creation `Priority.CREATED`,
+just below) or part of an initial list (`Priority.LOW`: the informer's first list, or the replay
+of its cache to a handler added late), so that a restart's thousands of templates, or a bulk of
+new ones, do not delay someone's edit of one.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class TemplateWatcher:
             return Priority.LOW if replaying[0] or not informer.has_synced else Priority.NORMAL
 
         def add(obj: Obj) -> None:
-            self.on_change(ResourceKey.of(obj), priority())
+            # A creation ranks below an edit of an existing template (Priority.CREATED).
+            fresh = priority()
+            self.on_change(ResourceKey.of(obj), Priority.CREATED if fresh is Priority.NORMAL else fresh)
 
         def update(old: Obj, new: Obj) -> None:
             if fingerprint(old) != fingerprint(new):

@@ -327,6 +327,16 @@ async def test_a_fresh_event_goes_before_an_initial_list() -> None:
     assert drain(q) == ["fresh", "l1", "l2", "l3"]
 
 
+async def test_an_edit_goes_before_a_bulk_of_creations_which_go_before_an_initial_list() -> None:
+    q = new_queue()
+    q.add("l1", Priority.LOW)
+    for key in ("new1", "new2"):
+        q.add(key, Priority.CREATED)
+    q.add("edit")
+    q.add("new1")  # a created object edited while still queued moves up, behind the edit
+    assert drain(q) == ["edit", "new1", "new2", "l1"]
+
+
 async def test_adding_a_queued_key_at_a_higher_priority_moves_it_up_once() -> None:
     q = new_queue()
     for key in ("l1", "l2", "l3"):
