@@ -10,11 +10,12 @@ member said it is overloaded.
 The bucket has golang.org/x/time/rate's `Reserve` semantics: each request takes a token; when
 none is left it is told how long until its token exists and the bucket goes into debt, so a
 burst of N requests is spread out at `qps` after the first `burst`. A request cancelled while it
-waits gives its token back, and so does one abandoned (`Throttle.abandon_waits`): a shutdown
-does not wait for the tokens of a slow member's queued writes, which have not started. Nor for
-the next request of a shielded apply already under way: a task started in the context of a
-`stop_signal()` fails any wait for a token once that signal is set (a request with a token at
-hand still goes), so a stopping propagator is not held for minutes by a trickle of tokens.
+waits gives its token back, and so does one abandoned: a task started in the context of a
+`stop_signal()` fails its wait for a token once that signal is set — the waits under way then
+and any later one (a request with a token at hand still goes) — so a stopping propagator is not
+held for minutes by a trickle of tokens, for queued writes that have not started nor for the
+next request of a shielded apply under way. Other tasks sharing the client (the member's
+informers) wait as usual.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Throttle:
         self.cluster = cluster
         self._clock = clock or MonotonicClock()
         self.bucket = TokenBucket(limit, self._clock.now())
-        self._abandon = anyio.Event()
+        self._unstoppable = anyio.Event()  # never set: what a wait outside a stop signal watches
         self._m_throttled = KUBE_THROTTLED.labels(cluster)
         self._m_seconds = {r: KUBE_THROTTLE_SECONDS.labels(cluster, r) for r in ("rate-limit", "retry-after")}
 
@@ -155,7 +156,7 @@ class Throttle:
         try:
             # A task under a stop signal answers to its own signal only: a stopping propagator
             # abandons its own waits, not those of the member's informers sharing this client.
-            abandoned = await self._clock.wait(stopping if stopping is not None else self._abandon, delay)
+            abandoned = await self._clock.wait(stopping if stopping is not None else self._unstoppable, delay)
         except BaseException:
             self.bucket.refund()
             raise
@@ -170,12 +171,6 @@ class Throttle:
             "limit (the controller is stopping)",
             cluster=self.cluster,
         )
-
-    def abandon_waits(self) -> None:
-        """Fail every request now waiting for a token (they have not started); later requests
-        wait as usual. For a shutdown: shielded work must not wait out a slow member's bucket."""
-        self._abandon.set()
-        self._abandon = anyio.Event()
 
     def retry_after(self, seconds: float) -> None:
         """The member said to come back in `seconds`: every request of this client waits."""

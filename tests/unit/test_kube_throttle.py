@@ -120,11 +120,12 @@ async def test_abandoned_waits_fail_at_once_and_give_their_tokens_back() -> None
             await throttle.wait()
         failed.append(name)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(request, "a")
-        tg.start_soon(request, "b")
-        await anyio.wait_all_tasks_blocked()
-        throttle.abandon_waits()
+    with stop_signal() as signal:  # the requests' tasks start under it, as a propagator's do
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request, "a")
+            tg.start_soon(request, "b")
+            await anyio.wait_all_tasks_blocked()
+            signal.set()  # both are waiting for their tokens by now
     assert sorted(failed) == ["a", "b"]
     # Both tokens were returned: the next request waits for one token (100 s), not three.
     assert throttle.bucket.reserve(clock.now()) == pytest.approx(100.0)
