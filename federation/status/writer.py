@@ -124,15 +124,14 @@ class StatusWriter:
     def _held_for(self, key: ResourceKey) -> float | None:
         """Seconds `key` is still held because a placed cluster has no copy yet (None: write)."""
         template, placed = self.template(key), self.placed(key)
-        if (
-            template is None
-            or not supports_hub_status(template)
-            or all(self.member(key, c) is not None for c in placed)
-        ):
+        if template is None or not supports_hub_status(template):
+            self._missing_since.pop(key, None)
+            return None
+        present = sum(self.member(key, c) is not None for c in placed)
+        if present == len(placed):
             self._missing_since.pop(key, None)
             return None
         now = self.clock.now()
-        present = sum(self.member(key, c) is not None for c in placed)
         since, seen = self._missing_since.get(key, (now, -1))
         if present > seen:
             since = now  # a copy landed: the rollout is moving, wait for the rest afresh
