@@ -76,8 +76,11 @@ def timed_get(proc: ControllerProcess, path: str) -> tuple[int, Any, float]:
 def hung(postgres: EmbeddedPostgres) -> Iterator[None]:
     """Every Postgres process stopped (SIGSTOP), then resumed: it hangs rather than refuses."""
     assert postgres.pid is not None
+    # The postmaster first: stopped, it forks no backend after its children are listed (one
+    # forked in between stayed running and answered the API with a 200 on a fresh clone).
+    os.kill(postgres.pid, signal.SIGSTOP)
     pids = [postgres.pid, *child_pids(postgres.pid)]
-    for pid in pids:
+    for pid in pids[1:]:
         os.kill(pid, signal.SIGSTOP)
     try:
         yield
