@@ -59,6 +59,7 @@ from federation.metrics import (
 )
 from federation.propagate.applier import Applier, Outcome, Result, desired_hash, owner_hub
 from federation.propagate.cache import member_copy
+from federation.runtime.slots import PrioritySlots
 from federation.status.bounds import ERROR_LIMIT, cut
 from federation.status.collect import StatusCollector, StatusListener
 from federation.store import (
@@ -114,6 +115,14 @@ class _Entry:
 
 def _object_key(obj: Mapping[str, Any]) -> ResourceKey:
     return ResourceKey.of(obj)
+
+
+def _urgency(work: ClaimedWork) -> int:
+    """0 for a change to what a member already has (an edit, a deletion, a drift repair), 1 for
+    a first apply: a one-line edit made during a bulk rollout goes ahead of the rollout's
+    backlog (`PrioritySlots`), as the hub's queue ranks template creations below edits."""
+    taking_away = work.state in (WorkState.DELETING, WorkState.ORPHANING)
+    return 0 if work.applied_hash is not None or taking_away else 1
 
 
 def _ref(key: ResourceKey) -> ObjectRef:
@@ -298,7 +307,7 @@ class ClusterPropagator:
                 self._seen(live)
 
     async def _claim_loop(self) -> None:
-        limiter = anyio.CapacityLimiter(self.settings.workers)
+        limiter = PrioritySlots(self.settings.workers)
         async with anyio.create_task_group() as tg:
             try:
                 await self._claim_rounds(tg, limiter)
@@ -309,7 +318,7 @@ class ClusterPropagator:
                 # as retries, recorded, and the works are claimed again by the next holder.
                 self._stop_signal.set()
 
-    async def _claim_rounds(self, tg: anyio.abc.TaskGroup, limiter: anyio.CapacityLimiter) -> None:
+    async def _claim_rounds(self, tg: anyio.abc.TaskGroup, limiter: PrioritySlots) -> None:
         while True:
             if self.ready():
                 CLAIM_ROUNDS.labels(self.cluster).inc()
@@ -345,7 +354,7 @@ class ClusterPropagator:
 
     # -- one work ----------------------------------------------------------------------
 
-    async def _process(self, work: ClaimedWork, limiter: anyio.CapacityLimiter) -> None:
+    async def _process(self, work: ClaimedWork, limiter: PrioritySlots) -> None:
         """Process one claimed work, never while another claim of the same object is in flight.
 
         A change of the work clears its claim (`save_placement`), so the next claim round may
@@ -359,7 +368,7 @@ class ClusterPropagator:
             await busy.wait()
         self._active[key] = done = anyio.Event()
         try:
-            async with limiter:
+            async with limiter.slot(_urgency(work)):
                 self._in_flight += 1
                 started = anyio.current_time()
                 try:

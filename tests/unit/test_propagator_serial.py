@@ -19,6 +19,7 @@ import pytest
 from federation.clusters import Member
 from federation.propagate.applier import Outcome, Result
 from federation.propagate.worker import ClusterPropagator
+from federation.runtime.slots import PrioritySlots
 from federation.store import ClaimedWork, ResourceId, WorkState
 from federation.store.rows import WorkId
 
@@ -89,7 +90,7 @@ async def test_a_deletion_claimed_while_the_apply_is_in_flight_waits_for_it() ->
     )
     fake = FakeMember()
     propagator.applier = fake  # type: ignore[assignment]
-    limiter = anyio.CapacityLimiter(4)
+    limiter = PrioritySlots(4)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(propagator._process, claimed(WorkState.PENDING, 2), limiter)
@@ -103,3 +104,16 @@ async def test_a_deletion_claimed_while_the_apply_is_in_flight_waits_for_it() ->
     assert fake.log == ["apply started", "apply done", "delete"]
     assert not fake.exists, "the copy the slow apply created is deleted"
     assert store.finished == [(7, 4)]
+
+
+def test_a_change_to_a_copy_the_member_has_goes_before_first_applies() -> None:
+    from dataclasses import replace
+
+    from federation.propagate.worker import _urgency
+
+    first = claimed(WorkState.PENDING, 1)
+    assert _urgency(first) == 1
+    assert _urgency(replace(first, applied_hash="h0")) == 0  # an edit of an applied copy
+    assert _urgency(replace(first, state=WorkState.DELETING)) == 0
+    assert _urgency(replace(first, state=WorkState.ORPHANING)) == 0
+    assert _urgency(replace(first, state=WorkState.FAILED)) == 1  # a first apply's retry
