@@ -77,6 +77,14 @@ def polled(proc: ControllerProcess, metric: str, failed: float = float("inf"), *
         return failed
 
 
+def loop_lag(proc: ControllerProcess) -> tuple[float, float, float]:
+    """The controller's event-loop lag histogram so far: (sum, count, wakes later than 0.1 s)."""
+    name = "federation_event_loop_lag_seconds"
+    count = polled(proc, f"{name}_count", math.nan)
+    on_time = polled(proc, f"{name}_bucket", math.nan, le="0.1")
+    return polled(proc, f"{name}_sum", math.nan), count, count - on_time
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
@@ -250,6 +258,7 @@ async def controller_run(
                     await anyio.sleep(0.5)
 
             tg.start_soon(watch_db)
+            lag_start = loop_lag(proc)
             t0 = time.time()
             async with anyio.create_task_group() as writers:
                 writers.start_soon(probe_during_bulk)
@@ -263,6 +272,7 @@ async def controller_run(
             # when its apply's result is recorded: a little after the member write, so against
             # us), not from watches on the members: those would cost the shared cores in this run
             # only (the limit run has no observer either).
+            results["loop_lag"] = [b - a for a, b in zip(lag_start, loop_lag(proc), strict=True)]
             results["cpu_bulk_end"] = fleet_cpu(fleet)
             assert proc.proc is not None
             results["controller_cpu_bulk_end"] = proc_usage(proc.proc.pid)[1]
@@ -274,9 +284,14 @@ async def controller_run(
             lat = [at - written[name] for (name, _cluster), at in applied.items() if name not in probes]
             results["bulk_p50"], results["bulk_p99"] = pct(lat, 0.5), pct(lat, 0.99)
             hub_side: list[float] = []
+            slowest: list[tuple[float, float, str]] = []
             during = await probe_latencies(
-                proc.database_url, probes, "probe", len(members), hub_side=hub_side
+                proc.database_url, probes, "probe", len(members), hub_side=hub_side, slowest=slowest
             )
+            results["during_slowest"] = [
+                f"{name} {total:.2f} s (hub side {hub:.2f} s, written at {probes[name] - t0:.1f} s)"
+                for total, hub, name in slowest
+            ]
             results["during_p50"], results["during_p99"] = pct(during, 0.5), pct(during, 0.99)
             results["during_hub_p50"], results["during_hub_p99"] = pct(hub_side, 0.5), pct(hub_side, 0.99)
             results["during_n"] = len(probes)
@@ -339,7 +354,13 @@ async def controller_run(
 
 
 async def probe_latencies(
-    database_url: str, probes: dict[str, float], tag: str, copies: int, *, hub_side: list[float] | None = None
+    database_url: str,
+    probes: dict[str, float],
+    tag: str,
+    copies: int,
+    *,
+    hub_side: list[float] | None = None,
+    slowest: list[tuple[float, float, str]] | None = None,
 ) -> list[float]:
     """Hub write → member applied of each copy of the probed templates at `tag`, from Postgres
     (each work's applied_at once its applied hash is the desired one at that tag). `hub_side`,
@@ -363,6 +384,15 @@ async def probe_latencies(
                 if len(rows) >= len(probes) * copies:
                     if hub_side is not None:
                         hub_side.extend(float(r["registered"]) - probes[r["name"]] for r in rows)
+                    if slowest is not None:
+                        worst = {}
+                        for r in rows:
+                            t = probes[r["name"]]
+                            worst[r["name"]] = max(
+                                worst.get(r["name"], (0.0, 0.0, "")),
+                                (float(r["at"]) - t, float(r["registered"]) - t, r["name"]),
+                            )
+                        slowest.extend(sorted(worst.values())[-3:])
                     return [float(r["at"]) - probes[r["name"]] for r in rows]
                 await anyio.sleep(0.2)  # a benchmark's progress poll, not a test
     finally:
@@ -562,6 +592,13 @@ async def main_async(args: argparse.Namespace) -> None:
     print_cpu_per_object(cpu0, cpu1, cpu2, bulk, controller_bulk, total)
     print("hub-resources queue depth at each single update after the restart:", rp["depths"])
     print("controller GC pauses (count, total seconds):", results["gc"])
+    print("slowest single updates during the bulk:", "; ".join(results["during_slowest"]))
+    lag_sum, lag_count, lag_late = results["loop_lag"]
+    if lag_count:
+        print(
+            f"controller event-loop lag during the bulk: mean {1000 * lag_sum / lag_count:.0f} ms,"
+            f" later than 100 ms in {100 * lag_late / lag_count:.0f}% of {lag_count:.0f} wakes"
+        )
     print("single updates, slowest member latencies (s):", [round(x, 3) for x in results["single_slowest"]])
     print(
         "controller requests to the hub by verb:",

@@ -45,6 +45,7 @@ from federation.leader import LeaderElector
 from federation.propagate.fleet import Propagators
 from federation.propagate.shard import ShardKeeper, ShardSettings
 from federation.propagate.worker import ClusterPropagator, PropagatorSettings
+from federation.runtime.looplag import watch_loop_lag
 from federation.sealing import KEY_FLAG, KeyRing, Sealer
 from federation.server import (
     ReadyCheck,
@@ -256,6 +257,7 @@ class Manager:
         registry.subscribe(lambda _change: self._members_changed())
         tg.start_soon(factory.run)
         tg.start_soon(registry.run)
+        tg.start_soon(watch_loop_lag)
         await registry.loaded.wait()
         if self.sharded:
             self.keeper = ShardKeeper(

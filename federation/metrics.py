@@ -36,6 +36,13 @@ KUBE_THROTTLE_SECONDS = Counter(
     ["cluster", "reason"],
 )
 
+# -- the event loop (federation.runtime.looplag) ---------------------------------------------
+EVENT_LOOP_LAG = Histogram(
+    "federation_event_loop_lag_seconds",
+    "How late the event loop woke a task whose sleep had ended: the process's own saturation.",
+    buckets=_LATENCY_BUCKETS,
+)
+
 # -- informers (federation.informers) -----------------------------------------------------
 WATCH_RESTARTS = Counter(
     "federation_informer_watch_restarts_total",
