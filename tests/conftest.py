@@ -131,39 +131,6 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 @pytest.fixture(scope="session")
 async def hub_crds(fleet: LocalFleet) -> None:
     """Every generated CRD installed on the hub (replacing an older copy) and served."""
-    import yaml
-    from kubernetes_asyncio import client
-    from kubernetes_asyncio.client.exceptions import ApiException
+    from tests.kubehelpers import install_hub_crds
 
-    from federation.api import GROUP, KINDS, VERSION, render_crds
-    from federation.devfleet import HUB
-    from tests.kubehelpers import api_client, eventually
-
-    hub = fleet.clusters[HUB]
-    async with api_client(hub) as api:
-        ext = client.ApiextensionsV1Api(api)
-        for text in render_crds().values():
-            crd = yaml.safe_load(text)
-            name = crd["metadata"]["name"]
-            try:
-                current = await ext.read_custom_resource_definition(name)
-                crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-                await ext.replace_custom_resource_definition(name, crd)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                await ext.create_custom_resource_definition(crd)
-
-        custom = client.CustomObjectsApi(api)
-
-        async def served() -> bool:
-            for model in KINDS.values():
-                try:
-                    await custom.list_cluster_custom_object(GROUP, VERSION, model.crd.plural, limit=1)
-                except ApiException as exc:
-                    if exc.status == 404:
-                        return False
-                    raise
-            return True
-
-        await eventually(served, timeout=60, what="federation.io CRDs served by the hub")
+    await install_hub_crds(fleet)

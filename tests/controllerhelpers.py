@@ -97,6 +97,11 @@ class ControllerProcess:
         response: HTTPResponse = urllib.request.urlopen(self.url + path, timeout=timeout, context=self._ssl)
         return response
 
+    def api(self, path: str, *, timeout: float = 10) -> Any:
+        """GET one path of the controller's HTTP API, as JSON."""
+        with self._open(path, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
     def start(self, *, timeout: float = 90) -> None:
         self.launch()
         self.wait_ready(timeout=timeout)
@@ -245,6 +250,10 @@ class ControllerReplicas:
 
     def metric(self, metric: str, **labels: str) -> float:
         return sum(r.metric(metric, **labels) for r in self.replicas)
+
+    def api(self, path: str, *, timeout: float = 10) -> Any:
+        """Every replica serves the API from the same database: the first answers."""
+        return self.replicas[0].api(path, timeout=timeout)
 
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(f"---- {r.log_path}\n{r.log_tail(n)}" for r in self.replicas)

@@ -14,7 +14,7 @@ import anyio
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from federation.devfleet import ClusterInfo
+from federation.devfleet import ClusterInfo, LocalFleet
 
 T = TypeVar("T")
 
@@ -140,3 +140,42 @@ async def create_crd_and_wait(
             return True
 
         await eventually(established, timeout=timeout, what=f"CRD {name} established in {cluster.name}")
+
+
+async def install_hub_crds(fleet: LocalFleet) -> None:
+    """Every generated CRD installed on the fleet's hub (replacing an older copy) and served."""
+    import yaml
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from federation.api import GROUP, KINDS, VERSION, render_crds
+    from federation.devfleet import HUB
+
+    hub = fleet.clusters[HUB]
+    async with api_client(hub) as api:
+        ext = client.ApiextensionsV1Api(api)
+        for text in render_crds().values():
+            crd = yaml.safe_load(text)
+            name = crd["metadata"]["name"]
+            try:
+                current = await ext.read_custom_resource_definition(name)
+                crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+                await ext.replace_custom_resource_definition(name, crd)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                await ext.create_custom_resource_definition(crd)
+
+        custom = client.CustomObjectsApi(api)
+
+        async def served() -> bool:
+            for model in KINDS.values():
+                try:
+                    await custom.list_cluster_custom_object(GROUP, VERSION, model.crd.plural, limit=1)
+                except ApiException as exc:
+                    if exc.status == 404:
+                        return False
+                    raise
+            return True
+
+        await eventually(served, timeout=60, what="federation.io CRDs served by the hub")

@@ -38,14 +38,21 @@ class ControlPlaneBackend:
         ports: dict[str, int] | None = None,
         apiserver_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        workloads: Sequence[str] = (),
+        node_monitor_grace_period: float = 20.0,
     ) -> None:
         """``env`` is added to ours for the binary and, through it, every apiserver (the Go
-        runtime's GOGC and the like: they are read at a process's start, not by flags)."""
+        runtime's GOGC and the like: they are read at a process's start, not by flags).
+        ``workloads``: the clusters that also run a controller-manager, a scheduler and kwok;
+        ``node_monitor_grace_period``: how long their nodes may stop reporting before they are
+        NotReady (seconds; a real cluster's default is 40)."""
         self.state_dir = state_dir
         self.ready_timeout = ready_timeout
         self.ports = dict(ports or {})
         self.apiserver_args = list(apiserver_args)
         self.env = dict(env or {})
+        self.workloads = list(workloads)
+        self.node_monitor_grace_period = node_monitor_grace_period
         self._proc: subprocess.Popen[str] | None = None
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._state: dict[str, Any] = {}
@@ -74,6 +81,13 @@ class ControlPlaneBackend:
             cmd += ["--ports", ",".join(f"{k}={v}" for k, v in self.ports.items())]
         for arg in self.apiserver_args:
             cmd += ["--apiserver-arg", arg]
+        if self.workloads:
+            cmd += [
+                "--workloads",
+                ",".join(self.workloads),
+                "--node-monitor-grace-period",
+                f"{self.node_monitor_grace_period:g}s",
+            ]
         self._proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,

@@ -31,6 +31,7 @@ import anyio
 from federation.devfleet.backend import ClusterInfo, FleetBackend, Progress
 from federation.devfleet.controlplane import ControlPlaneBackend
 from federation.devfleet.light import LIGHT_ENV, member_args
+from federation.devfleet.nodes import FleetNodes, NodeShape
 from federation.devfleet.postgres import EmbeddedPostgres
 from federation.errors import DevFleetError, StateDirBusyError
 
@@ -140,15 +141,29 @@ class LocalFleet:
         names: Sequence[str] | None = None,
         light: bool = False,
         env: Mapping[str, str] | None = None,
+        workloads: bool = False,
+        nodes_per_member: int = 3,
+        node_shapes: Mapping[str, NodeShape] | None = None,
+        node_monitor_grace_period: float = 20.0,
     ) -> None:
         """``light=True`` starts the members with the light profile (`devfleet.light`): fewer
         API groups and less memory each, for big fleets; the hub is the same either way.
         ``env`` is added to the environment of the control planes (e.g. the Go runtime's GOGC).
+
+        ``workloads=True``: every member also runs a controller-manager, a scheduler and kwok,
+        with ``nodes_per_member`` simulated nodes each (shaped per member by ``node_shapes``,
+        by member name; `NodeShape()` otherwise), so workloads run and report status as in a
+        real cluster (`federation.devfleet.nodes`; faults through `fleet.nodes`). The hub stays
+        a bare apiserver: it holds templates, it runs nothing.
         """
         if members < 0:
             raise DevFleetError(f"members must be 0 or more, not {members}")
-        if (light or env) and backend is not None:
-            raise DevFleetError("light and env are options of the controlplane backend, not of a given one")
+        if (light or env or workloads) and backend is not None:
+            raise DevFleetError(
+                "light, env and workloads are options of the controlplane backend, not of a given one"
+            )
+        if workloads and nodes_per_member < 0:
+            raise DevFleetError(f"nodes_per_member must be 0 or more, not {nodes_per_member}")
         if names is not None and (len(names) != members or HUB in names or len(set(names)) != len(names)):
             raise DevFleetError(
                 f"names {list(names)}: need {members} distinct member names, none called {HUB!r}"
@@ -161,11 +176,19 @@ class LocalFleet:
         if light:
             apiserver_args = [*member_args([n for n in self.names if n != HUB]), *apiserver_args]
             env = {**LIGHT_ENV, **(env or {})}
+        self.workload_members = [n for n in self.names if n != HUB] if workloads else []
+        self.nodes_per_member = nodes_per_member
+        self.node_shapes = dict(node_shapes or {})
+        unknown = set(self.node_shapes) - set(self.workload_members)
+        if unknown:
+            raise DevFleetError(f"node_shapes for {sorted(unknown)}: not workload members of this fleet")
         self.backend: FleetBackend = backend or ControlPlaneBackend(
             self.state_dir / "controlplane",
             ready_timeout=ready_timeout,
             apiserver_args=apiserver_args,
             env=env,
+            workloads=self.workload_members,
+            node_monitor_grace_period=node_monitor_grace_period,
         )
         self.postgres = EmbeddedPostgres(self.state_dir / "postgres") if postgres else None
         self.progress: Progress = progress or (lambda _m: None)
@@ -194,6 +217,8 @@ class LocalFleet:
                 backend=self.backend.name,
             )
             (self.state_dir / STATE_FILE).write_text(json.dumps(self.info.to_json(), indent=2))
+            if self.workload_members:
+                self._start_nodes()
         except BaseException:
             self.stop()
             raise
@@ -271,7 +296,25 @@ class LocalFleet:
             self._lock.close()
             self._lock = None
 
+    def _start_nodes(self) -> None:
+        nodes = self.nodes
+        t0 = time.monotonic()
+        for member in self.workload_members:
+            if not nodes.nodes(member):  # a fleet restarted on its state directory keeps them
+                nodes.add_nodes(member, self.nodes_per_member, self.node_shapes.get(member))
+        for member in self.workload_members:
+            nodes.wait_ready(member, timeout=60)
+        self.progress(
+            f"{self.nodes_per_member} simulated nodes Ready in each of {', '.join(self.workload_members)}"
+            f" ({time.monotonic() - t0:.1f}s)"
+        )
+
     # -- what tests need ---------------------------------------------------------------
+
+    @property
+    def nodes(self) -> FleetNodes:
+        """The simulated nodes of the workload members, and their faults."""
+        return FleetNodes(self.kubeconfig, self.workload_members)
 
     @property
     def clusters(self) -> dict[str, ClusterInfo]:

@@ -4,34 +4,40 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
 // apiserver supervises one cluster's kube-apiserver child process.
 type apiserver struct {
+	child
 	name       string
 	port       int
 	pki        clusterPKI
 	dir        string
-	logPath    string
-	binary     string
 	extraArgs  []string
 	kubeconfig string // this cluster's own kubeconfig, written once the fleet is ready
+	// workloads: the cluster runs a controller-manager, a scheduler and kwok beside the
+	// apiserver, so the ServiceAccount admission plugin stays on (the token controller runs).
+	workloads bool
+	work      *workloadCluster // its components, once started
+}
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the current process has exited
+// startWorkloads starts the cluster's controller-manager, scheduler and kwok.
+func (a *apiserver) startWorkloads(ctx context.Context, logDir string, opts workloadOptions) error {
+	w, err := newWorkloadCluster(a, logDir, opts)
+	if err != nil {
+		return err
+	}
+	a.work = w
+	return w.start(ctx)
 }
 
 func (a *apiserver) server() string { return fmt.Sprintf("https://127.0.0.1:%d", a.port) }
@@ -56,9 +62,13 @@ func (a *apiserver) args(etcdURL string) []string {
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
-		"--disable-admission-plugins=ServiceAccount",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+	}
+	if !a.workloads {
+		// A bare apiserver has no token controller: pods would wait for ServiceAccounts
+		// nobody creates.
+		args = append(args, "--disable-admission-plugins=ServiceAccount")
 	}
 	return append(args, a.extraArgs...)
 }
@@ -66,45 +76,16 @@ func (a *apiserver) args(etcdURL string) []string {
 // start launches the apiserver and waits until /readyz answers ok. On failure the error
 // names the cluster and carries the tail of its log, which is where the reason is.
 func (a *apiserver) start(ctx context.Context, etcdURL string, timeout time.Duration) error {
-	a.mu.Lock()
-	if a.cmd != nil {
-		a.mu.Unlock()
-		return fmt.Errorf("cluster %s: apiserver already running (pid %d)", a.name, a.cmd.Process.Pid)
+	if pid := a.pid(); pid != 0 {
+		return fmt.Errorf("cluster %s: apiserver already running (pid %d)", a.name, pid)
 	}
 	if !portFree(a.port) {
-		a.mu.Unlock()
 		return fmt.Errorf("cluster %s: port %d is already in use by another process", a.name, a.port)
 	}
-	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	exited, err := a.launch(a.args(etcdURL))
 	if err != nil {
-		a.mu.Unlock()
 		return err
 	}
-	fmt.Fprintf(logf, "\n==== controlplane: starting apiserver for %s at %s ====\n", a.name, time.Now().UTC().Format(time.RFC3339))
-	cmd := exec.Command(a.binary, a.args(etcdURL)...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	// Pdeathsig: if the supervisor dies without cleaning up (SIGKILL), the kernel kills the
-	// apiservers too, so no orphan keeps a port.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		a.mu.Unlock()
-		return fmt.Errorf("cluster %s: starting apiserver: %w", a.name, err)
-	}
-	exited := make(chan struct{})
-	a.cmd, a.exited = cmd, exited
-	a.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		a.mu.Lock()
-		if a.cmd == cmd {
-			a.cmd = nil
-		}
-		a.mu.Unlock()
-		close(exited)
-	}()
 	return a.waitReady(ctx, exited, timeout)
 }
 
@@ -177,40 +158,16 @@ func (a *apiserver) httpClient() (*http.Client, error) {
 	}, nil
 }
 
-// stop signals the apiserver and waits for it to exit, killing it after the grace period.
-func (a *apiserver) stop(sig syscall.Signal, grace time.Duration) error {
-	a.mu.Lock()
-	cmd, exited := a.cmd, a.exited
-	a.mu.Unlock()
-	if cmd == nil {
-		return nil
-	}
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(grace):
-	}
-	_ = cmd.Process.Kill()
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("cluster %s: apiserver pid %d did not exit after SIGKILL", a.name, cmd.Process.Pid)
-	}
-}
-
 func (a *apiserver) state() clusterState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	st := clusterState{
 		Name: a.name, Server: a.server(), Port: a.port, Log: a.logPath,
 		Kubeconfig: a.kubeconfig, EtcdPrefix: a.etcdPrefix(),
 	}
-	if a.cmd != nil {
-		st.PID, st.Running = a.cmd.Process.Pid, true
+	if pid := a.pid(); pid != 0 {
+		st.PID, st.Running = pid, true
+	}
+	if a.work != nil {
+		st.Components = a.work.state()
 	}
 	return st
 }

@@ -29,6 +29,9 @@ type fleetOptions struct {
 	progress     string
 	// startConcurrency is how many apiservers start at once.
 	startConcurrency int
+	// workloads are the clusters that also run a controller-manager, a scheduler and kwok.
+	workloads    map[string]bool
+	workloadOpts workloadOptions
 }
 
 // defaultStartConcurrency: twice the cores, at least 4 (a test fleet of hub + 3 starts at once).
@@ -70,8 +73,8 @@ func parseFleetFlags(args []string) (*fleetOptions, error) {
 		fmt.Fprint(fs.Output(), fleetUsage)
 		fs.PrintDefaults()
 	}
-	o := &fleetOptions{ports: map[string]int{}, extraArgs: map[string][]string{}}
-	var clusters, ports string
+	o := &fleetOptions{ports: map[string]int{}, extraArgs: map[string][]string{}, workloads: map[string]bool{}}
+	var clusters, ports, workloads string
 	var extra repeated
 	fs.StringVar(&o.dir, "dir", "", "state directory (etcd data, PKI, kubeconfigs, logs); required")
 	fs.StringVar(&clusters, "clusters", "hub,member-1", "comma-separated cluster names")
@@ -82,6 +85,8 @@ func parseFleetFlags(args []string) (*fleetOptions, error) {
 	fs.Var(&extra, "apiserver-arg", "extra kube-apiserver flag for every cluster (--flag=v) or one cluster (NAME:--flag=v); repeatable")
 	fs.StringVar(&o.progress, "progress", "text", "progress output on stdout: text or json (one event per line)")
 	fs.IntVar(&o.startConcurrency, "start-concurrency", defaultStartConcurrency(), "apiservers starting at once (the others wait their turn; each one's --ready-timeout counts from its own start)")
+	fs.StringVar(&workloads, "workloads", "", "clusters that run workloads: a kube-controller-manager, a kube-scheduler and kwok (simulated nodes) beside the apiserver, e.g. member-1,member-2 (nodes are created by the client: annotate them "+KWOKNodeAnnotation+"=fake)")
+	fs.DurationVar(&o.workloadOpts.nodeMonitorGracePeriod, "node-monitor-grace-period", 20*time.Second, "how long a node may go without renewing its lease before the controller-manager marks it NotReady (kube-controller-manager's flag; 40s in a real cluster)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -124,6 +129,15 @@ func parseFleetFlags(args []string) (*fleetOptions, error) {
 			}
 			o.ports[name] = n
 		}
+	}
+	for _, c := range strings.Split(workloads, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if !seen[c] {
+			return nil, fmt.Errorf("--workloads: %q is not one of --clusters", c)
+		}
+		o.workloads[c] = true
 	}
 	for _, a := range extra {
 		if strings.HasPrefix(a, "--") {
@@ -193,6 +207,8 @@ type clusterState struct {
 	PID        int    `json:"pid"`
 	Running    bool   `json:"running"`
 	EtcdPrefix string `json:"etcdPrefix"`
+	// Components: a workload cluster's controller-manager, scheduler and kwok.
+	Components map[string]componentState `json:"components,omitempty"`
 }
 
 func runFleet(args []string) int {
@@ -263,14 +279,18 @@ func fleetMain(o *fleetOptions, rep *reporter) error {
 		}
 		args := append(append([]string{}, o.extraArgs[""]...), o.extraArgs[name]...)
 		members = append(members, &apiserver{
+			child: child{
+				label:   "cluster " + name + ": apiserver",
+				binary:  self,
+				logPath: filepath.Join(dir, "logs", name+".log"),
+			},
 			name:       name,
 			port:       port,
 			pki:        pki,
 			dir:        cdir,
-			logPath:    filepath.Join(dir, "logs", name+".log"),
-			binary:     self,
 			extraArgs:  args,
 			kubeconfig: filepath.Join(dir, "kubeconfigs", name+".yaml"),
+			workloads:  o.workloads[name],
 		})
 	}
 
@@ -289,6 +309,11 @@ func fleetMain(o *fleetOptions, rep *reporter) error {
 			wg.Add(1)
 			go func(m *apiserver) {
 				defer wg.Done()
+				if m.work != nil {
+					if err := m.work.stop(o.stopTimeout); err != nil {
+						rep.event("warning", map[string]any{"cluster": m.name}, "stopping %s's components: %v", m.name, err)
+					}
+				}
 				if err := m.stop(syscall.SIGTERM, o.stopTimeout); err != nil {
 					rep.event("warning", map[string]any{"cluster": m.name}, "stopping %s: %v", m.name, err)
 				}
@@ -317,6 +342,12 @@ func fleetMain(o *fleetOptions, rep *reporter) error {
 			if err := m.start(ctx, etcd.clientURL, o.readyTimeout); err != nil {
 				errs <- err
 				return
+			}
+			if m.workloads {
+				if err := m.startWorkloads(ctx, filepath.Join(dir, "logs"), o.workloadOpts); err != nil {
+					errs <- err
+					return
+				}
 			}
 			rep.event("cluster-ready", map[string]any{"cluster": m.name, "server": m.server(), "seconds": time.Since(t0).Seconds()},
 				"%s ready at %s (%.1fs)", m.name, m.server(), time.Since(t0).Seconds())

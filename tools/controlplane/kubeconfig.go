@@ -45,3 +45,26 @@ func writeKubeconfigs(dir string, members []*apiserver) (string, error) {
 	path := filepath.Join(dir, "kubeconfig")
 	return path, clientcmd.WriteToFile(*merged, path)
 }
+
+// writeClientKubeconfig writes a kubeconfig for one client of one cluster (a component's own
+// identity), certificates embedded.
+func writeClientKubeconfig(path, cluster, server, caPath, certPath, keyPath string) error {
+	ca, err := os.ReadFile(caPath)
+	if err != nil {
+		return err
+	}
+	cert, err := os.ReadFile(certPath)
+	if err != nil {
+		return err
+	}
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		return err
+	}
+	c := clientcmdapi.NewConfig()
+	c.Clusters[cluster] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	c.AuthInfos[cluster] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
+	c.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: cluster}
+	c.CurrentContext = cluster
+	return clientcmd.WriteToFile(*c, path)
+}

@@ -1,0 +1,204 @@
+"""Members that run workloads: status comes from real controllers, not from the tests.
+
+A fleet of its own (hub + 3 members, each member with a kube-controller-manager, a
+kube-scheduler and kwok playing the kubelets of simulated nodes): a Deployment copy gets a
+ReplicaSet and Pods, the scheduler binds them to nodes, kwok makes them Ready, the member's
+deployment controller counts them — and the hub's aggregated status says what really runs.
+Nothing here writes a member's status.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from federation.devfleet import LocalFleet
+from federation.devfleet.nodes import NodeShape
+from tests.controllerhelpers import ControllerProcess, apply, get, kubectl, running_controller
+from tests.integration.test_propagation import policy
+from tests.kubehelpers import create_namespace, delete_namespace, eventually, install_hub_crds
+
+LABELS = {
+    "member-1": {"region": "eu"},
+    "member-2": {"region": "us"},
+    "member-3": {"region": "ap"},
+}
+
+
+@pytest.fixture(scope="module")
+def workload_fleet() -> Iterator[LocalFleet]:
+    """Hub + 3 workload members, 2 simulated nodes each (capacity 1:2:3 in CPU), own Postgres."""
+    local = LocalFleet(
+        members=3,
+        workloads=True,
+        nodes_per_member=2,
+        node_shapes={
+            "member-1": NodeShape(cpu="2", memory="8Gi"),
+            "member-2": NodeShape(cpu="4", memory="16Gi"),
+            "member-3": NodeShape(cpu="6", memory="24Gi"),
+        },
+        progress=lambda m: print(f"[workload fleet] {m}", file=sys.__stderr__, flush=True),
+    )
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+async def controller(
+    workload_fleet: LocalFleet, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ControllerProcess]:
+    await install_hub_crds(workload_fleet)
+    async with running_controller(
+        workload_fleet,
+        hub_id="itest-workloads",
+        log_dir=tmp_path_factory.mktemp("controller"),
+        labels=LABELS,
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture
+async def ns(workload_fleet: LocalFleet) -> AsyncIterator[str]:
+    name = f"t-work-{secrets.token_hex(3)}"
+    for cluster in workload_fleet.clusters.values():
+        await create_namespace(cluster, name)
+    yield name
+    for cluster in workload_fleet.clusters.values():
+        await delete_namespace(cluster, name)
+
+
+def deployment(name: str, namespace: str, *, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.example.com/app:1",
+                            "resources": {"requests": {"cpu": "100m"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def pods(fleet: LocalFleet, cluster: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+    out = kubectl(fleet, cluster, "get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+    return list(json.loads(out)["items"])
+
+
+async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_ready(
+    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+) -> None:
+    fleet = workload_fleet
+    apply(
+        fleet,
+        "hub",
+        deployment("web", ns, replicas=6),
+        policy(
+            "web",
+            ns,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+            placement={"replicaScheduling": {"type": "Divided"}},
+        ),
+    )
+
+    async def ready_everywhere() -> dict[str, int]:
+        ready = {}
+        for cluster in LABELS:
+            copy = get(fleet, cluster, "deployment", "web", ns)
+            assert copy is not None, f"no copy in {cluster} yet"
+            status = copy.get("status") or {}
+            assert status.get("readyReplicas") == copy["spec"]["replicas"], (cluster, status)
+            ready[cluster] = status["readyReplicas"]
+        return ready
+
+    ready = await eventually(ready_everywhere, timeout=120, what="web Ready in every member")
+    assert sum(ready.values()) == 6 and set(ready.values()) == {2}, ready
+    # The members' own controllers did it: pods exist, bound to the simulated nodes, Ready.
+    for cluster in LABELS:
+        running = pods(fleet, cluster, ns, "app=web")
+        assert len(running) == 2, (cluster, running)
+        for pod in running:
+            assert pod["spec"]["nodeName"].startswith(f"{cluster}-node-"), pod["spec"].get("nodeName")
+            conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+            assert pod["status"]["phase"] == "Running" and conditions.get("Ready") == "True", pod["status"]
+
+    async def hub_ready() -> dict[str, Any]:
+        hub = get(fleet, "hub", "deployment", "web", ns)
+        assert hub is not None
+        status = hub.get("status") or {}
+        assert status.get("readyReplicas") == 6 and status.get("availableReplicas") == 6, status
+        conditions = {c["type"]: c for c in status.get("conditions", [])}
+        assert conditions["Available"]["status"] == "True", conditions
+        return status
+
+    await eventually(hub_ready, timeout=60, what="the hub Deployment aggregated Ready (6/6)")
+
+
+async def test_a_job_completes_in_two_members_and_the_controller_reports_it_healthy(
+    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+) -> None:
+    fleet = workload_fleet
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "once", "namespace": ns},
+        "spec": {
+            "completions": 2,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "run", "image": "registry.example.com/batch:1"}],
+                }
+            },
+        },
+    }
+    apply(
+        fleet,
+        "hub",
+        job,
+        policy(
+            "once",
+            ns,
+            [{"apiVersion": "batch/v1", "kind": "Job", "name": "once"}],
+            placement={"clusterNames": ["member-1", "member-3"]},
+        ),
+    )
+
+    async def completed() -> bool:
+        for cluster in ("member-1", "member-3"):
+            copy = get(fleet, cluster, "job", "once", ns)
+            assert copy is not None, f"no copy in {cluster} yet"
+            conditions = {c["type"]: c["status"] for c in (copy.get("status") or {}).get("conditions", [])}
+            assert conditions.get("Complete") == "True", (cluster, copy.get("status"))
+            assert copy["status"].get("succeeded") == 2, copy["status"]
+        return True
+
+    await eventually(completed, timeout=120, what="the Job complete in member-1 and member-3")
+    assert get(fleet, "member-2", "job", "once", ns) is None
+
+    async def reported() -> dict[str, Any]:
+        body = controller.api(f"/api/v1/resources/batch/Job/{ns}/once/clusters")
+        health = {w["cluster"]: w["health"] for w in body["items"]}
+        assert health == {"member-1": "Healthy", "member-3": "Healthy"}, body["items"]
+        return body
+
+    await eventually(reported, timeout=60, what="the controller's API reports the Job Healthy in both")
