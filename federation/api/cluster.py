@@ -44,6 +44,11 @@ class ResourceList(KubeModel):
     pods: str | None = None
 
 
+class NodeCount(KubeModel):
+    total: int = Field(ge=0)
+    ready: int = Field(ge=0)
+
+
 class MemberClusterStatus(KubeModel):
     conditions: tuple[Condition, ...] = Field(
         default=(), description="Ready: the last probe reached the member."
@@ -60,8 +65,16 @@ class MemberClusterStatus(KubeModel):
         default=None,
         ge=0,
         description="Estimated replicas of a reference workload that still fit; what "
-        "replicaScheduling.dynamic: AvailableReplicas divides by.",
+        "replicaScheduling.dynamic: AvailableReplicas divides by when the member's capacity is "
+        "not measured.",
     )  # Beyond issue 4's fields: the dynamic division the issue asks for needs this figure.
+    available: ResourceList | None = Field(
+        default=None,
+        description="Measured by the controller: allocatable minus what the pods on the member's "
+        "Ready, schedulable nodes request. replicaScheduling.dynamic: AvailableReplicas divides it "
+        "by a replica's requests.",
+    )
+    nodes: NodeCount | None = Field(default=None, description="The member's nodes, and how many are Ready.")
 
 
 class MemberCluster(TopLevelObject):

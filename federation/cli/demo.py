@@ -6,8 +6,12 @@ a ConfigMap everywhere, an LLMGatewayConfig custom resource on the GPU clusters,
 Deployment's Secret following it. A table shows every resource in every cluster converging,
 and the hub Deployment's aggregated status.
 
-No kubelets run in the local fleet, so the demo plays the members' deployment controllers
-(it reports every replica ready a moment after the Deployment lands) — said on screen.
+Each member runs what a real cluster runs to make workloads run: a kube-controller-manager, a
+kube-scheduler and kwok playing the kubelets of simulated nodes. A Deployment copy gets a
+ReplicaSet and Pods, the pods are scheduled onto the member's nodes and become Ready, and the
+member's own controllers count them: the replicas in the table come up on their own.
+``--fail CLUSTER`` takes that member's nodes down once everything has converged (the apiserver
+stays up, its nodes stop reporting) and shows the workloads failing over.
 """
 
 from __future__ import annotations
@@ -63,22 +67,40 @@ STATE_COLOURS = {
 @click.option(
     "--timeout", type=float, default=300.0, show_default=True, help="Seconds to converge before failing."
 )
+@click.option(
+    "--fail",
+    "fail",
+    type=click.Choice(list(DEMO_CLUSTERS)),
+    help="Once converged, take this member's nodes down (they stop reporting) and show the "
+    "failover: its copies move to the others and run there.",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 50),
+    default=2,
+    show_default=True,
+    help="Simulated nodes per member (4 CPUs, 16Gi each).",
+)
 @state_dir_option(
     holds="Where the demo's fleet keeps its state (etcd data, certificates, Postgres, the controller's "
     "log and encryption key)",
     under="demo",
 )
-def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path) -> None:
+def demo(
+    port: int, exit_when_converged: bool, timeout: float, fail: str | None, nodes: int, state_dir: Path
+) -> None:
     """Run the demo: a local fleet with the controller propagating examples/, converging live.
 
-    Starts (building on first use) a hub and 3 member clusters plus Postgres on this machine,
-    joins the members, starts the controller, applies examples/, and shows every resource in
-    every cluster until Ctrl-C; then cleans everything up. The status page is at the printed
+    Starts (building on first use) a hub and 3 member clusters plus Postgres on this machine —
+    each member with a controller-manager, a scheduler and simulated nodes, so workloads really
+    run — joins the members, starts the controller, applies examples/, and shows every resource
+    in every cluster until Ctrl-C; then cleans everything up. The status page is at the printed
     URL while it runs.
 
     \b
-    Example:
+    Examples:
       federation demo
+      federation demo --fail eu-west     # then watch eu-west's workloads fail over
     """
     from federation.devfleet import LocalFleet
 
@@ -86,7 +108,12 @@ def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path) 
         raise DevFleetError(f"the examples are not at {EXAMPLES}", hint="run the demo from a checkout")
     state = state_dir
     fleet = LocalFleet(
-        members=len(DEMO_CLUSTERS), names=list(DEMO_CLUSTERS), state_dir=state, progress=progress
+        members=len(DEMO_CLUSTERS),
+        names=list(DEMO_CLUSTERS),
+        state_dir=state,
+        progress=progress,
+        workloads=True,
+        nodes_per_member=nodes,
     )
     with err_console.status("starting the local fleet…"):
         fleet.start()
@@ -98,7 +125,7 @@ def demo(port: int, exit_when_converged: bool, timeout: float, state_dir: Path) 
         anyio.run(_prepare, fleet)
         controller = _start_controller(fleet, state, port)
         anyio.run(_apply_examples, fleet)
-        converged = anyio.run(_watch, fleet, port, exit_when_converged, timeout, stop)
+        converged = anyio.run(_watch, fleet, port, exit_when_converged, timeout, stop, fail)
         if exit_when_converged and not converged:
             raise StartupError(
                 f"the demo did not converge within {timeout:.0f}s; controller log: {state / 'controller.log'}"
@@ -215,89 +242,64 @@ async def _apply_examples(fleet: Any) -> None:
         await hub.close()
 
 
-async def _play_member_controllers(fleet: Any) -> None:
-    """Report every replica of our Deployments ready, as a member's controllers would."""
-    from federation.kube import GVK, Discovery
-
-    clients = {n: await _client(fleet, n) for n in DEMO_CLUSTERS}
-    seen: dict[tuple[str, str], float] = {}
-    try:
-        while True:
-            for name, client in clients.items():
-                try:
-                    res = await Discovery(client).resource_for(GVK("apps", "v1", "Deployment"))
-                    listed = await client.list(res, label_selector=f"federation.io/hub={HUB_ID}")
-                    for obj in listed.get("items") or []:
-                        key = (name, obj["metadata"]["uid"])
-                        first = seen.setdefault(key, time.monotonic())
-                        want = int((obj.get("spec") or {}).get("replicas", 1))
-                        status = obj.get("status") or {}
-                        if time.monotonic() - first < 3 or (
-                            status.get("readyReplicas") == want
-                            and status.get("observedGeneration") == obj["metadata"]["generation"]
-                        ):
-                            continue
-                        obj["apiVersion"], obj["kind"] = "apps/v1", "Deployment"
-                        obj["status"] = {
-                            "observedGeneration": obj["metadata"]["generation"],
-                            "replicas": want,
-                            "updatedReplicas": want,
-                            "readyReplicas": want,
-                            "availableReplicas": want,
-                        }
-                        await client.replace(res, obj, subresource="status")
-                except KubeError:
-                    continue
-            await anyio.sleep(1)  # the pace of a (simulated) controller's resync
-    finally:
-        with anyio.CancelScope(shield=True):
-            for client in clients.values():
-                await client.close()
-
-
 async def _watch(
-    fleet: Any, port: int, exit_when_converged: bool, timeout: float, stop: dict[str, bool]
+    fleet: Any,
+    port: int,
+    exit_when_converged: bool,
+    timeout: float,
+    stop: dict[str, bool],
+    fail: str | None = None,
 ) -> bool:
+    """The live table until Ctrl-C (or convergence); with `fail`, once converged, that member's
+    nodes go down and the table follows the failover to convergence again."""
     from federation.store import Store
 
     store = await Store.connect(fleet.database_url)
     hub = await _client(fleet, "hub")
     converged_at: float | None = None
+    failed_at: float | None = None
     started = time.monotonic()
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_play_member_controllers, fleet)
-            with Live(console=out_console, refresh_per_second=2, transient=False) as live:
-                while not stop["now"]:
-                    table, done = await _table(store)
-                    hub_line, hub_done = await _hub_line(hub)
-                    # Converged means the members are healthy *and* the hub shows it: the
-                    # aggregated status is written back coalesced, so it can trail the store.
-                    if done and hub_done and converged_at is None:
-                        converged_at = time.monotonic()
-                    footer = Text()
-                    footer.append(hub_line + "\n")
+        with Live(console=out_console, refresh_per_second=2, transient=False) as live:
+            while not stop["now"]:
+                table, done = await _table(store, failed=fail if failed_at is not None else None)
+                hub_line, hub_done = await _hub_line(hub)
+                # Converged means the members are healthy *and* the hub shows it: the aggregated
+                # status is written back coalesced, so it can trail the store.
+                if done and hub_done and converged_at is None:
+                    converged_at = time.monotonic()
+                footer = Text()
+                footer.append(hub_line + "\n")
+                footer.append(
+                    "each member runs a controller-manager, a scheduler and simulated nodes (kwok): "
+                    "the replicas above are pods that really run there\n",
+                    style="dim",
+                )
+                footer.append(
+                    f"status page: http://127.0.0.1:{port}/    metrics: http://127.0.0.1:{port}/metrics\n"
+                )
+                if converged_at is not None and fail is not None and failed_at is None:
+                    await anyio.to_thread.run_sync(fleet.nodes.nodes_down, fail)
+                    failed_at, converged_at = time.monotonic(), None
+                    progress(f"took {fail}'s nodes down: they stop reporting; watch its copies move")
+                if failed_at is not None:
                     footer.append(
-                        "member Deployments report ready replicas from the demo itself (no kubelets run "
-                        "in the local fleet)\n",
-                        style="dim",
+                        f"{fail}'s nodes went down {time.monotonic() - failed_at:.0f}s ago: NotReady "
+                        "after the node grace period, failover after the controller's\n",
+                        style="bold yellow",
                     )
+                if converged_at is not None:
                     footer.append(
-                        f"status page: http://127.0.0.1:{port}/    metrics: http://127.0.0.1:{port}/metrics\n"
+                        f"converged in {converged_at - started:.1f}s — try `federation status "
+                        f"deployment/web -n shop --database-url {fleet.database_url}`; Ctrl-C to stop\n",
+                        style="bold green",
                     )
-                    if converged_at is not None:
-                        footer.append(
-                            f"converged in {converged_at - started:.1f}s — try `federation status "
-                            f"deployment/web -n shop --database-url {fleet.database_url}`; Ctrl-C to stop\n",
-                            style="bold green",
-                        )
-                    live.update(Group(table, footer))
-                    if exit_when_converged and converged_at is not None:
-                        break
-                    if exit_when_converged and time.monotonic() - started > timeout:
-                        break
-                    await anyio.sleep(1)
-            tg.cancel_scope.cancel()
+                live.update(Group(table, footer))
+                if exit_when_converged and converged_at is not None:
+                    break
+                if exit_when_converged and time.monotonic() - started > timeout:
+                    break
+                await anyio.sleep(1)
     finally:
         with anyio.CancelScope(shield=True):
             await hub.close()
@@ -305,7 +307,8 @@ async def _watch(
     return converged_at is not None
 
 
-async def _table(store: Any) -> tuple[Table, bool]:
+async def _table(store: Any, *, failed: str | None = None) -> tuple[Table, bool]:
+    """The table, and whether everything converged (with `failed`: nothing left there)."""
     statuses = sorted(await store.resource_statuses(), key=lambda s: (s.ref.kind, s.ref.name))
     table = Table(title="federation demo: every resource in every cluster", title_justify="left")
     table.add_column("resource")
@@ -320,6 +323,8 @@ async def _table(store: Any) -> tuple[Table, bool]:
             if w is None:
                 cells.append(Text("-", style="dim"))
                 continue
+            if cluster == failed:
+                done = False  # converged again once the failed member holds nothing
             replicas = (
                 f" {w.replicas_ready or 0}/{w.replicas_desired}" if w.replicas_desired is not None else ""
             )

@@ -43,19 +43,33 @@ _state_dir_option = state_dir_option(
 )
 @click.option("--no-hub", is_flag=True, help="Start only members (no hub cluster).")
 @click.option("--no-postgres", is_flag=True, help="Do not start the embedded Postgres.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Simulated nodes per member. With 1 or more, each member also runs a controller-manager, "
+    "a scheduler and kwok (the nodes' kubelets), so workloads run and report status; 0: bare "
+    "apiservers, the API only.",
+)
 @_state_dir_option
-def dev_up(members: int, no_hub: bool, no_postgres: bool, state_dir: Path) -> None:
+def dev_up(members: int, no_hub: bool, no_postgres: bool, nodes: int, state_dir: Path) -> None:
     """Start a local fleet in the foreground; Ctrl-C stops it.
 
     \b
-    Example:
+    Examples:
       federation dev up --members 2
+      federation dev up --nodes 3      # members that run workloads, 3 simulated nodes each
       KUBECONFIG=~/.local/share/federation/dev/controlplane/kubeconfig kubectl --context member-1 get ns
     """
-    _run_fleet_in_foreground(members=members, hub=not no_hub, postgres=not no_postgres, state_dir=state_dir)
+    _run_fleet_in_foreground(
+        members=members, hub=not no_hub, postgres=not no_postgres, state_dir=state_dir, nodes=nodes
+    )
 
 
-def _run_fleet_in_foreground(*, members: int, hub: bool, postgres: bool, state_dir: Path) -> None:
+def _run_fleet_in_foreground(
+    *, members: int, hub: bool, postgres: bool, state_dir: Path, nodes: int = 0
+) -> None:
     """Start a LocalFleet, show how to use it, and keep it up until SIGINT/SIGTERM."""
     from federation.devfleet import LocalFleet
 
@@ -68,6 +82,8 @@ def _run_fleet_in_foreground(*, members: int, hub: bool, postgres: bool, state_d
         state_dir=state_dir,
         postgres=postgres,
         progress=lambda m: err_console.print(f"[dim]•[/] {m}", soft_wrap=True),
+        workloads=nodes > 0,
+        nodes_per_member=nodes,
     )
     with err_console.status("starting the local fleet…"):
         info = fleet.start()

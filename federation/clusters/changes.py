@@ -21,6 +21,8 @@ class FleetChangeKind(enum.Enum):
     NOT_READY = "not ready"
     FAILOVER = "unreachable past the grace period: failing over"
     REACHABLE = "reachable again"
+    CAPACITY = "capacity changed"
+    NODES_FAILED = "no Ready node past the grace period: failing over"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class FleetChange:
     def failover(self) -> bool:
         """Re-placements this change causes are rate limited (a dying cluster must not turn
         into a stampede of thousands at once)."""
-        return self.kind is FleetChangeKind.FAILOVER
+        return self.kind in (FleetChangeKind.FAILOVER, FleetChangeKind.NODES_FAILED)
 
     def describe(self) -> str:
         sep = ": " if self.kind in (FleetChangeKind.LABELS, FleetChangeKind.CREDENTIALS) else " "

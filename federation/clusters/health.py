@@ -19,6 +19,14 @@ from federation.informers.clock import Clock, RealClock
 UNREACHABLE_TAINT_KEY = "federation.io/unreachable"
 UNREACHABLE_TAINT = Taint(key=UNREACHABLE_TAINT_KEY, effect=TaintEffect.NO_EXECUTE)
 
+#: A cluster whose nodes all stopped reporting (its apiserver may answer: nothing it runs is
+#: running). NoSchedule at once — nothing new would run there — and NoExecute past the grace
+#: period, which moves what policies do not tolerate it (failover, as for an unreachable
+#: cluster). A policy that would rather wait for the nodes tolerates the key.
+NO_READY_NODES_TAINT_KEY = "federation.io/no-ready-nodes"
+NO_READY_NODES = Taint(key=NO_READY_NODES_TAINT_KEY, effect=TaintEffect.NO_SCHEDULE)
+NO_READY_NODES_FAILOVER = Taint(key=NO_READY_NODES_TAINT_KEY, effect=TaintEffect.NO_EXECUTE)
+
 
 @dataclass
 class ClusterHealth:

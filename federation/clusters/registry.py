@@ -36,10 +36,17 @@ from typing import Any
 import anyio
 
 from federation.api import ClusterEntry, MemberCluster, Taint
+from federation.clusters.capacity import Capacity
+from federation.clusters.capacity_watch import CapacityWatcher, as_quantities
 from federation.clusters.changes import FleetChange, FleetChangeKind, FleetListener
 from federation.clusters.credentials import connect_from_secret
 from federation.clusters.drain import ABANDONED, DrainHooks, finalizer_patch, forced, has_finalizer
-from federation.clusters.health import UNREACHABLE_TAINT, HealthTracker
+from federation.clusters.health import (
+    NO_READY_NODES,
+    NO_READY_NODES_FAILOVER,
+    UNREACHABLE_TAINT,
+    HealthTracker,
+)
 from federation.errors import ConflictError, FederationError, KubeError, NotFoundError, StoreError
 from federation.informers import Handlers, Informer, InformerFactory, WorkQueue
 from federation.informers.clock import Clock, RealClock
@@ -79,6 +86,10 @@ class Member:
     draining: bool = False
     #: The MemberCluster as last seen (its finalizers and resourceVersion, for our patches).
     seen: Obj | None = field(default=None, repr=False)
+    #: Measured from its nodes and pods (`capacity_watch`); None until then, or when refused.
+    capacity: Capacity | None = None
+    #: When its nodes last all stopped being Ready (registry clock); None while some are.
+    no_ready_since: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -102,6 +113,10 @@ class RegistrySettings:
     member_rate_limit: RateLimit = field(default_factory=RateLimit)
     #: Members whose client has a limit of its own (a small apiserver, a fragile link).
     member_rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    #: Measure each member's capacity from its nodes and pods (`capacity_watch`).
+    measure_capacity: bool = True
+    #: Seconds between capacity sums of a member (events in between are summed once).
+    capacity_interval: float = 5.0
 
 
 class ClusterRegistry:
@@ -138,6 +153,7 @@ class ClusterRegistry:
         self._tg: anyio.abc.TaskGroup | None = None
         self._status_written: dict[str, tuple[str, float]] = {}
         self._unreachable: set[str] = set()
+        self._nodes_down: set[str] = set()
         self._credentials: dict[str, tuple[str, str]] = {}
         self._member_clusters: Informer | None = None
         #: Names of MemberClusters that may have changed (level-based: see the module docstring).
@@ -172,14 +188,18 @@ class ClusterRegistry:
             taints = m.taints
             if self.health.unreachable(m.name) and UNREACHABLE_TAINT not in taints:
                 taints = (*taints, UNREACHABLE_TAINT)
+            if m.no_ready_since is not None:
+                taints = (*taints, NO_READY_NODES_FAILOVER if self._nodes_failed(m) else NO_READY_NODES)
+            free = m.capacity.available if m.capacity is not None else None
             out.append(
                 ClusterSnapshot(
                     name=m.name,
                     labels=dict(m.labels),
                     taints=taints,
                     ready=m.connected and self.health.is_ready(m.name),
-                    allocatable=m.allocatable,
+                    allocatable=m.allocatable or free,
                     available_replicas=m.available_replicas,
+                    free=free,
                 )
             )
         return out
@@ -256,10 +276,49 @@ class ClusterRegistry:
             self._tg.start_soon(self._run_factory, member)
 
     async def _run_factory(self, member: Member) -> None:
-        assert member.factory is not None
+        assert member.factory is not None and member.discovery is not None
         with anyio.CancelScope() as scope:
             member.scope = scope
-            await member.factory.run()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(member.factory.run)
+                if self.settings.measure_capacity:
+                    watcher = CapacityWatcher(
+                        member.name,
+                        factory=member.factory,
+                        discovery=member.discovery,
+                        listener=lambda capacity: self._capacity(member, capacity),
+                        interval=self.settings.capacity_interval,
+                    )
+                    tg.start_soon(watcher.run)
+
+    # -- capacity and nodes ------------------------------------------------------------
+
+    def _capacity(self, m: Member, capacity: Capacity) -> None:
+        """A member's measured capacity changed enough to matter (`capacity_watch`)."""
+        if self._members.get(m.name) is not m:
+            return  # replaced or gone meanwhile
+        m.capacity = capacity
+        if capacity.no_ready_nodes and m.no_ready_since is None:
+            m.no_ready_since = self.clock.now()
+            log.warning(
+                "cluster %s: none of its %d nodes is Ready: no new placements; failover in %.0fs",
+                m.name,
+                capacity.nodes,
+                self.settings.grace_period,
+                extra={"cluster": m.name},
+            )
+        elif not capacity.no_ready_nodes and m.no_ready_since is not None:
+            m.no_ready_since = None
+            log.info("cluster %s: its nodes are Ready again", m.name, extra={"cluster": m.name})
+            if m.name in self._nodes_down:
+                self._nodes_down.discard(m.name)
+        self._changed(m.name, FleetChangeKind.CAPACITY)
+
+    def _nodes_failed(self, m: Member) -> bool:
+        """No node Ready for longer than the grace period: time to fail over."""
+        return (
+            m.no_ready_since is not None and self.clock.now() - m.no_ready_since >= self.settings.grace_period
+        )
 
     async def _detach(self, member: Member) -> None:
         if member.scope is not None:
@@ -492,6 +551,9 @@ class ClusterRegistry:
             elif not unreachable and m.name in self._unreachable:
                 self._unreachable.discard(m.name)
                 self._changed(m.name, FleetChangeKind.REACHABLE)
+            if self._nodes_failed(m) and m.name not in self._nodes_down:
+                self._nodes_down.add(m.name)
+                self._changed(m.name, FleetChangeKind.NODES_FAILED)
 
     async def _probe(self, m: Member) -> None:
         if m.client is None:
@@ -525,7 +587,8 @@ class ClusterRegistry:
         (or every `status_refresh` seconds, so lastProbeTime stays meaningful)."""
         assert self.hub is not None and self.hub_discovery is not None
         h = self.health.get(m.name)
-        key = f"{h.ready}|{h.reason}|{h.version}"
+        cap = m.capacity
+        key = f"{h.ready}|{h.reason}|{h.version}|{cap}"
         last = self._status_written.get(m.name)
         now = self.clock.now()
         if last is not None and last[0] == key and now - last[1] < self.settings.status_refresh:
@@ -541,6 +604,10 @@ class ClusterRegistry:
         patch: dict[str, Any] = {"status": {"conditions": [condition], "lastProbeTime": stamp}}
         if h.version:
             patch["status"]["kubernetesVersion"] = h.version
+        if cap is not None:
+            patch["status"]["allocatable"] = as_quantities(cap.allocatable)
+            patch["status"]["available"] = as_quantities(cap.available)
+            patch["status"]["nodes"] = {"total": cap.nodes, "ready": cap.ready_nodes}
         try:
             res = await self.hub_discovery.resource_for(MEMBERCLUSTER_GVK)
             await self.hub.patch(res, m.name, patch, subresource="status")

@@ -184,6 +184,11 @@ class ControlPlaneBackend:
     def start_cluster(self, name: str) -> None:
         self._control("POST", f"/clusters/{name}/start", timeout=self.ready_timeout + 30)
 
+    def component(self, cluster: str, kind: str, action: str) -> None:
+        """Stop or start one of a workload cluster's components (controller-manager, scheduler,
+        kwok)."""
+        self._control("POST", f"/clusters/{cluster}/components/{kind}/{action}")
+
     def compact(self) -> int:
         return int(self._control("POST", "/etcd/compact")["revision"])
 

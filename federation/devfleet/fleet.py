@@ -314,7 +314,14 @@ class LocalFleet:
     @property
     def nodes(self) -> FleetNodes:
         """The simulated nodes of the workload members, and their faults."""
-        return FleetNodes(self.kubeconfig, self.workload_members)
+        backend = self.backend
+        kubelets = None
+        if isinstance(backend, ControlPlaneBackend):
+
+            def kubelets(cluster: str, running: bool) -> None:
+                backend.component(cluster, "kwok", "start" if running else "stop")
+
+        return FleetNodes(self.kubeconfig, self.workload_members, kubelets)
 
     @property
     def clusters(self) -> dict[str, ClusterInfo]:

@@ -9,9 +9,10 @@ member's capacity is a number a test chose, and everything else (pods placed by 
 scheduler, replicas counted by the real controllers) follows from it.
 
 Faults, as a fleet admin would meet them:
-- `nodes_down`: the nodes stop reporting (kwok no longer renews their leases, as when the
-  kubelets or the network die); after the controller-manager's grace period the nodes are
-  NotReady, tainted, and their pods NotReady — the apiserver itself stays up.
+- `nodes_down`: every node of the member stops reporting (its kwok, the kubelets, stops: no
+  lease is renewed, as when the kubelets or the network die); after the controller-manager's
+  grace period the nodes are NotReady, tainted, and their pods NotReady — the apiserver itself
+  stays up.
 - `nodes_up`: they report again.
 - `cordon`: unschedulable (a cluster draining or full for new pods).
 - `add_nodes` / `remove_nodes`: capacity changes.
@@ -101,9 +102,16 @@ def node_ready(node: Mapping[str, Any]) -> bool:
 class FleetNodes:
     """The simulated nodes of the workload members of one running fleet."""
 
-    def __init__(self, kubeconfig: Path, members: Sequence[str]) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        members: Sequence[str],
+        kubelets: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        """``kubelets(cluster, running)`` stops or starts the member's kwok (the fleet backend's)."""
         self.kubeconfig = kubeconfig
         self.members = list(members)
+        self._kubelets = kubelets
 
     def _check(self, cluster: str) -> None:
         if cluster not in self.members:
@@ -143,13 +151,20 @@ class FleetNodes:
 
         return self._run(cluster, remove)
 
-    def nodes_down(self, cluster: str, names: Sequence[str] | None = None) -> list[str]:
-        """The nodes stop reporting (kwok lets them go): NotReady after the grace period."""
-        return self._annotate(cluster, names, None)
+    def nodes_down(self, cluster: str) -> None:
+        """Every node of `cluster` stops reporting (its kubelets, kwok, stop): NotReady after
+        the controller-manager's grace period."""
+        self._check(cluster)
+        if self._kubelets is None:
+            raise DevFleetError("this fleet's backend cannot stop a member's nodes")
+        self._kubelets(cluster, False)
 
-    def nodes_up(self, cluster: str, names: Sequence[str] | None = None) -> list[str]:
-        """The nodes report again (kwok plays their kubelets again)."""
-        return self._annotate(cluster, names, KWOK_MANAGED)
+    def nodes_up(self, cluster: str) -> None:
+        """The nodes of `cluster` report again."""
+        self._check(cluster)
+        if self._kubelets is None:
+            raise DevFleetError("this fleet's backend cannot start a member's nodes")
+        self._kubelets(cluster, True)
 
     def cordon(self, cluster: str, names: Sequence[str] | None = None, *, on: bool = True) -> list[str]:
         """Mark nodes unschedulable (`on=False`: schedulable again)."""
@@ -197,17 +212,6 @@ class FleetNodes:
         self._run(cluster, wait)
 
     # -- helpers -----------------------------------------------------------------------
-
-    def _annotate(self, cluster: str, names: Sequence[str] | None, value: str | None) -> list[str]:
-        self._check(cluster)
-
-        async def annotate(client: KubeClient, res: Any) -> list[str]:
-            targets = list(names) if names is not None else await self._names(client, res, cluster)
-            for name in targets:
-                await client.patch(res, name, {"metadata": {"annotations": {KWOK_ANNOTATION: value}}})
-            return targets
-
-        return self._run(cluster, annotate)
 
     @staticmethod
     async def _names(client: KubeClient, res: Any, cluster: str) -> list[str]:

@@ -257,10 +257,11 @@ class Binder:
         placed = Placed(pkey, decision.cluster_names, _dependencies(matched))
         if plan.failover is not None:
             moved, gained = plan.failover.moved, plan.failover.gained
+            off = ", ".join(f"{c} ({why})" for c, why in zip(moved, plan.failover.why, strict=False))
             self._events.append(
                 EventRow(
                     type=EventType.FAILOVER,
-                    message=f"{key}: moved off unreachable {', '.join(moved)}"
+                    message=f"{key}: moved off {off or ', '.join(moved)}"
                     + (f" to {', '.join(gained)}" if gained else ""),
                     ref=ref(key),
                     details={"from": list(moved), "to": list(gained)},

@@ -41,7 +41,8 @@ from typing import Any
 
 from federation.api import ConflictResolution, OverridePolicyLike, PolicyLike
 from federation.api.propagation import DeletionPolicy
-from federation.clusters.health import UNREACHABLE_TAINT_KEY
+from federation.clusters.capacity import per_replica
+from federation.clusters.health import NO_READY_NODES_TAINT_KEY, UNREACHABLE_TAINT_KEY
 from federation.errors import FederationError
 from federation.placement import (
     TRANSIENT,
@@ -53,6 +54,7 @@ from federation.placement import (
     Target,
     match_policies,
 )
+from federation.placement.filters import uses_dynamic_weights
 from federation.sealing import Sealer
 from federation.store import ClusterDecision, DesiredWork
 from federation.translate import (
@@ -69,6 +71,11 @@ from federation.translate.podspec import pod_spec
 from federation.translate.protected import Protection
 
 NO_WORKLOAD_HERE = "no workload referencing it is placed here"
+
+#: The registry's own NoExecute taints: a cluster that stopped answering, or whose nodes all
+#: stopped reporting, past the grace period. Out for a cause that passes (`transient`), and what
+#: a failover event names.
+FAILOVER_TAINT_KEYS = frozenset({UNREACHABLE_TAINT_KEY, NO_READY_NODES_TAINT_KEY})
 
 
 class Outcome(StrEnum):
@@ -149,10 +156,12 @@ class Copy:
 
 @dataclass(frozen=True)
 class Failover:
-    """The template moved off unreachable clusters (an event the controller records)."""
+    """The template moved off failed clusters (an event the controller records)."""
 
     moved: tuple[str, ...]
     gained: tuple[str, ...]
+    why: tuple[str, ...] = ()
+    """Per moved cluster: "unreachable" or "no Ready node"."""
 
 
 @dataclass(frozen=True)
@@ -257,8 +266,12 @@ def place_template(
     if matched.inherited:
         decision = follow_workloads(matched.followed, fleet)
     else:
+        placement = policy.spec.placement
         decision = fleet.placer.decide(
-            placement=policy.spec.placement, replicas=replicas_of(template), previous=previous
+            placement=placement,
+            replicas=replicas_of(template),
+            previous=previous,
+            per_replica=per_replica(template) if uses_dynamic_weights(placement) else None,
         )
         decision, kept = keep_transient(decision, previous, fleet)
         if previous is not None:
@@ -332,7 +345,7 @@ def transient(reason: Reason | None) -> bool:
         return False
     if reason.code in TRANSIENT:
         return True
-    return reason.code is ReasonCode.TAINT_NO_EXECUTE and reason.subject == UNREACHABLE_TAINT_KEY
+    return reason.code is ReasonCode.TAINT_NO_EXECUTE and reason.subject in FAILOVER_TAINT_KEYS
 
 
 def keep_transient(
@@ -361,17 +374,21 @@ def keep_transient(
 
 
 def failover_of(previous: Decision, decision: Decision) -> Failover | None:
-    """Clusters the template left because they became unreachable (decided on the code)."""
-    moved = sorted(
-        c
-        for c in previous.cluster_names - decision.cluster_names
-        if (r := decision.excluded.get(c)) is not None
-        and r.code is ReasonCode.TAINT_NO_EXECUTE
-        and r.subject == UNREACHABLE_TAINT_KEY
-    )
+    """Clusters the template left because they failed (decided on the code: unreachable, or no
+    Ready node, past the grace period)."""
+    moved = []
+    for c in sorted(previous.cluster_names - decision.cluster_names):
+        r = decision.excluded.get(c)
+        if r is not None and r.code is ReasonCode.TAINT_NO_EXECUTE and r.subject in FAILOVER_TAINT_KEYS:
+            why = "unreachable" if r.subject == UNREACHABLE_TAINT_KEY else "no Ready node"
+            moved.append((c, why))
     if not moved:
         return None
-    return Failover(tuple(moved), tuple(sorted(decision.cluster_names - previous.cluster_names)))
+    return Failover(
+        tuple(c for c, _ in moved),
+        tuple(sorted(decision.cluster_names - previous.cluster_names)),
+        tuple(why for _, why in moved),
+    )
 
 
 def follow_workloads(followers: Sequence[Follower], fleet: Fleet) -> Decision:

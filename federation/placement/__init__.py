@@ -8,7 +8,7 @@ divides replicas, and explains every cluster left out.
 from federation.placement.decision import Decision, Target, as_reason
 from federation.placement.division import divide
 from federation.placement.matching import OVERRIDDEN_CONDITION, PolicyMatch, match_policies, policy_selects
-from federation.placement.placer import PlacementRequest, Placer, decide
+from federation.placement.placer import PerReplica, PlacementRequest, Placer, decide, room
 from federation.placement.reasons import TRANSIENT, Reason, ReasonCode
 from federation.placement.snapshot import (
     Allocatable,
@@ -23,6 +23,7 @@ __all__ = [
     "Allocatable",
     "ClusterSnapshot",
     "Decision",
+    "PerReplica",
     "PlacementRequest",
     "Placer",
     "PolicyMatch",
@@ -34,6 +35,7 @@ __all__ = [
     "divide",
     "match_policies",
     "policy_selects",
+    "room",
     "snapshot_from_entry",
     "snapshot_from_member_cluster",
 ]

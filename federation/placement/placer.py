@@ -58,7 +58,7 @@ class _Compiled:
         self.ranked = needs_ranking(placement)
         self.selection_key = _selection_key(placement, filtered)
         self._eligible_all: frozenset[str] | None = None
-        self.decisions: dict[tuple[int | None, frozenset[str]], Decision] = {}
+        self.decisions: dict[tuple[int | None, frozenset[str], PerReplica | None], Decision] = {}
 
     def relevant_previous(self, previous: Decision | None) -> frozenset[str]:
         """The part of ``previous`` that can change this placement's answer."""
@@ -154,18 +154,30 @@ class Placer:
             compiled = self._by_effect[effect] = _Compiled(placement, verdicts.filtered(self._index))
         return compiled
 
-    def decide(self, *, placement: Placement, replicas: int | None, previous: Decision | None) -> Decision:
-        """Where a resource with ``replicas`` (None for non-workloads) goes under ``placement``."""
+    def decide(
+        self,
+        *,
+        placement: Placement,
+        replicas: int | None,
+        previous: Decision | None,
+        per_replica: PerReplica | None = None,
+    ) -> Decision:
+        """Where a resource with ``replicas`` (None for non-workloads) goes under ``placement``.
+
+        ``per_replica``: what one replica requests (millicores, bytes), for Divided by dynamic
+        weight, where a cluster's measured free capacity is divided by it (`room`)."""
         if replicas is not None and replicas < 0:
             raise ConfigError(f"spec.replicas must not be negative (got {replicas})")
         compiled = self._compiled(placement)
         prev = compiled.relevant_previous(previous)
-        key = (replicas, prev)
+        if not uses_dynamic_weights(placement):
+            per_replica = None  # the answer does not depend on it: one memo entry for all
+        key = (replicas, prev, per_replica)
         decision = compiled.decisions.get(key)
         if decision is None:
             if len(compiled.decisions) >= _MEMO_LIMIT:
                 compiled.decisions.clear()
-            decision = self._build(compiled, replicas=replicas, previous=prev)
+            decision = self._build(compiled, replicas=replicas, previous=prev, per_replica=per_replica)
             compiled.decisions[key] = decision
         return decision
 
@@ -215,7 +227,14 @@ class Placer:
             out.append(target)
         return tuple(out)
 
-    def _build(self, compiled: _Compiled, *, replicas: int | None, previous: frozenset[str]) -> Decision:
+    def _build(
+        self,
+        compiled: _Compiled,
+        *,
+        replicas: int | None,
+        previous: frozenset[str],
+        per_replica: PerReplica | None = None,
+    ) -> Decision:
         f = compiled.filtered
         selection = self._selection(compiled, previous)
         excluded: dict[str, Reason] = dict(f.hard)
@@ -232,14 +251,14 @@ class Placer:
         placement = compiled.placement
         if replicas is None or placement.scheduling.type is ReplicaSchedulingType.DUPLICATED:
             return _decision(self._targets(chosen, replicas), excluded)
-        weights = self._weights(placement, filtered=f, chosen=chosen)
+        weights = self._weights(placement, filtered=f, chosen=chosen, per_replica=per_replica)
         total_weight = sum(w for _, w in weights)
         if total_weight == 0:
             return self._unschedulable(
                 excluded,
                 Reason(
                     ReasonCode.NO_CAPACITY,
-                    "Divided by dynamic: AvailableReplicas, but no chosen cluster reports available replicas",
+                    "Divided by dynamic: AvailableReplicas, but no chosen cluster has room for a replica",
                 ),
             )
         if replicas == 0:  # scaled to zero: keep the workload everywhere it is, with no replicas
@@ -261,12 +280,17 @@ class Placer:
         return _decision(tuple(targets), excluded)
 
     def _weights(
-        self, placement: Placement, *, filtered: Filtered, chosen: Sequence[str]
+        self,
+        placement: Placement,
+        *,
+        filtered: Filtered,
+        chosen: Sequence[str],
+        per_replica: PerReplica | None = None,
     ) -> list[tuple[str, int]]:
         if filtered.weights is not None:
             return [(n, filtered.weights[n]) for n in chosen]
         if uses_dynamic_weights(placement):
-            return [(n, max(self._by_name[n].available_replicas or 0, 0)) for n in chosen]
+            return [(n, room(self._by_name[n], per_replica)) for n in chosen]
         return [(n, 1) for n in chosen]
 
     def _unschedulable(self, excluded: dict[str, Reason], reason: Reason) -> Decision:
@@ -275,6 +299,30 @@ class Placer:
             if c.name not in excluded:
                 excluded[c.name] = why
         return _decision((), excluded, reason)
+
+
+#: What one replica of a workload requests: (millicores, bytes); zero where it requests nothing.
+PerReplica = tuple[int, int]
+
+
+def room(cluster: ClusterSnapshot, per_replica: PerReplica | None) -> int:
+    """How many more replicas of a workload `cluster` has room for.
+
+    From its measured free capacity when there is one (each resource the replica requests, and
+    a pod slot each: the tightest bound wins), else the figure it reports
+    (``status.availableReplicas``). Its own running replicas already use part of the free
+    capacity, in proportion to the share they were given, so dividing by room keeps the
+    proportions of the clusters' capacities and a split does not drift as it lands."""
+    free = cluster.free
+    if free is None:
+        return max(cluster.available_replicas or 0, 0)
+    bounds = [free.pods if free.pods is not None else 0]
+    cpu, memory = per_replica or (0, 0)
+    if cpu:
+        bounds.append((free.cpu_millicores or 0) // cpu)
+    if memory:
+        bounds.append((free.memory_bytes or 0) // memory)
+    return max(0, min(bounds))
 
 
 def _decision(
@@ -291,6 +339,9 @@ def decide(
     clusters: Sequence[ClusterSnapshot],
     replicas: int | None,
     previous: Decision | None,
+    per_replica: PerReplica | None = None,
 ) -> Decision:
     """Where one resource goes: the pure, uncached entry point (a Placer used once)."""
-    return Placer(clusters, indexed=False).decide(placement=placement, replicas=replicas, previous=previous)
+    return Placer(clusters, indexed=False).decide(
+        placement=placement, replicas=replicas, previous=previous, per_replica=per_replica
+    )

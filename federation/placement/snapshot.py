@@ -36,6 +36,9 @@ class ClusterSnapshot:
     allocatable: Allocatable | None = None
     available_replicas: int | None = None
     """Replicas of a workload that still fit (for Divided by dynamic weight); None = unknown."""
+    free: Allocatable | None = None
+    """Free capacity measured from the cluster's nodes and pods (`federation.clusters.capacity`);
+    None when not measured. Divided by dynamic weight divides it by a replica's requests."""
 
     def __post_init__(self) -> None:
         # A read-only copy: snapshots are shared by every decision of a Placer.

@@ -125,6 +125,23 @@ def _urgency(work: ClaimedWork) -> int:
     return 0 if work.applied_hash is not None or taking_away else 1
 
 
+def _latest_per_work(
+    batch: list[tuple[ApplyResult, Callable[[int], None] | None]],
+) -> tuple[list[tuple[ApplyResult, Callable[[int], None] | None]], int]:
+    """One result per work, the one of its latest claim; and how many were dropped.
+
+    A work changed while its apply was in flight is claimed again, and both applies can end
+    within one batching window; the store refuses a batch naming a work twice, which once lost
+    a whole batch of results (their works waited out their leases: a minute). The older claim's
+    result is stale anyway (the store would refuse its version)."""
+    latest: dict[WorkId, tuple[ApplyResult, Callable[[int], None] | None]] = {}
+    for item in batch:
+        kept = latest.get(item[0].work_id)
+        if kept is None or item[0].version >= kept[0].version:
+            latest[item[0].work_id] = item
+    return list(latest.values()), len(batch) - len(latest)
+
+
 def _ref(key: ResourceKey) -> ObjectRef:
     return ObjectRef(api_group=key.group, kind=key.kind, namespace=key.namespace, name=key.name)
 
@@ -532,13 +549,14 @@ class ClusterPropagator:
         batch, self._results = self._results, []
         if not batch:
             return
+        batch, superseded = _latest_per_work(batch)
         try:
             versions = await self.store.record_apply_results([r for r, _ in batch])
         except StoreError as exc:
             # The claims will expire and the works be retried; nothing is lost, only delayed.
             log.error("recording %d results failed: %s", len(batch), exc, extra=self._extra)
             return
-        stale = 0
+        stale = superseded
         for result, then in batch:
             version = versions.get(result.work_id)
             if version is None:

@@ -19,7 +19,7 @@ import pytest
 
 from federation.devfleet import LocalFleet
 from federation.devfleet.nodes import NodeShape
-from tests.controllerhelpers import ControllerProcess, apply, get, kubectl, running_controller
+from tests.controllerhelpers import ControllerProcess, apply, events, get, kubectl, running_controller
 from tests.integration.test_propagation import policy
 from tests.kubehelpers import create_namespace, delete_namespace, eventually, install_hub_crds
 
@@ -99,9 +99,115 @@ def deployment(name: str, namespace: str, *, replicas: int) -> dict[str, Any]:
     }
 
 
+def replicas(fleet: LocalFleet, name: str, namespace: str) -> dict[str, int]:
+    """spec.replicas of each member's copy of Deployment `name` (members without one left out)."""
+    out = {}
+    for cluster in LABELS:
+        copy = get(fleet, cluster, "deployment", name, namespace)
+        if copy is not None:
+            out[cluster] = copy["spec"]["replicas"]
+    return out
+
+
 def pods(fleet: LocalFleet, cluster: str, namespace: str, selector: str) -> list[dict[str, Any]]:
     out = kubectl(fleet, cluster, "get", "pods", "-n", namespace, "-l", selector, "-o", "json")
     return list(json.loads(out)["items"])
+
+
+async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_cordoned(
+    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+) -> None:
+    """First in the module: the members' capacity is still theirs alone (1:2:3 in CPU)."""
+    fleet = workload_fleet
+
+    async def measured() -> dict[str, Any]:
+        mc = get(fleet, "hub", "membercluster", "member-3")
+        assert mc is not None
+        status = mc.get("status") or {}
+        assert status.get("nodes") == {"total": 2, "ready": 2}, status
+        assert status.get("allocatable", {}).get("cpu") == "12", status
+        return status
+
+    await eventually(measured, timeout=60, what="member-3's measured capacity on its MemberCluster")
+    apply(
+        fleet,
+        "hub",
+        deployment("sized", ns, replicas=12),
+        policy(
+            "sized",
+            ns,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "sized"}],
+            placement={"replicaScheduling": {"type": "Divided", "dynamic": "AvailableReplicas"}},
+        ),
+    )
+
+    async def split(want: dict[str, int]) -> dict[str, int]:
+        got = replicas(fleet, "sized", ns)
+        assert got == want, got
+        return got
+
+    await eventually(
+        lambda: split({"member-1": 2, "member-2": 4, "member-3": 6}), timeout=60, what="a 2/4/6 split"
+    )
+    # member-3 cordoned: it takes no new pods, so its room is 0 and its share moves.
+    fleet.nodes.cordon("member-3")
+    try:
+        await eventually(
+            lambda: split({"member-1": 4, "member-2": 8}), timeout=90, what="the split moved off member-3"
+        )
+    finally:
+        fleet.nodes.cordon("member-3", on=False)
+
+
+async def test_a_member_whose_nodes_die_fails_over_and_gets_no_duplicate_when_they_return(
+    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+) -> None:
+    fleet = workload_fleet
+    apply(
+        fleet,
+        "hub",
+        deployment("single", ns, replicas=2),
+        policy(
+            "single",
+            ns,
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "single"}],
+            placement={"clusterNames": ["member-1", "member-2"], "maxClusters": 1},
+        ),
+    )
+
+    async def ready_in(cluster: str) -> str:
+        placed = replicas(fleet, "single", ns)
+        assert list(placed) == [cluster], placed
+        copy = get(fleet, cluster, "deployment", "single", ns)
+        assert copy is not None and (copy.get("status") or {}).get("readyReplicas") == 2, copy and copy.get(
+            "status"
+        )
+        return cluster
+
+    # The roomier of the two (member-2: 8 CPUs against 4) gets it.
+    await eventually(lambda: ready_in("member-2"), timeout=60, what="single Ready in member-2")
+    fleet.nodes.nodes_down("member-2")
+    try:
+        # kwok stops renewing the leases; the controller-manager marks the nodes NotReady after
+        # its grace period, the registry taints member-2 and, after the controller's, fails over.
+        await eventually(
+            lambda: ready_in("member-1"), timeout=120, what="single failed over and Ready in member-1"
+        )
+        rows = await events(controller.database_url, ns)
+        assert any(e["type"] == "Failover" and "member-2 (no Ready node)" in e["message"] for e in rows), rows
+    finally:
+        fleet.nodes.nodes_up("member-2")
+    fleet.nodes.wait_ready("member-2", timeout=60)
+
+    async def member_2_seen_ready() -> bool:
+        mc = get(fleet, "hub", "membercluster", "member-2")
+        assert mc is not None and (mc.get("status") or {}).get("nodes", {}).get("ready") == 2, mc
+        return True
+
+    await eventually(member_2_seen_ready, timeout=60, what="the controller sees member-2's nodes Ready again")
+    # Placement is stable: the workload stays where it runs, and member-2 holds no second copy.
+    assert list(replicas(fleet, "single", ns)) == ["member-1"]
+    assert get(fleet, "member-2", "deployment", "single", ns) is None
 
 
 async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_ready(

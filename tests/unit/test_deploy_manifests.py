@@ -101,6 +101,8 @@ MEMBER_NARROW = [
     rule([""], ["configmaps", "services", "serviceaccounts", "persistentvolumeclaims"], MEMBER_VERBS),
     rule(["networking.k8s.io"], ["ingresses"], MEMBER_VERBS),
     rule([""], ["namespaces"], ["get", "create"]),
+    # The member's capacity: read only.
+    rule([""], ["nodes", "pods"], ["list", "watch"]),
 ]
 
 

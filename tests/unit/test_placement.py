@@ -281,7 +281,7 @@ def test_divided_dynamic_by_available_replicas() -> None:
     assert targets(d) == {"a": 6, "b": 2}
     assert "weight 0 of 40" in d.excluded["c"]
     empty = decide(placement=p, clusters=[cluster("c")], replicas=8, previous=None)
-    assert empty.unschedulable is not None and "available replicas" in empty.unschedulable
+    assert empty.unschedulable is not None and "room for a replica" in empty.unschedulable
 
 
 def test_non_workloads_get_no_replicas() -> None:

@@ -117,3 +117,24 @@ def test_a_change_to_a_copy_the_member_has_goes_before_first_applies() -> None:
     assert _urgency(replace(first, state=WorkState.DELETING)) == 0
     assert _urgency(replace(first, state=WorkState.ORPHANING)) == 0
     assert _urgency(replace(first, state=WorkState.FAILED)) == 1  # a first apply's retry
+
+
+def test_two_results_of_one_work_in_a_batch_keep_the_latest_claims() -> None:
+    """Both applies of a work re-claimed mid-apply can end in one batching window; the store
+    refuses a batch naming a work twice, which once lost every result of that batch."""
+    from federation.propagate.worker import _latest_per_work
+    from federation.store import ApplyResult
+
+    called: list[str] = []
+    old = ApplyResult(work_id=WorkId(7), version=3, state=WorkState.APPLIED)
+    new = ApplyResult(work_id=WorkId(7), version=5, state=WorkState.APPLIED)
+    other = ApplyResult(work_id=WorkId(8), version=2, state=WorkState.FAILED)
+    kept, dropped = _latest_per_work(
+        [(new, lambda _v: called.append("new")), (old, lambda _v: called.append("old")), (other, None)]
+    )
+    assert dropped == 1
+    assert [r for r, _ in kept] == [new, other]
+    for _, then in kept:
+        if then is not None:
+            then(6)
+    assert called == ["new"]

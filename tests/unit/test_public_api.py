@@ -225,6 +225,7 @@ def test_placement_package() -> None:
             "ClusterSnapshot",
             "Decision",
             "OVERRIDDEN_CONDITION",
+            "PerReplica",
             "PlacementRequest",
             "Placer",
             "PolicyMatch",
@@ -237,6 +238,7 @@ def test_placement_package() -> None:
             "divide",
             "match_policies",
             "policy_selects",
+            "room",
             "snapshot_from_entry",
             "snapshot_from_member_cluster",
         ]

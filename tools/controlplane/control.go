@@ -39,6 +39,38 @@ func (c *controlServer) serve(ctx context.Context) (string, error) {
 		c.rep.event("compacted", map[string]any{"revision": rev}, "etcd compacted to revision %d", rev)
 		writeJSON(w, http.StatusOK, map[string]int64{"revision": rev})
 	})
+	// A workload cluster's controller-manager, scheduler or kwok: stopping kwok is how every
+	// node of a member dies at once (their leases are no longer renewed).
+	mux.HandleFunc("POST /clusters/{name}/components/{component}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		m, ok := c.members[r.PathValue("name")]
+		if !ok || m.work == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no workload cluster " + r.PathValue("name")})
+			return
+		}
+		comp := m.work.component(r.PathValue("component"))
+		if comp == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no component " + r.PathValue("component") + " (controller-manager, scheduler, kwok)"})
+			return
+		}
+		var err error
+		switch r.PathValue("action") {
+		case "stop":
+			err = comp.stop(syscall.SIGTERM, c.stopTimeout)
+		case "start":
+			if comp.pid() == 0 {
+				_, err = comp.launch(comp.args)
+			}
+		default:
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown action " + r.PathValue("action")})
+			return
+		}
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		c.rep.event("component-"+r.PathValue("action"), map[string]any{"cluster": m.name, "component": comp.args[0]}, "%s: %s (%s)", m.name, comp.args[0], r.PathValue("action"))
+		writeJSON(w, http.StatusOK, m.state())
+	})
 	mux.HandleFunc("POST /clusters/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		m, ok := c.members[r.PathValue("name")]
 		if !ok {

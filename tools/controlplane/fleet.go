@@ -54,6 +54,9 @@ The control API (address in fleet.json) lets tests inject faults:
   GET  /status                        the fleet as JSON
   POST /clusters/NAME/stop?signal=KILL stop one apiserver (TERM by default), wait for its exit
   POST /clusters/NAME/start           start it again on the same port, wait for /readyz
+  POST /clusters/NAME/components/KIND/stop|start
+                                      stop or start a workload cluster's controller-manager,
+                                      scheduler or kwok (kwok stopped: every node stops reporting)
   POST /etcd/compact                  compact etcd to its current revision (forces 410 Gone)
 
 Example:

@@ -198,6 +198,16 @@ func (w *workloadCluster) stop(grace time.Duration) error {
 	return nil
 }
 
+// component is the named one ("controller-manager", "scheduler", "kwok"), or nil.
+func (w *workloadCluster) component(kind string) *component {
+	for _, c := range w.components {
+		if c.args[0] == kind {
+			return c
+		}
+	}
+	return nil
+}
+
 // state is what fleet.json says of the components: their pids and logs.
 func (w *workloadCluster) state() map[string]componentState {
 	out := map[string]componentState{}
