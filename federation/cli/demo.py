@@ -98,7 +98,7 @@ def demo(
     URL while it runs.
 
     \b
-    Examples:
+    Example:
       federation demo
       federation demo --fail eu-west     # then watch eu-west's workloads fail over
     """
@@ -323,8 +323,8 @@ async def _table(store: Any, *, failed: str | None = None) -> tuple[Table, bool]
             if w is None:
                 cells.append(Text("-", style="dim"))
                 continue
-            if cluster == failed:
-                done = False  # converged again once the failed member holds nothing
+            if cluster == failed and w.state.value != "orphaned":
+                done = False  # converged again once the failed member holds nothing of ours
             replicas = (
                 f" {w.replicas_ready or 0}/{w.replicas_desired}" if w.replicas_desired is not None else ""
             )

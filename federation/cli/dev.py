@@ -57,7 +57,7 @@ def dev_up(members: int, no_hub: bool, no_postgres: bool, nodes: int, state_dir:
     """Start a local fleet in the foreground; Ctrl-C stops it.
 
     \b
-    Examples:
+    Example:
       federation dev up --members 2
       federation dev up --nodes 3      # members that run workloads, 3 simulated nodes each
       KUBECONFIG=~/.local/share/federation/dev/controlplane/kubeconfig kubectl --context member-1 get ns

@@ -98,10 +98,12 @@ def test_the_demo_converges_and_cleans_up(tmp_path: Path) -> None:
     out = proc.stdout
     rows = ("ConfigMap", "shop/app-settings", "Deployment", "shop/web", "LLMGatewayConfig", "shop/gateway")
     for row in (*rows,
-                "Secret", "shop/api-token"):  # fmt: skip
+                "Secret", "shop/api-token", "ServiceAccount"):  # fmt: skip
         assert row in out, row
     assert "converged in" in out
     assert "6/6 ready, Available=True" in out
+    # The replicas are pods the members' own controllers ran: nothing wrote their status.
+    assert "pods that really run there" in out
     assert "demo stopped" in proc.stderr
     # Everything it started is gone: the state directory is free again.
     from federation.devfleet import state_dir_busy
