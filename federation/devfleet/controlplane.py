@@ -184,6 +184,10 @@ class ControlPlaneBackend:
     def start_cluster(self, name: str) -> None:
         self._control("POST", f"/clusters/{name}/start", timeout=self.ready_timeout + 30)
 
+    def status(self) -> dict[str, Any]:
+        """The running fleet as the control API reports it (pids of apiservers and components)."""
+        return self._control("GET", "/status")
+
     def component(self, cluster: str, kind: str, action: str) -> None:
         """Stop or start one of a workload cluster's components (controller-manager, scheduler,
         kwok)."""

@@ -196,7 +196,7 @@ class TemplatePlan:
         """The decision as stored: every cluster chosen or not, with its reason in words."""
         d = self.decision
         reason = "selected" if not d.unschedulable else f"kept: {d.unschedulable}"
-        rows = [ClusterDecision(t.cluster, True, t.replicas, reason) for t in d.targets]
+        rows = [ClusterDecision(t.cluster, True, t.replicas, _fit(d, t.cluster, reason)) for t in d.targets]
         rows += [ClusterDecision(c, False, None, str(r)) for c, r in d.excluded.items()]
         return rows
 
@@ -447,6 +447,16 @@ def _copy(
     if sealer is not None and not sealer.available and sealer.sensitive(translated.manifest):
         return Copy(target.cluster, target.replicas, rules, translated.manifest, unsealable=True)
     return Copy(target.cluster, target.replicas, rules, translated.manifest, translated.hash)
+
+
+def _fit(decision: Decision, cluster: str, reason: str) -> str:
+    """A chosen cluster's row: said when its share is more than it has room for (the fleet as a
+    whole is short of capacity: every share is divided by room, so one short means all are)."""
+    short = decision.short(cluster)
+    if not short:
+        return reason
+    room = decision.replicas_of(cluster) or 0
+    return f"{reason}; room for only {room - short} of its {room} replicas"
 
 
 def _identity(template: Mapping[str, Any]) -> dict[str, Any]:

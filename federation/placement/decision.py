@@ -33,6 +33,15 @@ class Decision:
     targets: tuple[Target, ...]
     excluded: Mapping[str, Reason] = field(default_factory=dict)
     unschedulable: Reason | None = None
+    room: Mapping[str, int] | None = None
+    """Divided by dynamic weight: how many replicas each chosen cluster had room for (what the
+    division followed). A share above it cannot all run there (`short`)."""
+
+    def short(self, cluster: str) -> int:
+        """Replicas of `cluster`'s share it has no room for (0 when it fits, or not measured)."""
+        room = self.room.get(cluster) if self.room is not None else None
+        replicas = self.replicas_of(cluster)
+        return max(0, replicas - room) if room is not None and replicas is not None else 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.excluded, MappingProxyType):

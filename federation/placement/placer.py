@@ -277,7 +277,8 @@ class Placer:
                         f"Divided share is 0 of {replicas} replicas (weight {weight} of {total_weight})",
                     )
                 excluded[name] = nothing
-        return _decision(tuple(targets), excluded)
+        room = MappingProxyType(dict(weights)) if uses_dynamic_weights(placement) else None
+        return _decision(tuple(targets), excluded, room=room)
 
     def _weights(
         self,
@@ -326,11 +327,17 @@ def room(cluster: ClusterSnapshot, per_replica: PerReplica | None) -> int:
 
 
 def _decision(
-    targets: tuple[Target, ...], excluded: dict[str, Reason], unschedulable: Reason | None = None
+    targets: tuple[Target, ...],
+    excluded: dict[str, Reason],
+    unschedulable: Reason | None = None,
+    *,
+    room: Mapping[str, int] | None = None,
 ) -> Decision:
     """A Decision over a map this module built and no one else holds: wrapped read-only as is,
     without the copy `Decision` makes of a map handed to it (a thousand entries per decision)."""
-    return Decision(targets=targets, excluded=MappingProxyType(excluded), unschedulable=unschedulable)
+    return Decision(
+        targets=targets, excluded=MappingProxyType(excluded), unschedulable=unschedulable, room=room
+    )
 
 
 def decide(

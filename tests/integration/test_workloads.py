@@ -308,3 +308,79 @@ async def test_a_job_completes_in_two_members_and_the_controller_reports_it_heal
         return body
 
     await eventually(reported, timeout=60, what="the controller's API reports the Job Healthy in both")
+
+
+async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
+    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+) -> None:
+    """The health interpreters on real status: a StatefulSet's ordered readiness, a DaemonSet
+    over every node of its member."""
+    fleet = workload_fleet
+    pod = {"spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}}
+    apply(
+        fleet,
+        "hub",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": ns},
+            "spec": {
+                "replicas": 3,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, **pod},
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": ns},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent"}},
+                "template": {"metadata": {"labels": {"app": "agent"}}, **pod},
+            },
+        },
+        policy(
+            "apps",
+            ns,
+            [
+                {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"},
+                {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent"},
+            ],
+            placement={"clusterNames": ["member-3"]},
+        ),
+    )
+
+    async def healthy() -> bool:
+        for kind, name in (("StatefulSet", "db"), ("DaemonSet", "agent")):
+            body = controller.api(f"/api/v1/resources/apps/{kind}/{ns}/{name}/clusters")
+            health = {w["cluster"]: w["health"] for w in body["items"]}
+            assert health == {"member-3": "Healthy"}, (kind, body["items"])
+        return True
+
+    await eventually(healthy, timeout=120, what="the StatefulSet and the DaemonSet Healthy in member-3")
+    db = get(fleet, "member-3", "statefulset", "db", ns)
+    assert db is not None and db["status"]["readyReplicas"] == 3, db and db.get("status")
+    # Ordered: the controller created db-0, db-1, db-2, each once the one before was Ready.
+    assert sorted(p["metadata"]["name"] for p in pods(fleet, "member-3", ns, "app=db")) == [
+        "db-0",
+        "db-1",
+        "db-2",
+    ]
+    agent = get(fleet, "member-3", "daemonset", "agent", ns)
+    assert agent is not None
+    nodes = len(fleet.nodes.nodes("member-3"))
+    assert agent["status"]["numberReady"] == agent["status"]["desiredNumberScheduled"] == nodes, agent[
+        "status"
+    ]
+
+    async def hub_aggregated() -> bool:
+        hub_db = get(fleet, "hub", "statefulset", "db", ns)
+        hub_agent = get(fleet, "hub", "daemonset", "agent", ns)
+        assert hub_db is not None and (hub_db.get("status") or {}).get("readyReplicas") == 3, hub_db
+        assert hub_agent is not None and (hub_agent.get("status") or {}).get("numberReady") == nodes, (
+            hub_agent
+        )
+        return True
+
+    await eventually(hub_aggregated, timeout=60, what="the hub's aggregated StatefulSet and DaemonSet status")

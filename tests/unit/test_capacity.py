@@ -170,3 +170,15 @@ def test_free_never_exceeds_allocatable_nor_goes_negative(cpus: list[int], used:
     assert cap.allocatable.cpu_millicores is not None and cap.available.cpu_millicores is not None
     assert 0 <= cap.available.cpu_millicores <= cap.allocatable.cpu_millicores
     assert cap.allocatable.cpu_millicores == 1000 * sum(cpus)
+
+
+def test_a_share_larger_than_the_clusters_room_is_reported() -> None:
+    from federation.hub.pipeline import _fit
+
+    fleet = [snapshot("m1", 200), snapshot("m2", 400)]
+    d = decide(placement=dynamic_policy(), clusters=fleet, replicas=12, previous=None, per_replica=(100, 0))
+    assert {t.cluster: t.replicas for t in d.targets} == {"m1": 4, "m2": 8}
+    assert (d.short("m1"), d.short("m2")) == (2, 4)
+    assert _fit(d, "m1", "selected") == "selected; room for only 2 of its 4 replicas"
+    fits = decide(placement=dynamic_policy(), clusters=fleet, replicas=6, previous=None, per_replica=(100, 0))
+    assert fits.short("m1") == 0 and _fit(fits, "m1", "selected") == "selected"
