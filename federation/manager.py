@@ -35,7 +35,7 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
-from federation.clusters import UNREACHABLE_TAINT, ClusterRegistry, Member, RegistrySettings
+from federation.clusters import ClusterRegistry, Member, RegistrySettings
 from federation.errors import ConfigError, StoreError
 from federation.hub.controller import ControllerSettings, HubController
 from federation.hub.keys import ResourceKey
@@ -525,7 +525,8 @@ def _cluster_row(member: Member, registry: ClusterRegistry) -> ClusterRow:
     if health.last_probe is not None:
         age = max(0.0, registry.clock.now() - health.last_probe)
         last_probe = datetime.now(UTC) - timedelta(seconds=age)
-    allocatable = member.allocatable
+    # Measured from the member's nodes when it can be; else what its MemberCluster reports.
+    allocatable = member.capacity.allocatable if member.capacity is not None else member.allocatable
     reason = health.reason if member.client is not None else (member.connect_error or health.reason)
     if member.draining:
         # What `clusters list`, the API and the page show while its copies are being deleted.
@@ -534,11 +535,7 @@ def _cluster_row(member: Member, registry: ClusterRegistry) -> ClusterRow:
         name=member.name,
         labels=dict(member.labels),
         taints=tuple(
-            t.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for t in (
-                *member.taints,
-                *((UNREACHABLE_TAINT,) if registry.health.unreachable(member.name) else ()),
-            )
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in registry.taints_of(member)
         ),
         endpoint=member.client.server if member.client is not None else None,
         ready=registry.is_ready(member.name),

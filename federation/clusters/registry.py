@@ -185,11 +185,7 @@ class ClusterRegistry:
         for m in self.members():
             if m.draining:
                 continue  # leaving: nothing new goes there, what is there is re-placed
-            taints = m.taints
-            if self.health.unreachable(m.name) and UNREACHABLE_TAINT not in taints:
-                taints = (*taints, UNREACHABLE_TAINT)
-            if m.no_ready_since is not None:
-                taints = (*taints, NO_READY_NODES_FAILOVER if self._nodes_failed(m) else NO_READY_NODES)
+            taints = self.taints_of(m)
             free = m.capacity.available if m.capacity is not None else None
             out.append(
                 ClusterSnapshot(
@@ -203,6 +199,16 @@ class ClusterRegistry:
                 )
             )
         return out
+
+    def taints_of(self, m: Member) -> tuple[Taint, ...]:
+        """The member's taints and the registry's own: unreachable past the grace period, no
+        Ready node (NoSchedule, then NoExecute past the grace period)."""
+        taints = m.taints
+        if self.health.unreachable(m.name) and UNREACHABLE_TAINT not in taints:
+            taints = (*taints, UNREACHABLE_TAINT)
+        if m.no_ready_since is not None:
+            taints = (*taints, NO_READY_NODES_FAILOVER if self._nodes_failed(m) else NO_READY_NODES)
+        return taints
 
     def credential_refs(self) -> frozenset[tuple[str, str]]:
         """(namespace, name) of every Secret a MemberCluster references, valid or not, connected

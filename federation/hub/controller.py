@@ -301,12 +301,17 @@ class HubController:
             wanted |= set(DEPENDENCY_GVKS)
         return wanted
 
-    async def _sync_kinds(self) -> None:
+    async def _sync_kinds(self, priority: Priority = Priority.LOW) -> None:
+        """Watch the kinds policies select now. At start their initial list is a relist of what
+        is placed already (LOW: an edit goes first); a kind watched later because a policy now
+        selects it brings templates nobody placed yet — a rollout, queued as creations are."""
         started = await self.templates.sync_kinds(self._wanted_kinds())
         if started:
             await self.templates.wait_for_sync()
             for key in self.templates.keys_of(started):
-                self.enqueue(key, Priority.LOW)  # an initial list
+                self.enqueue(key, priority)
 
     async def _kinds_loop(self) -> None:
-        await self.kinds_trigger.run(self._sync_kinds, missing=lambda: bool(self.templates.missing))
+        await self.kinds_trigger.run(
+            lambda: self._sync_kinds(Priority.CREATED), missing=lambda: bool(self.templates.missing)
+        )

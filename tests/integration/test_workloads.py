@@ -129,6 +129,13 @@ async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_co
         return status
 
     await eventually(measured, timeout=60, what="member-3's measured capacity on its MemberCluster")
+
+    async def in_the_store() -> dict[str, Any]:
+        clusters = {c["cluster"]: c for c in controller.api("/api/v1/clusters")["items"]}
+        assert clusters["member-3"]["allocatable"].get("cpu_millicores") == 12000, clusters["member-3"]
+        return clusters
+
+    await eventually(in_the_store, timeout=60, what="member-3's measured allocatable in Postgres and the API")
     apply(
         fleet,
         "hub",
@@ -195,6 +202,9 @@ async def test_a_member_whose_nodes_die_fails_over_and_gets_no_duplicate_when_th
         )
         rows = await events(controller.database_url, ns)
         assert any(e["type"] == "Failover" and "member-2 (no Ready node)" in e["message"] for e in rows), rows
+        clusters = {c["cluster"]: c for c in controller.api("/api/v1/clusters")["items"]}
+        taints = {(t["key"], t["effect"]) for t in clusters["member-2"]["taints"]}
+        assert ("federation.io/no-ready-nodes", "NoExecute") in taints, clusters["member-2"]
     finally:
         fleet.nodes.nodes_up("member-2")
     fleet.nodes.wait_ready("member-2", timeout=60)
