@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+import urllib.error
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -99,6 +100,17 @@ def deployment(name: str, namespace: str, *, replicas: int) -> dict[str, Any]:
     }
 
 
+def place(fleet: LocalFleet, name: str, namespace: str, *, replicas: int, placement: dict[str, Any]) -> None:
+    """Deployment `name` on the hub, and a policy of its own placing it."""
+    selector = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name}]
+    apply(
+        fleet,
+        "hub",
+        deployment(name, namespace, replicas=replicas),
+        policy(name, namespace, selector, placement=placement),
+    )
+
+
 def replicas(fleet: LocalFleet, name: str, namespace: str) -> dict[str, int]:
     """spec.replicas of each member's copy of Deployment `name` (members without one left out)."""
     out = {}
@@ -107,6 +119,18 @@ def replicas(fleet: LocalFleet, name: str, namespace: str) -> dict[str, int]:
         if copy is not None:
             out[cluster] = copy["spec"]["replicas"]
     return out
+
+
+def clusters_of(controller: ControllerProcess, path: str) -> dict[str, str]:
+    """Health per cluster of a resource, from the controller's API; an assertion (so the caller
+    waits) while the controller has not recorded the resource yet (404)."""
+    try:
+        body = controller.api(f"/api/v1/resources/{path}/clusters")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise AssertionError(f"{path}: not recorded by the controller yet") from exc
+        raise
+    return {w["cluster"]: w["health"] for w in body["items"]}
 
 
 def pods(fleet: LocalFleet, cluster: str, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -136,16 +160,12 @@ async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_co
         return clusters
 
     await eventually(in_the_store, timeout=60, what="member-3's measured allocatable in Postgres and the API")
-    apply(
+    place(
         fleet,
-        "hub",
-        deployment("sized", ns, replicas=12),
-        policy(
-            "sized",
-            ns,
-            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "sized"}],
-            placement={"replicaScheduling": {"type": "Divided", "dynamic": "AvailableReplicas"}},
-        ),
+        "sized",
+        ns,
+        replicas=12,
+        placement={"replicaScheduling": {"type": "Divided", "dynamic": "AvailableReplicas"}},
     )
 
     async def split(want: dict[str, int]) -> dict[str, int]:
@@ -170,16 +190,12 @@ async def test_a_member_whose_nodes_die_fails_over_and_gets_no_duplicate_when_th
     workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
 ) -> None:
     fleet = workload_fleet
-    apply(
+    place(
         fleet,
-        "hub",
-        deployment("single", ns, replicas=2),
-        policy(
-            "single",
-            ns,
-            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "single"}],
-            placement={"clusterNames": ["member-1", "member-2"], "maxClusters": 1},
-        ),
+        "single",
+        ns,
+        replicas=2,
+        placement={"clusterNames": ["member-1", "member-2"], "maxClusters": 1},
     )
 
     async def ready_in(cluster: str) -> str:
@@ -224,17 +240,7 @@ async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_r
     workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
 ) -> None:
     fleet = workload_fleet
-    apply(
-        fleet,
-        "hub",
-        deployment("web", ns, replicas=6),
-        policy(
-            "web",
-            ns,
-            [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
-            placement={"replicaScheduling": {"type": "Divided"}},
-        ),
-    )
+    place(fleet, "web", ns, replicas=6, placement={"replicaScheduling": {"type": "Divided"}})
 
     async def ready_everywhere() -> dict[str, int]:
         ready = {}
@@ -311,11 +317,10 @@ async def test_a_job_completes_in_two_members_and_the_controller_reports_it_heal
     await eventually(completed, timeout=120, what="the Job complete in member-1 and member-3")
     assert get(fleet, "member-2", "job", "once", ns) is None
 
-    async def reported() -> dict[str, Any]:
-        body = controller.api(f"/api/v1/resources/batch/Job/{ns}/once/clusters")
-        health = {w["cluster"]: w["health"] for w in body["items"]}
-        assert health == {"member-1": "Healthy", "member-3": "Healthy"}, body["items"]
-        return body
+    async def reported() -> dict[str, str]:
+        health = clusters_of(controller, f"batch/Job/{ns}/once")
+        assert health == {"member-1": "Healthy", "member-3": "Healthy"}, health
+        return health
 
     await eventually(reported, timeout=60, what="the controller's API reports the Job Healthy in both")
 
@@ -363,9 +368,8 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
 
     async def healthy() -> bool:
         for kind, name in (("StatefulSet", "db"), ("DaemonSet", "agent")):
-            body = controller.api(f"/api/v1/resources/apps/{kind}/{ns}/{name}/clusters")
-            health = {w["cluster"]: w["health"] for w in body["items"]}
-            assert health == {"member-3": "Healthy"}, (kind, body["items"])
+            health = clusters_of(controller, f"apps/{kind}/{ns}/{name}")
+            assert health == {"member-3": "Healthy"}, (kind, health)
         return True
 
     await eventually(healthy, timeout=120, what="the StatefulSet and the DaemonSet Healthy in member-3")
