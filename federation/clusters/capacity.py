@@ -23,6 +23,7 @@ from typing import Any
 from federation.api.quantity import millicores, whole
 from federation.kube import Obj as KubeObj
 from federation.placement import Allocatable
+from federation.translate.podspec import pod_spec
 
 Obj = Mapping[str, Any]
 
@@ -155,8 +156,6 @@ def trim_pod(obj: KubeObj) -> KubeObj:
 def per_replica(template: Obj) -> tuple[int, int] | None:
     """(millicores, bytes) one replica of a workload template requests; None without a pod
     template or when it requests nothing (placement then counts pods only)."""
-    from federation.translate.podspec import pod_spec
-
     spec = pod_spec(template)
     if spec is None:
         return None

@@ -316,8 +316,7 @@ class ClusterRegistry:
         elif not capacity.no_ready_nodes and m.no_ready_since is not None:
             m.no_ready_since = None
             log.info("cluster %s: its nodes are Ready again", m.name, extra={"cluster": m.name})
-            if m.name in self._nodes_down:
-                self._nodes_down.discard(m.name)
+            self._nodes_down.discard(m.name)
         self._changed(m.name, FleetChangeKind.CAPACITY)
 
     def _nodes_failed(self, m: Member) -> bool:

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from federation.clusters.capacity import node_ready
 from federation.errors import DevFleetError, NotFoundError
 from federation.kube import GVK, Discovery, KubeClient, Obj
 
@@ -89,14 +90,6 @@ def node_manifest(cluster: str, name: str, shape: NodeShape) -> dict[str, Any]:
             "phase": "Running",
         },
     }
-
-
-def node_ready(node: Mapping[str, Any]) -> bool:
-    """The node's Ready condition is True."""
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False
 
 
 class FleetNodes:
