@@ -37,8 +37,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from federation.clusters.crds import install_crds  # noqa: E402
 from federation.devfleet import LocalFleet  # noqa: E402
-from federation.devfleet.members import install_crds, join_members  # noqa: E402
+from federation.devfleet.members import join_members  # noqa: E402
 from federation.informers import Handlers, Informer, InformerKey  # noqa: E402
 from federation.kube import GVK, Discovery, KubeClient, Obj  # noqa: E402
 from tests.controllerhelpers import ControllerProcess  # noqa: E402

@@ -50,8 +50,9 @@ from bench.propagation import (  # noqa: E402
     wait_settled,
 )
 from bench.propagation import single_updates as single_updates_from  # noqa: E402
+from federation.clusters.crds import install_crds  # noqa: E402
 from federation.devfleet import LocalFleet  # noqa: E402
-from federation.devfleet.members import install_crds, join_members  # noqa: E402
+from federation.devfleet.members import join_members  # noqa: E402
 from federation.errors import PortInUseError, StartupError  # noqa: E402
 from federation.informers import Informer, InformerKey  # noqa: E402
 from federation.kube import GVK, Discovery, KubeClient, ResourceInfo  # noqa: E402

@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.devfleet import rss_mib  # noqa: E402
 from bench.propagation import connect, tree_cpu  # noqa: E402
+from federation.clusters.crds import install_crds  # noqa: E402
 from federation.devfleet import LocalFleet  # noqa: E402
-from federation.devfleet.members import install_crds, join_members  # noqa: E402
+from federation.devfleet.members import join_members  # noqa: E402
 from federation.kube import GVK, Discovery  # noqa: E402
 from tests.controllerhelpers import ControllerProcess  # noqa: E402
 from tests.storehelpers import create_database  # noqa: E402

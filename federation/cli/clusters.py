@@ -10,12 +10,11 @@ import click
 from federation.cli.common import (
     database_options,
     default_kubeconfig,
-    emit,
     hub_options,
     out_console,
-    output_option,
     with_database,
 )
+from federation.cli.output import Listing, Output, emit, object_name, output_option
 from federation.errors import ConfigError
 from federation.store import Store
 
@@ -48,10 +47,29 @@ def clusters() -> None:
     """The member clusters: list them, join one, take one out."""
 
 
+CLUSTERS = Listing(
+    columns=(
+        "name",
+        "ready",
+        "version",
+        "owner",
+        "works",
+        "applied",
+        "pending",
+        "conflict",
+        "failed",
+        "labels",
+    ),
+    wide=("drift_1h", "endpoint", "last_probe", "reason", "lease_expires"),
+    elastic=("labels", "reason"),
+    name=lambda r: object_name("MemberCluster", "federation.io", r["name"]),
+)
+
+
 @clusters.command("list")
 @database_options
 @output_option
-def list_clusters(database_url: str | None, state_dir: Path, output: str) -> None:
+def list_clusters(database_url: str | None, state_dir: Path, output: Output) -> None:
     """List the member clusters as the controller last saw them (readiness, version, works), and
     which controller replica owns each (runs its propagator: the holder of its lease).
 
@@ -87,20 +105,8 @@ def list_clusters(database_url: str | None, state_dir: Path, output: str) -> Non
                 }
                 for c in sorted(rows, key=lambda c: c.cluster)
             ],
-            output=output,
-            columns=(
-                "name",
-                "ready",
-                "version",
-                "owner",
-                "works",
-                "applied",
-                "pending",
-                "conflict",
-                "failed",
-                "labels",
-            ),
-            wide=("drift_1h", "endpoint", "last_probe", "reason", "lease_expires"),
+            CLUSTERS,
+            output,
         )
 
     with_database(database_url, state_dir, show)

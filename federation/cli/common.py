@@ -1,5 +1,5 @@
 """Plumbing shared by the command groups: consoles, the one ``--state-dir`` option, the hub
-and database options, output formats.
+and database options (output formats are `output`'s).
 
 Every command that keeps something on this machine takes the same ``--state-dir``
 (`state_dir_option`): the flag names the directory the command's own state lives in, and
@@ -12,17 +12,14 @@ fleet's directory itself) still works for ``federation dev``, with a warning: it
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import click
-import orjson
-import yaml
 from rich.console import Console
-from rich.table import Table
 
 from federation.errors import ConfigError
 
@@ -136,52 +133,6 @@ def with_database(database_url: str | None, state_dir: Path, action: Callable[[s
 
     with database(database_url, state_dir=state_dir, progress=progress) as url:
         return anyio.run(action, url)
-
-
-OUTPUTS = click.Choice(["table", "wide", "json", "yaml"])
-
-
-def output_option(f: F) -> F:
-    return click.option(
-        "-o", "--output", type=OUTPUTS, default="table", show_default=True, help="Output format."
-    )(f)
-
-
-def emit(
-    rows: Sequence[dict[str, Any]], *, output: str, columns: Sequence[str], wide: Sequence[str] = ()
-) -> None:
-    """Print rows as a table (wide adds columns), JSON or YAML."""
-    if output == "json":
-        click.echo(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2, default=str).decode())
-        return
-    if output == "yaml":
-        plain = orjson.loads(orjson.dumps(list(rows), default=str))
-        click.echo(yaml.safe_dump(plain, sort_keys=False), nl=False)
-        return
-    shown = [*columns, *(wide if output == "wide" else ())]
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in shown:
-        table.add_column(col.upper().replace("_", " "))
-    for row in rows:
-        table.add_row(*(_cell(row.get(col)) for col in shown))
-    out_console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return ago(value)
-    return str(value)
-
-
-def ago(when: datetime) -> str:
-    """`5s`, `3m`, `2h`, `4d` ago, as kubectl prints ages."""
-    seconds = (datetime.now(UTC) - when).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{max(0, int(seconds))}s"
 
 
 def parse_since(value: str | None) -> datetime | None:

@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,8 @@ def demo(
 
 
 async def _prepare(fleet: Any) -> None:
-    from federation.devfleet.members import install_crds, join_members
+    from federation.clusters.crds import install_crds
+    from federation.devfleet.members import join_members
 
     hub = await _client(fleet, "hub")
     try:
@@ -242,6 +244,25 @@ async def _apply_examples(fleet: Any) -> None:
         await hub.close()
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One resource in one cluster, as the demo shows it."""
+
+    text: str
+    ok: bool
+    style: str
+
+
+@dataclass(frozen=True)
+class Row:
+    resource: str
+    cells: dict[str, Cell]  # the clusters holding a copy (others show "-")
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.cells) and all(c.ok for c in self.cells.values())
+
+
 async def _watch(
     fleet: Any,
     port: int,
@@ -251,7 +272,10 @@ async def _watch(
     fail: str | None = None,
 ) -> bool:
     """The live table until Ctrl-C (or convergence); with `fail`, once converged, that member's
-    nodes go down and the table follows the failover to convergence again."""
+    nodes go down and the table follows the failover to convergence again.
+
+    Not on a terminal (a CI log, ``| tee``) a live table would print nothing until the end: a
+    plain line per change is printed instead (`Lines`)."""
     from federation.store import Store
 
     store = await Store.connect(fleet.database_url)
@@ -259,42 +283,49 @@ async def _watch(
     converged_at: float | None = None
     failed_at: float | None = None
     started = time.monotonic()
+    live = (
+        Live(console=out_console, refresh_per_second=2, transient=False) if out_console.is_terminal else None
+    )
+    lines = None if live is not None else Lines()
     try:
-        with Live(console=out_console, refresh_per_second=2, transient=False) as live:
+        with live if live is not None else contextlib.nullcontext():
             while not stop["now"]:
-                table, done = await _table(store, failed=fail if failed_at is not None else None)
+                rows, done = await _rows(store, failed=fail if failed_at is not None else None)
                 hub_line, hub_done = await _hub_line(hub)
                 # Converged means the members are healthy *and* the hub shows it: the aggregated
                 # status is written back coalesced, so it can trail the store.
                 if done and hub_done and converged_at is None:
                     converged_at = time.monotonic()
-                footer = Text()
-                footer.append(hub_line + "\n")
-                footer.append(
-                    "each member runs a controller-manager, a scheduler and simulated nodes (kwok): "
-                    "the replicas above are pods that really run there\n",
-                    style="dim",
-                )
-                footer.append(
-                    f"status page: http://127.0.0.1:{port}/    metrics: http://127.0.0.1:{port}/metrics\n"
-                )
+                #: (what it is about, its text, its style): the log prints each once, by the first.
+                notes: list[tuple[str, str, str]] = []
                 if converged_at is not None and fail is not None and failed_at is None:
                     await anyio.to_thread.run_sync(fleet.nodes.nodes_down, fail)
                     failed_at, converged_at = time.monotonic(), None
                     progress(f"took {fail}'s nodes down: they stop reporting; watch its copies move")
                 if failed_at is not None:
-                    footer.append(
-                        f"{fail}'s nodes went down {time.monotonic() - failed_at:.0f}s ago: NotReady "
-                        "after the node grace period, failover after the controller's\n",
-                        style="bold yellow",
+                    notes.append(
+                        (
+                            "failed",
+                            f"{fail}'s nodes went down {time.monotonic() - failed_at:.0f}s ago: NotReady "
+                            "after the node grace period, failover after the controller's",
+                            "bold yellow",
+                        )
                     )
                 if converged_at is not None:
-                    footer.append(
-                        f"converged in {converged_at - started:.1f}s — try `federation status "
-                        f"deployment/web -n shop --database-url {fleet.database_url}`; Ctrl-C to stop\n",
-                        style="bold green",
+                    notes.append(
+                        (
+                            "converged",
+                            f"converged in {converged_at - started:.1f}s — try `federation status "
+                            f"deployment/web -n shop --database-url {fleet.database_url}`; Ctrl-C to stop",
+                            "bold green",
+                        )
                     )
-                live.update(Group(table, footer))
+                if live is not None:
+                    live.update(_screen(rows, hub_line, notes, port))
+                else:
+                    assert lines is not None
+                    for line in lines.changes(rows, hub_line, notes):
+                        click.echo(line)
                 if exit_when_converged and converged_at is not None:
                     break
                 if exit_when_converged and time.monotonic() - started > timeout:
@@ -307,33 +338,96 @@ async def _watch(
     return converged_at is not None
 
 
-async def _table(store: Any, *, failed: str | None = None) -> tuple[Table, bool]:
-    """The table, and whether everything converged (with `failed`: nothing left there)."""
-    statuses = sorted(await store.resource_statuses(), key=lambda s: (s.ref.kind, s.ref.name))
+def _screen(rows: list[Row], hub_line: str, notes: list[tuple[str, str, str]], port: int) -> Group:
+    """The terminal's live view: the table, the hub's aggregated status, where to look next."""
     table = Table(title="federation demo: every resource in every cluster", title_justify="left")
     table.add_column("resource")
     for name, labels in DEMO_CLUSTERS.items():
         table.add_column(f"{name}\n[dim]{_labels(labels)}[/]")
+    for row in rows:
+        cells = [row.cells.get(c) for c in DEMO_CLUSTERS]
+        table.add_row(
+            row.resource,
+            *(Text("-", style="dim") if c is None else Text(c.text, style=c.style) for c in cells),
+        )
+    footer = Text()
+    footer.append(hub_line + "\n")
+    footer.append(RUN_FOR_REAL + "\n", style="dim")
+    footer.append(f"status page: http://127.0.0.1:{port}/    metrics: http://127.0.0.1:{port}/metrics\n")
+    for _, text, style in notes:
+        footer.append(text + "\n", style=style)
+    return Group(table, footer)
+
+
+class Lines:
+    """The demo as a log: one plain line per change, no control codes.
+
+    A line when a resource's copy in a cluster changes state, one when a resource has
+    converged (every copy applied and healthy), the hub's aggregated status when it changes,
+    and each note once."""
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[str, str], str] = {}
+        self._converged: set[str] = set()
+        self._hub = ""
+        self._notes: set[str] = set()
+        self._started = False
+
+    def changes(self, rows: list[Row], hub_line: str, notes: list[tuple[str, str, str]]) -> list[str]:
+        out = []
+        if not self._started:
+            self._started = True
+            out.append(f"watching every resource in {', '.join(DEMO_CLUSTERS)}; {RUN_FOR_REAL}")
+        for row in rows:
+            for cluster, c in row.cells.items():
+                if self._cells.get((row.resource, cluster)) != c.text:
+                    self._cells[row.resource, cluster] = c.text
+                    out.append(f"{row.resource} in {cluster}: {c.text}")
+            if row.converged and row.resource not in self._converged:
+                self._converged.add(row.resource)
+                out.append(f"converged: {row.resource} in {', '.join(sorted(row.cells))}")
+            elif not row.converged:
+                self._converged.discard(row.resource)
+        if hub_line != self._hub:
+            self._hub = hub_line
+            out.append(hub_line)
+        for about, text, _ in notes:
+            if about not in self._notes:
+                self._notes.add(about)
+                out.append(text)
+        return out
+
+
+RUN_FOR_REAL = (
+    "each member runs a controller-manager, a scheduler and simulated nodes (kwok): "
+    "the replicas are pods that really run there"
+)
+
+
+async def _rows(store: Any, *, failed: str | None = None) -> tuple[list[Row], bool]:
+    """Every resource in every cluster, and whether everything converged (with `failed`:
+    nothing left there)."""
+    statuses = sorted(await store.resource_statuses(), key=lambda s: (s.ref.kind, s.ref.name))
+    rows = []
     done = bool(statuses)
     for s in statuses:
         works = {w.cluster: w for w in await store.works_of_resource(s.resource_id)}
-        cells = []
+        cells = {}
         for cluster in DEMO_CLUSTERS:
             w = works.get(cluster)
             if w is None:
-                cells.append(Text("-", style="dim"))
                 continue
             if cluster == failed and w.state.value != "orphaned":
                 done = False  # converged again once the failed member holds nothing of ours
             replicas = (
                 f" {w.replicas_ready or 0}/{w.replicas_desired}" if w.replicas_desired is not None else ""
             )
-            text = f"{w.state.value}{replicas} {w.health.value}"
             ok = w.state.value == "applied" and w.health.value == "Healthy"
             done &= ok
-            cells.append(Text(text, style="green" if ok else STATE_COLOURS.get(w.state.value, "yellow")))
-        table.add_row(f"{s.ref.kind} {s.ref.namespace}/{s.ref.name}", *cells)
-    return table, done and len(statuses) >= 4
+            style = "green" if ok else STATE_COLOURS.get(w.state.value, "yellow")
+            cells[cluster] = Cell(f"{w.state.value}{replicas} {w.health.value}", ok, style)
+        rows.append(Row(f"{s.ref.kind} {s.ref.namespace}/{s.ref.name}", cells))
+    return rows, done and len(statuses) >= 4
 
 
 async def _hub_line(hub: Any) -> tuple[str, bool]:

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import click
 
-from federation.cli.common import database_options, emit, output_option, parse_since, with_database
+from federation.cli.common import database_options, parse_since, with_database
+from federation.cli.output import Listing, Output, emit, output_option
 from federation.store import Store
+
+#: ``-o name`` gives ``event/ID``: the id orders events and is what the API pages by.
+EVENTS = Listing(
+    columns=("age", "type", "cluster", "object", "message"),
+    wide=("time",),
+    elastic=("message",),
+    name=lambda r: f"event/{r['id']}",
+)
 
 
 @click.command("events")
@@ -24,7 +33,7 @@ from federation.store import Store
 @output_option
 def events(cluster: str | None, namespace: str | None, kind: str | None, name: str | None, type_: str | None,
            since: str | None, limit: int, database_url: str | None, state_dir: Path,
-           output: str) -> None:  # fmt: skip
+           output: Output) -> None:  # fmt: skip
     """Show the fleet's event history, newest first.
 
     Events are kept in Postgres (retention: a week by default): drift corrected (with the diff
@@ -53,6 +62,7 @@ def events(cluster: str | None, namespace: str | None, kind: str | None, name: s
             await store.close()
         rows = [
             {
+                "id": e.id,
                 "age": e.time,
                 "type": e.type.value,
                 "cluster": e.cluster,
@@ -63,6 +73,6 @@ def events(cluster: str | None, namespace: str | None, kind: str | None, name: s
             }
             for e in found
         ]
-        emit(rows, output=output, columns=("age", "type", "cluster", "object", "message"), wide=("time",))
+        emit(rows, EVENTS, output)
 
     with_database(database_url, state_dir, show)

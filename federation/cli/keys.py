@@ -13,12 +13,11 @@ import click
 
 from federation.cli.common import (
     database_options,
-    emit,
     err_console,
     out_console,
-    output_option,
     with_database,
 )
+from federation.cli.output import Listing, Output, emit, output_option
 from federation.sealing import rotate_key_file, write_new_key_file
 
 
@@ -76,10 +75,13 @@ def rotate(file: Path, key_id: str | None) -> None:
     out_console.print(f"{file}: {key.id} is the active key now; the older keys still open what they sealed")
 
 
+KEY_USAGE = Listing(columns=("key", "works", "resources"), name=lambda r: f"key/{r['key']}")
+
+
 @keys.command("usage")
 @database_options
 @output_option
-def usage(database_url: str | None, state_dir: Path, output: str) -> None:
+def usage(database_url: str | None, state_dir: Path, output: Output) -> None:
     """How many rows hold values sealed with each key (a key used by none may be dropped)."""
     from federation.store import Store
 
@@ -95,7 +97,7 @@ def usage(database_url: str | None, state_dir: Path, output: str) -> None:
         {"key": kid, "works": tables.get("works", 0), "resources": tables.get("resources", 0)}
         for kid, tables in sorted(found.items())
     ]
-    if not rows and output in ("table", "wide"):
+    if not rows and output.tabular and output.headers:
         out_console.print("no row holds a sealed value")
         return
-    emit(rows, output=output, columns=["key", "works", "resources"])
+    emit(rows, KEY_USAGE, output)

@@ -15,6 +15,7 @@ import click
 from federation import __version__
 from federation.cli.clusters import clusters
 from federation.cli.common import err_console
+from federation.cli.completion import completion
 from federation.cli.crds import crds
 from federation.cli.db import db
 from federation.cli.demo import demo
@@ -104,6 +105,7 @@ COMMANDS: tuple[click.Command, ...] = (
     keys,
     db,
     webhook,
+    completion,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -62,6 +62,14 @@ if TYPE_CHECKING:
     "--listen address (anyone who reaches the port reads the fleet's state).",
 )
 @click.option(
+    "--install-crds",
+    is_flag=True,
+    envvar="FEDERATION_INSTALL_CRDS",
+    help="Install (or upgrade) the federation.io CRDs on the hub before starting: for trying it on "
+    "a fresh hub. Off by default: the hub's CRDs are an admin's to install (kubectl apply -f "
+    "deploy/crds/), and this needs RBAC to create and patch customresourcedefinitions.",
+)
+@click.option(
     "--webhook/--no-webhook",
     default=True,
     show_default=True,
@@ -314,6 +322,7 @@ def run(
     clusters_file: Path | None,
     hub_id: str | None,
     listen: str,
+    install_crds: bool,
     webhook: bool,
     leader_election: bool,
     lease_ttl: float,
@@ -409,6 +418,8 @@ def run(
     kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
+    if install_crds:
+        anyio.run(_install_crds, kubeconfig, hub_context)
     with database(database_url, state_dir=state_dir, progress=lambda m: err_console.print(m)) as url:
         anyio.run(migrate.upgrade, url)
         config = ManagerConfig(
@@ -440,6 +451,18 @@ def run(
             sensitive_fields=sensitive,
         )
         anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
+
+
+async def _install_crds(kubeconfig: Path, context: str | None) -> None:
+    from federation.clusters.crds import install_crds
+    from federation.kube import KubeClient
+
+    hub = await KubeClient.connect("hub", kubeconfig=kubeconfig, context=context)
+    try:
+        names = await install_crds(hub)
+    finally:
+        await hub.close()
+    err_console.print(f"installed or upgraded {len(names)} federation.io CRDs on the hub")
 
 
 async def _run_manager(manager: Any) -> None:

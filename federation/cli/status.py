@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from federation.cli.common import database_options, emit, output_option, with_database
+from federation.cli.common import database_options, with_database
+from federation.cli.output import Listing, Output, emit, object_name, output_option
 from federation.errors import ConfigError
 from federation.store import ObjectRef, ResourceStatus, Store, WorkStatus
 
@@ -56,6 +57,47 @@ def _resource_row(r: ResourceStatus) -> dict[str, Any]:
         "group": r.ref.api_group or None,
         "removing": r.clusters_removing,
         "revision": r.placement_revision,
+    }
+
+
+RESOURCES = Listing(
+    columns=(
+        "kind",
+        "namespace",
+        "name",
+        "clusters",
+        "healthy",
+        "conflicted",
+        "failed",
+        "replicas",
+        "health",
+    ),
+    wide=("unschedulable", "removing", "revision", "changed"),
+    elastic=("unschedulable",),
+    name=lambda r: object_name(r["kind"], r["group"], r["name"]),
+)
+#: One resource, a row per cluster: ``-o name`` names the clusters (as the hub's MemberClusters).
+PER_CLUSTER = Listing(
+    columns=("cluster", "placed", "replicas", "applied", "health", "last_error"),
+    wide=("attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
+    elastic=("last_error",),
+    name=lambda r: object_name("MemberCluster", "federation.io", r["cluster"]),
+)
+#: One cluster's copies, a row per resource.
+COPIES = Listing(
+    columns=("resource", "placed", "replicas", "applied", "health", "last_error"),
+    wide=PER_CLUSTER.wide,
+    elastic=("last_error",),
+    name=lambda r: object_name(r["kind"], r["group"], r["name"]),
+)
+
+
+def _ref_fields(ref: ObjectRef) -> dict[str, Any]:
+    return {
+        "kind": ref.kind,
+        "group": ref.api_group or None,
+        "namespace": ref.namespace or None,
+        "name": ref.name,
     }
 
 
@@ -109,7 +151,7 @@ def resolve(statuses: list[ResourceStatus], target: str, namespace: str | None) 
 @database_options
 @output_option
 def status(target: str | None, namespace: str | None, cluster: str | None, database_url: str | None,
-           state_dir: Path, output: str) -> None:  # fmt: skip
+           state_dir: Path, output: Output) -> None:  # fmt: skip
     """Show where resources stand across the fleet.
 
     Without an argument: one line per resource (clusters applied/desired, healthy, conflicted,
@@ -140,12 +182,11 @@ def status(target: str | None, namespace: str | None, cluster: str | None, datab
                          if namespace is None or w.ref.namespace == namespace]  # fmt: skip
                 emit(
                     [
-                        {"resource": str(w.ref), **_work_row(w)}
+                        {"resource": str(w.ref), **_work_row(w), **_ref_fields(w.ref)}
                         for w in sorted(works, key=lambda w: str(w.ref))
                     ],
-                    output=output,
-                    columns=("resource", "placed", "replicas", "applied", "health", "last_error"),
-                    wide=("attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
+                    COPIES,
+                    output,
                 )
                 return
             if target is None:
@@ -153,24 +194,13 @@ def status(target: str | None, namespace: str | None, cluster: str | None, datab
                     _resource_row(s) for s in statuses if namespace is None or s.ref.namespace == namespace
                 ]
                 rows.sort(key=lambda r: (r["namespace"] or "", r["kind"], r["name"]))
-                emit(
-                    rows,
-                    output=output,
-                    columns=("kind", "namespace", "name", "clusters", "healthy", "conflicted", "failed",
-                             "replicas", "health"),
-                    wide=("unschedulable", "removing", "revision", "changed"),
-                )  # fmt: skip
+                emit(rows, RESOURCES, output)
                 return
             found = resolve(statuses, target, namespace)
             works = [
                 w for w in await store.works_of_resource(found.resource_id) if cluster in (None, w.cluster)
             ]
-            emit(
-                [_work_row(w) for w in sorted(works, key=lambda w: w.cluster)],
-                output=output,
-                columns=("cluster", "placed", "replicas", "applied", "health", "last_error"),
-                wide=("attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
-            )
+            emit([_work_row(w) for w in sorted(works, key=lambda w: w.cluster)], PER_CLUSTER, output)
         finally:
             await store.close()
 
