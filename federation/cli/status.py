@@ -157,13 +157,16 @@ def status(target: str | None, namespace: str | None, cluster: str | None, datab
     Without an argument: one line per resource (clusters applied/desired, healthy, conflicted,
     failed, replicas ready/desired, worst health). With KIND/NAME: one line per cluster (placed,
     replicas, applied, health, last error). `-o wide` adds hashes, attempts and the member's
-    resourceVersion; `-o json|yaml` gives every field.
+    resourceVersion; `-o json|yaml` gives every field; for scripts, `-o name`, `--no-headers`
+    and `-o jmespath=EXPR` (a query over the JSON rows). Tables never cut a value.
 
     \b
     Examples:
       federation status
       federation status deployment/web -n shop
       federation status configmaps/app-settings -n shop -o json
+      federation status -o jmespath="[?health!='Healthy'].name"
+      federation status deployment/web -n shop -o name      # the clusters it is in
     """
 
     async def show(url: str) -> None:
