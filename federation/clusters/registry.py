@@ -341,7 +341,7 @@ class ClusterRegistry:
         except KubeError as exc:
             raise FederationError(
                 f"the hub does not serve {MEMBERCLUSTER_GVK.api_version} MemberCluster: {exc}",
-                hint="install the CRDs: kubectl apply -f deploy/crds/",
+                hint="install the CRDs: kubectl apply -f deploy/crds/ (or start once with --install-crds)",
             ) from exc
         self._member_clusters = informer = self.hub_factory.informer(res)
 

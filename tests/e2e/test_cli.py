@@ -101,6 +101,16 @@ def test_the_demo_converges_and_cleans_up(tmp_path: Path) -> None:
                 "Secret", "shop/api-token", "ServiceAccount"):  # fmt: skip
         assert row in out, row
     assert "converged in" in out
+    # Not on a terminal (stdout is a pipe here): a plain line per change, none of a live
+    # table's control codes, and a line for each resource as it converges.
+    assert "\x1b" not in out
+    converged = [line for line in out.splitlines() if line.startswith("converged: ")]
+    for resource in ("ConfigMap shop/app-settings", "Deployment shop/web", "LLMGatewayConfig shop/gateway",
+                     "Secret shop/api-token"):  # fmt: skip
+        assert any(line.startswith(f"converged: {resource} in ") for line in converged), (resource, out)
+    assert any(
+        line.startswith("Deployment shop/web in ") and " applied " in line for line in out.splitlines()
+    )
     assert "6/6 ready, Available=True" in out
     # The replicas are pods the members' own controllers ran: nothing wrote their status.
     assert "pods that really run there" in out

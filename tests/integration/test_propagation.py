@@ -663,6 +663,92 @@ async def test_cli_status_and_events_show_what_the_controller_did(
     await eventually(drift_listed, timeout=30, what="the drift event in `federation events`")
 
 
+async def test_cli_listings_are_scriptable(
+    fleet: LocalFleet, controller: ControllerProcess, namespace: str
+) -> None:
+    """What a script does with the listings: piped tables keep every name whole (an 80-column
+    squeeze once cut them to `app…`), `-o name`, `--no-headers` and `-o jmespath` on each."""
+    long_name = "settings-" + "with-a-name-long-enough-that-a-squeezed-table-would-cut-it-" * 2 + "end"
+    apply(
+        fleet,
+        "hub",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": long_name, "namespace": namespace},
+         "data": {"k": "v"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "listed-token", "namespace": namespace},
+         "stringData": {"token": "not-for-tables"}},
+        policy("listed", namespace, [{"apiVersion": "v1", "kind": "ConfigMap", "name": long_name},
+                                     {"apiVersion": "v1", "kind": "Secret", "name": "listed-token"}],
+               placement={"clusterNames": ["member-1", "member-2"]}),
+    )  # fmt: skip
+
+    async def applied() -> bool:
+        rows = await works(controller.database_url, namespace)
+        return len(rows) == 4 and all(r["state"] == "applied" for r in rows)
+
+    await eventually(applied, timeout=30, what="the four copies applied")
+
+    def federation(*args: str) -> str:
+        # A pipe, and a narrow COLUMNS that a terminal-sizing table would obey.
+        done = subprocess.run([FEDERATION, *args, "--database-url", controller.database_url],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "60"})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout, "no control codes when piped"
+        return done.stdout
+
+    table = federation("status", "-n", namespace).splitlines()
+    assert table[0].split() == ["KIND", "NAMESPACE", "NAME", "CLUSTERS", "HEALTHY", "CONFLICTED", "FAILED",
+                                "REPLICAS", "HEALTH"]  # fmt: skip
+    assert len(table) == 3
+    assert any(line.split()[:4] == ["ConfigMap", namespace, long_name, "2/2"] for line in table[1:]), table
+    assert len(table[1]) > 60, "wider than COLUMNS: nothing was cut to fit"
+    assert federation("status", "-n", namespace, "-o", "name").splitlines() == [
+        f"configmap/{long_name}",
+        "secret/listed-token",
+    ]
+    bare = federation("status", "-n", namespace, "--no-headers").splitlines()
+    assert [line.split()[2] for line in bare] == [long_name, "listed-token"]
+    assert federation("status", "-n", namespace, "-o", "jmespath=[?kind=='Secret'].name").splitlines() == [
+        "listed-token"
+    ]
+    assert federation("status", f"configmap/{long_name}", "-n", namespace, "-o", "name").splitlines() == [
+        "membercluster.federation.io/member-1",
+        "membercluster.federation.io/member-2",
+    ]
+    per_cluster = federation("status", f"configmap/{long_name}", "-n", namespace, "--no-headers")
+    assert [line.split()[:2] for line in per_cluster.splitlines()] == [["member-1", "applied"],
+                                                                       ["member-2", "applied"]]  # fmt: skip
+    copies = federation("status", "--cluster", "member-1", "-n", namespace, "-o", "name").splitlines()
+    assert copies == [f"configmap/{long_name}", "secret/listed-token"]
+
+    names = federation("clusters", "list", "-o", "name").splitlines()
+    assert names == [f"membercluster.federation.io/{c}" for c in sorted(MEMBER_LABELS)]
+    rows = federation("clusters", "list", "--no-headers").splitlines()
+    assert [r.split()[0] for r in rows] == sorted(MEMBER_LABELS)
+    assert federation("clusters", "list", "-o", "jmespath=[?ready=='True'] | length(@)").strip() == "3"
+
+    # An event in this namespace: drift on member-1, corrected.
+    kubectl(fleet, "member-1", "-n", namespace, "patch", "configmap", long_name, "--type=merge",
+            "-p", '{"data":{"k":"drifted"}}')  # fmt: skip
+    query = ("events", "-n", namespace, "--type", "DriftCorrected")
+
+    async def drift_listed() -> bool:
+        return bool(federation(*query, "--no-headers").strip())
+
+    await eventually(drift_listed, timeout=30, what="the drift event")
+    listed = federation(*query, "--no-headers").splitlines()
+    assert listed and all(long_name in line and "DriftCorrected" in line for line in listed), listed
+    ids = [e["id"] for e in json.loads(federation(*query, "-o", "json"))]
+    assert federation(*query, "-o", "name").splitlines() == [f"event/{i}" for i in ids]
+
+    # The Secret's copies are sealed in Postgres: `keys usage` lists the controller's key.
+    usage = json.loads(federation("keys", "usage", "-o", "json"))
+    assert usage and all(u["works"] >= 2 for u in usage[:1]), usage
+    assert federation("keys", "usage", "-o", "name").splitlines() == [f"key/{u['key']}" for u in usage]
+    assert len(federation("keys", "usage", "--no-headers").splitlines()) == len(usage)
+    assert "not-for-tables" not in federation("status", "-n", namespace, "-o", "json")
+
+
 def federation_cli(fleet: LocalFleet, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """The CLI as a fleet admin runs it, against the fleet's hub."""
     hub = fleet.clusters["hub"]
