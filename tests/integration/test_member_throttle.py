@@ -15,8 +15,8 @@ from tests.controllerhelpers import ControllerProcess, apply, running_controller
 from tests.integration.test_propagation import MEMBER_LABELS, policy
 from tests.kubehelpers import eventually
 
-SLOW, QPS, BURST = "member-2", 0.2, 1
-N = 20
+SLOW, QPS, BURST = "member-2", 1.0, 1
+N = 30
 
 
 @pytest.fixture(scope="module")
