@@ -51,8 +51,11 @@ lint: venv
 	$(BIN)/ruff format --check federation tests bench
 	$(BIN)/lint-imports
 
+# The package, then the alembic scripts in it: they are package data, not modules of an importable
+# package (versions/0001_... is no module name), so `packages` does not reach them; same config.
 typecheck: venv
 	$(BIN)/mypy
+	$(BIN)/mypy federation/migrations
 
 fmt: venv
 	$(BIN)/ruff format federation tests bench

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,15 @@ class ControllerProcess:
         hub_context: str | None = None,
         encryption_key_file: Path | bool = True,
         default_listen: bool = False,
+        executable: str = FEDERATION,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """``extra_args`` go after ``run``'s own; with ``scheme="https"`` (``--tls-cert`` among
         them), ``ca_file`` is the CA the tests trust to poll /readyz and read /metrics.
         ``hub_id=None`` lets the controller derive it; ``hub_kubeconfig`` (and ``hub_context``)
         replace the fleet's admin kubeconfig of the hub, e.g. by a ServiceAccount's.
+        ``executable``: the `federation` command to run (another install's, e.g. from a wheel),
+        ``env`` its environment (default: the session's, when it starts).
 
         ``encryption_key_file``: True (the default, as every real installation has one) makes a
         key file of this controller's own beside its log, kept across its restarts; a path uses
@@ -76,6 +80,8 @@ class ControllerProcess:
         self.scheme = scheme
         self._ssl = ssl.create_default_context(cafile=ca_file) if scheme == "https" else None
         self.default_listen = default_listen
+        self.executable = executable
+        self.env = env
         self.port = DEFAULT_PORT if default_listen else free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -121,7 +127,7 @@ class ControllerProcess:
         try:
             self.proc = subprocess.Popen(
                 [
-                    FEDERATION,
+                    self.executable,
                     "--debug",
                     "run",
                     *connect,
@@ -146,7 +152,7 @@ class ControllerProcess:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={k: v for k, v in os.environ.items() if k != "FEDERATION_LISTEN"},
+                env={k: v for k, v in (self.env or os.environ).items() if k != "FEDERATION_LISTEN"},
             )
         finally:
             log.close()

@@ -7,9 +7,12 @@ controller), `dev` (a local fleet), `demo`, `plan` and `crds` (policy tooling), 
 `events` and `clusters` (reading the state store), `keys` (encryption keys), `db` (schema
 migrations), `webhook` (certificates and configuration for the admission webhook).
 
-The console script ``federation`` and ``python -m federation`` both run `main`.
+The console script ``federation`` and ``python -m federation`` both run `main`; the console
+script ``kubectl-federation`` (a kubectl plugin) runs it too, through `kubectl_plugin`, which only
+names the program ``kubectl federation`` in usage lines.
 """
 
+from federation.cli.kubectl import kubectl_plugin
 from federation.cli.root import main
 
-__all__ = ["main"]
+__all__ = ["kubectl_plugin", "main"]

@@ -27,6 +27,7 @@ from federation.cli.run import run
 from federation.cli.status import status
 from federation.cli.webhook import webhook
 from federation.errors import FederationError
+from federation.versions import VERSION_MESSAGE
 
 
 def _leaves(err: BaseException) -> list[BaseException]:
@@ -77,7 +78,7 @@ class FederationGroup(click.Group):
 
 
 @click.group(cls=FederationGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="federation")
+@click.version_option(__version__, prog_name="federation", message=VERSION_MESSAGE)
 @click.option("--debug", is_flag=True, envvar="FEDERATION_DEBUG", help="Show tracebacks for errors.")
 def main(debug: bool) -> None:
     """federation: propagate Kubernetes resources from a hub cluster to a fleet of member

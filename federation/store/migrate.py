@@ -1,13 +1,15 @@
 """Schema migrations, run programmatically (alembic as a library, no ``alembic.ini``).
 
-The migration scripts live in the top-level ``migrations/`` of the repository. They are found
-relative to this package (``federation/../migrations``), or at ``FEDERATION_MIGRATIONS_DIR``,
-never relative to the current directory, so ``federation db upgrade`` works from anywhere.
+The migration scripts are package data in ``federation/migrations/`` (``env.py``,
+``script.py.mako``, ``versions/``), so a wheel carries them and ``federation db upgrade`` and
+``federation run`` migrate from any install, not only from a checkout. They are found relative to
+this package, or at ``FEDERATION_MIGRATIONS_DIR`` (scripts of another build), never relative to
+the current directory, so the commands work from anywhere.
 
 Every function is async and runs alembic inside ``AsyncConnection.run_sync`` on one connection
 and one transaction (Postgres DDL is transactional: a failed upgrade leaves nothing behind).
-``migrations/env.py`` uses the connection handed over in ``config.attributes`` when there is one
-and only opens its own when alembic's own command line runs it.
+``federation/migrations/env.py`` uses the connection handed over in ``config.attributes`` when
+there is one and only opens its own when alembic's own command line runs it.
 """
 
 from __future__ import annotations
@@ -37,16 +39,23 @@ MIGRATIONS_DIR_ENV = "FEDERATION_MIGRATIONS_DIR"
 T = TypeVar("T")
 
 
+#: The scripts shipped with this package (a path, not `importlib.resources`: alembic imports
+#: ``env.py`` and the versions from a directory, and a wheel always installs one).
+PACKAGED_MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
 def migrations_dir() -> Path:
-    """Where the alembic scripts are (the repository's ``migrations/``)."""
+    """Where the alembic scripts are: ``FEDERATION_MIGRATIONS_DIR``, else the package's own."""
     override = os.environ.get(MIGRATIONS_DIR_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "migrations"
+    path = Path(override) if override else PACKAGED_MIGRATIONS
     if not (path / "env.py").is_file():
-        raise ConfigError(
-            f"the schema migrations are not at {path}",
-            hint=f"run from a checkout of the repository (pip install -e .), or set {MIGRATIONS_DIR_ENV} "
-            "to its migrations/ directory",
+        hint = (
+            f"point {MIGRATIONS_DIR_ENV} at a directory with env.py and versions/, or unset it: "
+            f"the package carries its own ({PACKAGED_MIGRATIONS})"
+            if override
+            else "reinstall the package (pip install --force-reinstall federation): its migrations are gone"
         )
+        raise ConfigError(f"the schema migrations are not at {path}", hint=hint)
     return path
 
 

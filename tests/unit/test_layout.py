@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from federation import __version__
 from federation.cli import main
 from federation.cli.common import DEV_STATE_DIR_ENV, STATE_DIR_ENV, state_dir_option
+from federation.versions import KUBERNETES, POSTGRES
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
@@ -109,7 +110,9 @@ def test_python_dash_m_federation_runs_the_cli() -> None:
         [sys.executable, "-m", "federation", "--version"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"federation, version {__version__}"
+    assert done.stdout.strip() == (
+        f"federation, version {__version__}\ntested with Kubernetes {KUBERNETES} and PostgreSQL {POSTGRES}"
+    )
     helped = subprocess.run(
         [sys.executable, "-m", "federation", "dev", "--help"], capture_output=True, text=True, timeout=60
     )
