@@ -37,8 +37,6 @@ REPO = Path(__file__).resolve().parents[2]
 BUILDER = REPO / "deploy" / "image" / "build.py"
 UID = 10001
 
-pytestmark = pytest.mark.image
-
 
 @dataclass(frozen=True)
 class Image:
@@ -143,6 +141,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     assert len(layers) == len(config["rootfs"]["diff_ids"]) >= 1
 
     rootfs = tmp_path_factory.mktemp("rootfs")
+    rootfs.chmod(0o755)  # pytest makes its directories 0700: the image's user could not enter "/"
     scratch = tmp_path_factory.mktemp("scratch")
     for layer, diff_id in zip(layers, config["rootfs"]["diff_ids"], strict=True):
         assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
