@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -553,8 +554,22 @@ def write_layout(
     return manifest_blob.digest
 
 
+@contextlib.contextmanager
+def locked(cache: Path) -> Iterator[None]:
+    """One build at a time per cache (the base, pip's cache and the working copy are shared)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build(*, source: Path, output: Path, cache: Path, suite: str, mirror: str, ref: str | None) -> str:
     check_tools()
+    with locked(cache):
+        return build_locked(source=source, output=output, cache=cache, suite=suite, mirror=mirror, ref=ref)
+
+
+def build_locked(*, source: Path, output: Path, cache: Path, suite: str, mirror: str, ref: str | None) -> str:
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
     arch = debian_arch()
     version = package_version(source)

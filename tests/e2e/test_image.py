@@ -21,7 +21,7 @@ import stat
 import subprocess
 import sys
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path, PurePosixPath
@@ -71,15 +71,19 @@ def _blob(layout: Path, descriptor: dict[str, Any]) -> bytes:
     return bytes(data)
 
 
-def _inside(root: Path, name: str) -> Path:
-    """`name` of a layer under `root`, refusing names that climb out of it."""
+def _inside(root: Path, name: str, real_dirs: set[Path]) -> Path:
+    """`name` of a layer under `root`, refusing names that climb out of it.
+
+    No parent may be a symlink (a layer writes through real directories only); `real_dirs`
+    remembers the parents already checked.
+    """
     path = PurePosixPath(name)
     assert not path.is_absolute() and ".." not in path.parts, name
     target = root.joinpath(*path.parts)
-    # No parent may be a symlink: a layer writes through real directories only.
     parent = target.parent
-    while parent != root:
+    while parent != root and parent not in real_dirs:
         assert not parent.is_symlink(), f"{name}: through the symlink {parent}"
+        real_dirs.add(parent)
         parent = parent.parent
     return target
 
@@ -95,9 +99,10 @@ def _apply_layer(root: Path, data: bytes, scratch: Path) -> None:
     """Unpack one gzip'd tar layer onto `root` as a runtime does (OCI whiteouts applied)."""
     archive = scratch / "layer.tar.gz"
     archive.write_bytes(data)
+    real_dirs: set[Path] = set()
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
-            target = _inside(root, member.name)
+            target = _inside(root, member.name, real_dirs)
             head, name = target.parent, target.name
             if name == ".wh..wh..opq":
                 for child in head.iterdir():
@@ -108,13 +113,16 @@ def _apply_layer(root: Path, data: bytes, scratch: Path) -> None:
                 continue
             if not member.isdir():
                 _remove(target)
+            elif target.is_symlink():
+                _remove(target)
+                real_dirs.discard(target)
             # Our own, digest-checked layer: owners, modes and links exactly as written.
             tar.extract(member, root, filter="fully_trusted")
     archive.unlink()
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
     missing = _missing_tools()
     if missing:
         pytest.fail(missing)
@@ -153,7 +161,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
         node = rootfs / "dev" / name
         if not node.exists():
             os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
-    return Image(layout=layout, config=config, rootfs=rootfs)
+    yield Image(layout=layout, config=config, rootfs=rootfs)
+    # ~0.5 GB: not left for pytest's retention of the last three sessions' temp directories.
+    shutil.rmtree(rootfs)
+    shutil.rmtree(layout)
 
 
 def _run(
