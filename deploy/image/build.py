@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 # Bump when the base layer's recipe changes (what is installed, cleaned, or how it is tarred).
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv")
@@ -161,12 +161,15 @@ def ensure_base(cache: Path, *, suite: str, mirror: str, arch: str, epoch: int) 
             suite,
             str(rootfs),
             mirror,
-        ]
+        ],
+        # Dates written by maintainer scripts (root's password change day in /etc/shadow) and
+        # byte-code compiled then (hash-checked .pyc) come out the same on every day.
+        env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)},
     )
     # What apt and debootstrap leave behind that an image does not need.
     for leftover in ("var/cache/apt/archives", "var/lib/apt/lists", "var/log"):
         clear_dir(rootfs / leftover)
-    for name in EXCLUDED_FILES:
+    for name in (*EXCLUDED_FILES, "var/cache/ldconfig/aux-cache"):  # aux-cache: inodes and ctimes
         (rootfs / name).unlink(missing_ok=True)
     log(f"base: root filesystem in {time.monotonic() - started:.0f} s; writing its layer")
     blob = write_layer(staging / "layer.tar.gz", layer_entries(rootfs), epoch=epoch)
