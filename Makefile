@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv controlplane browser helm lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
+.PHONY: all venv controlplane browser debootstrap image helm lint fmt typecheck test test-unit test-integration test-e2e demo clean bench-store
 
 all: test
 
@@ -36,6 +36,24 @@ browser:
 	    echo "chromium is missing and this is not root: run 'sudo apt-get install chromium'"; \
 	  fi; }
 
+# debootstrap, for the controller image built without Docker (deploy/image/build.py; it needs
+# root for debootstrap and chroot). Installed when missing and running as root (as CI does);
+# otherwise the image's test fails saying how to install it.
+debootstrap:
+	@command -v debootstrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; \
+	  else \
+	    echo "debootstrap is missing and this is not root: run 'sudo apt-get install debootstrap'"; \
+	  fi; }
+
+# The controller's OCI image layout in $(IMAGE_DIR), without a container engine (deploy/README.md
+# says how to push it). The Debian base is cached under ~/.cache/federation/image: a rebuild
+# redoes only the package layer.
+IMAGE_DIR ?= build/image
+image: debootstrap
+	$(PYTHON) deploy/image/build.py --output $(IMAGE_DIR)
+
 # The Helm CLI, for the tests that render deploy/helm/federation (they fail naming this target
 # without it): built from its Go module like the control plane, cached per version under
 # ~/.cache/federation/helm.
@@ -47,8 +65,8 @@ $(HELM_BIN):
 	GOBIN=$(dir $(HELM_BIN)) GOFLAGS=-buildvcs=false $(or $(FEDERATION_GO),go) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 lint: venv
-	$(BIN)/ruff check federation tests bench
-	$(BIN)/ruff format --check federation tests bench
+	$(BIN)/ruff check federation tests bench deploy/image
+	$(BIN)/ruff format --check federation tests bench deploy/image
 	$(BIN)/lint-imports
 
 # The package, then the alembic scripts in it: they are package data, not modules of an importable
@@ -56,10 +74,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 	$(BIN)/mypy federation/migrations
+	$(BIN)/mypy --strict deploy/image/build.py
 
 fmt: venv
-	$(BIN)/ruff format federation tests bench
-	$(BIN)/ruff check --fix federation tests bench
+	$(BIN)/ruff format federation tests bench deploy/image
+	$(BIN)/ruff check --fix federation tests bench deploy/image
 
 test-unit: venv helm
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -67,11 +86,11 @@ test-unit: venv helm
 test-integration: venv controlplane browser helm
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: venv controlplane
+test-e2e: venv controlplane debootstrap
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # One pytest session: one fleet shared by integration and e2e tests.
-test: lint typecheck controlplane browser helm
+test: lint typecheck controlplane browser helm debootstrap
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 demo: venv controlplane
