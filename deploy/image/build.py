@@ -463,10 +463,22 @@ def package_step(
 
 
 def package_version(source: Path) -> str:
+    """The version the wheel gets: pyproject's own, or (``dynamic``) ``federation.__version__``,
+    read from the source rather than imported (the builder runs on any Python with the stdlib)."""
+    import ast
     import tomllib
 
     with (source / "pyproject.toml").open("rb") as f:
-        return str(tomllib.load(f)["project"]["version"])
+        project = tomllib.load(f)["project"]
+    if "version" in project:
+        return str(project["version"])
+    tree = ast.parse((source / "federation" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets
+        ):
+            return str(ast.literal_eval(node.value))
+    raise SystemExit(f"no version in {source / 'pyproject.toml'} nor __version__ in federation/__init__.py")
 
 
 def write_blob(blobs: Path, data: bytes) -> Blob:

@@ -81,12 +81,22 @@ def _pip_offline_first(args: Sequence[str | Path], *, fill: Sequence[str | Path]
         return
     _say(f"filling the wheelhouse {WHEELHOUSE} from the index")
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    _forget_our_wheels()
     fetched = _run([*pip, "download", "--quiet", "--prefer-binary", "--dest", WHEELHOUSE, *fill])
+    # pip download copies the wheel being resolved into the wheelhouse too; left there, the next
+    # fill would resolve that stale copy (same name and version, older requirements) instead.
+    _forget_our_wheels()
     assert fetched.returncode == 0, (
         f"pip download failed (the tests install the wheel's dependencies from PyPI once): {fetched.stderr}"
     )
     again = _run(offline)
     assert again.returncode == 0, f"{' '.join(map(str, args))} failed:\n{again.stdout}\n{again.stderr}"
+
+
+def _forget_our_wheels() -> None:
+    """The wheelhouse holds dependencies only: our own wheel is built afresh by each session."""
+    for stale in WHEELHOUSE.glob("federation-*.whl"):
+        stale.unlink()
 
 
 @dataclass(frozen=True)

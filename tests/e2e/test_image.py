@@ -31,6 +31,7 @@ import pytest
 
 from federation.devfleet import EmbeddedPostgres
 from federation.store import head_revision
+from federation.versions import KUBERNETES, POSTGRES
 from tests.storehelpers import create_database, drop_database
 
 # The first test's setup builds the image: from an empty cache ~3–4 min on 2 cores (debootstrap
@@ -203,7 +204,10 @@ def test_the_entrypoint_prints_the_version(image: Image) -> None:
     program = image.entrypoint[0]
     result = _run(image, program, "--version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"federation, version {version('federation')}"
+    assert result.stdout.strip().splitlines() == [
+        f"federation, version {version('federation')}",
+        f"tested with Kubernetes {KUBERNETES} and PostgreSQL {POSTGRES}",
+    ]
     listed = _run(image, program, "--help")
     assert listed.returncode == 0, listed.stderr
     assert any(line.split()[:1] == ["run"] for line in listed.stdout.splitlines()), listed.stdout
