@@ -36,6 +36,12 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]
         return merged
     if "anyOf" in node:
         branches = [b for b in node.pop("anyOf") if b != {"type": "null"}]
+        if sorted(b.get("type", "") for b in branches) == ["integer", "string"]:
+            # A count or a percentage (maxConcurrentClusters): Kubernetes' int-or-string; the
+            # string's form is checked by the model's CEL rule, as for IntOrString fields.
+            rest = _convert(node, defs)
+            rest.pop("default", None)
+            return {**rest, "x-kubernetes-int-or-string": True}
         if len(branches) != 1:
             raise SchemaError(f"unions cannot be expressed in a structural schema: {branches}")
         merged = _convert(branches[0], defs)
@@ -72,7 +78,11 @@ def _structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, A
     out = _convert(node, defs)
     if "enum" in out and "type" not in out:
         out["type"] = "string"
-    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "type" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+        and not out.get("x-kubernetes-int-or-string")
+    ):
         if "properties" in out:
             out["type"] = "object"
         else:
