@@ -90,8 +90,15 @@ test-e2e: venv controlplane debootstrap
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # One pytest session: one fleet shared by integration and e2e tests.
+# Two workers (pytest-xdist), each with a fleet of its own; a module's tests stay on one worker
+# (--dist loadscope), so a module's controller is started once. Most integration tests wait on
+# controllers and clusters rather than compute, so two at a time fit the machine's two cores.
+# PYTEST_WORKERS=0 runs everything in this one process.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadscope)
+
 test: lint typecheck controlplane browser helm debootstrap
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest tests $(XDIST) $(PYTEST_ARGS)
 
 demo: venv controlplane
 	$(BIN)/federation demo

@@ -51,8 +51,11 @@ def anyio_backend() -> str:
 def fleet() -> Iterator[LocalFleet]:
     """Hub + 3 members + Postgres, shared by every integration test of the session."""
     members = int(os.environ.get("FEDERATION_TEST_MEMBERS", "3"))
+    # Under pytest-xdist each worker has a fleet of its own (say whose in its progress lines).
+    who = os.environ.get("PYTEST_XDIST_WORKER")
+    tag = f"[fleet {who}]" if who else "[fleet]"
     local = LocalFleet(
-        members=members, progress=lambda m: print(f"[fleet] {m}", file=sys.__stderr__, flush=True)
+        members=members, progress=lambda m: print(f"{tag} {m}", file=sys.__stderr__, flush=True)
     )
     local.start()
     try:

@@ -299,6 +299,8 @@ def test_rotating_a_key_file_puts_a_new_key_first_and_keeps_the_old(tmp_path: Pa
             "line 2: key id 'k1' appears twice",
         ),
     ],
+    # Fixed ids: the keys are random, and pytest-xdist's workers must collect the same names.
+    ids=["empty", "comments-only", "no-colon", "not-base64", "short-key", "bad-id", "duplicate-id"],
 )
 def test_a_bad_key_file_names_the_file_and_line_never_the_key(text: str, says: str) -> None:
     with pytest.raises(ConfigError) as err:
