@@ -79,7 +79,7 @@ RESOURCES = Listing(
 #: One resource, a row per cluster: ``-o name`` names the clusters (as the hub's MemberClusters).
 PER_CLUSTER = Listing(
     columns=("cluster", "placed", "replicas", "applied", "health", "last_error"),
-    wide=("attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
+    wide=("healthy_for", "attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
     elastic=("last_error",),
     name=lambda r: object_name("MemberCluster", "federation.io", r["cluster"]),
 )
@@ -109,6 +109,7 @@ def _work_row(w: WorkStatus) -> dict[str, Any]:
         "replicas": replicas,
         "applied": w.applied_at,
         "health": w.health.value,
+        "healthy_for": w.healthy_since,
         "last_error": (w.last_error or "")[:120] or None,
         "attempts": w.attempts,
         "in_sync": w.in_sync,

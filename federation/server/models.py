@@ -260,6 +260,10 @@ class Work(Model):
     updated_at: datetime
     applied_at: datetime | None
     status_collected_at: datetime | None
+    healthy_since: datetime | None = Field(
+        description="When the member copy last turned Healthy (null while it is not): it stays put "
+        "while other fields of the status change, so now minus it is how long the copy has been Healthy.",
+    )
 
 
 class WorkList(Model):

@@ -240,6 +240,8 @@ class MemberStatus(Base):
     member_resource_version: Mapped[str | None] = mapped_column(Text)
     collected_at: Mapped[datetime] = _timestamp()
     health_reason: Mapped[str | None] = mapped_column(Text)
+    #: When health last turned Healthy (NULL while it is not): kept while it stays Healthy.
+    healthy_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Event(Base):

@@ -297,6 +297,8 @@ class WorkStatus:
     updated_at: datetime
     applied_at: datetime | None
     status_collected_at: datetime | None
+    healthy_since: datetime | None = None
+    """When the copy last turned Healthy (None while it is not)."""
 
 
 @dataclass(frozen=True, slots=True)

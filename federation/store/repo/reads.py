@@ -70,6 +70,7 @@ def _work_status(r: asyncpg.Record) -> WorkStatus:
         updated_at=r["updated_at"],
         applied_at=r["applied_at"],
         status_collected_at=r["status_collected_at"],
+        healthy_since=r["healthy_since"],
     )
 
 

@@ -17,10 +17,11 @@ from federation.store.rows import MemberStatusRow
 UPSERT = """
 WITH written AS (
     INSERT INTO member_status AS m (
-        resource_id, cluster, status, health, observed_generation, member_resource_version, health_reason
+        resource_id, cluster, status, health, observed_generation, member_resource_version, health_reason,
+        healthy_since
     )
     SELECT u.resource_id, u.cluster, u.status::jsonb, u.health, u.observed_generation,
-           u.member_resource_version, u.health_reason
+           u.member_resource_version, u.health_reason, CASE WHEN u.health = 'Healthy' THEN now() END
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::health[], $5::bigint[], $6::text[], $7::text[])
         AS u(resource_id, cluster, status, health, observed_generation, member_resource_version,
              health_reason)
@@ -30,7 +31,13 @@ WITH written AS (
         observed_generation = EXCLUDED.observed_generation,
         member_resource_version = EXCLUDED.member_resource_version,
         health_reason = EXCLUDED.health_reason,
-        collected_at = now()
+        collected_at = now(),
+        -- Moves only with health: kept while Healthy stays Healthy, cleared when it leaves.
+        healthy_since = CASE
+            WHEN EXCLUDED.health <> 'Healthy' THEN NULL
+            WHEN m.health = 'Healthy' THEN COALESCE(m.healthy_since, now())
+            ELSE now()
+        END
     WHERE (m.health, m.observed_generation, m.member_resource_version, m.status, m.health_reason)
         IS DISTINCT FROM
           (EXCLUDED.health, EXCLUDED.observed_generation, EXCLUDED.member_resource_version, EXCLUDED.status,

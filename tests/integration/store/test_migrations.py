@@ -44,7 +44,7 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     revisions = await migrate.upgrade(empty_url)
     assert revisions.before is None
-    assert revisions.after == migrate.head_revision() == "0006"
+    assert revisions.after == migrate.head_revision() == "0007"
     found = await relations(empty_url)
     for table in TABLES:
         assert found.get(table) == "r", table
@@ -55,6 +55,15 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert found.get("controller_leader") == "r"
     reason = "SELECT health_reason FROM fleet_work_status LIMIT 0"
     await query(empty_url, reason)
+
+    since = "SELECT healthy_since FROM fleet_work_status LIMIT 0"
+    await query(empty_url, since)
+    revisions = await migrate.downgrade(empty_url, "0006")
+    assert (revisions.before, revisions.after) == ("0007", "0006")
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await query(empty_url, since)
+    await query(empty_url, reason)  # the view is 0004's again, its reason column kept
+    assert set(await relations(empty_url)) >= VIEW_NAMES
 
     assert found.get("controller_replicas") == "r"
     revisions = await migrate.downgrade(empty_url, "0005")
@@ -88,8 +97,8 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert set(await relations(empty_url)) == {"alembic_version"}
 
     revisions = await migrate.upgrade(empty_url, "head")
-    assert (revisions.before, revisions.after) == (None, "0006")
-    assert await migrate.current(empty_url) == "0006"
+    assert (revisions.before, revisions.after) == (None, "0007")
+    assert await migrate.current(empty_url) == "0007"
     assert set(TABLES) | VIEW_NAMES <= set(await relations(empty_url))
 
 
@@ -109,4 +118,4 @@ async def test_the_comparison_does_see_a_difference(database_url: str) -> None:
 
 async def test_upgrading_twice_is_a_no_op(database_url: str) -> None:
     revisions = await migrate.upgrade(database_url)
-    assert revisions.before == revisions.after == "0006"
+    assert revisions.before == revisions.after == "0007"

@@ -186,6 +186,39 @@ async def test_member_statuses(store: Store, database_url: str) -> None:
         await store.upsert_member_statuses([rows[0], rows[0]])
 
 
+async def test_healthy_since_moves_only_with_health(store: Store) -> None:
+    """The time a rollout's soak counts from: set when a copy turns Healthy, kept while other
+    fields change and it stays Healthy, cleared when it leaves Healthy."""
+    rid = await placed_resource(store, "soak", ["member-1"])
+
+    async def since() -> datetime | None:
+        (work,) = await store.works_of_resource(rid)
+        return work.healthy_since
+
+    progressing = MemberStatusRow(rid, "member-1", {"replicas": 2}, Health.PROGRESSING, 1, "1")
+    assert await store.upsert_member_statuses([progressing]) == 1
+    assert await since() is None
+    turned = datetime.now(UTC)
+    healthy = MemberStatusRow(rid, "member-1", {"replicas": 2, "readyReplicas": 2}, Health.HEALTHY, 1, "2")
+    assert await store.upsert_member_statuses([healthy]) == 1
+    first = await since()
+    assert first is not None and abs((first - turned).total_seconds()) < 5
+    still = MemberStatusRow(rid, "member-1", {"replicas": 3, "readyReplicas": 3}, Health.HEALTHY, 2, "3")
+    assert await store.upsert_member_statuses([still]) == 1  # written: the status changed...
+    assert await since() == first  # ...but not since when it has been Healthy
+    degraded = MemberStatusRow(rid, "member-1", {"replicas": 3}, Health.DEGRADED, 2, "4")
+    assert await store.upsert_member_statuses([degraded]) == 1
+    assert await since() is None
+    assert await store.upsert_member_statuses([healthy]) == 1
+    again = await since()
+    assert again is not None and again > first
+    # A row inserted Healthy starts Healthy from its insert.
+    other = await placed_resource(store, "born-healthy", ["member-1"])
+    assert await store.upsert_member_statuses([MemberStatusRow(other, "member-1", {}, Health.HEALTHY)]) == 1
+    (born,) = await store.works_of_resource(other)
+    assert born.healthy_since is not None
+
+
 async def test_statuses_without_a_work_are_never_shown_and_get_swept(store: Store, database_url: str) -> None:
     # No foreign key on this hot table (see repo/status.py): a late status of a work that was
     # just finished is written, invisible to the views, and removed by the sweep.
