@@ -33,5 +33,10 @@ def completion(shell: str) -> None:
     prog = os.path.basename(root.info_name or "federation")
     cls = get_completion_class(shell)
     assert cls is not None  # the Choice above lists only shells click knows
-    var = "_" + prog.replace("-", "_").upper() + "_COMPLETE"
-    click.echo(cls(root.command, {}, prog, var).source())
+    click.echo(cls(root.command, {}, prog, complete_var(prog)).source())
+
+
+def complete_var(prog: str) -> str:
+    """The variable click completes under for program `prog` (``kubectl federation`` too: a
+    space, like a dash, has no place in a variable's name)."""
+    return "_" + prog.replace(" ", "_").replace("-", "_").upper() + "_COMPLETE"

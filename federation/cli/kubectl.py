@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from federation.cli.completion import complete_var
 from federation.cli.root import main
 
 PLUGIN_PREFIX = "kubectl-"
@@ -31,6 +32,6 @@ def program_name(argv0: str) -> str | None:
 def kubectl_plugin() -> None:
     """The ``kubectl-federation`` console script."""
     name = program_name(sys.argv[0]) if sys.argv else None
-    # click derives shell completion's variable from the program name; a space has no place in it.
-    complete_var = "_" + name.replace(" ", "_").replace("-", "_").upper() + "_COMPLETE" if name else None
-    main(prog_name=name, complete_var=complete_var)
+    # click derives shell completion's variable from the program name; `completion` prints
+    # scripts that set the same one.
+    main(prog_name=name, complete_var=complete_var(name) if name else None)

@@ -40,12 +40,20 @@ def kind_matches(spec: str, ref: ObjectRef) -> bool:
     return word in (kind, kind + "s", kind + "es", kind[:-1] + "ies" if kind.endswith("y") else kind)
 
 
+def _ref_fields(ref: ObjectRef) -> dict[str, Any]:
+    """What names an object in a row (and its `-o name`)."""
+    return {
+        "kind": ref.kind,
+        "group": ref.api_group or None,
+        "namespace": ref.namespace or None,
+        "name": ref.name,
+    }
+
+
 def _resource_row(r: ResourceStatus) -> dict[str, Any]:
     replicas = f"{r.replicas_ready}/{r.replicas_desired}" if r.replicas_desired is not None else None
     return {
-        "kind": r.ref.kind,
-        "namespace": r.ref.namespace or None,
-        "name": r.ref.name,
+        **_ref_fields(r.ref),
         "clusters": f"{r.clusters_applied}/{r.clusters_desired}",
         "healthy": r.clusters_healthy,
         "conflicted": r.clusters_conflicted,
@@ -54,7 +62,6 @@ def _resource_row(r: ResourceStatus) -> dict[str, Any]:
         "health": r.worst_health.value if r.worst_health else None,
         "unschedulable": r.unschedulable,
         "changed": r.last_change,
-        "group": r.ref.api_group or None,
         "removing": r.clusters_removing,
         "revision": r.placement_revision,
     }
@@ -79,7 +86,15 @@ RESOURCES = Listing(
 #: One resource, a row per cluster: ``-o name`` names the clusters (as the hub's MemberClusters).
 PER_CLUSTER = Listing(
     columns=("cluster", "placed", "replicas", "applied", "health", "last_error"),
-    wide=("healthy_for", "attempts", "in_sync", "desired_hash", "applied_hash", "member_rv", "next_attempt"),
+    wide=(
+        "healthy_since",
+        "attempts",
+        "in_sync",
+        "desired_hash",
+        "applied_hash",
+        "member_rv",
+        "next_attempt",
+    ),
     elastic=("last_error",),
     name=lambda r: object_name("MemberCluster", "federation.io", r["cluster"]),
 )
@@ -92,15 +107,6 @@ COPIES = Listing(
 )
 
 
-def _ref_fields(ref: ObjectRef) -> dict[str, Any]:
-    return {
-        "kind": ref.kind,
-        "group": ref.api_group or None,
-        "namespace": ref.namespace or None,
-        "name": ref.name,
-    }
-
-
 def _work_row(w: WorkStatus) -> dict[str, Any]:
     replicas = f"{w.replicas_ready or 0}/{w.replicas_desired}" if w.replicas_desired is not None else None
     return {
@@ -109,7 +115,7 @@ def _work_row(w: WorkStatus) -> dict[str, Any]:
         "replicas": replicas,
         "applied": w.applied_at,
         "health": w.health.value,
-        "healthy_for": w.healthy_since,
+        "healthy_since": w.healthy_since,
         "last_error": (w.last_error or "")[:120] or None,
         "attempts": w.attempts,
         "in_sync": w.in_sync,

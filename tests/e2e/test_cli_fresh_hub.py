@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import pytest
 
 from federation.devfleet import LocalFleet
 from federation.devfleet.procs import free_port
-from tests.controllerhelpers import FEDERATION, kubectl
-from tests.kubehelpers import eventually
+from tests.controllerhelpers import FEDERATION, STOP_TIMEOUT, ControllerProcess, kubectl
 
 FRESH = "member-3"
 
@@ -37,14 +36,6 @@ def run_on(fleet: LocalFleet, database_url: str, *args: str, listen: str) -> sub
 def crds_on_fresh(fleet: LocalFleet) -> list[str]:
     out = kubectl(fleet, FRESH, "get", "crd", "-o", "name")
     return sorted(line for line in out.split() if line.endswith(".federation.io"))
-
-
-def readyz_ok(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -75,17 +66,21 @@ async def test_run_on_a_hub_without_the_crds_says_so_in_one_line(
 
 
 async def test_install_crds_makes_a_fresh_hub_ready(
-    fleet: LocalFleet, database_url: str, fresh_hub: None
+    fleet: LocalFleet, database_url: str, fresh_hub: None, tmp_path: Path
 ) -> None:
-    port = free_port()
-    proc = run_on(fleet, database_url, "--install-crds", listen=f"127.0.0.1:{port}")
+    info = fleet.clusters[FRESH]
+    proc = ControllerProcess(
+        fleet,
+        database_url=database_url,
+        hub_id=f"fresh-{os.getpid()}",
+        log_path=tmp_path / "run.log",
+        hub_kubeconfig=info.kubeconfig,
+        hub_context=info.context,
+        extra_args=["--install-crds", "--no-webhook"],
+    )
+    proc.launch()
     try:
-
-        async def ready() -> bool:
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            return await anyio.to_thread.run_sync(readyz_ok, port)
-
-        await eventually(ready, timeout=90, what="/readyz 200 after --install-crds")
+        await anyio.to_thread.run_sync(lambda: proc.wait_ready(timeout=90))
         assert crds_on_fresh(fleet) == [
             "customresourcedefinition.apiextensions.k8s.io/clusteroverridepolicies.federation.io",
             "customresourcedefinition.apiextensions.k8s.io/clusterpropagationpolicies.federation.io",
@@ -93,9 +88,12 @@ async def test_install_crds_makes_a_fresh_hub_ready(
             "customresourcedefinition.apiextensions.k8s.io/overridepolicies.federation.io",
             "customresourcedefinition.apiextensions.k8s.io/propagationpolicies.federation.io",
         ]
+        child = proc.proc
+        assert child is not None
+        child.send_signal(signal.SIGTERM)
+        code = await anyio.to_thread.run_sync(lambda: child.wait(timeout=STOP_TIMEOUT))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        _, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=60))
-    assert "installed or upgraded 5 federation.io CRDs on the hub" in err
-    assert proc.returncode == 0, err[-3000:]
+        await anyio.to_thread.run_sync(proc.stop)  # a kill and a failure if still running
+    log = proc.log_path.read_text()
+    assert "installed or upgraded 5 federation.io CRDs on the hub" in log, log
+    assert code == 0, log

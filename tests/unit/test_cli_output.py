@@ -104,3 +104,18 @@ def test_the_demo_log_prints_each_change_and_each_convergence_once() -> None:
         "converged in 3.0s",
     ]
     assert lines.changes(done, "hub: 2/2", [("converged", "converged in 4.0s", "")]) == []
+
+
+def test_completion_scripts_set_the_variable_the_program_completes_under() -> None:
+    from click.testing import CliRunner
+
+    from federation.cli import main
+    from federation.cli.completion import complete_var
+
+    for prog, var in (
+        ("federation", "_FEDERATION_COMPLETE"),
+        ("kubectl federation", "_KUBECTL_FEDERATION_COMPLETE"),
+    ):
+        assert complete_var(prog) == var
+        script = CliRunner().invoke(main, ["completion", "bash"], prog_name=prog)
+        assert script.exit_code == 0 and f"{var}=bash_complete" in script.output, script.output
