@@ -12,9 +12,9 @@ PyPI can reach:
 2. **package layer** — on a fresh copy of the base: the group and user 10001, a virtualenv at
    ``/opt/federation/venv`` holding the package's wheel (``pip wheel`` of the source, as the
    Dockerfile's build stage) and its dependencies, installed by the root filesystem's own
-   Python through ``chroot`` so compiled wheels match it; the top-level ``migrations/`` at
-   ``/opt/federation/migrations`` (skipped once they live inside the package). The layer is the
-   difference from the base: new and changed files, and a whiteout for each removed one.
+   Python through ``chroot`` so compiled wheels match it (the wheel carries the schema
+   migrations: nothing is copied beside it). The layer is the difference from the base: new
+   and changed files, and a whiteout for each removed one.
 3. **image** — an OCI image layout in ``--output``: ``oci-layout``, ``index.json`` and
    ``blobs/sha256/`` (the two layers, the config with the Dockerfile's Env, User, Entrypoint,
    ExposedPorts and WorkingDir, and the manifest).
@@ -58,7 +58,6 @@ BASE_PACKAGES = ("python3", "python3-venv")
 DEFAULT_EPOCH = 1704067200  # 2024-01-01T00:00:00Z, when SOURCE_DATE_EPOCH is not set
 
 VENV = "/opt/federation/venv"
-MIGRATIONS = "/opt/federation/migrations"
 UID = GID = 10001
 ENTRYPOINT = ["federation", "run"]
 EXPOSED_PORTS = ["8080/tcp"]  # /metrics, /healthz, /readyz (--listen)
@@ -372,10 +371,6 @@ def copy_source(source: Path, dest: Path) -> None:
     )
 
 
-def migrations_in_package(source: Path) -> bool:
-    return (source / "federation" / "migrations" / "env.py").is_file()
-
-
 @contextlib.contextmanager
 def borrowed(cache_dir: Path, inside: Path) -> Iterator[None]:
     """Lend pip's cache (kept beside the base) to the root filesystem for one step.
@@ -392,9 +387,7 @@ def borrowed(cache_dir: Path, inside: Path) -> Iterator[None]:
         os.replace(inside, cache_dir)
 
 
-def package_step(
-    work: Path, *, source: Path, cache: Path, epoch: int, env_out: list[str]
-) -> list[tuple[Path, Entry]]:
+def package_step(work: Path, *, source: Path, cache: Path, epoch: int) -> list[tuple[Path, Entry]]:
     """The Dockerfile's runtime steps on `work`; returns the layer's entries."""
     before = snapshot(work)
     build = work / BUILD_DIR.lstrip("/")
@@ -445,14 +438,6 @@ def package_step(
     finally:
         shutil.rmtree(build, ignore_errors=True)
         (work / "etc/resolv.conf").unlink(missing_ok=True)
-    # COPY migrations /opt/federation/migrations (until they move into the package).
-    if migrations_in_package(source):
-        log("package: federation/migrations/env.py exists: the migrations ship in the wheel, not copied")
-    else:
-        shutil.copytree(
-            source / "migrations", work / MIGRATIONS.lstrip("/"), ignore=shutil.ignore_patterns("__pycache__")
-        )
-        env_out.append(f"FEDERATION_MIGRATIONS_DIR={MIGRATIONS}")
     # Nothing written where the runtime mounts its own (or where builds leave scratch files).
     for leftover in ("root/.cache",):
         shutil.rmtree(work / leftover, ignore_errors=True)
@@ -600,7 +585,7 @@ def build_locked(*, source: Path, output: Path, cache: Path, suite: str, mirror:
         "PYTHONUNBUFFERED=1",
         "FEDERATION_LOG_FORMAT=json",
     ]
-    entries = package_step(work, source=source, cache=cache, epoch=epoch, env_out=env)
+    entries = package_step(work, source=source, cache=cache, epoch=epoch)
     log(f"package: {len(entries)} entries differ from the base; writing the layer")
     package_layer = cache / "work" / "layer.tar.gz"
     package_blob = write_layer(package_layer, entries, epoch=epoch)

@@ -32,7 +32,7 @@ The rules, in the order `step` applies them:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from federation.api.rollout import OnFailure, RolloutStrategy, seconds
@@ -84,7 +84,7 @@ class RolloutState:
     approved: frozenset[str] = frozenset()
     """Names of the stages someone approved (ahead of time too)."""
     reason: str = ""
-    failed_stage: str | None = field(default=None)
+    failed_stage: str | None = None
 
 
 def start(now: float) -> RolloutState:
