@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from federation.api.base import CrdInfo, KubeModel, TopLevelObject
 from federation.api.conditions import Condition
+from federation.api.rollout import RolloutStrategy
 from federation.api.selectors import LabelSelector, ResourceSelector
 from federation.api.taints import Toleration
 
@@ -275,6 +276,12 @@ class PropagationSpec(KubeModel):
         default=False,
         description="Decisions are still made and reported, but nothing is applied to, or deleted "
         "from, member clusters until this is false again.",
+    )
+    rollout: RolloutStrategy | None = Field(
+        default=None,
+        description="How a changed template reaches the chosen clusters: in stages, each gated on "
+        "its copies being Healthy for a soak time (and optionally an approval). Without it, every "
+        "chosen cluster gets the change at once.",
     )
 
     @model_validator(mode="after")

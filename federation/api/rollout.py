@@ -130,7 +130,31 @@ class RolloutStage(KubeModel):
         return max(1, math.ceil(size * int(limit[:-1]) / 100))
 
 
+_REST_CEL: Final = "!has(s.clusterNames) && !has(s.clusterSelector)"
+
+
 class RolloutStrategy(KubeModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.stages.all(a, self.stages.exists_one(b, b.name == a.name))",
+                    "message": "every stage needs a name of its own",
+                    "fieldPath": ".stages",
+                },
+                {
+                    "rule": f"self.stages.filter(s, {_REST_CEL}).size() == 0 || "
+                    f"(self.stages.filter(s, {_REST_CEL}).size() == 1 && "
+                    "!has(self.stages[self.stages.size() - 1].clusterNames) && "
+                    "!has(self.stages[self.stages.size() - 1].clusterSelector))",
+                    "message": "only the last stage may take the rest of the clusters "
+                    "(no clusterNames and no clusterSelector)",
+                    "fieldPath": ".stages",
+                },
+            ]
+        }
+    )
+
     stages: tuple[RolloutStage, ...] = Field(min_length=1, max_length=20)
     on_failure: OnFailure = Field(
         default=OnFailure.HALT,

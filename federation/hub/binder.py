@@ -47,8 +47,10 @@ from federation.hub.pipeline import (
     TemplatePlan,
     match_template,
     place_template,
+    with_revision,
 )
 from federation.hub.policies import PolicyCache
+from federation.hub.rollouts import RolloutKeeper, RolloutStore
 from federation.hub.templates import fingerprint
 from federation.kube import Obj
 from federation.placement import Decision, Target, as_reason
@@ -77,7 +79,7 @@ UNSEALABLE = (
 )
 
 
-class BinderStore(Protocol):
+class BinderStore(RolloutStore, Protocol):
     """What the binder asks of the state store (`federation.store.Store`; a dict in tests)."""
 
     async def register_resource(self, row: ResourceRow) -> tuple[ResourceId, bool]: ...
@@ -146,6 +148,7 @@ class Binder:
         hooks: BinderHooks | None = None,
         sealer: Sealer | None = None,
         deletion_recheck: float = 1.0,
+        rollouts: RolloutKeeper | None = None,
     ) -> None:
         self.templates = templates
         self.policies = policies
@@ -159,6 +162,7 @@ class Binder:
         self.hooks = hooks or BinderHooks()
         self.sealer = sealer
         self.deletion_recheck = deletion_recheck
+        self.rollouts = rollouts or RolloutKeeper(store)
         #: Where each template is placed (as saved): the status writer reads it.
         self.placed: dict[ResourceKey, list[str]] = {}
         #: Policy rows' ids, for policy status.
@@ -217,36 +221,86 @@ class Binder:
                 log.info("%s: %s", key, matched.refusal, extra=fields(key))
             return None
         self.hooks.policies(self.ledger.govern(key, pkey))
-        await self._place(key, template, matched)
-        return None
+        return await self._place(key, template, matched)
 
-    async def _place(self, key: ResourceKey, template: Obj, matched: Matched) -> None:
+    async def _place(self, key: ResourceKey, template: Obj, matched: Matched) -> Result | None:
         policy = matched.governing
         assert policy is not None
         if matched.outcome is Outcome.UNSEALABLE:
             self._report_unsealable(key)
             await self._flush_events()
             await self._record_held(key, matched, template, None)
-            return
+            return None
         resource_id = await self._resource_id(key, template)
         policy_id = await self._policy_id(policy)
         if matched.suspended:
             # A suspended policy keeps its decisions; nothing moves.
+            if policy.spec.rollout is not None:
+                await self.rollouts.hold(resource_id)
             await self._record_held(key, matched, template, resource_id)
-            return
+            return None
         previous = None if matched.inherited else await self._previous(key, resource_id)
+        fleet = self.fleet()
         plan = place_template(
             template,
             matched,
             name=str(key),
-            fleet=self.fleet(),
+            fleet=fleet,
             overrides=self.policies.overrides(),
             previous=previous,
             hub=self.hub_id,
             protection=self.protection(),
             sealer=self.sealer,
         )
+        plan, requeue = await self._staged(key, resource_id, policy_id, template, plan, fleet)
         await self._save(key, resource_id, policy_id, plan)
+        return Result(requeue_after=requeue) if requeue is not None else None
+
+    async def _staged(
+        self,
+        key: ResourceKey,
+        resource_id: ResourceId,
+        policy_id: PolicyId,
+        template: Obj,
+        plan: TemplatePlan,
+        fleet: Fleet,
+    ) -> tuple[TemplatePlan, float | None]:
+        """Under a policy with a rollout: the plan with the clusters not reached yet kept on
+        the previous revision (`federation.hub.rollouts`), and when to look again."""
+        policy = plan.matched.governing
+        assert policy is not None
+        strategy = policy.spec.rollout
+        if strategy is None:
+            await self.rollouts.drop(resource_id)
+            self.hooks.policies(self.ledger.note_rollout(key, None, None))
+            return plan, None
+        chosen = [c for c in plan.decision.cluster_names if c in fleet.clusters]
+        staging = await self.rollouts.stage(
+            key,
+            resource_id=resource_id,
+            policy_id=policy_id,
+            strategy=strategy,
+            template=template,
+            fingerprint=fingerprint(template),
+            targets={w.cluster: w.desired_hash for w in plan.works},
+            labels={c: fleet.clusters[c].labels for c in chosen},
+        )
+        self._events.extend(staging.events)
+        note = (staging.phase.value, staging.reason) if staging.phase is not None else None
+        self.hooks.policies(self.ledger.note_rollout(key, policy_key(policy), note))
+        if staging.keep and staging.previous is not None:
+            plan = with_revision(
+                plan,
+                staging.previous,
+                staging.keep,
+                name=str(key),
+                fleet=fleet,
+                overrides=self.policies.overrides(),
+                hub=self.hub_id,
+                protection=self.protection(),
+                sealer=self.sealer,
+            )
+        return plan, staging.requeue_after
 
     async def _save(
         self, key: ResourceKey, resource_id: ResourceId, policy_id: PolicyId, plan: TemplatePlan
@@ -417,6 +471,8 @@ class Binder:
             self.hooks.works_changed(change.works_unplaced)
         self.placed.pop(key, None)
         self._decisions.pop(key, None)
+        self.rollouts.forget(resource_id)
+        self.hooks.policies(self.ledger.note_rollout(key, None, None))
         await self.store.mark_resource_deleted(ref(key))
         if gone:
             self.hooks.policies(self.ledger.govern(key, None))

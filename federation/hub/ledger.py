@@ -25,6 +25,8 @@ class PolicyLedger:
         self._lost_to: dict[ResourceKey, set[PolicyKey]] = {}
         self._skipped: dict[PolicyKey, dict[ResourceKey, str]] = {}
         self._skipped_by: dict[ResourceKey, PolicyKey] = {}
+        self._rollouts: dict[PolicyKey, dict[ResourceKey, tuple[str, str]]] = {}
+        self._rolled_by: dict[ResourceKey, PolicyKey] = {}
 
     def govern(self, key: ResourceKey, pkey: PolicyKey | None) -> set[PolicyKey]:
         """`key` is governed through `pkey` now (None: by nothing)."""
@@ -61,6 +63,25 @@ class PolicyLedger:
         if (previous, before) == (pkey if why is not None else None, why):
             return set()
         return {p for p in (previous, pkey) if p is not None}
+
+    def note_rollout(
+        self, key: ResourceKey, pkey: PolicyKey | None, rollout: tuple[str, str] | None
+    ) -> set[PolicyKey]:
+        """`key`'s rollout under `pkey`: its phase and reason (None: none in progress)."""
+        previous = self._rolled_by.pop(key, None)
+        before = self._rollouts.get(previous, {}).pop(key, None) if previous is not None else None
+        if previous is not None and not self._rollouts.get(previous):
+            self._rollouts.pop(previous, None)
+        if pkey is not None and rollout is not None:
+            self._rollouts.setdefault(pkey, {})[key] = rollout
+            self._rolled_by[key] = pkey
+        if (previous, before) == (pkey if rollout is not None else None, rollout):
+            return set()
+        return {p for p in (previous, pkey) if p is not None}
+
+    def rollouts(self, pkey: PolicyKey) -> dict[ResourceKey, tuple[str, str]]:
+        """The templates of `pkey` with a rollout not complete: (phase, reason) each."""
+        return {k: v for k, v in self._rollouts.get(pkey, {}).items() if v[0] != "Complete"}
 
     def losses(self, pkey: PolicyKey) -> list[str]:
         """Templates this policy selects but another policy governs."""

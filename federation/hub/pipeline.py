@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -276,9 +276,7 @@ def place_template(
         decision, kept = keep_transient(decision, previous, fleet)
         if previous is not None:
             failover = failover_of(previous, decision)
-    ownership = Ownership(
-        hub=hub_id(hub), policy=format_policy(policy.kind, policy.metadata.namespace, policy.metadata.name)
-    )
+    ownership = _ownership(policy, hub)
     copies = tuple(
         _copy(
             template,
@@ -302,6 +300,45 @@ def place_template(
         kept=kept,
         template_identity=_identity(template),
     )
+
+
+def with_revision(
+    plan: TemplatePlan,
+    template: Mapping[str, Any],
+    clusters: frozenset[str],
+    *,
+    name: str,
+    fleet: Fleet,
+    overrides: Sequence[OverridePolicyLike],
+    hub: str,
+    protection: Protection,
+    sealer: Sealer | None = None,
+) -> TemplatePlan:
+    """The plan with the copies for `clusters` translated from `template` instead: another
+    revision of the same object (a staged rollout's previous one, for the clusters it has not
+    reached). Same decision, same overrides and policy: only the revision differs, so a cluster
+    moves between revisions by its copy's hash alone."""
+    policy = plan.matched.governing
+    assert policy is not None, "with_revision is for governed templates"
+    ownership = _ownership(policy, hub)
+    targets = {t.cluster: t for t in plan.decision.targets}
+    copies = tuple(
+        _copy(
+            template,
+            targets[c.cluster],
+            name=name,
+            snapshot=fleet.clusters[c.cluster],
+            policy=policy,
+            overrides=overrides,
+            ownership=ownership,
+            protection=protection,
+            sealer=sealer,
+        )
+        if c.cluster in clusters and c.cluster in targets
+        else c
+        for c in plan.copies
+    )
+    return replace(plan, copies=copies)
 
 
 def plan_template(
@@ -447,6 +484,12 @@ def _copy(
     if sealer is not None and not sealer.available and sealer.sensitive(translated.manifest):
         return Copy(target.cluster, target.replicas, rules, translated.manifest, unsealable=True)
     return Copy(target.cluster, target.replicas, rules, translated.manifest, translated.hash)
+
+
+def _ownership(policy: PolicyLike, hub: str) -> Ownership:
+    return Ownership(
+        hub=hub_id(hub), policy=format_policy(policy.kind, policy.metadata.namespace, policy.metadata.name)
+    )
 
 
 def _fit(decision: Decision, cluster: str, reason: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import anyio
 
 from federation.api.propagation import PolicyLike
-from federation.hub.keys import PolicyKey
+from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.ledger import PolicyLedger
 from federation.hub.policies import OVERRIDE_KINDS, PROPAGATION_KINDS, AnyPolicy, PolicyCache, deleting
 from federation.informers import WorkQueue
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 SKIPPED_CONDITION = "Skipped"
 #: The condition saying whether every cluster a policy names is a member of the fleet.
 CLUSTERS_CONDITION = "ClustersResolved"
+#: The condition of a policy with ``spec.rollout``: are its templates rolled out?
+ROLLOUT_CONDITION = "RolledOut"
 _SHOWN = 5
 
 
@@ -141,6 +143,8 @@ class PolicyStatus:
                 skipped_condition(self.ledger.skipped(pkey), generation),
                 clusters,
             ]
+            if isinstance(policy, PolicyLike) and policy.spec.rollout is not None:
+                conditions.append(rollout_condition(self.ledger.rollouts(pkey), generation))
             if deleting(policy):
                 if self.ledger.governs_any(pkey):
                     settled = False
@@ -214,6 +218,32 @@ def skipped_condition(skipped: list[str], generation: int | None) -> dict[str, A
         "message": listed(skipped, f"{len(skipped)} selected template(s) are never propagated")
         if skipped
         else "every template this policy governs may be propagated",
+        "observedGeneration": generation,
+    }
+
+
+def rollout_condition(
+    rollouts: Mapping[ResourceKey, tuple[str, str]], generation: int | None
+) -> dict[str, Any]:
+    """``RolledOut``: True when no template of the policy is part-way through a staged rollout;
+    otherwise which ones are, at which stage and why they wait (halted ones first)."""
+    order = {"Halted": 0, "RolledBack": 1, "WaitingApproval": 2, "Progressing": 3}
+    ranked = sorted(rollouts.items(), key=lambda kv: (order.get(kv[1][0], 9), kv[0]))
+    if not ranked:
+        return {
+            "type": ROLLOUT_CONDITION,
+            "status": "True",
+            "reason": "Complete",
+            "message": "every template runs its latest revision on every chosen cluster",
+            "observedGeneration": generation,
+        }
+    worst = ranked[0][1][0]
+    items = [f"{key}: {phase}: {reason}" for key, (phase, reason) in ranked]
+    return {
+        "type": ROLLOUT_CONDITION,
+        "status": "False",
+        "reason": worst,
+        "message": listed(items, f"{len(items)} template(s) not rolled out"),
         "observedGeneration": generation,
     }
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from federation.api.rollout import OnFailure, RolloutStrategy, seconds
@@ -169,8 +170,10 @@ def step(
                 state,
                 released=released,
                 phase=Phase.PROGRESSING,
-                reason=f"stage {stage.name}: soaking, {_dur(stage.wait_after - soaked)} of "
-                f"{_dur(stage.wait_after)} left",
+                # An end time, not a countdown: the reason is stored and shown, and a text that
+                # changed every second would be a write every second per rollout.
+                reason=f"stage {stage.name}: soaking until {_clock(now - soaked + stage.wait_after)} "
+                f"(Healthy for {_dur(stage.wait_after)})",
             )
         if stage.approval and stage.name not in state.approved:
             return replace(
@@ -231,6 +234,10 @@ def _fail(
             else "clusters not reached keep the previous revision"
         ),
     )
+
+
+def _clock(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%SZ")
 
 
 def _dur(s: float) -> str:

@@ -12,6 +12,7 @@ This package imports nothing of ours but `federation.errors` (an import-linter c
 
 from federation.store.enums import EventType, Health, PolicyKind, WorkState
 from federation.store.migrate import Revisions, head_revision
+from federation.store.repo.rollouts import RolloutCopy, RolloutListing, RolloutRow
 from federation.store.retry import RetryPolicy, give_up_after, retrying
 from federation.store.rows import (
     ApplyResult,
@@ -66,6 +67,9 @@ __all__ = [
     "ResourceWork",
     "RetryPolicy",
     "Revisions",
+    "RolloutCopy",
+    "RolloutListing",
+    "RolloutRow",
     "SealedRow",
     "Sealer",
     "Store",

@@ -68,6 +68,12 @@ class EventType(StrEnum):
     CLUSTER_READY = "ClusterReady"
     STATUS_REJECTED = "StatusRejected"
     """The hub's apiserver refused an aggregated status write (migration 0005)."""
+    ROLLOUT_STARTED = "RolloutStarted"
+    """A template's new revision started a staged rollout (migration 0008 for the five)."""
+    ROLLOUT_STAGE_PASSED = "RolloutStagePassed"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    ROLLOUT_HALTED = "RolloutHalted"
+    ROLLOUT_ROLLED_BACK = "RolloutRolledBack"
 
 
 class PolicyKind(StrEnum):

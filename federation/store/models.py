@@ -37,7 +37,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -306,6 +306,42 @@ class ControllerReplica(Base):
     started_at: Mapped[datetime] = _timestamp()
     heartbeat_at: Mapped[datetime] = _timestamp()
     expires_at: Mapped[datetime] = _timestamp(now=False)
+
+
+class Rollout(Base):
+    """A template's staged rollout (migration 0008): the revision the clusters not yet reached
+    keep, the one being rolled out, and how far it got (`federation.hub.rollouts`)."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        CheckConstraint(
+            "phase IN ('Progressing', 'WaitingApproval', 'Complete', 'Halted', 'RolledBack')", name="phase"
+        ),
+        Index("ix_rollouts_policy_id", "policy_id"),
+    )
+
+    resource_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
+    )
+    policy_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("policies.id", ondelete="SET NULL"))
+    stable_fp: Mapped[str] = mapped_column(Text, nullable=False)
+    #: The revision every cluster not reached keeps (sealed as `resources.template` is).
+    stable_template: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    target_fp: Mapped[str | None] = mapped_column(Text)
+    phase: Mapped[str] = mapped_column(Text, nullable=False)
+    stage: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    stage_name: Mapped[str | None] = mapped_column(Text)
+    stage_started_at: Mapped[datetime] = _timestamp()
+    released: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    clusters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=EMPTY_OBJECT)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, server_default=EMPTY_TEXT)
+    failed_stage: Mapped[str | None] = mapped_column(Text)
+    suspended_at: Mapped[datetime | None] = _timestamp(nullable=True, now=False)
+    #: Written by people (`federation rollout approve|undo`), only read by the controller.
+    approved: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    undo_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    started_at: Mapped[datetime] = _timestamp()
+    updated_at: Mapped[datetime] = _timestamp()
 
 
 #: The dashboard views the migrations create; alembic's comparison leaves them alone.

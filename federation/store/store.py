@@ -52,10 +52,12 @@ from federation.store.repo import (
     policies,
     reads,
     resources,
+    rollouts,
     status,
     sweep,
     works,
 )
+from federation.store.repo.rollouts import RolloutListing, RolloutRow
 from federation.store.repo.works import HeldWork
 from federation.store.retry import Monotonic, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
@@ -338,6 +340,9 @@ class Store:
         template = self.sealer.seal(row.template, where)
         return row if template is row.template else replace(row, template=template)
 
+    def _seal_rollout(self, template: JSON) -> JSON:
+        return template if self.sealer is None else self.sealer.seal(template, _rollout_row(template))
+
     def _seal_work(self, resource_id: ResourceId, cluster: str, desired: JSON) -> JSON:
         if self.sealer is None:
             return desired
@@ -410,6 +415,11 @@ class Store:
     placement_of = unit_of_work(placements.placement_of, "placement_decisions resource_id={resource_id}")
     policy_summary = unit_of_work(placements.policy_summary, "placements policy_id={policy_id}")
 
+    delete_rollout = unit_of_work(rollouts.delete_rollout, "rollouts resource_id={resource_id}")
+    rollout_copies = unit_of_work(rollouts.rollout_copies, "works resource_id={resource_id} (rollout)")
+    approve_rollouts = unit_of_work(rollouts.approve_rollouts, "rollouts (approve)")
+    undo_rollouts = unit_of_work(rollouts.undo_rollouts, "rollouts (undo)")
+
     delete_orphaned_statuses = unit_of_work(status.delete_orphaned_statuses, "member_status")
     append_events = unit_of_work(events.append_events, lambda rows: f"events ({len(rows)} rows)")
     list_events = unit_of_work(events.list_events, "events")
@@ -431,6 +441,32 @@ class Store:
     )
 
     # -- written out: sealed on the way in ----------------------------------------------------
+
+    async def save_rollout(self, row: RolloutRow) -> bool:
+        """Save a template's rollout (the controller's columns); whether anything was written.
+
+        Written out: the revision the unreached clusters keep is sealed as templates are."""
+        stable = self._seal_rollout(row.stable_template)
+        return await self._run(
+            f"rollouts resource_id={row.resource_id}",
+            lambda c: rollouts.save_rollout(c, replace(row, stable_template=stable)),
+        )
+
+    async def rollout_of(self, resource_id: ResourceId) -> RolloutRow | None:
+        """A template's rollout, its kept revision opened (see `save_rollout`)."""
+        row = await self._run(
+            f"rollouts resource_id={resource_id}", lambda c: rollouts.rollout_of(c, resource_id)
+        )
+        if row is None or self.sealer is None or SEALED not in row.stable_template:
+            return row
+        return replace(
+            row, stable_template=self.sealer.unseal(row.stable_template, _rollout_row(row.stable_template))
+        )
+
+    async def list_rollouts(self) -> list[RolloutListing]:
+        """Every rollout (`federation rollout status`); kept revisions are not opened (nobody
+        reading a listing needs their values)."""
+        return await self._run("rollouts", rollouts.list_rollouts)
 
     async def upsert_resources(self, rows: Sequence[ResourceRow]) -> list[ResourceId]:
         """Insert or update hub templates; their ids in input order (unchanged rows: no write).
@@ -583,3 +619,15 @@ class Store:
 def _names(rows: Sequence[ClusterRow]) -> str:
     """The first few names of a batch of clusters, for an error message."""
     return ",".join(r.name for r in rows[:3]) + ("…" if len(rows) > 3 else "")
+
+
+def _rollout_row(template: JSON) -> SealedRow:
+    """The sealed row of a rollout's kept revision: its template's identity (never sealed)."""
+    meta = template.get("metadata") or {}
+    return SealedRow(
+        table="rollouts",
+        api_group=str(template.get("apiVersion") or "").rpartition("/")[0],
+        kind=str(template.get("kind") or ""),
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+    )

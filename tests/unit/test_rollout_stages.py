@@ -52,7 +52,7 @@ def test_the_canary_goes_first_and_the_rest_only_after_its_soak() -> None:
     # Applied and Healthy at 3 s: the soak runs 10 s from then; the rest waits.
     copies = {"member-1": healthy(3.0)}
     s = step(CANARY_THEN_REST, s, stages, copies, now=8.0)
-    assert s.released == {"member-1"} and "soaking, 5s of 10s left" in s.reason
+    assert s.released == {"member-1"} and "soaking until 00:00:13Z (Healthy for 10s)" in s.reason
     s = step(CANARY_THEN_REST, s, stages, copies, now=13.0)
     assert s.stage == 1 and s.released == {"member-1", "member-2", "member-3"}
     copies |= {"member-2": healthy(14.0), "member-3": healthy(15.0)}
