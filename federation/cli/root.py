@@ -23,6 +23,7 @@ from federation.cli.dev import dev
 from federation.cli.events import events
 from federation.cli.keys import keys
 from federation.cli.plan import plan
+from federation.cli.rollout import rollout
 from federation.cli.run import run
 from federation.cli.status import status
 from federation.cli.webhook import webhook
@@ -102,6 +103,7 @@ COMMANDS: tuple[click.Command, ...] = (
     crds,
     status,
     events,
+    rollout,
     clusters,
     keys,
     db,

@@ -277,7 +277,7 @@ class RolloutKeeper:
         finished: an approval, an undo), or when it was never read."""
         if resource_id in self._rows:
             row = self._rows[resource_id]
-            if row is None or not fresh or _final(row):
+            if row is None or not fresh or row.phase in _SETTLED:
                 return row
         row = await self.store.rollout_of(resource_id)
         self._rows[resource_id] = row
@@ -328,6 +328,10 @@ def _health(copy: CopyState | None) -> str:
     if copy.failure:
         return copy.failure
     return "Healthy" if copy.healthy_since is not None else "updating"
+
+
+#: Phases nobody's request moves any more (a halted rollout can still be undone).
+_SETTLED = frozenset({Phase.COMPLETE.value, Phase.ROLLED_BACK.value})
 
 
 def _final(row: RolloutRow) -> bool:

@@ -1,6 +1,6 @@
 """Members that run workloads: status comes from real controllers, not from the tests.
 
-A fleet of its own (hub + 3 members, each member with a kube-controller-manager, a
+A fleet of its own (`conftest.workload_fleet`: hub + 3 members, each member with a kube-controller-manager, a
 kube-scheduler and kwok playing the kubelets of simulated nodes): a Deployment copy gets a
 ReplicaSet and Pods, the scheduler binds them to nodes, kwok makes them Ready, the member's
 deployment controller counts them — and the hub's aggregated status says what really runs.
@@ -10,94 +10,14 @@ Nothing here writes a member's status.
 from __future__ import annotations
 
 import json
-import secrets
-import sys
 import urllib.error
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
-
 from federation.devfleet import LocalFleet
-from federation.devfleet.nodes import NodeShape
-from tests.controllerhelpers import ControllerProcess, apply, events, get, kubectl, running_controller
+from tests.controllerhelpers import ControllerProcess, apply, events, get, kubectl
+from tests.integration.conftest import LABELS, deployment
 from tests.integration.test_propagation import policy
-from tests.kubehelpers import create_namespace, delete_namespace, eventually, install_hub_crds
-
-LABELS = {
-    "member-1": {"region": "eu"},
-    "member-2": {"region": "us"},
-    "member-3": {"region": "ap"},
-}
-
-
-@pytest.fixture(scope="module")
-def workload_fleet() -> Iterator[LocalFleet]:
-    """Hub + 3 workload members, 2 simulated nodes each (capacity 1:2:3 in CPU), own Postgres."""
-    local = LocalFleet(
-        members=3,
-        workloads=True,
-        nodes_per_member=2,
-        node_shapes={
-            "member-1": NodeShape(cpu="2", memory="8Gi"),
-            "member-2": NodeShape(cpu="4", memory="16Gi"),
-            "member-3": NodeShape(cpu="6", memory="24Gi"),
-        },
-        progress=lambda m: print(f"[workload fleet] {m}", file=sys.__stderr__, flush=True),
-    )
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
-@pytest.fixture(scope="module")
-async def controller(
-    workload_fleet: LocalFleet, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ControllerProcess]:
-    await install_hub_crds(workload_fleet)
-    async with running_controller(
-        workload_fleet,
-        hub_id="itest-workloads",
-        log_dir=tmp_path_factory.mktemp("controller"),
-        labels=LABELS,
-    ) as proc:
-        yield proc
-
-
-@pytest.fixture
-async def ns(workload_fleet: LocalFleet) -> AsyncIterator[str]:
-    name = f"t-work-{secrets.token_hex(3)}"
-    for cluster in workload_fleet.clusters.values():
-        await create_namespace(cluster, name)
-    yield name
-    for cluster in workload_fleet.clusters.values():
-        await delete_namespace(cluster, name)
-
-
-def deployment(name: str, namespace: str, *, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "registry.example.com/app:1",
-                            "resources": {"requests": {"cpu": "100m"}},
-                        }
-                    ]
-                },
-            },
-        },
-    }
+from tests.kubehelpers import eventually
 
 
 def place(fleet: LocalFleet, name: str, namespace: str, *, replicas: int, placement: dict[str, Any]) -> None:
@@ -121,11 +41,11 @@ def replicas(fleet: LocalFleet, name: str, namespace: str) -> dict[str, int]:
     return out
 
 
-def clusters_of(controller: ControllerProcess, path: str) -> dict[str, str]:
+def clusters_of(workload_controller: ControllerProcess, path: str) -> dict[str, str]:
     """Health per cluster of a resource, from the controller's API; an assertion (so the caller
     waits) while the controller has not recorded the resource yet (404)."""
     try:
-        body = controller.api(f"/api/v1/resources/{path}/clusters")
+        body = workload_controller.api(f"/api/v1/resources/{path}/clusters")
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             raise AssertionError(f"{path}: not recorded by the controller yet") from exc
@@ -139,7 +59,7 @@ def pods(fleet: LocalFleet, cluster: str, namespace: str, selector: str) -> list
 
 
 async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_cordoned(
-    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+    workload_fleet: LocalFleet, workload_controller: ControllerProcess, workload_ns: str
 ) -> None:
     """First in the module: the members' capacity is still theirs alone (1:2:3 in CPU)."""
     fleet = workload_fleet
@@ -155,7 +75,7 @@ async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_co
     await eventually(measured, timeout=60, what="member-3's measured capacity on its MemberCluster")
 
     async def in_the_store() -> dict[str, Any]:
-        clusters = {c["cluster"]: c for c in controller.api("/api/v1/clusters")["items"]}
+        clusters = {c["cluster"]: c for c in workload_controller.api("/api/v1/clusters")["items"]}
         assert clusters["member-3"]["allocatable"].get("cpu_millicores") == 12000, clusters["member-3"]
         return clusters
 
@@ -163,13 +83,13 @@ async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_co
     place(
         fleet,
         "sized",
-        ns,
+        workload_ns,
         replicas=12,
         placement={"replicaScheduling": {"type": "Divided", "dynamic": "AvailableReplicas"}},
     )
 
     async def split(want: dict[str, int]) -> dict[str, int]:
-        got = replicas(fleet, "sized", ns)
+        got = replicas(fleet, "sized", workload_ns)
         assert got == want, got
         return got
 
@@ -187,21 +107,21 @@ async def test_dynamic_weights_follow_node_capacity_and_move_when_a_member_is_co
 
 
 async def test_a_member_whose_nodes_die_fails_over_and_gets_no_duplicate_when_they_return(
-    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+    workload_fleet: LocalFleet, workload_controller: ControllerProcess, workload_ns: str
 ) -> None:
     fleet = workload_fleet
     place(
         fleet,
         "single",
-        ns,
+        workload_ns,
         replicas=2,
         placement={"clusterNames": ["member-1", "member-2"], "maxClusters": 1},
     )
 
     async def ready_in(cluster: str) -> str:
-        placed = replicas(fleet, "single", ns)
+        placed = replicas(fleet, "single", workload_ns)
         assert list(placed) == [cluster], placed
-        copy = get(fleet, cluster, "deployment", "single", ns)
+        copy = get(fleet, cluster, "deployment", "single", workload_ns)
         assert copy is not None and (copy.get("status") or {}).get("readyReplicas") == 2, copy and copy.get(
             "status"
         )
@@ -216,9 +136,9 @@ async def test_a_member_whose_nodes_die_fails_over_and_gets_no_duplicate_when_th
         await eventually(
             lambda: ready_in("member-1"), timeout=120, what="single failed over and Ready in member-1"
         )
-        rows = await events(controller.database_url, ns)
+        rows = await events(workload_controller.database_url, workload_ns)
         assert any(e["type"] == "Failover" and "member-2 (no Ready node)" in e["message"] for e in rows), rows
-        clusters = {c["cluster"]: c for c in controller.api("/api/v1/clusters")["items"]}
+        clusters = {c["cluster"]: c for c in workload_controller.api("/api/v1/clusters")["items"]}
         taints = {(t["key"], t["effect"]) for t in clusters["member-2"]["taints"]}
         assert ("federation.io/no-ready-nodes", "NoExecute") in taints, clusters["member-2"]
     finally:
@@ -232,20 +152,20 @@ async def test_a_member_whose_nodes_die_fails_over_and_gets_no_duplicate_when_th
 
     await eventually(member_2_seen_ready, timeout=60, what="the controller sees member-2's nodes Ready again")
     # Placement is stable: the workload stays where it runs, and member-2 holds no second copy.
-    assert list(replicas(fleet, "single", ns)) == ["member-1"]
-    assert get(fleet, "member-2", "deployment", "single", ns) is None
+    assert list(replicas(fleet, "single", workload_ns)) == ["member-1"]
+    assert get(fleet, "member-2", "deployment", "single", workload_ns) is None
 
 
 async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_ready(
-    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+    workload_fleet: LocalFleet, workload_controller: ControllerProcess, workload_ns: str
 ) -> None:
     fleet = workload_fleet
-    place(fleet, "web", ns, replicas=6, placement={"replicaScheduling": {"type": "Divided"}})
+    place(fleet, "web", workload_ns, replicas=6, placement={"replicaScheduling": {"type": "Divided"}})
 
     async def ready_everywhere() -> dict[str, int]:
         ready = {}
         for cluster in LABELS:
-            copy = get(fleet, cluster, "deployment", "web", ns)
+            copy = get(fleet, cluster, "deployment", "web", workload_ns)
             assert copy is not None, f"no copy in {cluster} yet"
             status = copy.get("status") or {}
             assert status.get("readyReplicas") == copy["spec"]["replicas"], (cluster, status)
@@ -256,7 +176,7 @@ async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_r
     assert sum(ready.values()) == 6 and set(ready.values()) == {2}, ready
     # The members' own controllers did it: pods exist, bound to the simulated nodes, Ready.
     for cluster in LABELS:
-        running = pods(fleet, cluster, ns, "app=web")
+        running = pods(fleet, cluster, workload_ns, "app=web")
         assert len(running) == 2, (cluster, running)
         for pod in running:
             assert pod["spec"]["nodeName"].startswith(f"{cluster}-node-"), pod["spec"].get("nodeName")
@@ -264,7 +184,7 @@ async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_r
             assert pod["status"]["phase"] == "Running" and conditions.get("Ready") == "True", pod["status"]
 
     async def hub_ready() -> dict[str, Any]:
-        hub = get(fleet, "hub", "deployment", "web", ns)
+        hub = get(fleet, "hub", "deployment", "web", workload_ns)
         assert hub is not None
         status = hub.get("status") or {}
         assert status.get("readyReplicas") == 6 and status.get("availableReplicas") == 6, status
@@ -276,13 +196,13 @@ async def test_a_divided_deployment_runs_in_each_member_and_the_hub_reports_it_r
 
 
 async def test_a_job_completes_in_two_members_and_the_controller_reports_it_healthy(
-    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+    workload_fleet: LocalFleet, workload_controller: ControllerProcess, workload_ns: str
 ) -> None:
     fleet = workload_fleet
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "once", "namespace": ns},
+        "metadata": {"name": "once", "namespace": workload_ns},
         "spec": {
             "completions": 2,
             "template": {
@@ -299,7 +219,7 @@ async def test_a_job_completes_in_two_members_and_the_controller_reports_it_heal
         job,
         policy(
             "once",
-            ns,
+            workload_ns,
             [{"apiVersion": "batch/v1", "kind": "Job", "name": "once"}],
             placement={"clusterNames": ["member-1", "member-3"]},
         ),
@@ -307,7 +227,7 @@ async def test_a_job_completes_in_two_members_and_the_controller_reports_it_heal
 
     async def completed() -> bool:
         for cluster in ("member-1", "member-3"):
-            copy = get(fleet, cluster, "job", "once", ns)
+            copy = get(fleet, cluster, "job", "once", workload_ns)
             assert copy is not None, f"no copy in {cluster} yet"
             conditions = {c["type"]: c["status"] for c in (copy.get("status") or {}).get("conditions", [])}
             assert conditions.get("Complete") == "True", (cluster, copy.get("status"))
@@ -315,10 +235,10 @@ async def test_a_job_completes_in_two_members_and_the_controller_reports_it_heal
         return True
 
     await eventually(completed, timeout=120, what="the Job complete in member-1 and member-3")
-    assert get(fleet, "member-2", "job", "once", ns) is None
+    assert get(fleet, "member-2", "job", "once", workload_ns) is None
 
     async def reported() -> dict[str, str]:
-        health = clusters_of(controller, f"batch/Job/{ns}/once")
+        health = clusters_of(workload_controller, f"batch/Job/{workload_ns}/once")
         assert health == {"member-1": "Healthy", "member-3": "Healthy"}, health
         return health
 
@@ -326,7 +246,7 @@ async def test_a_job_completes_in_two_members_and_the_controller_reports_it_heal
 
 
 async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
-    workload_fleet: LocalFleet, controller: ControllerProcess, ns: str
+    workload_fleet: LocalFleet, workload_controller: ControllerProcess, workload_ns: str
 ) -> None:
     """The health interpreters on real status: a StatefulSet's ordered readiness, a DaemonSet
     over every node of its member."""
@@ -338,7 +258,7 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
         {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
-            "metadata": {"name": "db", "namespace": ns},
+            "metadata": {"name": "db", "namespace": workload_ns},
             "spec": {
                 "replicas": 3,
                 "serviceName": "db",
@@ -349,7 +269,7 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
         {
             "apiVersion": "apps/v1",
             "kind": "DaemonSet",
-            "metadata": {"name": "agent", "namespace": ns},
+            "metadata": {"name": "agent", "namespace": workload_ns},
             "spec": {
                 "selector": {"matchLabels": {"app": "agent"}},
                 "template": {"metadata": {"labels": {"app": "agent"}}, **pod},
@@ -357,7 +277,7 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
         },
         policy(
             "apps",
-            ns,
+            workload_ns,
             [
                 {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"},
                 {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent"},
@@ -368,20 +288,20 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
 
     async def healthy() -> bool:
         for kind, name in (("StatefulSet", "db"), ("DaemonSet", "agent")):
-            health = clusters_of(controller, f"apps/{kind}/{ns}/{name}")
+            health = clusters_of(workload_controller, f"apps/{kind}/{workload_ns}/{name}")
             assert health == {"member-3": "Healthy"}, (kind, health)
         return True
 
     await eventually(healthy, timeout=120, what="the StatefulSet and the DaemonSet Healthy in member-3")
-    db = get(fleet, "member-3", "statefulset", "db", ns)
+    db = get(fleet, "member-3", "statefulset", "db", workload_ns)
     assert db is not None and db["status"]["readyReplicas"] == 3, db and db.get("status")
     # Ordered: the controller created db-0, db-1, db-2, each once the one before was Ready.
-    assert sorted(p["metadata"]["name"] for p in pods(fleet, "member-3", ns, "app=db")) == [
+    assert sorted(p["metadata"]["name"] for p in pods(fleet, "member-3", workload_ns, "app=db")) == [
         "db-0",
         "db-1",
         "db-2",
     ]
-    agent = get(fleet, "member-3", "daemonset", "agent", ns)
+    agent = get(fleet, "member-3", "daemonset", "agent", workload_ns)
     assert agent is not None
     nodes = len(fleet.nodes.nodes("member-3"))
     assert agent["status"]["numberReady"] == agent["status"]["desiredNumberScheduled"] == nodes, agent[
@@ -389,8 +309,8 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
     ]
 
     async def hub_aggregated() -> bool:
-        hub_db = get(fleet, "hub", "statefulset", "db", ns)
-        hub_agent = get(fleet, "hub", "daemonset", "agent", ns)
+        hub_db = get(fleet, "hub", "statefulset", "db", workload_ns)
+        hub_agent = get(fleet, "hub", "daemonset", "agent", workload_ns)
         assert hub_db is not None and (hub_db.get("status") or {}).get("readyReplicas") == 3, hub_db
         assert hub_agent is not None and (hub_agent.get("status") or {}).get("numberReady") == nodes, (
             hub_agent

@@ -131,13 +131,20 @@ func leaseSeconds(grace time.Duration) int {
 	return 4
 }
 
+// BrokenImageTag is the image tag of a container that never gets Ready here: the stand-in for
+// a bad image (a real kubelet would report ImagePullBackOff or CrashLoopBackOff). The pod is
+// scheduled and stays Pending, so a Deployment rolling it out never completes — what a staged
+// rollout's health gate must catch.
+const BrokenImageTag = ":broken"
+
 // kwokStages are kwok's own default stages (what `kwokctl` configures): nodes become Ready and
-// keep a lease; pods become Ready, complete (Jobs) and go away when deleted.
+// keep a lease; pods become Ready, complete (Jobs) and go away when deleted — except pods with
+// a container whose image ends in BrokenImageTag, which pod-ready leaves alone.
 func kwokStages() string {
 	docs := []string{
 		nodefast.DefaultNodeInit,
 		nodelease.DefaultNodeHeartbeatWithLease,
-		podfast.DefaultPodReady,
+		podReadyUnlessBroken(podfast.DefaultPodReady),
 		podfast.DefaultPodComplete,
 		podfast.DefaultPodDelete,
 	}
@@ -145,6 +152,19 @@ func kwokStages() string {
 		docs[i] = strings.TrimSpace(d)
 	}
 	return strings.Join(docs, "\n---\n") + "\n"
+}
+
+// podReadyUnlessBroken adds to kwok's pod-ready stage the requirement that no container's
+// image ends in BrokenImageTag. It panics if the stage's shape changed (a kwok upgrade): the
+// binary is built by the tests' tooling, so that is seen at once, not as pods that never fail.
+func podReadyUnlessBroken(stage string) string {
+	const anchor = "  selector:\n    matchExpressions:\n"
+	if strings.Count(stage, anchor) != 1 {
+		panic("kwok's pod-ready stage has no single selector.matchExpressions to extend")
+	}
+	requirement := "    - key: '.spec.containers.[] | select(.image | endswith(\"" + BrokenImageTag + "\")) | .name'\n" +
+		"      operator: 'DoesNotExist'\n"
+	return strings.Replace(stage, anchor, anchor+requirement, 1)
 }
 
 // start launches the components (the apiserver is ready); a component that exits within its
