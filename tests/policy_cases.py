@@ -140,6 +140,23 @@ VALID = [
             },
         },
     ),
+    Case(
+        "staged-rollout",
+        pp(
+            rollout={
+                "stages": [
+                    {"name": "canary", "clusterNames": ["a"], "waitAfter": "10m", "approval": True},
+                    {
+                        "name": "eu",
+                        "clusterSelector": {"matchLabels": {"region": "eu"}},
+                        "maxConcurrentClusters": "25%",
+                    },
+                    {"name": "rest", "maxConcurrentClusters": 2, "deadline": "1h30m"},
+                ],
+                "onFailure": "Rollback",
+            }
+        ),
+    ),
 ]
 
 INVALID = [
@@ -249,5 +266,35 @@ INVALID = [
             "spec": {"taints": [{"key": "a", "effect": "Sometimes"}]},
         },
         "spec.taints[0].effect",
+    ),
+    Case(
+        "rollout-stage-names-twice",
+        pp(rollout={"stages": [{"name": "a", "clusterNames": ["x"]}, {"name": "a"}]}),
+        "spec.rollout.stages",
+    ),
+    Case(
+        "rollout-rest-not-last",
+        pp(rollout={"stages": [{"name": "rest"}, {"name": "canary", "clusterNames": ["x"]}]}),
+        "spec.rollout.stages",
+    ),
+    Case(
+        "rollout-stage-names-and-selector",
+        pp(rollout={"stages": [{"name": "a", "clusterNames": ["x"], "clusterSelector": {}}]}),
+        "spec.rollout.stages[0]",
+    ),
+    Case(
+        "rollout-zero-concurrency",
+        pp(rollout={"stages": [{"name": "a", "maxConcurrentClusters": 0}]}),
+        "spec.rollout.stages[0].maxConcurrentClusters",
+    ),
+    Case(
+        "rollout-bad-duration",
+        pp(rollout={"stages": [{"name": "a", "waitAfter": "ten minutes"}]}),
+        "spec.rollout.stages[0].waitAfter",
+    ),
+    Case(
+        "rollout-unknown-on-failure",
+        pp(rollout={"stages": [{"name": "a"}], "onFailure": "Pray"}),
+        "spec.rollout.onFailure",
     ),
 ]

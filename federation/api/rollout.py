@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Final, Self
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from federation.api.base import KubeModel
 from federation.api.selectors import LabelSelector
@@ -100,14 +100,16 @@ class RolloutStage(KubeModel):
     def _valid(self) -> Self:
         if self.cluster_names is not None and self.cluster_selector is not None:
             raise ValueError("give clusterNames or clusterSelector, or neither for the rest")
-        if isinstance(self.max_concurrent_clusters, int) and self.max_concurrent_clusters < 1:
-            raise ValueError("maxConcurrentClusters: at least 1 (or a percentage such as 25%)")
-        if (
-            isinstance(self.max_concurrent_clusters, str)
-            and not 1 <= int(self.max_concurrent_clusters[:-1]) <= 100
-        ):
-            raise ValueError("maxConcurrentClusters: a percentage from 1% to 100%")
         return self
+
+    @field_validator("max_concurrent_clusters")
+    @classmethod
+    def _concurrency(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a count of at least 1 or a percentage such as 25%")
+        if isinstance(value, str) and not 1 <= int(value[:-1]) <= 100:
+            raise ValueError("a percentage from 1% to 100%")
+        return value
 
     @property
     def is_rest(self) -> bool:
@@ -163,14 +165,16 @@ class RolloutStrategy(KubeModel):
         "revision; Rollback also returns the reached ones to it.",
     )
 
-    @model_validator(mode="after")
-    def _stages(self) -> Self:
-        names = [s.name for s in self.stages]
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, stages: tuple[RolloutStage, ...]) -> tuple[RolloutStage, ...]:
+        names = [s.name for s in stages]
         if len(set(names)) != len(names):
-            raise ValueError("stages: every stage needs a name of its own")
-        for i, stage in enumerate(self.stages[:-1]):
+            raise ValueError("every stage needs a name of its own")
+        for i, stage in enumerate(stages[:-1]):
             if stage.is_rest:
                 raise ValueError(
-                    f"stages[{i}] ({stage.name}) takes the rest of the clusters: only the last stage may"
+                    f"stages[{i}] ({stage.name}) takes the rest of the clusters (no clusterNames and no "
+                    "clusterSelector): only the last stage may"
                 )
-        return self
+        return stages

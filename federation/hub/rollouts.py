@@ -130,7 +130,8 @@ class RolloutKeeper:
         row = await self._row(resource_id)
         if row is None or row.target_fp is None or row.suspended_at is not None or _final(row):
             return
-        await self._save(replace(row, suspended_at=datetime.now(UTC), reason=f"suspended: {row.reason}"))
+        suspended = datetime.fromtimestamp(self.now(), UTC)
+        await self._save(replace(row, suspended_at=suspended, reason=f"suspended: {row.reason}"))
 
     async def stage(
         self,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from federation.api import PolicyLike
@@ -23,6 +24,7 @@ from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.ledger import PolicyLedger
 from federation.hub.pipeline import Fleet
 from federation.hub.policies import PolicyCache
+from federation.hub.rollouts import RolloutKeeper
 from federation.informers import Priority
 from federation.kube import GVK, Obj
 from federation.placement import ClusterSnapshot
@@ -30,12 +32,16 @@ from federation.store import (
     ClusterDecision,
     DesiredWork,
     EventRow,
+    Health,
     ObjectRef,
     PlacementChange,
     PolicyId,
     PolicyRow,
     ResourceId,
     ResourceRow,
+    RolloutCopy,
+    RolloutRow,
+    WorkState,
     WorkStatus,
 )
 from federation.translate.protected import Protection
@@ -53,6 +59,10 @@ class FakeStore:
         self.works: dict[ResourceId, dict[str, DesiredWork]] = {}
         self.events: list[EventRow] = []
         self.saves = 0
+        self.rollouts: dict[ResourceId, RolloutRow] = {}
+        #: What the members report per (resource, cluster): the hash applied, its health and
+        #: since when it is Healthy (see `settle`).
+        self.member: dict[tuple[ResourceId, str], tuple[str, Health, datetime | None]] = {}
 
     async def register_resource(self, row: ResourceRow) -> tuple[ResourceId, bool]:
         ref = ObjectRef(row.api_group, row.kind, row.namespace, row.name)
@@ -107,6 +117,58 @@ class FakeStore:
         else:
             self.works.pop(resource_id, None)
         return PlacementChange(1, changed_rows, created, updated, unplaced)
+
+    async def rollout_of(self, resource_id: ResourceId) -> RolloutRow | None:
+        return self.rollouts.get(resource_id)
+
+    async def save_rollout(self, row: RolloutRow) -> bool:
+        before = self.rollouts.get(row.resource_id)
+        if before is not None:
+            same_target = before.target_fp == row.target_fp
+            row = replace(
+                row,
+                approved=before.approved if same_target else (),
+                undo_requested=before.undo_requested and same_target,
+            )
+        self.rollouts[row.resource_id] = row
+        return before != row
+
+    async def delete_rollout(self, resource_id: ResourceId) -> bool:
+        return self.rollouts.pop(resource_id, None) is not None
+
+    async def rollout_copies(self, resource_id: ResourceId) -> list[RolloutCopy]:
+        out = []
+        for cluster, work in self.works.get(resource_id, {}).items():
+            applied, health, since = self.member.get((resource_id, cluster), ("", Health.UNKNOWN, None))
+            on = applied == work.desired_hash
+            out.append(
+                RolloutCopy(
+                    cluster=cluster,
+                    state=WorkState.APPLIED if on else WorkState.PENDING,
+                    desired_hash=work.desired_hash,
+                    applied_hash=applied or None,
+                    last_error=None,
+                    retrying=False,
+                    work_resource_version="7" if on else None,
+                    applied_at=since,
+                    health=health if on else Health.UNKNOWN,
+                    health_reason="pods not Ready" if health is Health.DEGRADED else None,
+                    healthy_since=since if on and health is Health.HEALTHY else None,
+                    status_resource_version="7" if on else None,
+                )
+            )
+        return out
+
+    # -- what tests do for the members ---------------------------------------------------
+
+    def settle(self, key: ResourceKey, cluster: str, at: float, health: Health = Health.HEALTHY) -> None:
+        """The member applied the copy it is to hold now, and reports `health` since `at`."""
+        rid = self.resources[ObjectRef(key.group, key.kind, key.namespace, key.name)]
+        work = self.works[rid][cluster]
+        self.member[(rid, cluster)] = (work.desired_hash, health, datetime.fromtimestamp(at, UTC))
+
+    def rollout(self, key: ResourceKey) -> RolloutRow | None:
+        return self.rollouts.get(self.resources[ObjectRef(key.group, key.kind, key.namespace, key.name)])
 
     # -- what tests read -------------------------------------------------------------------
 
@@ -171,6 +233,8 @@ class FakeHub:
     policies: PolicyCache = field(default_factory=PolicyCache)
     marked_policies: set[PolicyKey] = field(default_factory=set)
     works_changed: set[str] = field(default_factory=set)
+    now: float = 1_000_000.0
+    """The rollouts' clock (seconds)."""
 
     def __post_init__(self) -> None:
         self._wire()
@@ -214,6 +278,7 @@ class FakeHub:
                 requeue=self.bag.add,
                 policies=self.marked_policies.update,
             ),
+            rollouts=RolloutKeeper(self.store, now=lambda: self.now),
         )
         self.detector = Detector(
             queue=self.bag,

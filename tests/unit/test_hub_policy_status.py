@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from federation.hub.keys import PolicyKey
+from federation.hub.keys import PolicyKey, ResourceKey
 from federation.hub.ledger import PolicyLedger
 from federation.hub.policies import PolicyCache
-from federation.hub.policy_status import PolicyStatus, PolicyStatusSettings
+from federation.hub.policy_status import PolicyStatus, PolicyStatusSettings, rollout_condition
 from federation.hub.templates import FINALIZER
 from federation.informers.clock import FakeClock
 from federation.kube import Obj
@@ -165,3 +165,19 @@ async def test_the_resync_is_the_only_periodic_work() -> None:
         await h.clock.advance(0.5)
         assert await h.run_ready() == [PP]
         tg.cancel_scope.cancel()
+
+
+def test_the_rolled_out_condition_names_halted_rollouts_first() -> None:
+    ledger = PolicyLedger()
+    pkey = PolicyKey("PropagationPolicy", "shop", "web")
+    a, b = ResourceKey("apps", "Deployment", "shop", "a"), ResourceKey("apps", "Deployment", "shop", "b")
+    assert ledger.note_rollout(a, pkey, ("Progressing", "stage canary: soaking")) == {pkey}
+    assert ledger.note_rollout(a, pkey, ("Progressing", "stage canary: soaking")) == set()
+    assert ledger.note_rollout(b, pkey, ("Halted", "stage canary failed")) == {pkey}
+    cond = rollout_condition(ledger.rollouts(pkey), 3)
+    assert (cond["status"], cond["reason"]) == ("False", "Halted")
+    assert cond["message"].index("shop/b: Halted") < cond["message"].index("shop/a: Progressing")
+    ledger.note_rollout(a, pkey, ("Complete", "every stage passed"))
+    ledger.note_rollout(b, None, None)
+    done = rollout_condition(ledger.rollouts(pkey), 3)
+    assert (done["status"], done["reason"]) == ("True", "Complete")

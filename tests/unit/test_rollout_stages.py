@@ -262,4 +262,7 @@ def test_the_schema_is_structural_with_an_int_or_string_concurrency() -> None:
     assert concurrency["x-kubernetes-int-or-string"] is True
     assert "type" not in concurrency and "x-kubernetes-preserve-unknown-fields" not in concurrency
     rules = [v["rule"] for v in stage["x-kubernetes-validations"]]
-    assert any("maxConcurrentClusters" in r and "%" in r for r in rules)
+    # The count is checked by the apiserver; a percentage's pattern would cost past its CEL
+    # budget (seen on a real apiserver: 3.1x), so the controller checks that one.
+    assert any("maxConcurrentClusters >= 1" in r for r in rules)
+    assert not any("matches(" in r for r in rules)
