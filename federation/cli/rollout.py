@@ -150,8 +150,9 @@ def status(target: str | None, namespace: str | None, show_all: bool, database_u
     """
 
     async def show(store: Store) -> None:
-        found = select(await store.list_rollouts(), target, namespace)
         one = target is not None and target.partition("/")[0].lower() not in POLICY_WORDS
+        listed = await store.list_rollouts(namespace=namespace, complete=show_all or one)
+        found = select(listed, target, namespace)
         if one:
             if len(found) != 1:
                 raise ConfigError(_none(target, namespace) if not found else f"{target}: names {len(found)} "
@@ -180,7 +181,7 @@ def approve(target: str, namespace: str | None, stage: str | None, database_url:
     """
 
     async def act(store: Store) -> None:
-        chosen = _active(select(await store.list_rollouts(), target, namespace), target, namespace)
+        chosen = _active(select(await _in_progress(store, namespace), target, namespace), target, namespace)
         taken = await store.approve_rollouts([ResourceId(r.rollout.resource_id) for r in chosen], stage)
         for r in chosen:
             which = stage or r.rollout.stage_name
@@ -204,12 +205,16 @@ def undo(target: str, namespace: str | None, database_url: str | None, state_dir
     """
 
     async def act(store: Store) -> None:
-        chosen = _active(select(await store.list_rollouts(), target, namespace), target, namespace)
+        chosen = _active(select(await _in_progress(store, namespace), target, namespace), target, namespace)
         await store.undo_rollouts([ResourceId(r.rollout.resource_id) for r in chosen])
         for r in chosen:
             click.echo(f"undo asked for {r.ref}: the controller puts the previous revision back")
 
     _with_store(database_url, state_dir, act)
+
+
+async def _in_progress(store: Store, namespace: str | None) -> list[RolloutListing]:
+    return await store.list_rollouts(namespace=namespace, complete=False)
 
 
 def _active(found: list[RolloutListing], target: str, namespace: str | None) -> list[RolloutListing]:

@@ -148,7 +148,7 @@ def step(
                     state,
                     stages,
                     released,
-                    f"not Healthy within {_dur(stage.deadline)}: {unsettled}",
+                    f"not Healthy within {duration(stage.deadline)}: {unsettled}",
                 )
             updating = [c for c in waiting if c in released]
             return replace(
@@ -173,14 +173,14 @@ def step(
                 # An end time, not a countdown: the reason is stored and shown, and a text that
                 # changed every second would be a write every second per rollout.
                 reason=f"stage {stage.name}: soaking until {_clock(now - soaked + stage.wait_after)} "
-                f"(Healthy for {_dur(stage.wait_after)})",
+                f"(Healthy for {duration(stage.wait_after)})",
             )
         if stage.approval and stage.name not in state.approved:
             return replace(
                 state,
                 released=released,
                 phase=Phase.WAITING_APPROVAL,
-                reason=f"stage {stage.name}: Healthy for {_dur(stage.wait_after)}, waiting for approval "
+                reason=f"stage {stage.name}: Healthy for {duration(stage.wait_after)}, waiting for approval "
                 "(federation rollout approve)",
             )
         state = replace(state, stage=state.stage + 1, stage_started=now)
@@ -240,10 +240,15 @@ def _clock(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%SZ")
 
 
-def _dur(s: float) -> str:
+def duration(s: float) -> str:
+    """Seconds in words for people: ``45s``, ``2.5m``, ``1.5h``."""
     s = max(0.0, s)
     if s >= 3600:
-        return f"{s / 3600:.1f}h"
+        return _short(s / 3600) + "h"
     if s >= 60:
-        return f"{s / 60:.1f}m"
+        return _short(s / 60) + "m"
     return f"{s:.0f}s"
+
+
+def _short(v: float) -> str:
+    return f"{v:.1f}".removesuffix(".0")

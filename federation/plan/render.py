@@ -57,17 +57,23 @@ def _resource_text(plan: ResourcePlan) -> list[str]:
             f"    {d.ref}" + ("" if d.given else " (not in the given files: it must exist on the hub)")
             for d in plan.dependencies
         ] or ["    none"]
+    if plan.rollout is not None:
+        lines.append("  rollout (a change reaches the clusters in these stages, in order):")
+        lines += [f"    {line}" for line in plan.rollout]
     lines.append("")
+    staged = plan.rollout is not None
     rows = [
         (
             r.cluster,
             "yes" if r.chosen else "no",
             "-" if r.replicas is None else str(r.replicas),
+            *((r.stage or "-",) if staged else ()),
             r.reason,
         )
         for r in plan.rows
     ]
-    lines += _table(("CLUSTER", "CHOSEN", "REPLICAS", "REASON"), rows, indent="  ")
+    header = ("CLUSTER", "CHOSEN", "REPLICAS", *(("STAGE",) if staged else ()), "REASON")
+    lines += _table(header, rows, indent="  ")
     chosen = [r for r in plan.rows if r.chosen]
     if chosen:
         lines.append("")

@@ -28,6 +28,7 @@ from federation.api import (
 from federation.hub.pipeline import Copy, Fleet, Follower, Matched, TemplatePlan, plan_template
 from federation.placement import ClusterSnapshot, snapshot_from_entry
 from federation.placement.filters import static_weights, uses_dynamic_weights
+from federation.placement.stages import Stage, assign, duration
 from federation.plan.inputs import PlanInputs
 from federation.translate import (
     OWNERSHIP,
@@ -57,6 +58,8 @@ class ClusterRow:
     changes: tuple[str, ...] = ()
     """What the overrides change in the member's copy, one line per field."""
     error: str | None = None
+    stage: str | None = None
+    """The rollout stage a change of the template reaches this cluster in (``spec.rollout``)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class ResourcePlan:
     """What follows this workload to its clusters; None unless the policy propagates dependencies."""
     dependency_of: tuple[str, ...] = ()
     """The workloads this template follows as a dependency (``propagateDependencies``)."""
+    rollout: tuple[str, ...] | None = None
+    """How a change of the template reaches its clusters, a line per stage in order; None
+    unless the policy has ``spec.rollout`` (a change then goes everywhere at once)."""
 
     @property
     def ref(self) -> str:
@@ -133,6 +139,15 @@ def _scheduling_text(placement: Placement, replicas: int | None) -> str:
     elif uses_dynamic_weights(placement):
         how = "available replicas"
     return f"Divided by {how}: {replicas} replicas in total"
+
+
+def _stage_text(stage: Stage) -> str:
+    """``canary: member-1 (1 at a time; Healthy for 10m, then approval; deadline 30m)``."""
+    clusters = ", ".join(stage.clusters) or "no cluster"
+    gate = f"Healthy for {duration(stage.wait_after)}" + (", then approval" if stage.approval else "")
+    deadline = duration(stage.deadline)
+    pace = "all at once" if stage.concurrency >= len(stage.clusters) else f"{stage.concurrency} at a time"
+    return f"{stage.name}: {clusters} ({pace}; {gate}; deadline {deadline})"
 
 
 def _chosen_reason(
@@ -314,8 +329,15 @@ def _resource_plan(
         if matched.dependencies is None
         else tuple(DependencyRow(ref=d.ref, given=_dependency_key(d) in given) for d in matched.dependencies)
     )
+    rollout = None
+    if policy.spec.rollout is not None:
+        stages = assign(policy.spec.rollout, {s.name: s.labels for s in snapshots if s.name in copies})
+        stage_of = {c: st.name for st in stages for c in st.clusters}
+        rows = [replace(r, stage=stage_of.get(r.cluster)) for r in rows]
+        rollout = (*(_stage_text(st) for st in stages), f"on failure: {policy.spec.rollout.on_failure.value}")
     return replace(
         base,
+        rollout=rollout,
         policy=policy.ref,
         priority=policy.spec.priority,
         scheduling=_scheduling_text(placement, replicas),

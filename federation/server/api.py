@@ -8,6 +8,7 @@ Routes (the OpenAPI document at ``/api/v1/openapi.json`` is generated from the t
     GET /api/v1/resources/{group}/{kind}/{namespace}/{name}      one resource across the fleet
     GET /api/v1/resources/{group}/{kind}/{namespace}/{name}/clusters   its per-cluster works
     GET /api/v1/events?cluster=&namespace=&kind=&name=&type=&since=&limit=
+    GET /api/v1/rollouts?namespace=&complete=&limit=
     GET /api/v1/matrix?group=&kind=&namespace=&health=&limit=    resources × clusters for the status page
     GET /api/v1/openapi.json
 
@@ -45,12 +46,15 @@ from federation.server.models import (
     ResourceFilters,
     ResourceList,
     ResourceQuery,
+    RolloutList,
+    RolloutQuery,
     WorkList,
     cluster_model,
     event_model,
     group_of_segment,
     namespace_of_segment,
     resource_model,
+    rollout_model,
 )
 from federation.server.openapi import (
     CLUSTER_NAME,
@@ -203,6 +207,10 @@ class Api:
         )
         return EventList(items=[event_model(e) for e in rows])
 
+    async def rollouts(self, _r: web.Request, q: RolloutQuery, _p: Mapping[str, str]) -> RolloutList:
+        rows = await self.store.list_rollouts(namespace=q.namespace, complete=q.complete, limit=q.limit)
+        return RolloutList(items=[rollout_model(r) for r in rows])
+
     async def matrix(self, _r: web.Request, q: MatrixQuery, _p: Mapping[str, str]) -> Matrix:
         rows, total = await self.store.resource_status_page(
             **_filters(q), limit=q.limit, offset=0, order="attention"
@@ -284,6 +292,17 @@ def operations(api: Api, document: Callable[[], Mapping[str, Any]]) -> list[Oper
             api.events,
             query=EventQuery,
             tags=("events",),
+        ),
+        Operation(
+            API_PREFIX + "/rollouts",
+            "listRollouts",
+            "Staged rollouts",
+            "The templates part-way through a staged rollout (`complete=true`: all under a policy "
+            "with `spec.rollout`): phase, stage, why it waits, and per cluster the revision it runs.",
+            RolloutList,
+            api.rollouts,
+            query=RolloutQuery,
+            tags=("rollouts",),
         ),
         Operation(
             API_PREFIX + "/matrix",

@@ -19,6 +19,7 @@ query parameter or the view column that shares its name.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -41,6 +42,7 @@ from federation.store import (
     Health,
     ObjectRef,
     ResourceStatus,
+    RolloutListing,
     StoredEvent,
     WorkState,
 )
@@ -309,6 +311,38 @@ def event_model(row: StoredEvent) -> Event:
     )
 
 
+def rollout_model(row: RolloutListing) -> Rollout:
+    ro = row.rollout
+    policy = None
+    if row.policy_kind and row.policy_name:
+        where = f"{row.policy_namespace}/" if row.policy_namespace else ""
+        policy = f"{row.policy_kind}/{where}{row.policy_name}"
+    clusters = {
+        c: RolloutCluster(
+            stage=str(v.get("stage", "")),
+            revision=str(v.get("revision", "")),
+            health=str(v.get("health", "")),
+        )
+        for c, v in (ro.clusters or {}).items()
+        if isinstance(v, Mapping)
+    }
+    return Rollout(
+        api_group=row.ref.api_group,
+        kind=row.ref.kind,
+        namespace=row.ref.namespace,
+        name=row.ref.name,
+        policy=policy,
+        phase=ro.phase,
+        stage=ro.stage_name or ro.failed_stage,
+        reason=ro.reason,
+        released=list(ro.released),
+        approved=list(ro.approved),
+        clusters=clusters,
+        started_at=ro.started_at,
+        updated_at=ro.updated_at,
+    )
+
+
 # -- the matrix -----------------------------------------------------------------------------------------
 
 
@@ -470,6 +504,49 @@ class EventQuery(Model):
         "(`90s`, `15m`, `2h`, `7d`).",
     )
     limit: QueryInt = Field(default=100, ge=1, le=1000, description="At most this many events, newest first.")
+
+
+class RolloutQuery(Model):
+    """Filters of GET /rollouts; every one optional."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    namespace: FilterText | None = Field(default=None, description="Namespace of the templates.")
+    complete: bool = Field(
+        default=False,
+        description="Also the templates with nothing in progress (their last rollout complete).",
+    )
+    limit: QueryInt = Field(default=500, ge=1, le=5000, description="At most this many rollouts.")
+
+
+class RolloutCluster(Model):
+    stage: str = Field(description="The stage a change reaches this cluster in.")
+    revision: str = Field(description="`new` (the revision being rolled out) or `previous`.")
+    health: str = Field(
+        description="Its copy of the new revision: `-` (none yet), `updating`, `Healthy`, or why it fails."
+    )
+
+
+class Rollout(Model):
+    """A template's staged rollout (`spec.rollout` of its policy)."""
+
+    api_group: str
+    kind: str
+    namespace: str
+    name: str
+    policy: str | None = Field(description="`Kind/namespace/name` of the governing policy.")
+    phase: str = Field(description="Progressing, WaitingApproval, Complete, Halted or RolledBack.")
+    stage: str | None = Field(description="The stage in progress (or the one that failed).")
+    reason: str = Field(description="Why it is where it is, in words.")
+    released: list[str] = Field(description="The clusters given the new revision.")
+    approved: list[str] = Field(description="Stages someone approved (federation rollout approve).")
+    clusters: dict[str, RolloutCluster]
+    started_at: datetime | None
+    updated_at: datetime | None
+
+
+class RolloutList(Model):
+    items: list[Rollout]
 
 
 #: Compiled once: handlers check path segments with the same patterns the document declares.

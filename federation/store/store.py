@@ -57,7 +57,7 @@ from federation.store.repo import (
     sweep,
     works,
 )
-from federation.store.repo.rollouts import RolloutListing, RolloutRow
+from federation.store.repo.rollouts import RolloutRow
 from federation.store.repo.works import HeldWork
 from federation.store.retry import Monotonic, RetryPolicy, Sleep, retrying
 from federation.store.rows import (
@@ -463,10 +463,7 @@ class Store:
             row, stable_template=self.sealer.unseal(row.stable_template, _rollout_row(row.stable_template))
         )
 
-    async def list_rollouts(self) -> list[RolloutListing]:
-        """Every rollout (`federation rollout status`); kept revisions are not opened (nobody
-        reading a listing needs their values)."""
-        return await self._run("rollouts", rollouts.list_rollouts)
+    list_rollouts = unit_of_work(rollouts.list_rollouts, "rollouts")
 
     async def upsert_resources(self, rows: Sequence[ResourceRow]) -> list[ResourceId]:
         """Insert or update hub templates; their ids in input order (unchanged rows: no write).

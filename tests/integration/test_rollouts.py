@@ -300,6 +300,15 @@ async def test_a_model_change_on_the_canary_waits_for_approval_before_the_rest(
         return True
 
     await eventually(condition_waiting, timeout=30, what="the policy's RolledOut condition says it waits")
+    # The dashboard API says the same, per cluster.
+    (item,) = controller.api(f"/api/v1/rollouts?namespace={ns}")["items"]
+    assert (item["kind"], item["phase"], item["stage"]) == ("ModelContext", "WaitingApproval", "canary")
+    assert item["policy"] == f"PropagationPolicy/{ns}/assistant"
+    assert {c: v["revision"] for c, v in item["clusters"].items()} == {
+        "member-1": "new",
+        "member-2": "previous",
+        "member-3": "previous",
+    }
     # Still waiting a while later: nothing but the approval moves it.
     assert (await waiting())["phase"] == "WaitingApproval"
     assert refs()["member-2"] == "llama-3-8b"

@@ -387,12 +387,14 @@ def test_the_document_describes_every_route_and_parameter() -> None:
         "/api/v1/resources",
         "/api/v1/resources/{group}/{kind}/{namespace}/{name}",
         "/api/v1/resources/{group}/{kind}/{namespace}/{name}/clusters",
+        "/api/v1/rollouts",
     ]
 
     def params(path: str) -> dict[str, dict[str, Any]]:
         return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
 
     assert sorted(params("/api/v1/resources")) == ["group", "health", "kind", "limit", "namespace", "offset"]
+    assert sorted(params("/api/v1/rollouts")) == ["complete", "limit", "namespace"]
     assert sorted(params("/api/v1/events")) == [
         "cluster",
         "kind",

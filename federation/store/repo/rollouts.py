@@ -133,13 +133,18 @@ LEFT JOIN member_status ms ON ms.resource_id = w.resource_id AND ms.cluster = w.
 WHERE w.resource_id = $1
 """
 
+# The kept revision is not read for a listing (it can be a whole template per row).
+_LISTED = _COLUMNS.replace("ro.stable_template", "'{}'::jsonb AS stable_template")
 LIST = f"""
-SELECT {_COLUMNS}, r.api_group, r.kind, r.namespace, r.name,
+SELECT {_LISTED},
+       r.api_group, r.kind, r.namespace, r.name,
        p.kind AS policy_kind, p.namespace AS policy_namespace, p.name AS policy_name
 FROM rollouts ro
 JOIN resources r ON r.id = ro.resource_id AND r.deleted_at IS NULL
 JOIN policies p ON p.id = ro.policy_id AND p.spec ? 'rollout'
+WHERE ($1::text IS NULL OR r.namespace = $1) AND ($2 OR ro.phase <> 'Complete')
 ORDER BY r.namespace, r.kind, r.name
+LIMIT $3
 """
 
 APPROVE = """
@@ -232,9 +237,12 @@ async def rollout_copies(conn: Connection, resource_id: ResourceId) -> list[Roll
     ]
 
 
-async def list_rollouts(conn: Connection) -> list[RolloutListing]:
-    """Every rollout of a template still on the hub under a policy that still has a rollout,
-    with its template's and policy's names."""
+async def list_rollouts(
+    conn: Connection, *, namespace: str | None = None, complete: bool = True, limit: int | None = None
+) -> list[RolloutListing]:
+    """The rollouts of templates still on the hub under a policy that still has a rollout,
+    with their template's and policy's names (`complete`: also those with nothing in progress);
+    their kept revision is left out (empty)."""
     return [
         RolloutListing(
             ref=ObjectRef(api_group=r["api_group"], kind=r["kind"], namespace=r["namespace"], name=r["name"]),
@@ -243,7 +251,7 @@ async def list_rollouts(conn: Connection) -> list[RolloutListing]:
             policy_name=r["policy_name"],
             rollout=_row(r),
         )
-        for r in await conn.fetch(LIST)
+        for r in await conn.fetch(LIST, namespace, complete, limit)
     ]
 
 
