@@ -161,6 +161,17 @@ CLAIMS_RENEWED = Counter(
 WORKS_BACKLOG = Gauge("federation_works_in_flight", "Works being applied right now.", ["cluster"])
 
 # -- reconciles (controller-runtime's names) ----------------------------------------------
+ROLLOUTS = Gauge(
+    "federation_rollouts",
+    "Templates by the phase of their staged rollout (this leader's view; Complete: nothing in progress).",
+    ["phase"],
+)
+ROLLOUT_EVENTS = Counter(
+    "federation_rollout_events_total",
+    "Staged rollout transitions: RolloutStarted, RolloutStagePassed, RolloutComplete, RolloutHalted, "
+    "RolloutRolledBack.",
+    ["type"],
+)
 RECONCILES = Counter("reconciliation_total", "Reconciles by controller and result.", ["controller", "result"])
 RECONCILE_ERRORS = Counter("reconciliation_errors_total", "Reconciles that failed.", ["controller"])
 RECONCILE_DURATION = Histogram(

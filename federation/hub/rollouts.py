@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from federation.api.rollout import RolloutStrategy
 from federation.hub.keys import ResourceKey
+from federation.metrics import ROLLOUT_EVENTS, ROLLOUTS
 from federation.placement.stages import (
     REST,
     CopyState,
@@ -117,12 +118,13 @@ class RolloutKeeper:
         self._rows: dict[ResourceId, RolloutRow | None] = {}
 
     def forget(self, resource_id: ResourceId) -> None:
-        self._rows.pop(resource_id, None)
+        self._count(self._rows.pop(resource_id, None), None)
 
     async def drop(self, resource_id: ResourceId) -> None:
         """The governing policy has no rollout (any more): a row known to exist goes."""
         if self._rows.get(resource_id) is not None:
             await self.store.delete_rollout(resource_id)
+            self._count(self._rows[resource_id], None)
         self._rows[resource_id] = None
 
     async def hold(self, resource_id: ResourceId) -> None:
@@ -281,12 +283,21 @@ class RolloutKeeper:
             if row is None or not fresh or row.phase in _SETTLED:
                 return row
         row = await self.store.rollout_of(resource_id)
+        self._count(self._rows.get(resource_id), row)
         self._rows[resource_id] = row
         return row
 
     async def _save(self, row: RolloutRow) -> None:
         await self.store.save_rollout(row)
+        self._count(self._rows.get(row.resource_id), row)
         self._rows[row.resource_id] = row
+
+    @staticmethod
+    def _count(before: RolloutRow | None, after: RolloutRow | None) -> None:
+        if before is not None:
+            ROLLOUTS.labels(phase=before.phase).dec()
+        if after is not None:
+            ROLLOUTS.labels(phase=after.phase).inc()
 
 
 def copy_state(copy: RolloutCopy, target: str | None) -> CopyState:
@@ -356,5 +367,6 @@ def _baseline(
 
 
 def _event(kind: EventType, message: str, key: ResourceKey) -> EventRow:
+    ROLLOUT_EVENTS.labels(type=kind.value).inc()
     ref = ObjectRef(api_group=key.group, kind=key.kind, namespace=key.namespace, name=key.name)
     return EventRow(type=kind, message=message, ref=ref)
