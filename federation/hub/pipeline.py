@@ -276,21 +276,16 @@ def place_template(
         decision, kept = keep_transient(decision, previous, fleet)
         if previous is not None:
             failover = failover_of(previous, decision)
-    ownership = _ownership(policy, hub)
-    copies = tuple(
-        _copy(
-            template,
-            target,
-            name=name,
-            snapshot=fleet.clusters[target.cluster],
-            policy=policy,
-            overrides=overrides,
-            ownership=ownership,
-            protection=protection,
-            sealer=sealer,
-        )
-        for target in decision.targets
-        if target.cluster in fleet.clusters
+    copies = _copies(
+        template,
+        [t for t in decision.targets if t.cluster in fleet.clusters],
+        name=name,
+        fleet=fleet,
+        policy=policy,
+        overrides=overrides,
+        hub=hub,
+        protection=protection,
+        sealer=sealer,
     )
     return TemplatePlan(
         matched=matched,
@@ -320,25 +315,20 @@ def with_revision(
     moves between revisions by its copy's hash alone."""
     policy = plan.matched.governing
     assert policy is not None, "with_revision is for governed templates"
-    ownership = _ownership(policy, hub)
-    targets = {t.cluster: t for t in plan.decision.targets}
-    copies = tuple(
-        _copy(
-            template,
-            targets[c.cluster],
-            name=name,
-            snapshot=fleet.clusters[c.cluster],
-            policy=policy,
-            overrides=overrides,
-            ownership=ownership,
-            protection=protection,
-            sealer=sealer,
-        )
-        if c.cluster in clusters and c.cluster in targets
-        else c
-        for c in plan.copies
+    targets = [t for t in plan.decision.targets if t.cluster in clusters and t.cluster in fleet.clusters]
+    previous = _copies(
+        template,
+        targets,
+        name=name,
+        fleet=fleet,
+        policy=policy,
+        overrides=overrides,
+        hub=hub,
+        protection=protection,
+        sealer=sealer,
     )
-    return replace(plan, copies=copies)
+    kept = {c.cluster: c for c in previous}
+    return replace(plan, copies=tuple(kept.get(c.cluster, c) for c in plan.copies))
 
 
 def plan_template(
@@ -486,9 +476,34 @@ def _copy(
     return Copy(target.cluster, target.replicas, rules, translated.manifest, translated.hash)
 
 
-def _ownership(policy: PolicyLike, hub: str) -> Ownership:
-    return Ownership(
+def _copies(
+    template: Mapping[str, Any],
+    targets: Sequence[Target],
+    *,
+    name: str,
+    fleet: Fleet,
+    policy: PolicyLike,
+    overrides: Sequence[OverridePolicyLike],
+    hub: str,
+    protection: Protection,
+    sealer: Sealer | None,
+) -> tuple[Copy, ...]:
+    ownership = Ownership(
         hub=hub_id(hub), policy=format_policy(policy.kind, policy.metadata.namespace, policy.metadata.name)
+    )
+    return tuple(
+        _copy(
+            template,
+            target,
+            name=name,
+            snapshot=fleet.clusters[target.cluster],
+            policy=policy,
+            overrides=overrides,
+            ownership=ownership,
+            protection=protection,
+            sealer=sealer,
+        )
+        for target in targets
     )
 
 

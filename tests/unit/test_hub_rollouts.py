@@ -61,12 +61,19 @@ def settle_all(hub: FakeHub, key: ResourceKey, at: float, *clusters: str) -> Non
         hub.store.settle(key, c, at)
 
 
-async def rolled_out_v1(hub: FakeHub) -> ResourceKey:
-    hub.apply_policy(staged_policy())
+async def rolled_out_v1(hub: FakeHub, policy: dict[str, Any] | None = None) -> ResourceKey:
+    """app:1 everywhere under `policy` (default: canary c1 for 10 s, then the rest)."""
+    hub.apply_policy(policy or staged_policy())
     key = hub.apply(web("app:1"))
     await hub.drain()
     settle_all(hub, key, hub.now)
     return key
+
+
+async def change(hub: FakeHub, image: str) -> None:
+    """The template's image changes on the hub, and the hub side runs."""
+    hub.apply(web(image))
+    await hub.drain()
 
 
 def kinds(hub: FakeHub) -> list[EventType]:
@@ -86,8 +93,7 @@ async def test_a_first_revision_goes_everywhere_at_once_and_becomes_the_stable_o
 async def test_the_canary_goes_first_and_the_rest_after_its_soak() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    await change(hub, "app:2")
     assert images(hub) == {"c1": "app:2", "c2": "app:1", "c3": "app:1"}
     hub.now += 3
     hub.store.settle(key, "c1", hub.now)  # Healthy on the new revision at +3 s
@@ -116,14 +122,12 @@ async def test_the_canary_goes_first_and_the_rest_after_its_soak() -> None:
 async def test_a_newer_revision_supersedes_and_starts_from_the_first_stage() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    await change(hub, "app:2")
     hub.store.settle(key, "c1", hub.now)
     hub.now += 11
     await again(hub, key)
     assert images(hub) == dict.fromkeys(CLUSTERS, "app:2")  # into the rest stage
-    hub.apply(web("app:3"))
-    await hub.drain()
+    await change(hub, "app:3")
     # From the start: the canary gets app:3, the rest go back to the stable app:1 (app:2 never
     # completed), not on to app:3.
     assert images(hub) == {"c1": "app:3", "c2": "app:1", "c3": "app:1"}
@@ -134,10 +138,8 @@ async def test_a_newer_revision_supersedes_and_starts_from_the_first_stage() -> 
 async def test_reverting_the_template_ends_the_rollout_on_the_stable_revision() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:2"))
-    await hub.drain()
-    hub.apply(web("app:1"))
-    await hub.drain()
+    await change(hub, "app:2")
+    await change(hub, "app:1")
     assert images(hub) == dict.fromkeys(CLUSTERS, "app:1")
     row = hub.store.rollout(key)
     assert row is not None and row.target_fp is None and "reverted" in row.reason
@@ -152,12 +154,8 @@ async def test_a_cluster_that_joins_gets_the_revision_of_its_stage() -> None:
         "clusterSelector": selector,
         "waitAfter": "10s",
     }
-    hub.apply_policy(policy)
-    key = hub.apply(web("app:1"))
-    await hub.drain()
-    settle_all(hub, key, hub.now)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    key = await rolled_out_v1(hub, policy)
+    await change(hub, "app:2")
     # Two clusters join mid-canary: one in the canary ring (new at once: its stage is current),
     # one in the rest (the previous revision until the rest's turn).
     hub.set_clusters(
@@ -174,12 +172,8 @@ async def test_a_cluster_that_joins_gets_the_revision_of_its_stage() -> None:
 
 async def test_a_suspended_policy_moves_nothing_and_its_time_does_not_count_against_the_deadline() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
-    hub.apply_policy(staged_policy(deadline="30s"))
-    key = hub.apply(web("app:1"))
-    await hub.drain()
-    settle_all(hub, key, hub.now)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    key = await rolled_out_v1(hub, staged_policy(deadline="30s"))
+    await change(hub, "app:2")
     hub.now += 20
     suspended = staged_policy(deadline="30s")
     suspended["spec"]["suspend"] = True
@@ -198,8 +192,7 @@ async def test_a_suspended_policy_moves_nothing_and_its_time_does_not_count_agai
 async def test_a_restart_resumes_with_the_clusters_released_and_no_one_ahead() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    await change(hub, "app:2")
     hub.store.settle(key, "c1", hub.now)
     hub.now += 5
     hub.restart()
@@ -214,8 +207,7 @@ async def test_a_restart_resumes_with_the_clusters_released_and_no_one_ahead() -
 async def test_a_degraded_canary_halts_and_the_rest_keep_the_previous_revision() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:bad"))
-    await hub.drain()
+    await change(hub, "app:bad")
     hub.store.settle(key, "c1", hub.now, Health.DEGRADED)
     await again(hub, key)
     row = hub.store.rollout(key)
@@ -228,12 +220,8 @@ async def test_a_degraded_canary_halts_and_the_rest_keep_the_previous_revision()
 
 async def test_a_gate_past_its_deadline_rolls_back_under_rollback() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
-    hub.apply_policy(staged_policy(deadline="30s", on_failure="Rollback"))
-    key = hub.apply(web("app:1"))
-    await hub.drain()
-    settle_all(hub, key, hub.now)
-    hub.apply(web("app:slow"))
-    await hub.drain()
+    key = await rolled_out_v1(hub, staged_policy(deadline="30s", on_failure="Rollback"))
+    await change(hub, "app:slow")
     assert images(hub)["c1"] == "app:slow"
     hub.now += 31  # never Healthy
     await again(hub, key)
@@ -246,8 +234,7 @@ async def test_a_gate_past_its_deadline_rolls_back_under_rollback() -> None:
 async def test_an_undo_asked_for_puts_the_previous_revision_back() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    await change(hub, "app:2")
     row = hub.store.rollout(key)
     assert row is not None
     hub.store.rollouts[row.resource_id] = row.__class__(**{**row.__dict__, "undo_requested": True})
@@ -259,12 +246,8 @@ async def test_an_undo_asked_for_puts_the_previous_revision_back() -> None:
 
 async def test_an_approval_lets_the_next_stage_start() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
-    hub.apply_policy(staged_policy(soak="0s", approval=True))
-    key = hub.apply(web("app:1"))
-    await hub.drain()
-    settle_all(hub, key, hub.now)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    key = await rolled_out_v1(hub, staged_policy(soak="0s", approval=True))
+    await change(hub, "app:2")
     hub.store.settle(key, "c1", hub.now)
     hub.now += 60
     await again(hub, key)
@@ -278,8 +261,7 @@ async def test_an_approval_lets_the_next_stage_start() -> None:
 async def test_a_policy_without_a_rollout_any_more_sends_the_change_everywhere() -> None:
     hub = FakeHub(fleet(*CLUSTERS))
     key = await rolled_out_v1(hub)
-    hub.apply(web("app:2"))
-    await hub.drain()
+    await change(hub, "app:2")
     hub.apply_policy(propagation_policy("web", dependencies=False))
     await hub.drain()
     assert images(hub) == dict.fromkeys(CLUSTERS, "app:2")
@@ -324,3 +306,20 @@ def test_resource_versions_compare_as_integers_and_opaque_ones_only_when_equal()
     assert seen_after("10", "9") and not seen_after("9", "10") and seen_after("10", "10")
     assert seen_after("abc", "abc") and not seen_after("abd", "abc")
     assert not seen_after(None, "1") and seen_after("1", None)
+
+
+async def test_a_cluster_lost_mid_rollout_leaves_its_stage_and_the_rest_go_on() -> None:
+    hub = FakeHub(fleet(*CLUSTERS))
+    key = await rolled_out_v1(hub)
+    await change(hub, "app:2")
+    hub.set_clusters(fleet("c1", "c2"))  # c3 gone (failover, unjoin): its copy goes
+    await hub.drain()
+    assert images(hub) == {"c1": "app:2", "c2": "app:1"}
+    hub.store.settle(key, "c1", hub.now)
+    hub.now += 10
+    await again(hub, key)
+    hub.store.settle(key, "c2", hub.now)
+    await again(hub, key)
+    row = hub.store.rollout(key)
+    assert images(hub) == {"c1": "app:2", "c2": "app:2"}
+    assert row is not None and row.phase == "Complete"

@@ -14,7 +14,10 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
@@ -25,20 +28,19 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_BEFORE = (
-    "Applied",
-    "DriftCorrected",
-    "Conflict",
-    "Failover",
-    "ApplyFailed",
-    "Deleted",
-    "Orphaned",
-    "Adopted",
-    "Unschedulable",
-    "ClusterNotReady",
-    "ClusterReady",
-    "StatusRejected",
-)
+
+def _migration(file: str) -> ModuleType:
+    """An earlier revision, whose event types this one extends (and restores)."""
+    path = Path(__file__).with_name(file)
+    spec = importlib.util.spec_from_file_location(f"federation_migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_0005 = _migration("0005_status_rejected_event.py")
+_BEFORE: tuple[str, ...] = _0005._AFTER
 _AFTER = (
     *_BEFORE,
     "RolloutStarted",
@@ -47,10 +49,6 @@ _AFTER = (
     "RolloutHalted",
     "RolloutRolledBack",
 )
-
-
-def _check(types: Sequence[str]) -> str:
-    return "type IN (" + ", ".join(f"'{t}'" for t in types) + ")"
 
 
 def upgrade() -> None:
@@ -98,12 +96,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_rollouts_policy_id", "rollouts", ["policy_id"])
     op.drop_constraint(op.f("ck_events_type"), "events", type_="check")
-    op.create_check_constraint(op.f("ck_events_type"), "events", _check(_AFTER))
+    op.create_check_constraint(op.f("ck_events_type"), "events", _0005._check(_AFTER))
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM events WHERE type LIKE 'Rollout%'")
     op.drop_constraint(op.f("ck_events_type"), "events", type_="check")
-    op.create_check_constraint(op.f("ck_events_type"), "events", _check(_BEFORE))
+    op.create_check_constraint(op.f("ck_events_type"), "events", _0005._check(_BEFORE))
     op.drop_index("ix_rollouts_policy_id", table_name="rollouts")
     op.drop_table("rollouts")
