@@ -104,10 +104,15 @@ UPSERT_DESIRED_TEMPLATE = """
         last_error = EXCLUDED.last_error,
         attempts = 0,
         -- A work still waiting for its first turn keeps its place in the queue: a template
-        -- changed during a bulk rollout is not sent behind the whole backlog for it.
+        -- changed during a bulk rollout is not sent behind the whole backlog for it. A change
+        -- to a copy the member already holds is due since the work was made: it goes before
+        -- the copies placed after it (a fix to what runs is not queued behind a bulk of new
+        -- placements), and in the order the works were made among its peers.
         next_attempt_at = CASE
             WHEN w.state = 'pending' AND EXCLUDED.state = 'pending'
                  AND w.next_attempt_at < EXCLUDED.next_attempt_at THEN w.next_attempt_at
+            WHEN w.state = 'applied' AND EXCLUDED.state = 'pending'
+                THEN LEAST(w.created_at, EXCLUDED.next_attempt_at)
             ELSE EXCLUDED.next_attempt_at END,
         version = w.version + 1,
         updated_at = now()

@@ -162,6 +162,25 @@ async def test_a_pending_work_changed_before_its_turn_keeps_its_place_in_the_que
     assert head.desired == new, "and it is claimed in its newest version"
 
 
+async def test_a_change_to_an_applied_copy_goes_before_copies_placed_after_it(store: Store) -> None:
+    """A fix to what runs is not queued behind a bulk of new placements: the changed work is
+    due since it was made, so it is claimed before the works made after it."""
+    running = await placed_resource(store, "running", ["member-1"])
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    recorded = await store.record_apply_results([ApplyResult(work.id, work.version, WorkState.APPLIED)])
+    assert recorded[work.id] is not None
+    for i in range(5):  # a bulk of new placements, made after it
+        await placed_resource(store, f"bulk-{i}", ["member-1"])
+    await store.save_placement(
+        running,
+        policy_id=None,
+        decisions=[ClusterDecision(cluster="member-1", chosen=True)],
+        desired_works=[desired("member-1", deployment("running", image="nginx:2"))],
+    )
+    (head,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    assert head.resource_id == running, "the change waited behind the bulk"
+
+
 async def test_a_change_during_the_apply_is_a_version_conflict(store: Store) -> None:
     rid = await placed_resource(store, "web", ["member-1"])
     (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
