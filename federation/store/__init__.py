@@ -12,6 +12,7 @@ This package imports nothing of ours but `federation.errors` (an import-linter c
 
 from federation.store.enums import EventType, Health, PolicyKind, WorkState
 from federation.store.migrate import Revisions, head_revision
+from federation.store.repo.changes import CHANGES_CHANNEL, ChangeRow
 from federation.store.repo.rollouts import RolloutCopy, RolloutListing, RolloutRow
 from federation.store.retry import RetryPolicy, give_up_after, retrying
 from federation.store.rows import (
@@ -42,7 +43,9 @@ from federation.store.sealing import SealedRow, Sealer
 from federation.store.store import HealthListener, Store, StoreSettings, StoreStats
 
 __all__ = [
+    "CHANGES_CHANNEL",
     "ApplyResult",
+    "ChangeRow",
     "Checkpoint",
     "ClaimedWork",
     "ClusterDecision",

@@ -43,6 +43,7 @@ from federation.errors import SealingError, StoreError
 from federation.store.coalesce import Coalescer
 from federation.store.db import Connection, init_connection
 from federation.store.repo import (
+    changes,
     checkpoints,
     clusters,
     collected,
@@ -100,6 +101,9 @@ class StoreSettings:
 
     #: `prune_events()` removes events older than this (the controller runs it periodically).
     event_retention: timedelta = timedelta(days=7)
+    #: `prune_changes()` removes change-log rows older than this (watchers and sinks resume
+    #: from a position within it).
+    change_retention: timedelta = timedelta(days=7)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     min_connections: int = 1
     max_connections: int = 20
@@ -415,6 +419,11 @@ class Store:
     placement_of = unit_of_work(placements.placement_of, "placement_decisions resource_id={resource_id}")
     policy_summary = unit_of_work(placements.policy_summary, "placements policy_id={policy_id}")
 
+    sequence_changes = unit_of_work(changes.sequence_changes, "changes (sequencing)")
+    changes_after = unit_of_work(changes.changes_after, "changes position>{position}")
+    last_position = unit_of_work(changes.last_position, "changes")
+    position_at = unit_of_work(changes.position_at, "changes time>={when}")
+
     delete_rollout = unit_of_work(rollouts.delete_rollout, "rollouts resource_id={resource_id}")
     rollout_copies = unit_of_work(rollouts.rollout_copies, "works resource_id={resource_id} (rollout)")
     approve_rollouts = unit_of_work(rollouts.approve_rollouts, "rollouts (approve)")
@@ -600,14 +609,23 @@ class Store:
     async def prune_events(self, older_than: timedelta | None = None, *, batch: int = 10_000) -> int:
         """Delete events older than `older_than` (default: the retention setting), in batches."""
         age = self.settings.event_retention if older_than is None else older_than
+        return await self._prune("events", age, events.prune_events_batch, batch)
+
+    async def prune_changes(self, older_than: timedelta | None = None, *, batch: int = 10_000) -> int:
+        """Delete change-log rows older than `older_than` (default: the retention setting)."""
+        age = self.settings.change_retention if older_than is None else older_than
+        return await self._prune("changes", age, changes.prune_changes_batch, batch)
+
+    async def _prune(
+        self, table: str, age: timedelta, prune: Callable[..., Awaitable[int]], batch: int
+    ) -> int:
+        """Delete a table's rows older than `age`, in short transactions of `batch` rows."""
         if age < timedelta(0):
-            raise StoreError(f"events: a negative retention ({age}) would delete the future")
-        before = await self._run("events", lambda c: c.fetchval("SELECT now() - $1::interval", age))
+            raise StoreError(f"{table}: a negative retention ({age}) would delete the future")
+        before = await self._run(table, lambda c: c.fetchval("SELECT now() - $1::interval", age))
         total = 0
         while True:
-            deleted = await self._run(
-                "events", lambda c: events.prune_events_batch(c, before=before, batch=batch)
-            )
+            deleted = await self._run(table, lambda c: prune(c, before=before, batch=batch))
             total += deleted
             if deleted < batch:
                 return total

@@ -42,7 +42,9 @@ def test_devfleet_api() -> None:
 def test_store_api() -> None:
     assert sorted(federation.store.__all__) == sorted(
         [
+            "CHANGES_CHANNEL",
             "ApplyResult",
+            "ChangeRow",
             "Checkpoint",
             "ClaimedWork",
             "ClusterRow",

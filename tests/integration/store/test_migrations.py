@@ -44,7 +44,7 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     revisions = await migrate.upgrade(empty_url)
     assert revisions.before is None
-    assert revisions.after == migrate.head_revision() == "0008"
+    assert revisions.after == migrate.head_revision() == "0009"
     found = await relations(empty_url)
     for table in TABLES:
         assert found.get(table) == "r", table
@@ -58,7 +58,10 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     since = "SELECT healthy_since FROM fleet_work_status LIMIT 0"
     await query(empty_url, since)
-    assert found.get("rollouts") == "r"
+    assert found.get("rollouts") == "r" and found.get("changes") == "r"
+    revisions = await migrate.downgrade(empty_url, "0008")
+    assert (revisions.before, revisions.after) == ("0009", "0008")
+    assert "changes" not in await relations(empty_url)
     revisions = await migrate.downgrade(empty_url, "0007")
     assert (revisions.before, revisions.after) == ("0008", "0007")
     assert "rollouts" not in await relations(empty_url)
@@ -102,8 +105,8 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert set(await relations(empty_url)) == {"alembic_version"}
 
     revisions = await migrate.upgrade(empty_url, "head")
-    assert (revisions.before, revisions.after) == (None, "0008")
-    assert await migrate.current(empty_url) == "0008"
+    assert (revisions.before, revisions.after) == (None, "0009")
+    assert await migrate.current(empty_url) == "0009"
     assert set(TABLES) | VIEW_NAMES <= set(await relations(empty_url))
 
 
@@ -123,4 +126,4 @@ async def test_the_comparison_does_see_a_difference(database_url: str) -> None:
 
 async def test_upgrading_twice_is_a_no_op(database_url: str) -> None:
     revisions = await migrate.upgrade(database_url)
-    assert revisions.before == revisions.after == "0008"
+    assert revisions.before == revisions.after == "0009"

@@ -1,0 +1,129 @@
+"""The change log on real Postgres: written by the tables' triggers in the changing transaction,
+numbered in commit order, never with a row appearing behind a reader, pruned by age."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+
+from federation.store import (
+    ApplyResult,
+    ChangeRow,
+    ClusterRow,
+    EventRow,
+    EventType,
+    Health,
+    MemberStatusRow,
+    ObjectRef,
+    Store,
+    WorkState,
+)
+from tests.integration.store.factories import placed_resource, resource_row
+from tests.storehelpers import query
+
+INSERT_WORK = (
+    "INSERT INTO works (resource_id, cluster, desired, desired_hash) VALUES ($1, 'm', $2::jsonb, 'h')"
+)
+
+
+async def numbered(store: Store, after: int = 0) -> list[tuple[str, str | None, str | None]]:
+    await store.sequence_changes()
+    return [
+        (c.type, c.cluster, c.ref.name if c.ref else None)
+        for c in await store.changes_after(after, limit=1000)
+    ]
+
+
+async def test_each_state_change_is_logged_by_its_own_write(store: Store) -> None:
+    rid = await placed_resource(store, "web", ["member-1", "member-2"])
+    assert await numbered(store) == [
+        ("PlacementDecided", None, "web"),
+        ("CopyPlaced", "member-1", "web"),
+        ("CopyPlaced", "member-2", "web"),
+    ]
+    start = await store.last_position()
+    (work,) = await store.claim_due_works("member-1", holder="w", limit=1, lease_seconds=30)
+    await store.record_apply_results(
+        [
+            ApplyResult(
+                work.id,
+                work.version,
+                WorkState.APPLIED,
+                applied_hash=work.desired_hash,
+                member_resource_version="5",
+            )
+        ]
+    )
+    await store.upsert_member_statuses(
+        [MemberStatusRow(rid, "member-1", {"readyReplicas": 2}, Health.HEALTHY, member_resource_version="6")]
+    )
+    # The same status again, then a claim of the other work: neither is a change.
+    await store.upsert_member_statuses(
+        [MemberStatusRow(rid, "member-1", {"readyReplicas": 2}, Health.HEALTHY, member_resource_version="6")]
+    )
+    await store.claim_due_works("member-2", holder="w", limit=1, lease_seconds=30)
+    ref = ObjectRef("apps", "Deployment", "default", "web")
+    await store.append_events([EventRow(EventType.DRIFT_CORRECTED, "restored", cluster="member-1", ref=ref)])
+    await store.upsert_clusters([ClusterRow(name="member-1", ready=True, ready_reason="probe ok")])
+    await store.upsert_clusters([ClusterRow(name="member-1", ready=False, ready_reason="unreachable")])
+    assert await numbered(store, start) == [
+        ("CopyApplied", "member-1", "web"),
+        ("HealthChanged", "member-1", "web"),
+        ("DriftCorrected", "member-1", "web"),
+        ("ClusterJoined", "member-1", None),
+        ("ClusterNotReady", "member-1", None),
+    ]
+    health = (await store.changes_after(start, types=["HealthChanged"]))[0]
+    assert health.data["health"] == "Healthy" and health.data["from"] is None
+
+
+async def test_a_row_committed_behind_a_running_transaction_waits_for_it(
+    store: Store, database_url: str
+) -> None:
+    """The older transaction's row gets the smaller position even though it commits last: a
+    reader that already read up to the newer row would otherwise never see it."""
+    (first, second) = await store.upsert_resources([resource_row("first"), resource_row("second")])
+    base = await store.last_position()
+    old = await asyncpg.connect(database_url)
+    try:
+        tx = old.transaction()
+        await tx.start()
+        await old.execute(
+            INSERT_WORK,
+            first,
+            '{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "first"}}',
+        )
+        # A newer transaction commits meanwhile.
+        await query(
+            database_url,
+            INSERT_WORK,
+            second,
+            '{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "second"}}',
+        )
+        assert await store.sequence_changes() == 0, "numbered past a transaction still running"
+        assert await store.changes_after(base) == []
+        await tx.commit()
+    finally:
+        await old.close()
+    assert [c.ref.name for c in await numbered_rows(store, base) if c.ref] == ["first", "second"]
+
+
+async def numbered_rows(store: Store, after: int) -> list[ChangeRow]:
+    await store.sequence_changes()
+    return [c for c in await store.changes_after(after) if c.ref is not None]
+
+
+async def test_filters_and_pruning(store: Store, database_url: str) -> None:
+    await placed_resource(store, "web", ["eu-west", "us-east"])
+    await store.sequence_changes()
+    eu = await store.changes_after(0, cluster="eu-*")
+    assert [(c.type, c.cluster) for c in eu] == [("CopyPlaced", "eu-west")]
+    assert [c.type for c in await store.changes_after(0, types=["PlacementDecided"], kind="Deployment")] == [
+        "PlacementDecided"
+    ]
+    assert await store.changes_after(0, namespace="elsewhere") == []
+    await query(database_url, "UPDATE changes SET time = now() - interval '8 days'")
+    assert await store.prune_changes() == 3
+    assert await store.changes_after(0) == []
+    assert await store.prune_changes(timedelta(0)) == 0
