@@ -35,6 +35,7 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
+from federation.changes import ChangeFeed, ChangeSequencer
 from federation.clusters import ClusterRegistry, Member, RegistrySettings
 from federation.errors import ConfigError, StoreError
 from federation.hub.controller import ControllerSettings, HubController
@@ -55,6 +56,7 @@ from federation.server import (
     build_app,
     serve,
 )
+from federation.server.watch import FEED
 from federation.status.remote import RemoteStatuses
 from federation.status.writer import StatusWriter
 from federation.store import ClusterRow, EventRow, Store, give_up_after
@@ -149,6 +151,7 @@ class Manager:
         self.status_writer: StatusWriter | None = None
         self.remote: RemoteStatuses | None = None
         self.keeper: ShardKeeper | None = None
+        self.feed: ChangeFeed | None = None
         self.propagators = Propagators(self._new_propagator)
         self.leading = False
         self.running = anyio.Event()
@@ -205,12 +208,11 @@ class Manager:
                         if cfg.webhook
                         else None
                     )
-                    runner = await serve(
-                        build_app(
-                            checks=self._checks(), store=self.store, config=cfg.server, webhook=webhook
-                        ),
-                        cfg.server,
+                    app = build_app(
+                        checks=self._checks(), store=self.store, config=cfg.server, webhook=webhook
                     )
+                    self.feed = app.get(FEED)
+                    runner = await serve(app, cfg.server)
                     tg.start_soon(_cleanup_on_cancel, runner)
                 await self._work_on_members(tg)
                 if cfg.leader_election:
@@ -331,6 +333,7 @@ class Manager:
                 tg.start_soon(controller.run)
                 tg.start_soon(self._housekeeping)
                 tg.start_soon(self._mirror_clusters)
+                tg.start_soon(ChangeSequencer(self.store, on_numbered=self._changes_numbered).run)
                 await controller.synced.wait()
                 # Everything loaded so far (caches, clients) lives as long as we lead: move it
                 # out of the collector's sight instead of rescanning it forever.
@@ -472,6 +475,12 @@ class Manager:
                 await changed.wait()
             changed = anyio.Event()
 
+    def _changes_numbered(self) -> None:
+        """The sequencer numbered changes: this process's watchers hear of them at once (other
+        replicas' feeds poll)."""
+        if self.feed is not None:
+            self.feed.notify()
+
     async def _housekeeping(self) -> None:
         """Retention and tidying the store leaves to its user: templates no longer needed every
         `purge_interval` (they may hold a Secret's data), events and stray statuses hourly."""
@@ -484,6 +493,7 @@ class Manager:
                     log.info("purged %d templates that are deleted or no longer governed", purged)
                 if n % rounds == 0:
                     await self.store.prune_events()
+                    await self.store.prune_changes()
                     await self.store.prune_replicas(older_than_seconds=3600)
                     await self.store.delete_orphaned_statuses()
             except Exception as exc:

@@ -161,6 +161,16 @@ CLAIMS_RENEWED = Counter(
 WORKS_BACKLOG = Gauge("federation_works_in_flight", "Works being applied right now.", ["cluster"])
 
 # -- reconciles (controller-runtime's names) ----------------------------------------------
+CHANGES_NUMBERED = Counter(
+    "federation_changes_numbered_total", "Change-log rows given their position by this process's sequencer."
+)
+CHANGE_WATCHERS = Gauge(
+    "federation_change_watchers", "Watchers following the change log through this process."
+)
+CHANGE_WATCHERS_DROPPED = Counter(
+    "federation_change_watchers_dropped_total",
+    "Watchers dropped because they read slower than the fleet changed.",
+)
 ROLLOUTS = Gauge(
     "federation_rollouts",
     "Templates by the phase of their staged rollout (this leader's view; Complete: nothing in progress).",

@@ -135,6 +135,16 @@ def with_database(database_url: str | None, state_dir: Path, action: Callable[[s
         return anyio.run(action, url)
 
 
+async def with_database_async(
+    database_url: str | None, state_dir: Path, action: Callable[[str], Awaitable[T]]
+) -> T:
+    """`with_database` inside an event loop the caller runs (to handle its Ctrl-C itself)."""
+    from federation.localdb import database
+
+    with database(database_url, state_dir=state_dir, progress=progress) as url:
+        return await action(url)
+
+
 def parse_since(value: str | None) -> datetime | None:
     """`30s`, `10m`, `2h`, `7d` → that long ago; None → no bound."""
     if not value:

@@ -6,15 +6,20 @@ whether or not this machine can reach the clusters.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import click
+import orjson
 
-from federation.cli.common import database_options, with_database
+from federation.changes import ChangeFilter
+from federation.cli.common import database_options, with_database, with_database_async
+from federation.cli.follow import follow, run_until_interrupted
 from federation.cli.output import Listing, Output, emit, object_name, output_option
 from federation.errors import ConfigError
-from federation.store import ObjectRef, ResourceStatus, Store, WorkStatus
+from federation.store import ChangeRow, ObjectRef, ResourceId, ResourceStatus, Store, WorkStatus
 
 #: kubectl's short names for the kinds people type most.
 ALIASES = {
@@ -151,14 +156,60 @@ def resolve(statuses: list[ResourceStatus], target: str, namespace: str | None) 
     return found[0]
 
 
+async def _watch(url: str, namespace: str | None, since: int | None, output: Output) -> None:
+    """The table now, then a resource's new row after each change of it (the change log)."""
+    store = await Store.connect(url)
+    try:
+        start = await store.last_position() if since is None else since
+        rows = [
+            _resource_row(s) for s in await store.resource_statuses() if namespace in (None, s.ref.namespace)
+        ]
+        rows.sort(key=lambda r: (r["namespace"] or "", r["kind"], r["name"]))
+        stream = output.format in ("json", "yaml", "jmespath", "name")
+        for row in rows if stream else ():
+            click.echo(orjson.dumps(row, default=str).decode())
+        if not stream:
+            emit(rows, RESOURCES, output)
+        quiet = replace(output, headers=False)
+
+        async def changed(change: ChangeRow) -> None:
+            rid = change.resource_id
+            if rid is None and change.ref is not None:
+                rid = await store.resource_id_of(change.ref)
+            found = await store.resource_status(ResourceId(rid)) if rid is not None else None
+            if found is None:
+                return
+            row = _resource_row(found)
+            if stream:
+                click.echo(orjson.dumps({"position": change.position, **row}, default=str).decode())
+            else:
+                emit([row], RESOURCES, quiet)
+
+        await follow(
+            store, ChangeFilter.of(namespace=namespace), since=start, output=output, on_change=changed
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+
+
 @click.command("status")
 @click.argument("target", required=False, metavar="[KIND/NAME]")
 @click.option("-n", "--namespace", help="Only this namespace.")
 @click.option("--cluster", help="Only this member cluster's copies (with KIND/NAME) or works (without).")
+@click.option(
+    "-w",
+    "--watch",
+    is_flag=True,
+    help="After the table, a line with a resource's new row each time it changes, until Ctrl-C "
+    "(without KIND/NAME and --cluster).",
+)
+@click.option("--since-position", type=click.IntRange(0), help="With -w: changes after this position.")
 @database_options
 @output_option
-def status(target: str | None, namespace: str | None, cluster: str | None, database_url: str | None,
-           state_dir: Path, output: Output) -> None:  # fmt: skip
+def status(target: str | None, namespace: str | None, cluster: str | None, watch: bool,
+           since_position: int | None, database_url: str | None, state_dir: Path,
+           output: Output) -> None:  # fmt: skip
     """Show where resources stand across the fleet.
 
     Without an argument: one line per resource (clusters applied/desired, healthy, conflicted,
@@ -174,7 +225,17 @@ def status(target: str | None, namespace: str | None, cluster: str | None, datab
       federation status configmaps/app-settings -n shop -o json
       federation status -o jmespath="[?health!='Healthy'].name"
       federation status deployment/web -n shop -o name      # the clusters it is in
+      federation status -w -n shop                          # like kubectl get -w, fleet-wide
     """
+    if watch and (target is not None or cluster is not None):
+        raise click.UsageError("-w follows every resource: give neither KIND/NAME nor --cluster")
+    if watch:
+        run_until_interrupted(
+            lambda: with_database_async(
+                database_url, state_dir, lambda url: _watch(url, namespace, since_position, output)
+            )
+        )
+        return
 
     async def show(url: str) -> None:
         store = await Store.connect(url)

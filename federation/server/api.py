@@ -9,6 +9,7 @@ Routes (the OpenAPI document at ``/api/v1/openapi.json`` is generated from the t
     GET /api/v1/resources/{group}/{kind}/{namespace}/{name}/clusters   its per-cluster works
     GET /api/v1/events?cluster=&namespace=&kind=&name=&type=&since=&limit=
     GET /api/v1/rollouts?namespace=&complete=&limit=
+    GET /api/v1/watch?since=&kind=&namespace=&cluster=&type=   (a stream: federation.server.watch)
     GET /api/v1/matrix?group=&kind=&namespace=&health=&limit=    resources × clusters for the status page
     GET /api/v1/openapi.json
 
@@ -65,6 +66,7 @@ from federation.server.openapi import (
     Operation,
     build_document,
 )
+from federation.server.watch import WATCH_PATH, add_watch_route, watch_document
 from federation.store import ObjectRef, ResourceId, Store
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -343,10 +345,12 @@ def add_api_routes(
     holder: dict[str, Any] = {}
     ops = operations(api, lambda: holder)
     holder.update(build_document(ops, bearer=bearer, mutual_tls=mutual_tls, version=_version()))
+    holder["paths"][WATCH_PATH] = watch_document(holder["paths"])
     encoded = orjson.dumps(holder)
 
     for op in ops:
         app.router.add_get(op.path, _endpoint(op, api.clock, encoded if op.response is None else None))
+    add_watch_route(app, store)
     return holder
 
 

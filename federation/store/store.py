@@ -422,6 +422,7 @@ class Store:
     sequence_changes = unit_of_work(changes.sequence_changes, "changes (sequencing)")
     changes_after = unit_of_work(changes.changes_after, "changes position>{position}")
     last_position = unit_of_work(changes.last_position, "changes")
+    first_position = unit_of_work(changes.first_position, "changes")
     position_at = unit_of_work(changes.position_at, "changes time>={when}")
 
     delete_rollout = unit_of_work(rollouts.delete_rollout, "rollouts resource_id={resource_id}")

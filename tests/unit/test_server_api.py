@@ -388,6 +388,7 @@ def test_the_document_describes_every_route_and_parameter() -> None:
         "/api/v1/resources/{group}/{kind}/{namespace}/{name}",
         "/api/v1/resources/{group}/{kind}/{namespace}/{name}/clusters",
         "/api/v1/rollouts",
+        "/api/v1/watch",
     ]
 
     def params(path: str) -> dict[str, dict[str, Any]]:
@@ -395,6 +396,7 @@ def test_the_document_describes_every_route_and_parameter() -> None:
 
     assert sorted(params("/api/v1/resources")) == ["group", "health", "kind", "limit", "namespace", "offset"]
     assert sorted(params("/api/v1/rollouts")) == ["complete", "limit", "namespace"]
+    assert sorted(params("/api/v1/watch")) == ["cluster", "kind", "namespace", "since", "type"]
     assert sorted(params("/api/v1/events")) == [
         "cluster",
         "kind",

@@ -31,6 +31,8 @@ class ChangeRow:
     cluster: str | None
     ref: ObjectRef | None
     data: JSON
+    resource_id: int | None = None
+    """The template's row, when the change is about a template (not for events and clusters)."""
 
     def to_json(self) -> dict[str, Any]:
         """The change as the CLI's ``-o json`` and the watch API give it."""
@@ -51,7 +53,7 @@ class ChangeRow:
 SEQUENCE = "SELECT federation_sequence_changes($1)"
 
 AFTER = """
-SELECT position, time, type, cluster, api_group, kind, namespace, name, data
+SELECT position, time, type, cluster, api_group, kind, namespace, name, data, resource_id
 FROM changes
 WHERE position > $1
   AND ($2::text[] IS NULL OR type = ANY($2))
@@ -63,6 +65,8 @@ LIMIT $6
 """
 
 LAST = "SELECT COALESCE(max(position), 0) FROM changes"
+
+FIRST = "SELECT COALESCE(min(position), 0) FROM changes"
 
 FIRST_AFTER_TIME = """
 SELECT COALESCE(min(position) - 1, (SELECT COALESCE(max(position), 0) FROM changes))
@@ -84,7 +88,13 @@ def _row(r: asyncpg.Record) -> ChangeRow:
             api_group=r["api_group"] or "", kind=r["kind"], namespace=r["namespace"] or "", name=r["name"]
         )
     return ChangeRow(
-        position=r["position"], time=r["time"], type=r["type"], cluster=r["cluster"], ref=ref, data=r["data"]
+        position=r["position"],
+        time=r["time"],
+        type=r["type"],
+        cluster=r["cluster"],
+        ref=ref,
+        data=r["data"],
+        resource_id=r["resource_id"],
     )
 
 
@@ -122,6 +132,12 @@ async def last_position(conn: Connection) -> int:
     """The newest position numbered (0 when none): where a reader that wants only what comes
     next starts."""
     return int(await conn.fetchval(LAST))
+
+
+async def first_position(conn: Connection) -> int:
+    """The oldest position the log still holds (0 when it holds none): a reader asking to
+    resume before it has lost changes to the retention."""
+    return int(await conn.fetchval(FIRST))
 
 
 async def position_at(conn: Connection, when: datetime) -> int:
