@@ -42,6 +42,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import orjson
@@ -58,10 +59,14 @@ log = logging.getLogger(__name__)
 READ_METHODS = frozenset({"GET", "HEAD"})
 API_ROOT = "/api"
 WEBHOOK_PATH = "/validate"
+T = TypeVar("T")
 API_STORE_DEADLINE = 1.5
 """Seconds an API call's store calls keep retrying while the database is down."""
 API_DEADLINE = 2.0
 """Seconds an API call may take before it is answered 503 (a database that hangs)."""
+#: Routes that answer with a stream (``/api/v1/watch``): exempt from the request deadline,
+#: which would cut every stream after two seconds; they bound their setup with `bounded`.
+STREAMS = frozenset({"/api/v1/watch"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -265,7 +270,8 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
 
     @web.middleware
     async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not is_api(request.path):
+        if not is_api(request.path) or request.path in STREAMS:
+            # A stream bounds itself: its setup by these deadlines (`bounded`), then its writes.
             return await handler(request)
         try:
             with give_up_after(API_STORE_DEADLINE), anyio.fail_after(API_DEADLINE):
@@ -278,6 +284,17 @@ def middlewares(policy: AccessPolicy) -> list[Middleware]:
             ) from None
 
     return [json_errors, credentials, read_only, deadline]
+
+
+async def bounded(action: Callable[[], Awaitable[T]]) -> T:
+    """`action` under the API's deadlines (a stream's setup), a 503 past them."""
+    try:
+        with give_up_after(API_STORE_DEADLINE), anyio.fail_after(API_DEADLINE):
+            return await action()
+    except TimeoutError:
+        raise ApiError(
+            503, f"the state store did not answer within {API_DEADLINE:g}s", headers={"Retry-After": "5"}
+        ) from None
 
 
 def server_ssl_context(

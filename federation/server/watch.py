@@ -17,6 +17,8 @@ closed, and a stream ends after `max_seconds` with a final ``End`` line (clients
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,13 +31,14 @@ from pydantic import ConfigDict, Field
 
 from federation.changes import ChangeFeed, ChangeFilter, WatcherDroppedError
 from federation.changes.feed import FeedSettings, PositionGoneError, TooManyWatchersError
-from federation.server.access import ApiError
+from federation.server.access import STREAMS, ApiError, bounded
 from federation.server.models import API_PREFIX, FilterText, Model, QueryInt
 from federation.store import ChangeRow, Store
 
 log = logging.getLogger(__name__)
 
 WATCH_PATH = API_PREFIX + "/watch"
+assert WATCH_PATH in STREAMS, "the request deadline would cut the stream"
 FEED: web.AppKey[ChangeFeed] = web.AppKey("change_feed", ChangeFeed)
 
 
@@ -73,10 +76,13 @@ def add_watch_route(
     watch = settings or WatchSettings()
 
     async def run_feed(_app: web.Application) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(change_feed.run)
-            yield
-            tg.cancel_scope.cancel()
+        # A task of its own, not a task group across the yield: aiohttp may run the start and
+        # the cleanup of a cleanup context in different tasks.
+        task = asyncio.get_running_loop().create_task(change_feed.run(), name="change-feed")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     app.cleanup_ctx.append(run_feed)
 
@@ -89,7 +95,7 @@ def add_watch_route(
             types=query.type, namespace=query.namespace, kind=query.kind, cluster=query.cluster
         )
         try:
-            changes = await change_feed.open(since, filter)
+            changes = await bounded(lambda: change_feed.open(since, filter))
         except TooManyWatchersError as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": "10"}) from exc
         except PositionGoneError as exc:
