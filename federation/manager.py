@@ -27,7 +27,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +35,9 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
+from federation.api.sinksfile import SinkEntry
 from federation.changes import ChangeFeed, ChangeSequencer
+from federation.changes.sinks import runners as sink_runners
 from federation.clusters import ClusterRegistry, Member, RegistrySettings
 from federation.errors import ConfigError, StoreError
 from federation.hub.controller import ControllerSettings, HubController
@@ -75,6 +77,8 @@ class ManagerConfig:
     hub_kubeconfig: Path | None = None
     hub_context: str | None = None
     clusters_file: Path | None = None
+    event_sinks: Sequence[SinkEntry] = ()
+    """Where the leader sends the change log (`federation.changes.sinks`)."""
     hub_id: str | None = None
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     leader_election: bool = True
@@ -334,6 +338,8 @@ class Manager:
                 tg.start_soon(self._housekeeping)
                 tg.start_soon(self._mirror_clusters)
                 tg.start_soon(ChangeSequencer(self.store, on_numbered=self._changes_numbered).run)
+                for runner in sink_runners(self.store, cfg.event_sinks, hub=self.hub_id):
+                    tg.start_soon(runner.run)
                 await controller.synced.wait()
                 # Everything loaded so far (caches, clients) lives as long as we lead: move it
                 # out of the collector's sight instead of rescanning it forever.

@@ -171,6 +171,14 @@ CHANGE_WATCHERS_DROPPED = Counter(
     "federation_change_watchers_dropped_total",
     "Watchers dropped because they read slower than the fleet changed.",
 )
+SINK_DELIVERED = Counter("federation_sink_events_total", "Events an event sink delivered.", ["sink"])
+SINK_FAILURES = Counter("federation_sink_failures_total", "Failed deliveries of an event sink.", ["sink"])
+SINK_LAG_CHANGES = Gauge(
+    "federation_sink_lag_changes", "Changes in the log after an event sink's position.", ["sink"]
+)
+SINK_LAG_SECONDS = Gauge(
+    "federation_sink_lag_seconds", "Age of the oldest change an event sink has yet to deliver.", ["sink"]
+)
 ROLLOUTS = Gauge(
     "federation_rollouts",
     "Templates by the phase of their staged rollout (this leader's view; Complete: nothing in progress).",

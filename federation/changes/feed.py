@@ -166,4 +166,5 @@ class ChangeFeed:
                 if row.position > sub.live_from:
                     return
                 cursor = row.position
-                yield row
+                if sub.filter.matches(row):  # the store filters by as much as it can
+                    yield row

@@ -87,7 +87,9 @@ async def follow(
             continue
         for change in changes:
             position = change.position
-            if name is not None and (change.ref is None or change.ref.name != name):
+            if not filter.matches(change) or (
+                name is not None and (change.ref is None or change.ref.name != name)
+            ):
                 continue
             if on_change is not None:
                 await on_change(change)

@@ -40,6 +40,13 @@ if TYPE_CHECKING:
     help="Member clusters from a file (see clusters.example.yaml), besides MemberCluster objects.",
 )
 @click.option(
+    "--event-sinks",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FEDERATION_EVENT_SINKS",
+    help="Send the fleet's changes to these sinks, as CloudEvents, at least once and in order "
+    "(see deploy/event-sinks.example.yaml). Read once at start; checked before anything runs.",
+)
+@click.option(
     "--hub-id",
     envvar="FEDERATION_HUB_ID",
     help="This hub's id, stamped on every member copy "
@@ -320,6 +327,7 @@ def run(
     database_url: str | None,
     state_dir: Path,
     clusters_file: Path | None,
+    event_sinks: Path | None,
     hub_id: str | None,
     listen: str,
     install_crds: bool,
@@ -366,6 +374,7 @@ def run(
       federation run --hub-kubeconfig hub.yaml --database-url postgresql://fed@db:5432/federation
     """
     from federation import logs
+    from federation.api.sinksfile import load_sinks_file
     from federation.clusters import RegistrySettings
     from federation.hub.controller import ControllerSettings
     from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
@@ -415,6 +424,7 @@ def run(
         burst=DEFAULT_BURST if member_burst is None else member_burst,
     )
     own_limits = dict(_member_rate_limit(v, burst=default_limit.burst) for v in member_rate_limits)
+    sinks = load_sinks_file(event_sinks) if event_sinks is not None else []
     kubeconfig = default_kubeconfig(hub_kubeconfig)
     if not kubeconfig.is_file():
         raise ConfigError(f"hub kubeconfig {kubeconfig}: file not found", hint="pass --hub-kubeconfig PATH")
@@ -427,6 +437,7 @@ def run(
             hub_kubeconfig=kubeconfig,
             hub_context=hub_context,
             clusters_file=clusters_file,
+            event_sinks=sinks,
             hub_id=hub_id,
             leader_election=leader_election,
             lease_ttl=lease_ttl,

@@ -386,6 +386,17 @@ class Change(Base):
     txid: Mapped[int] = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
 
 
+class SinkPosition(Base):
+    """How far an event sink has delivered the change log (migration 0009)."""
+
+    __tablename__ = "sink_positions"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = _timestamp()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 #: The dashboard views the migrations create; alembic's comparison leaves them alone.
 VIEW_NAMES = frozenset({"fleet_resource_status", "fleet_cluster_status", "fleet_work_status"})
 

@@ -423,6 +423,8 @@ class Store:
     changes_after = unit_of_work(changes.changes_after, "changes position>{position}")
     last_position = unit_of_work(changes.last_position, "changes")
     first_position = unit_of_work(changes.first_position, "changes")
+    sink_position = unit_of_work(changes.sink_position, "sink_positions name={name}")
+    save_sink_position = unit_of_work(changes.save_sink_position, "sink_positions name={name}")
     position_at = unit_of_work(changes.position_at, "changes time>={when}")
 
     delete_rollout = unit_of_work(rollouts.delete_rollout, "rollouts resource_id={resource_id}")

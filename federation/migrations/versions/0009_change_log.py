@@ -2,8 +2,10 @@
 transaction that makes the change, numbered in commit order by a sequencer.
 
 **Written by triggers** (statement-level, with transition tables: one INSERT … SELECT per
-statement, whatever its row count), so a change without its log row — or a row without its
-change — is impossible (a transactional outbox), whichever code path writes:
+statement, whatever its row count; but a row trigger behind a WHEN for a work's updates, most of
+which — claims, lease renewals — change nothing logged and so cost no call), so a change without
+its log row — or a row without its change — is impossible (a transactional outbox), whichever
+code path writes:
 
 - ``works``: a copy placed (``CopyPlaced``), changed (``CopyChanged``: a new desired manifest),
   applied, failed, conflicted, deleting, orphaning, orphaned (``Copy<State>``), deleted
@@ -26,6 +28,9 @@ in ``id`` order, only to rows whose transaction is older than every transaction 
 (``txid < pg_snapshot_xmin``): those can no longer be joined by an earlier-numbered row. Readers
 follow ``position``, which therefore never has a row appear behind them. Two changes of the same
 row are in commit order (the second waits for the first's row lock, so it is inserted later).
+
+``sink_positions``: how far each event sink (`federation run --event-sinks`) has delivered —
+saved after each delivered batch, so a restart repeats at most the batch in flight.
 
 Revision ID: 0009
 Revises: 0008
@@ -62,26 +67,29 @@ BEGIN
         SELECT 'CopyPlaced', n.cluster, n.resource_id, {_IDENTITY.format(m="n.desired")},
                jsonb_build_object('state', n.state, 'desiredHash', n.desired_hash, 'error', n.last_error)
         FROM new_rows n;
-    ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO changes ({_COLUMNS})
-        SELECT CASE
-                   WHEN n.desired_hash IS DISTINCT FROM o.desired_hash AND n.state = 'pending'
-                       THEN 'CopyChanged'
-                   ELSE 'Copy' || initcap(n.state::text)
-               END,
-               n.cluster, n.resource_id, {_IDENTITY.format(m="n.desired")},
-               jsonb_build_object('state', n.state, 'from', o.state, 'desiredHash', n.desired_hash,
-                                  'memberResourceVersion', n.member_resource_version, 'error', n.last_error)
-        FROM new_rows n JOIN old_rows o ON o.id = n.id
-        WHERE n.state IS DISTINCT FROM o.state
-           OR n.desired_hash IS DISTINCT FROM o.desired_hash
-           OR (n.state = 'applied' AND n.applied_hash IS DISTINCT FROM o.applied_hash);
     ELSE
         INSERT INTO changes ({_COLUMNS})
         SELECT 'CopyDeleted', o.cluster, o.resource_id, {_IDENTITY.format(m="o.desired")},
                jsonb_build_object('from', o.state)
         FROM old_rows o;
     END IF;
+    RETURN NULL;
+END
+""",
+    # Row by row, behind the trigger's WHEN: most updates of a work (claims, lease renewals,
+    # releases) change nothing logged, and a row trigger whose WHEN fails costs no call — a
+    # statement trigger would build its transition tables for every one of them (and Postgres
+    # allows no column list with transition tables).
+    "federation_work_updated": f"""
+BEGIN
+    INSERT INTO changes ({_COLUMNS})
+    VALUES (
+        CASE WHEN NEW.desired_hash IS DISTINCT FROM OLD.desired_hash AND NEW.state = 'pending'
+             THEN 'CopyChanged' ELSE 'Copy' || initcap(NEW.state::text) END,
+        NEW.cluster, NEW.resource_id, {_IDENTITY.format(m="NEW.desired")},
+        jsonb_build_object('state', NEW.state, 'from', OLD.state, 'desiredHash', NEW.desired_hash,
+                           'memberResourceVersion', NEW.member_resource_version, 'error', NEW.last_error)
+    );
     RETURN NULL;
 END
 """,
@@ -155,14 +163,22 @@ END
 """,
 }
 
-#: (table, function, events with their transition tables)
+#: Statement triggers: (table, function, events), each event with its transition tables.
 TRIGGERS = (
-    ("works", "federation_works_changes", ("INSERT", "UPDATE", "DELETE")),
+    ("works", "federation_works_changes", ("INSERT", "DELETE")),
     ("member_status", "federation_member_status_changes", ("INSERT", "UPDATE")),
     ("placements", "federation_placements_changes", ("INSERT", "UPDATE")),
     ("clusters", "federation_clusters_changes", ("INSERT", "UPDATE", "DELETE")),
     ("events", "federation_events_changes", ("INSERT",)),
 )
+
+WORK_UPDATED = """
+CREATE TRIGGER works_changes_update AFTER UPDATE OF state, desired_hash, applied_hash ON works
+FOR EACH ROW
+WHEN (NEW.state IS DISTINCT FROM OLD.state OR NEW.desired_hash IS DISTINCT FROM OLD.desired_hash
+      OR (NEW.state = 'applied' AND NEW.applied_hash IS DISTINCT FROM OLD.applied_hash))
+EXECUTE FUNCTION federation_work_updated()
+"""
 
 SEQUENCE = f"""
 CREATE FUNCTION federation_sequence_changes(max_rows integer) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -220,6 +236,14 @@ def upgrade() -> None:
     )
     # A type alembic does not know: the writing transaction, what the sequencer orders by.
     op.execute("ALTER TABLE changes ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id()")
+    op.create_table(
+        "sink_positions",
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_sink_positions")),
+    )
     op.create_index("ix_changes_unsequenced", "changes", ["id"], postgresql_where=sa.text("position IS NULL"))
     op.create_index("ix_changes_time", "changes", ["time"])
     for name, body in FUNCTIONS.items():
@@ -235,14 +259,17 @@ def upgrade() -> None:
                 f"CREATE TRIGGER {_trigger_name(table, event)} AFTER {event} ON {table} "
                 f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
+    op.execute(WORK_UPDATED)
     op.execute(SEQUENCE)
 
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS federation_sequence_changes(integer)")
+    op.execute("DROP TRIGGER IF EXISTS works_changes_update ON works")
     for table, _function, events in TRIGGERS:
         for event in events:
             op.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(table, event)} ON {table}")
     for name in FUNCTIONS:
         op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+    op.drop_table("sink_positions")
     op.drop_table("changes")

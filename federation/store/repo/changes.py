@@ -149,3 +149,28 @@ async def prune_changes_batch(conn: Connection, *, before: datetime, batch: int)
     """Delete up to `batch` of the oldest numbered changes older than `before`."""
     status = await conn.execute(PRUNE_BATCH, before, batch)
     return int(status.split()[-1])
+
+
+SINK_POSITION = "SELECT position FROM sink_positions WHERE name = $1"
+
+SAVE_SINK_POSITION = """
+INSERT INTO sink_positions AS s (name, position, last_error, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE SET
+    position = GREATEST(s.position, EXCLUDED.position),
+    last_error = EXCLUDED.last_error,
+    updated_at = now()
+"""
+
+
+async def sink_position(conn: Connection, name: str) -> int | None:
+    """How far sink `name` has delivered (None: a sink never started)."""
+    value = await conn.fetchval(SINK_POSITION, name)
+    return None if value is None else int(value)
+
+
+async def save_sink_position(
+    conn: Connection, name: str, position: int, last_error: str | None = None
+) -> None:
+    """Sink `name` delivered everything up to `position` (it never goes back: a stale writer —
+    a replica that lost the lead mid-batch — cannot undo a newer one's progress)."""
+    await conn.execute(SAVE_SINK_POSITION, name, position, last_error)

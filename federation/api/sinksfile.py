@@ -1,0 +1,126 @@
+"""The event sinks file: where the controller sends the fleet's changes, as CloudEvents.
+
+``federation run --event-sinks FILE``. A section of the controller's own configuration, not a
+CRD on the hub, on purpose: a sink is a place the fleet's every change is sent to, so whoever
+can create one can read the whole fleet's activity (and point it at any URL). The controller's
+configuration is the fleet admin's alone by construction — it is their deployment — whereas a
+hub kind would need RBAC to keep tenants from making one, and a mistake there is an
+exfiltration channel. Credentials a sink needs are read from files or the environment named
+here, never written in it. See ``deploy/event-sinks.example.yaml`` for every field.
+
+    sinks:
+      - name: audit
+        filter: {types: [CopyApplied, DriftCorrected], clusters: ["eu-*"]}
+        http: {url: "https://audit.example.com/fleet", mode: structured}
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from federation.api.base import KubeModel
+from federation.api.documents import parse_document
+from federation.api.rollout import Duration
+from federation.api.yamlsource import read_yaml_file
+from federation.errors import ConfigError, InvalidObjectError
+
+SINK_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class SinkFilter(KubeModel):
+    """Every list optional (empty: anything); a change passes when it matches every list given."""
+
+    types: tuple[str, ...] = Field(default=(), max_length=100, description="Change types, e.g. CopyApplied.")
+    namespaces: tuple[str, ...] = Field(default=(), max_length=1000)
+    kinds: tuple[str, ...] = Field(default=(), max_length=100)
+    clusters: tuple[str, ...] = Field(default=(), max_length=1000, description="Globs: eu-*, member-?.")
+
+
+class HttpMode(StrEnum):
+    STRUCTURED = "structured"
+    """One POST per event, ``Content-Type: application/cloudevents+json`` (a Knative broker)."""
+    BATCH = "batch"
+    """One POST per batch, ``application/cloudevents-batch+json``."""
+
+
+class HttpSink(KubeModel):
+    url: str = Field(pattern=r"^https?://", max_length=2048)
+    mode: HttpMode = HttpMode.STRUCTURED
+    timeout: Duration = "10s"
+    bearer_token_file: Path | None = Field(
+        default=None, description="A file whose content is sent as `Authorization: Bearer …`."
+    )
+    ca_file: Path | None = Field(default=None, description="CA bundle to verify an https URL with.")
+
+
+class Start(StrEnum):
+    NOW = "now"
+    """A new sink gets the changes from its first start on."""
+    OLDEST = "oldest"
+    """A new sink gets every change the log still holds first."""
+
+
+class SinkEntry(KubeModel):
+    name: str = Field(min_length=1, max_length=63, pattern=SINK_NAME)
+    filter: SinkFilter = Field(default_factory=SinkFilter)
+    http: HttpSink | None = None
+    batch_size: int = Field(default=100, ge=1, le=5000)
+    start: Start = Start.NOW
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if self.http is None:
+            raise ValueError("give the sink's destination: http")
+        return self
+
+
+class SinksFile(KubeModel):
+    sinks: tuple[SinkEntry, ...] = Field(min_length=1, max_length=50)
+
+
+def load_sinks_file(path: Path) -> list[SinkEntry]:
+    """The sinks of ``path``; relative file paths resolved against its directory. Malformed YAML,
+    unknown fields, bad values and duplicate names raise with ``file:line`` and the field."""
+    docs = read_yaml_file(path)
+    if len(docs) != 1:
+        raise ConfigError(f"{path}: expected one YAML document with a `sinks:` list, found {len(docs)}")
+    doc = docs[0]
+    parsed = parse_document(SinksFile, doc, what="event sinks file")
+    seen: dict[str, int] = {}
+    out = []
+    for i, entry in enumerate(parsed.sinks):
+        if entry.name in seen:
+            raise InvalidObjectError(
+                f"{doc.where(('sinks', i, 'name'))}: event sinks file: sinks[{i}].name: "
+                f"duplicate sink name {entry.name!r} (also sinks[{seen[entry.name]}])"
+            )
+        seen[entry.name] = i
+        http = entry.http
+        if http is not None:
+            files = {
+                "bearer_token_file": _resolve(path, http.bearer_token_file),
+                "ca_file": _resolve(path, http.ca_file),
+            }
+            for field, value in files.items():
+                if value is not None and not value.is_file():
+                    raise ConfigError(f"{path}: sinks[{i}].http.{_camel(field)}: no such file: {value}")
+            entry = entry.model_copy(update={"http": http.model_copy(update=files)})
+        out.append(entry)
+    return out
+
+
+def _resolve(base: Path, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    value = Path(os.path.expanduser(value))
+    return value if value.is_absolute() else base.parent / value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)

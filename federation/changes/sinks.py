@@ -1,0 +1,222 @@
+"""Event sinks: the change log delivered as CloudEvents 1.0, at least once, in order.
+
+Each sink (`federation.api.sinksfile`) runs on the leader as a loop over the log: read the next
+page after its position (from Postgres: `sink_positions`), keep what its filter passes, deliver
+it, then — only then — save the position of the page's last change. A crash or a leader change
+between a delivery and the save repeats at most that batch, with the same event ids (the
+change's position), so consumers dedupe by id; nothing is skipped, because the position only
+moves past what was delivered. Order: changes go out in position order, one batch after the
+other, so every consumer sees each resource's changes in the order they happened.
+
+A sink that fails (down, refusing) is retried with backoff (0.5 s doubling to 30 s), its
+position unmoved: the log is its backlog, and the lag (changes and seconds behind) is a metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import anyio
+import orjson
+
+from federation.api.rollout import seconds
+from federation.api.sinksfile import HttpMode, HttpSink, SinkEntry, Start
+from federation.changes.filters import ChangeFilter
+from federation.errors import FederationError, StoreError
+from federation.metrics import SINK_DELIVERED, SINK_FAILURES, SINK_LAG_CHANGES, SINK_LAG_SECONDS
+from federation.store import ChangeRow, Store
+
+log = logging.getLogger(__name__)
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "io.federation."
+
+
+class SinkError(FederationError):
+    """A delivery failed; the batch will be retried."""
+
+
+def cloud_event(change: ChangeRow, *, hub: str) -> dict[str, Any]:
+    """The change as a CloudEvents 1.0 event (structured JSON). ``id`` is its position: the same
+    change always has the same id, whichever replica or retry sends it."""
+    ref = change.ref
+    if ref is not None:
+        subject = f"{ref.api_group or 'core'}/{ref.kind}/{ref.namespace or '_'}/{ref.name}"
+    else:
+        subject = f"clusters/{change.cluster or '_'}"
+    event: dict[str, Any] = {
+        "specversion": SPEC_VERSION,
+        "id": str(change.position),
+        "source": f"/federation/{hub}",
+        "type": TYPE_PREFIX + change.type,
+        "subject": subject,
+        "time": change.time.isoformat(),
+        "datacontenttype": "application/json",
+        "federationposition": change.position,
+        "data": change.to_json(),
+    }
+    if change.cluster:
+        event["federationcluster"] = change.cluster
+    return event
+
+
+def partition_key(event: Mapping[str, Any]) -> str:
+    """What orders events per resource on a partitioned bus (a Kafka message key)."""
+    return str(event["subject"])
+
+
+class Destination(Protocol):
+    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None: ...
+    async def close(self) -> None: ...
+
+
+class HttpDestination:
+    """POST to a URL: an event per request (structured) or a batch per request."""
+
+    def __init__(self, spec: HttpSink) -> None:
+        self.spec = spec
+        self.timeout = aiohttp.ClientTimeout(total=seconds(spec.timeout))
+        self._session: aiohttp.ClientSession | None = None
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Content-Type": content_type}
+        if self.spec.bearer_token_file is not None:
+            headers["Authorization"] = "Bearer " + self.spec.bearer_token_file.read_text().strip()
+        return headers
+
+    async def _post(self, body: bytes, content_type: str) -> None:
+        if self._session is None:
+            context = ssl.create_default_context(cafile=self.spec.ca_file) if self.spec.ca_file else None
+            connector = aiohttp.TCPConnector(ssl=context) if context is not None else None
+            self._session = aiohttp.ClientSession(timeout=self.timeout, connector=connector)
+        try:
+            async with self._session.post(
+                self.spec.url, data=body, headers=self._headers(content_type)
+            ) as resp:
+                if resp.status >= 300:
+                    text = (await resp.text())[:200]
+                    raise SinkError(f"POST {self.spec.url}: HTTP {resp.status} {text}".rstrip())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SinkError(f"POST {self.spec.url}: {type(exc).__name__}: {exc}") from exc
+
+    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if self.spec.mode is HttpMode.BATCH:
+            await self._post(orjson.dumps(list(events)), "application/cloudevents-batch+json")
+            return
+        for event in events:
+            await self._post(orjson.dumps(event), "application/cloudevents+json")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def destination(entry: SinkEntry) -> Destination:
+    assert entry.http is not None, "the sinks file's validation requires a destination"
+    return HttpDestination(entry.http)
+
+
+@dataclass
+class SinkSettings:
+    interval: float = 0.5
+    """Seconds between reads when the sink is caught up."""
+    retry_initial: float = 0.5
+    retry_cap: float = 30.0
+
+
+class SinkRunner:
+    def __init__(
+        self,
+        store: Store,
+        entry: SinkEntry,
+        *,
+        hub: str,
+        target: Destination | None = None,
+        settings: SinkSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.entry = entry
+        self.hub = hub
+        self.target = target or destination(entry)
+        self.settings = settings or SinkSettings()
+        f = entry.filter
+        self.filter = ChangeFilter.of(types=f.types, namespace=f.namespaces, kind=f.kinds, cluster=f.clusters)
+        self.position = 0
+
+    async def _start(self) -> int:
+        saved = await self.store.sink_position(self.entry.name)
+        if saved is not None:
+            return saved
+        start = 0 if self.entry.start is Start.OLDEST else await self.store.last_position()
+        await self.store.save_sink_position(self.entry.name, start)
+        log.info(
+            "event sink %s starts after position %d (%s)", self.entry.name, start, self.entry.start.value
+        )
+        return start
+
+    async def run(self) -> None:
+        name = self.entry.name
+        while True:
+            try:
+                self.position = await self._start()
+                break
+            except StoreError as exc:
+                log.warning("event sink %s cannot start yet: %s", name, exc)
+                await anyio.sleep(2.0)
+        delay = self.settings.retry_initial
+        try:
+            while True:
+                try:
+                    page = await self.store.changes_after(
+                        self.position, limit=self.entry.batch_size, **self.filter.query()
+                    )
+                    await self._lag(page)
+                    if page:
+                        await self._deliver(page)
+                    delay = self.settings.retry_initial
+                except SinkError as exc:
+                    SINK_FAILURES.labels(name).inc()
+                    log.warning("event sink %s: %s (retrying in %.1fs)", name, exc, delay)
+                    await self._note_error(str(exc))
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, self.settings.retry_cap)
+                    continue
+                except StoreError as exc:
+                    log.warning("event sink %s: %s", name, exc)
+                    await anyio.sleep(2.0)
+                    continue
+                if len(page) < self.entry.batch_size:
+                    await anyio.sleep(self.settings.interval)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.target.close()
+
+    async def _deliver(self, page: Sequence[ChangeRow]) -> None:
+        events = [cloud_event(c, hub=self.hub) for c in page if self.filter.matches(c)]
+        if events:
+            await self.target.deliver(events)
+            SINK_DELIVERED.labels(self.entry.name).inc(len(events))
+        # Past the whole page, matched or not: what the filter dropped is done too.
+        self.position = page[-1].position
+        await self.store.save_sink_position(self.entry.name, self.position)
+
+    async def _note_error(self, error: str) -> None:
+        with contextlib.suppress(StoreError):  # the error is logged already; the store may be the cause
+            await self.store.save_sink_position(self.entry.name, self.position, error[:500])
+
+    async def _lag(self, page: Sequence[ChangeRow]) -> None:
+        behind = (await self.store.last_position()) - self.position
+        SINK_LAG_CHANGES.labels(self.entry.name).set(max(0, behind))
+        oldest = page[0].time.timestamp() if page else None
+        SINK_LAG_SECONDS.labels(self.entry.name).set(max(0.0, time.time() - oldest) if oldest else 0.0)
+
+
+def runners(store: Store, entries: Sequence[SinkEntry], *, hub: str) -> list[SinkRunner]:
+    return [SinkRunner(store, e, hub=hub) for e in entries]
