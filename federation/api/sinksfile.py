@@ -58,6 +58,16 @@ class HttpSink(KubeModel):
     ca_file: Path | None = Field(default=None, description="CA bundle to verify an https URL with.")
 
 
+class NatsSink(KubeModel):
+    """Publish to NATS JetStream: each event acknowledged by the stream before the next, with
+    its id as ``Nats-Msg-Id`` (the stream drops a repeat within its duplicate window)."""
+
+    url: str = Field(pattern=r"^(nats|tls)://", max_length=2048, description="nats://host:4222")
+    subject: str = Field(min_length=1, max_length=255, pattern=r"^[^\s*>]+$")
+    timeout: Duration = "5s"
+    credentials_file: Path | None = Field(default=None, description="A NATS .creds file (JWT and seed).")
+
+
 class Start(StrEnum):
     NOW = "now"
     """A new sink gets the changes from its first start on."""
@@ -69,13 +79,15 @@ class SinkEntry(KubeModel):
     name: str = Field(min_length=1, max_length=63, pattern=SINK_NAME)
     filter: SinkFilter = Field(default_factory=SinkFilter)
     http: HttpSink | None = None
+    nats: NatsSink | None = None
     batch_size: int = Field(default=100, ge=1, le=5000)
     start: Start = Start.NOW
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if self.http is None:
-            raise ValueError("give the sink's destination: http")
+        given = [k for k in ("http", "nats") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give the sink's destination: exactly one of http, nats")
         return self
 
 
@@ -100,6 +112,12 @@ def load_sinks_file(path: Path) -> list[SinkEntry]:
                 f"duplicate sink name {entry.name!r} (also sinks[{seen[entry.name]}])"
             )
         seen[entry.name] = i
+        nats = entry.nats
+        if nats is not None and nats.credentials_file is not None:
+            creds = _resolve(path, nats.credentials_file)
+            if creds is None or not creds.is_file():
+                raise ConfigError(f"{path}: sinks[{i}].nats.credentialsFile: no such file: {creds}")
+            entry = entry.model_copy(update={"nats": nats.model_copy(update={"credentials_file": creds})})
         http = entry.http
         if http is not None:
             files = {

@@ -27,7 +27,7 @@ import anyio
 import orjson
 
 from federation.api.rollout import seconds
-from federation.api.sinksfile import HttpMode, HttpSink, SinkEntry, Start
+from federation.api.sinksfile import HttpMode, HttpSink, NatsSink, SinkEntry, Start
 from federation.changes.filters import ChangeFilter
 from federation.errors import FederationError, StoreError
 from federation.metrics import SINK_DELIVERED, SINK_FAILURES, SINK_LAG_CHANGES, SINK_LAG_SECONDS
@@ -118,7 +118,57 @@ class HttpDestination:
             await self._session.close()
 
 
+class NatsDestination:
+    """JetStream publishes, one acknowledged before the next (the order is the log's)."""
+
+    def __init__(self, spec: NatsSink) -> None:
+        self.spec = spec
+        self.timeout = seconds(spec.timeout)
+        self._client: Any = None
+
+    async def _jetstream(self) -> Any:
+        if self._client is None or self._client.is_closed:
+            import nats  # imported on use: only controllers with a NATS sink need it
+
+            options: dict[str, Any] = {
+                "servers": [self.spec.url],
+                "connect_timeout": self.timeout,
+                "max_reconnect_attempts": 2,
+                "allow_reconnect": True,
+            }
+            if self.spec.credentials_file is not None:
+                options["user_credentials"] = str(self.spec.credentials_file)
+            try:
+                self._client = await nats.connect(**options)
+            except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
+                raise SinkError(f"NATS {self.spec.url}: cannot connect: {type(exc).__name__}: {exc}") from exc
+        return self._client.jetstream(timeout=self.timeout)
+
+    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
+        js = await self._jetstream()
+        for event in events:
+            try:
+                await js.publish(
+                    self.spec.subject, orjson.dumps(event), headers={"Nats-Msg-Id": str(event["id"])}
+                )
+            except Exception as exc:
+                await self.close()  # a fresh connection next time
+                raise SinkError(
+                    f"NATS {self.spec.url} subject {self.spec.subject}: {type(exc).__name__}: {exc}".rstrip(
+                        ": "
+                    )
+                ) from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and not client.is_closed:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
 def destination(entry: SinkEntry) -> Destination:
+    if entry.nats is not None:
+        return NatsDestination(entry.nats)
     assert entry.http is not None, "the sinks file's validation requires a destination"
     return HttpDestination(entry.http)
 

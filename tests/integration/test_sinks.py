@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import nats
 import pytest
 from aiohttp import web
 
 from federation.devfleet import LocalFleet
+from federation.devfleet.brokers import NatsServer
 from tests.controllerhelpers import ControllerProcess, apply, kubectl, running_controller
 from tests.integration.test_propagation import MEMBER_LABELS, policy
 from tests.kubehelpers import eventually
@@ -74,8 +76,37 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
+STREAM, SUBJECT = "FLEET", "fleet.changes"
+
+
 @pytest.fixture(scope="module")
-def sinks_file(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Path:
+async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NatsServer]:
+    """A real nats-server (built from its Go module), with a JetStream stream on the subject."""
+    server = await anyio.to_thread.run_sync(lambda: NatsServer(tmp_path_factory.mktemp("nats")))
+    await anyio.to_thread.run_sync(server.start)
+    nc = await nats.connect(server.url)
+    try:
+        await nc.jetstream().add_stream(name=STREAM, subjects=[SUBJECT])
+    finally:
+        await nc.close()
+    yield server
+    server.stop()
+
+
+async def stream_events(server: NatsServer) -> list[dict[str, Any]]:
+    """Every message of the stream, in the stream's order."""
+    nc = await nats.connect(server.url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(STREAM)
+        return [json.loads((await js.get_msg(STREAM, seq)).data or b"{}")
+                for seq in range(info.state.first_seq, info.state.last_seq + 1)]  # fmt: skip
+    finally:
+        await nc.close()
+
+
+@pytest.fixture(scope="module")
+def sinks_file(receiver: Receiver, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sinks") / "sinks.yaml"
     base = f"http://127.0.0.1:{receiver.port}"
     path.write_text(
@@ -86,6 +117,12 @@ def sinks_file(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> 
                         "name": "applied",
                         "filter": {"types": ["CopyApplied"]},
                         "http": {"url": f"{base}/applied", "mode": "batch", "timeout": "5s"},
+                        "batchSize": 4,
+                    },
+                    {
+                        "name": "nats-applied",
+                        "filter": {"types": ["CopyApplied"]},
+                        "nats": {"url": nats_server.url, "subject": SUBJECT, "timeout": "2s"},
                         "batchSize": 4,
                     },
                     {
@@ -243,3 +280,45 @@ async def test_a_filter_passes_only_the_clusters_and_types_it_names(
         return True
 
     await eventually(only_member_2, timeout=30, what="member-2's drift, and only it")
+
+
+async def test_nats_jetstream_gets_every_event_in_order_across_a_broker_outage(
+    fleet: LocalFleet, controller: ControllerProcess, nats_server: NatsServer, namespace: str
+) -> None:
+    async def in_stream(expected: int) -> list[int]:
+        async def done() -> list[int]:
+            want = await logged(controller, namespace, "CopyApplied")
+            assert len(want) >= expected, f"{len(want)} of {expected} applied so far"
+            got = [
+                int(e["id"]) for e in await stream_events(nats_server) if e["data"]["namespace"] == namespace
+            ]
+            assert set(got) == set(want), f"missing {sorted(set(want) - set(got))}"
+            return got
+
+        got: list[int] = await eventually(
+            done, timeout=90, interval=0.5, what="every CopyApplied on the stream"
+        )
+        return got
+
+    place(fleet, namespace, ["n1", "n2", "n3"])
+    first = await in_stream(6)
+    assert first == sorted(first) and len(set(first)) == 6, first
+
+    # The broker goes down during a rollout, and comes back with its store.
+    await anyio.to_thread.run_sync(nats_server.stop)
+    try:
+        place(fleet, namespace, [f"o{i}" for i in range(4)])
+
+        async def refused() -> bool:
+            rows = await query(
+                controller.database_url, "SELECT last_error FROM sink_positions WHERE name = 'nats-applied'"
+            )
+            assert rows and rows[0]["last_error"] and "NATS" in rows[0]["last_error"], rows
+            return True
+
+        await eventually(refused, timeout=60, what="the sink saw the broker down")
+    finally:
+        await anyio.to_thread.run_sync(nats_server.start)
+    got = await in_stream(14)
+    # The stream dedupes by Nats-Msg-Id: each change once, in the log's order.
+    assert got == sorted(got) and len(got) == len(set(got)) == 14, got

@@ -1,0 +1,102 @@
+"""The event sinks file and the CloudEvents the sinks send: validated with the file, line and
+field named; the example parses; an event carries its position as id and names its object."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from federation.api.sinksfile import HttpMode, load_sinks_file
+from federation.changes.filters import ChangeFilter
+from federation.changes.sinks import cloud_event, partition_key
+from federation.errors import ConfigError, InvalidObjectError
+from federation.store import ChangeRow, ObjectRef
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sinks.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_parses_with_its_files_resolved(tmp_path: Path) -> None:
+    text = (REPO / "deploy" / "event-sinks.example.yaml").read_text()
+    for name in ("token", "events-ca.pem"):
+        (tmp_path / name).write_text("x")
+    text = text.replace("/var/run/secrets/events/token", "token").replace(
+        "/etc/federation/events-ca.pem", "events-ca.pem"
+    )
+    sinks = load_sinks_file(write(tmp_path, text))
+    assert [s.name for s in sinks] == ["eu-activity", "shop-health"]
+    first = sinks[0]
+    assert first.http is not None and first.http.bearer_token_file == tmp_path / "token"
+    assert first.filter.clusters == ("eu-*",) and sinks[1].http is not None
+    assert sinks[1].http.mode is HttpMode.BATCH and sinks[1].batch_size == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "words"),
+    [
+        ("sinks:\n  - name: a\n", InvalidObjectError, "destination: http"),
+        ("sinks:\n  - name: a\n    http: {url: 'ftp://x'}\n", InvalidObjectError, "sinks[0].http.url"),
+        ("sinks:\n  - name: a\n    http: {url: 'http://x'}\n    colour: red\n", InvalidObjectError, "colour"),
+        (
+            "sinks:\n  - name: a\n    http: {url: 'http://x'}\n  - name: a\n    http: {url: 'http://y'}\n",
+            InvalidObjectError,
+            "duplicate sink name 'a'",
+        ),
+        (
+            "sinks:\n  - name: a\n    http: {url: 'http://x', bearerTokenFile: nope}\n",
+            ConfigError,
+            "sinks[0].http.bearerTokenFile: no such file",
+        ),
+        ("sinks: [\n", ConfigError, "sinks.yaml"),
+    ],
+)
+def test_a_bad_file_names_the_file_and_the_field(
+    tmp_path: Path, text: str, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error) as info:
+        load_sinks_file(write(tmp_path, text))
+    assert words in str(info.value) and "sinks.yaml" in str(info.value), str(info.value)
+
+
+def change(**over: object) -> ChangeRow:
+    base: dict[str, object] = {
+        "position": 42,
+        "time": datetime(2026, 11, 28, 7, 0, tzinfo=UTC),
+        "type": "CopyApplied",
+        "cluster": "eu-west",
+        "ref": ObjectRef("apps", "Deployment", "shop", "web"),
+        "data": {"state": "applied"},
+    }
+    return ChangeRow(**{**base, **over})  # type: ignore[arg-type]
+
+
+def test_a_cloud_event_has_the_position_as_id_and_names_its_object() -> None:
+    event = cloud_event(change(), hub="prod-hub")
+    assert event["specversion"] == "1.0" and event["id"] == "42" and event["federationposition"] == 42
+    assert event["type"] == "io.federation.CopyApplied" and event["source"] == "/federation/prod-hub"
+    assert event["subject"] == "apps/Deployment/shop/web" == partition_key(event)
+    assert event["federationcluster"] == "eu-west" and event["data"]["kind"] == "Deployment"
+    core = cloud_event(change(ref=ObjectRef("", "ConfigMap", "", "cm")), hub="h")
+    assert core["subject"] == "core/ConfigMap/_/cm"
+    cluster = cloud_event(change(type="ClusterNotReady", ref=None), hub="h")
+    assert cluster["subject"] == "clusters/eu-west"
+
+
+def test_a_filter_with_several_values_matches_any_of_them() -> None:
+    f = ChangeFilter.of(
+        types="CopyApplied,DriftCorrected", namespace=["shop", "ops"], cluster=["eu-*", "us-east"]
+    )
+    assert f.matches(change())
+    assert f.matches(change(cluster="us-east", type="DriftCorrected"))
+    assert not f.matches(change(cluster="ap-south"))
+    assert not f.matches(change(ref=ObjectRef("apps", "Deployment", "other", "web")))
+    assert not f.matches(change(type="HealthChanged"))
+    # Several values: the store filters by none of them, `matches` by all.
+    assert f.query()["namespace"] is None and f.query()["types"] == ["CopyApplied", "DriftCorrected"]
