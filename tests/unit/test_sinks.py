@@ -41,7 +41,21 @@ def test_the_example_parses_with_its_files_resolved(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "error", "words"),
     [
-        ("sinks:\n  - name: a\n", InvalidObjectError, "destination: http"),
+        (
+            "sinks:\n  - name: a\n",
+            InvalidObjectError,
+            "sinks[0]: give the sink's destination: exactly one of",
+        ),
+        (
+            "sinks:\n  - name: a\n    http: {url: 'http://x'}\n    nats: {url: 'nats://x', subject: s}\n",
+            InvalidObjectError,
+            "exactly one of http, nats",
+        ),
+        (
+            "sinks:\n  - name: a\n    nats: {url: 'nats://x', subject: 'a.>'}\n",
+            InvalidObjectError,
+            "nats.subject",
+        ),
         ("sinks:\n  - name: a\n    http: {url: 'ftp://x'}\n", InvalidObjectError, "sinks[0].http.url"),
         ("sinks:\n  - name: a\n    http: {url: 'http://x'}\n    colour: red\n", InvalidObjectError, "colour"),
         (
