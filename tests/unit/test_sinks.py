@@ -25,13 +25,17 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_example_parses_with_its_files_resolved(tmp_path: Path) -> None:
     text = (REPO / "deploy" / "event-sinks.example.yaml").read_text()
-    for name in ("token", "events-ca.pem"):
+    files = {
+        "/var/run/secrets/events/token": "token",
+        "/etc/federation/events-ca.pem": "events-ca.pem",
+        "/var/run/secrets/nats/fleet.creds": "fleet.creds",
+    }
+    for absolute, name in files.items():
         (tmp_path / name).write_text("x")
-    text = text.replace("/var/run/secrets/events/token", "token").replace(
-        "/etc/federation/events-ca.pem", "events-ca.pem"
-    )
+        text = text.replace(absolute, name)
     sinks = load_sinks_file(write(tmp_path, text))
-    assert [s.name for s in sinks] == ["eu-activity", "shop-health"]
+    assert [s.name for s in sinks] == ["eu-activity", "shop-health", "bus"]
+    assert sinks[2].nats is not None and sinks[2].nats.credentials_file == tmp_path / "fleet.creds"
     first = sinks[0]
     assert first.http is not None and first.http.bearer_token_file == tmp_path / "token"
     assert first.filter.clusters == ("eu-*",) and sinks[1].http is not None
