@@ -68,6 +68,17 @@ class NatsSink(KubeModel):
     credentials_file: Path | None = Field(default=None, description="A NATS .creds file (JWT and seed).")
 
 
+class KafkaSink(KubeModel):
+    """Produce to a Kafka topic, the resource as the message key (so each resource's changes
+    stay in one partition, in order), idempotently and acknowledged by all in-sync replicas."""
+
+    bootstrap_servers: tuple[str, ...] = Field(
+        min_length=1, max_length=20, description="host:port of brokers."
+    )
+    topic: str = Field(min_length=1, max_length=249, pattern=r"^[a-zA-Z0-9._-]+$")
+    timeout: Duration = "10s"
+
+
 class Start(StrEnum):
     NOW = "now"
     """A new sink gets the changes from its first start on."""
@@ -80,14 +91,15 @@ class SinkEntry(KubeModel):
     filter: SinkFilter = Field(default_factory=SinkFilter)
     http: HttpSink | None = None
     nats: NatsSink | None = None
+    kafka: KafkaSink | None = None
     batch_size: int = Field(default=100, ge=1, le=5000)
     start: Start = Start.NOW
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        given = [k for k in ("http", "nats") if getattr(self, k) is not None]
+        given = [k for k in ("http", "nats", "kafka") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give the sink's destination: exactly one of http, nats")
+            raise ValueError("give the sink's destination: exactly one of http, nats, kafka")
         return self
 
 

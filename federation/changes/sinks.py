@@ -27,7 +27,7 @@ import anyio
 import orjson
 
 from federation.api.rollout import seconds
-from federation.api.sinksfile import HttpMode, HttpSink, NatsSink, SinkEntry, Start
+from federation.api.sinksfile import HttpMode, HttpSink, KafkaSink, NatsSink, SinkEntry, Start
 from federation.changes.filters import ChangeFilter
 from federation.errors import FederationError, StoreError
 from federation.metrics import SINK_DELIVERED, SINK_FAILURES, SINK_LAG_CHANGES, SINK_LAG_SECONDS
@@ -162,11 +162,72 @@ class NatsDestination:
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None and not client.is_closed:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), anyio.move_on_after(self.timeout):
                 await client.close()
 
 
+class KafkaDestination:
+    """An idempotent producer (acks=all): the batch sent in order, then every send awaited; the
+    resource is the key, so a partition holds each resource's changes in the log's order."""
+
+    def __init__(self, spec: KafkaSink) -> None:
+        self.spec = spec
+        self.timeout = seconds(spec.timeout)
+        self._producer: Any = None
+
+    async def _started(self) -> Any:
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer  # imported on use: only controllers with a Kafka sink
+
+            producer = AIOKafkaProducer(
+                bootstrap_servers=list(self.spec.bootstrap_servers),
+                enable_idempotence=True,
+                acks="all",
+                request_timeout_ms=int(self.timeout * 1000),
+            )
+            try:
+                with anyio.fail_after(self.timeout):
+                    await producer.start()
+            except Exception as exc:
+                with contextlib.suppress(Exception), anyio.move_on_after(self.timeout):
+                    await producer.stop()
+                raise SinkError(
+                    f"Kafka {','.join(self.spec.bootstrap_servers)}: cannot connect: {exc!r}"
+                ) from exc
+            self._producer = producer
+        return self._producer
+
+    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
+        producer = await self._started()
+        try:
+            with anyio.fail_after(self.timeout * 2):
+                sent = [
+                    await producer.send(
+                        self.spec.topic,
+                        orjson.dumps(event),
+                        key=partition_key(event).encode(),
+                        headers=[("ce_id", str(event["id"]).encode())],
+                    )
+                    for event in events
+                ]
+                for future in sent:
+                    await future
+        except Exception as exc:
+            await self.close()
+            raise SinkError(f"Kafka topic {self.spec.topic}: {exc!r}") from exc
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            # stop() flushes what is pending: with the brokers down it would wait forever (what
+            # it holds is redelivered from the log anyway).
+            with contextlib.suppress(Exception), anyio.move_on_after(self.timeout):
+                await producer.stop()
+
+
 def destination(entry: SinkEntry) -> Destination:
+    if entry.kafka is not None:
+        return KafkaDestination(entry.kafka)
     if entry.nats is not None:
         return NatsDestination(entry.nats)
     assert entry.http is not None, "the sinks file's validation requires a destination"

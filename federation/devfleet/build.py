@@ -119,7 +119,7 @@ def find_go() -> str:
 
 
 @contextmanager
-def _build_lock(root: Path) -> Iterator[None]:
+def build_lock(root: Path) -> Iterator[None]:
     """Serialise builds across processes (parallel test sessions share one cache)."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as f:
@@ -166,7 +166,7 @@ def ensure_go_binary(
     target = root / source_hash(src, ldflags) / name
     if target.is_file():
         return target
-    with _build_lock(root):
+    with build_lock(root):
         if target.is_file():  # another process built it while we waited
             return target
         _build(src, target, say, ldflags=ldflags, intro=intro or [f"building {name} from {src}"])

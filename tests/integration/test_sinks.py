@@ -20,9 +20,11 @@ import anyio
 import nats
 import pytest
 from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from federation.devfleet import LocalFleet
-from federation.devfleet.brokers import NatsServer
+from federation.devfleet.brokers import KafkaBroker, NatsServer
 from tests.controllerhelpers import ControllerProcess, apply, kubectl, running_controller
 from tests.integration.test_propagation import MEMBER_LABELS, policy
 from tests.kubehelpers import eventually
@@ -105,8 +107,50 @@ async def stream_events(server: NatsServer) -> list[dict[str, Any]]:
         await nc.close()
 
 
+TOPIC = "fleet-changes"
+
+
 @pytest.fixture(scope="module")
-def sinks_file(receiver: Receiver, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KafkaBroker]:
+    """A real Kafka broker (KRaft; its jars from Maven Central), a topic of 3 partitions."""
+    broker = await anyio.to_thread.run_sync(lambda: KafkaBroker(tmp_path_factory.mktemp("kafka")))
+    await anyio.to_thread.run_sync(broker.start)
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+    yield broker
+    broker.stop()
+
+
+async def topic_events(broker: KafkaBroker) -> dict[int, list[dict[str, Any]]]:
+    """Every message of the topic, by partition, in each partition's order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(TOPIC, p) for p in range(3)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: dict[int, list[dict[str, Any]]] = {p.partition: [] for p in partitions}
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, messages in batch.items():
+                for m in messages:
+                    event = json.loads(m.value)
+                    assert m.key.decode() == event["subject"], "the resource is the key"
+                    out[tp.partition].append(event)
+        return out
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(scope="module")
+def sinks_file(
+    receiver: Receiver, nats_server: NatsServer, kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     path = tmp_path_factory.mktemp("sinks") / "sinks.yaml"
     base = f"http://127.0.0.1:{receiver.port}"
     path.write_text(
@@ -123,6 +167,12 @@ def sinks_file(receiver: Receiver, nats_server: NatsServer, tmp_path_factory: py
                         "name": "nats-applied",
                         "filter": {"types": ["CopyApplied"]},
                         "nats": {"url": nats_server.url, "subject": SUBJECT, "timeout": "2s"},
+                        "batchSize": 4,
+                    },
+                    {
+                        "name": "kafka-applied",
+                        "filter": {"types": ["CopyApplied"]},
+                        "kafka": {"bootstrapServers": [kafka.bootstrap], "topic": TOPIC, "timeout": "3s"},
                         "batchSize": 4,
                     },
                     {
@@ -322,3 +372,51 @@ async def test_nats_jetstream_gets_every_event_in_order_across_a_broker_outage(
     got = await in_stream(14)
     # The stream dedupes by Nats-Msg-Id: each change once, in the log's order.
     assert got == sorted(got) and len(got) == len(set(got)) == 14, got
+
+
+async def test_kafka_gets_every_event_in_order_per_resource_across_a_broker_outage(
+    fleet: LocalFleet, controller: ControllerProcess, kafka: KafkaBroker, namespace: str
+) -> None:
+    async def on_topic(expected: int) -> dict[int, list[int]]:
+        async def done() -> dict[int, list[int]]:
+            want = await logged(controller, namespace, "CopyApplied")
+            assert len(want) >= expected, f"{len(want)} of {expected} applied so far"
+            parts = {
+                p: [int(e["id"]) for e in events if e["data"]["namespace"] == namespace]
+                for p, events in (await topic_events(kafka)).items()
+            }
+            got = {i for ids in parts.values() for i in ids}
+            assert got == set(want), f"missing {sorted(set(want) - got)}"
+            return parts
+
+        parts: dict[int, list[int]] = await eventually(
+            done, timeout=120, interval=1.0, what="every CopyApplied on the topic"
+        )
+        return parts
+
+    def in_order(parts: dict[int, list[int]]) -> None:
+        # Each partition (a set of resources) in the log's order, repeats aside (at least once).
+        for p, ids in parts.items():
+            first: dict[int, None] = {}
+            for i in ids:
+                first.setdefault(i, None)
+            assert list(first) == sorted(first), (p, ids)
+
+    place(fleet, namespace, ["k1", "k2", "k3"])
+    in_order(await on_topic(6))
+
+    await anyio.to_thread.run_sync(kafka.stop)
+    try:
+        place(fleet, namespace, [f"q{i}" for i in range(4)])
+
+        async def refused() -> bool:
+            rows = await query(
+                controller.database_url, "SELECT last_error FROM sink_positions WHERE name = 'kafka-applied'"
+            )
+            assert rows and rows[0]["last_error"] and "Kafka" in rows[0]["last_error"], rows
+            return True
+
+        await eventually(refused, timeout=60, what="the sink saw the broker down")
+    finally:
+        await anyio.to_thread.run_sync(kafka.start)
+    in_order(await on_topic(14))

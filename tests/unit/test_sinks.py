@@ -34,7 +34,7 @@ def test_the_example_parses_with_its_files_resolved(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x")
         text = text.replace(absolute, name)
     sinks = load_sinks_file(write(tmp_path, text))
-    assert [s.name for s in sinks] == ["eu-activity", "shop-health", "bus"]
+    assert [s.name for s in sinks] == ["eu-activity", "shop-health", "bus", "failures"]
     assert sinks[2].nats is not None and sinks[2].nats.credentials_file == tmp_path / "fleet.creds"
     first = sinks[0]
     assert first.http is not None and first.http.bearer_token_file == tmp_path / "token"
@@ -53,7 +53,7 @@ def test_the_example_parses_with_its_files_resolved(tmp_path: Path) -> None:
         (
             "sinks:\n  - name: a\n    http: {url: 'http://x'}\n    nats: {url: 'nats://x', subject: s}\n",
             InvalidObjectError,
-            "exactly one of http, nats",
+            "exactly one of http, nats, kafka",
         ),
         (
             "sinks:\n  - name: a\n    nats: {url: 'nats://x', subject: 'a.>'}\n",
