@@ -17,6 +17,7 @@ Nothing is downloaded but Go modules and Maven artifacts.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -26,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from federation.devfleet.build import Progress, build_lock, cache_root, ensure_go_binary
 from federation.devfleet.procs import die_with_parent, free_port, tail, terminate
@@ -46,36 +48,36 @@ def ensure_nats_server(progress: Progress | None = None) -> Path:
     )
 
 
-class NatsServer:
-    """One nats-server with JetStream on a free loopback port, its store in `state_dir`."""
+class _Broker:
+    """A broker process on a loopback port: started, stopped (its store kept), or used in `with`."""
 
-    def __init__(self, state_dir: Path, *, progress: Progress | None = None) -> None:
+    what = "broker"
+    grace = 5.0
+
+    def __init__(self, state_dir: Path, port: int) -> None:
         self.state_dir = state_dir
-        self.binary = ensure_nats_server(progress)
-        self.port = free_port()
-        self.log = state_dir / "nats-server.log"
+        self.port = port
+        self.log = state_dir / f"{self.what}.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
-    def start(self, *, timeout: float = 20.0) -> None:
+    def start(self, *, timeout: float = 60.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        command = self.command()
         with open(self.log, "ab") as log:
             self._proc = subprocess.Popen(
-                [str(self.binary), "-js", "-sd", str(self.state_dir / "jetstream"), "-a", "127.0.0.1",
-                 "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
-            )  # fmt: skip
-        _wait_for_port(self._proc, self.port, self.log, "nats-server", timeout)
+                command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
+            )
+        _wait_for_port(self._proc, self.port, self.log, self.what, timeout)
 
     def stop(self) -> None:
         if self._proc is not None:
-            terminate(self._proc, grace=5.0)
+            terminate(self._proc, grace=self.grace)
             self._proc = None
 
-    def __enter__(self) -> NatsServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -83,6 +85,24 @@ class NatsServer:
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class NatsServer(_Broker):
+    """One nats-server with JetStream on a free loopback port, its store in `state_dir`."""
+
+    what = "nats-server"
+
+    def __init__(self, state_dir: Path, *, progress: Progress | None = None) -> None:
+        super().__init__(state_dir, free_port())
+        self.binary = ensure_nats_server(progress)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "-js", "-sd", str(self.state_dir / "jetstream"), "-a", "127.0.0.1",
+                "-p", str(self.port)]  # fmt: skip
 
 
 def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, what: str, timeout: float) -> None:
@@ -147,16 +167,17 @@ def find_java() -> str:
     return java
 
 
-class KafkaBroker:
+class KafkaBroker(_Broker):
     """One Kafka broker in KRaft mode (its own controller) on free loopback ports."""
 
+    what = "kafka"
+    grace = 10.0
+
     def __init__(self, state_dir: Path, *, progress: Progress | None = None) -> None:
-        self.state_dir = state_dir
+        super().__init__(state_dir, free_port())
         self.libs = ensure_kafka_libs(progress)
         self.java = find_java()
-        self.port, self.controller_port = free_port(), free_port()
-        self.log = state_dir / "kafka.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.controller_port = free_port()
 
     @property
     def bootstrap(self) -> str:
@@ -185,7 +206,7 @@ class KafkaBroker:
         }
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         if not (data / "meta.properties").exists():
-            cluster = uuid.uuid4().bytes.hex()[:22]
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # Kafka's id form
             formatted = subprocess.run(
                 [self.java, "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format", "-t", cluster, "-c",
                  str(path)],
@@ -197,26 +218,5 @@ class KafkaBroker:
                 )
         return path
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        config = self._config()
-        with open(self.log, "ab") as log:
-            self._proc = subprocess.Popen(
-                [self.java, "-Xmx512m", "-cp", f"{self.libs}/*", "kafka.Kafka", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
-            )  # fmt: skip
-        _wait_for_port(self._proc, self.port, self.log, "the Kafka broker", timeout)
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            terminate(self._proc, grace=10.0)
-            self._proc = None
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def command(self) -> list[str]:
+        return [self.java, "-Xmx512m", "-cp", f"{self.libs}/*", "kafka.Kafka", str(self._config())]

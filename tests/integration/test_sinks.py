@@ -227,6 +227,19 @@ async def logged(controller: ControllerProcess, namespace: str, kind: str) -> li
     return [r["position"] for r in rows]
 
 
+async def refused(controller: ControllerProcess, sink: str, words: str) -> None:
+    """Until sink `sink` has recorded a failed delivery mentioning `words`."""
+
+    async def recorded() -> bool:
+        rows = await query(
+            controller.database_url, "SELECT last_error FROM sink_positions WHERE name = $1", sink
+        )
+        assert rows and rows[0]["last_error"] and words in rows[0]["last_error"], rows
+        return True
+
+    await eventually(recorded, timeout=60, what=f"sink {sink} saw its destination down")
+
+
 async def delivered_everything(
     receiver: Receiver, controller: ControllerProcess, namespace: str, *, expected: int
 ) -> list[int]:
@@ -261,14 +274,7 @@ async def test_a_receiver_that_was_down_gets_the_backlog_in_order(
     try:
         place(fleet, namespace, [f"down-{i}" for i in range(5)])
 
-        async def refused() -> bool:
-            rows = await query(
-                controller.database_url, "SELECT last_error FROM sink_positions WHERE name = 'applied'"
-            )
-            assert rows and rows[0]["last_error"] and "503" in rows[0]["last_error"], rows
-            return True
-
-        await eventually(refused, timeout=60, what="the sink saw the receiver down")
+        await refused(controller, "applied", "503")
         assert receiver.ids("/applied", namespace) == []
     finally:
         receiver.down = False
@@ -359,14 +365,7 @@ async def test_nats_jetstream_gets_every_event_in_order_across_a_broker_outage(
     try:
         place(fleet, namespace, [f"o{i}" for i in range(4)])
 
-        async def refused() -> bool:
-            rows = await query(
-                controller.database_url, "SELECT last_error FROM sink_positions WHERE name = 'nats-applied'"
-            )
-            assert rows and rows[0]["last_error"] and "NATS" in rows[0]["last_error"], rows
-            return True
-
-        await eventually(refused, timeout=60, what="the sink saw the broker down")
+        await refused(controller, "nats-applied", "NATS")
     finally:
         await anyio.to_thread.run_sync(nats_server.start)
     got = await in_stream(14)
@@ -409,14 +408,7 @@ async def test_kafka_gets_every_event_in_order_per_resource_across_a_broker_outa
     try:
         place(fleet, namespace, [f"q{i}" for i in range(4)])
 
-        async def refused() -> bool:
-            rows = await query(
-                controller.database_url, "SELECT last_error FROM sink_positions WHERE name = 'kafka-applied'"
-            )
-            assert rows and rows[0]["last_error"] and "Kafka" in rows[0]["last_error"], rows
-            return True
-
-        await eventually(refused, timeout=60, what="the sink saw the broker down")
+        await refused(controller, "kafka-applied", "Kafka")
     finally:
         await anyio.to_thread.run_sync(kafka.start)
     in_order(await on_topic(14))

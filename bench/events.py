@@ -1,0 +1,308 @@
+"""Exporting the fleet's changes during a bulk rollout, beside the same rollout exporting nothing.
+
+    .venv/bin/python bench/events.py [--deployments 1000] [--members 5] [--watchers 100]
+
+Hub + 5 members, a real NATS server (JetStream) and a real Kafka broker (KRaft) on this machine.
+In one invocation:
+
+  A. the controller rolls out N Deployments to every member with no sink (its own database);
+  B. the same rollout (another namespace, another database) with two sinks, every change to NATS
+     and to Kafka, consumed live by this process;
+  C. with B's controller still up, W watchers of GET /api/v1/watch follow a rollout of N/5 more.
+
+Prints the rollout's time and throughput in A and B (the export's cost is B against A), events
+delivered to each bus and their rate, delivery lag p50/p99 (a consumer's receive time minus the
+change's commit time in Postgres), CPU seconds of the controller and Postgres (on 2 cores the
+CPU is the throughput), and for C the events/s all watchers received together, any dropped
+watcher, and the controller's CPU. The machine's times swing ±30%: run it more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import asyncpg
+import nats
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.propagation import connect, deployment, ensure_namespace, fleet_cpu, pct, proc_usage  # noqa: E402
+from federation.clusters.crds import install_crds  # noqa: E402
+from federation.devfleet import LocalFleet  # noqa: E402
+from federation.devfleet.brokers import KafkaBroker, NatsServer  # noqa: E402
+from federation.devfleet.members import join_members  # noqa: E402
+from federation.kube import GVK, Discovery  # noqa: E402
+from tests.controllerhelpers import ControllerProcess  # noqa: E402
+from tests.storehelpers import create_database  # noqa: E402
+
+DEPLOYMENT = GVK("apps", "v1", "Deployment")
+STREAM, SUBJECT, TOPIC = "FLEET", "fleet.changes", "fleet-changes"
+
+
+async def rollout(fleet: LocalFleet, members: list[str], proc: ControllerProcess, ns: str, n: int,
+                  *, tag: str = "1") -> float:  # fmt: skip
+    """Write the policy and N templates to the hub; seconds until every copy is applied."""
+    hub = await connect(fleet, "hub")
+    try:
+        await ensure_namespace(hub, ns)
+        pol = await Discovery(hub).resource_for(GVK("federation.io", "v1alpha1", "PropagationPolicy"))
+        await hub.apply(pol, {
+            "apiVersion": "federation.io/v1alpha1", "kind": "PropagationPolicy",
+            "metadata": {"name": "bench", "namespace": ns},
+            "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+                     "placement": {"clusterNames": members}},
+        }, field_manager="bench")  # fmt: skip
+        res = await Discovery(hub).resource_for(DEPLOYMENT)
+        limiter = anyio.CapacityLimiter(64)
+        started = time.monotonic()
+
+        async def one(i: int) -> None:
+            async with limiter:
+                await hub.apply(res, deployment(i, ns, tag=tag), field_manager="bench", force=True)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                tg.start_soon(one, i)
+        conn = await asyncpg.connect(proc.database_url)
+        try:
+            want = n * len(members)
+            with anyio.fail_after(900):
+                while True:
+                    done = await conn.fetchval(
+                        "SELECT count(*) FROM works w JOIN resources r ON r.id = w.resource_id"
+                        " WHERE r.namespace = $1 AND w.state = 'applied' AND w.applied_hash = w.desired_hash",
+                        ns,
+                    )
+                    if done >= want:
+                        return time.monotonic() - started
+                    await anyio.sleep(0.2)
+        finally:
+            await conn.close()
+    finally:
+        await hub.close()
+
+
+class Received:
+    """Events a consumer got: their ids and when (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, float] = {}
+        self.last = 0.0
+
+    def note(self, event: dict[str, Any]) -> None:
+        now = time.time()
+        self.at.setdefault(int(event["id"]), now)
+        self.last = now
+
+
+async def consume_nats(server: NatsServer, got: Received) -> None:
+    nc = await nats.connect(server.url)
+    try:
+        sub = await nc.jetstream().subscribe(SUBJECT, ordered_consumer=True)
+        async for msg in sub.messages:
+            got.note(json.loads(msg.data))
+    finally:
+        await nc.close()
+
+
+async def consume_kafka(broker: KafkaBroker, got: Received) -> None:
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        async for message in consumer:
+            got.note(json.loads(message.value))
+    finally:
+        await consumer.stop()
+
+
+async def change_times(database_url: str) -> dict[int, float]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT position, extract(epoch FROM time)::float8 AS t FROM changes WHERE position IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    return {r["position"]: float(r["t"]) for r in rows}
+
+
+async def watchers(proc: ControllerProcess, count: int, stop: anyio.Event) -> tuple[list[int], int]:
+    """`count` watchers of the API from now until `stop`: changes each received, and drops."""
+    received = [0] * count
+    dropped = 0
+
+    async def one(i: int) -> None:
+        nonlocal dropped
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{proc.url}/api/v1/watch") as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            with anyio.CancelScope() as scope:
+
+                async def until_stopped() -> None:
+                    await stop.wait()
+                    scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(until_stopped)
+                    async for line in resp.content:
+                        kind = json.loads(line)["type"]
+                        if kind == "Dropped":
+                            dropped += 1
+                        elif kind != "Heartbeat":
+                            received[i] += 1
+
+    async with anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(one, i)
+    return received, dropped
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    members = [f"member-{i}" for i in range(1, args.members + 1)]
+    work = Path(tempfile.mkdtemp(prefix="bench-events-"))
+    fleet = LocalFleet(members=args.members, progress=lambda m: print(f"  {m}", flush=True))
+    await anyio.to_thread.run_sync(fleet.start)
+    nats_server = await anyio.to_thread.run_sync(lambda: NatsServer(work / "nats", progress=print))
+    kafka = await anyio.to_thread.run_sync(lambda: KafkaBroker(work / "kafka", progress=print))
+    try:
+        await anyio.to_thread.run_sync(nats_server.start)
+        await anyio.to_thread.run_sync(kafka.start)
+        nc = await nats.connect(nats_server.url)
+        await nc.jetstream().add_stream(name=STREAM, subjects=[SUBJECT])
+        await nc.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(TOPIC, num_partitions=5, replication_factor=1)])
+        await admin.close()
+        hub = await connect(fleet, "hub")
+        await install_crds(hub)
+        await join_members(hub, {m: fleet.clusters[m] for m in members}, labels={})
+        await hub.close()
+        n = args.deployments
+
+        # A: no sink.
+        url_a = await create_database(fleet.database_url, "bench_a")
+        proc_a = ControllerProcess(fleet, database_url=url_a, hub_id="bench-hub", log_path=work / "a.log")
+        await anyio.to_thread.run_sync(proc_a.start)
+        assert proc_a.proc is not None
+        cpu_a0, pg_a0 = proc_usage(proc_a.proc.pid)[1], fleet_cpu(fleet).get("postgres", 0.0)
+        print(f"A: {n} Deployments → {n * len(members)} copies, no sink …", flush=True)
+        time_a = await rollout(fleet, members, proc_a, "bench-a", n)
+        cpu_a, pg_a = proc_usage(proc_a.proc.pid)[1] - cpu_a0, fleet_cpu(fleet).get("postgres", 0.0) - pg_a0
+        await anyio.to_thread.run_sync(proc_a.stop)
+
+        # B: the same with every change to NATS and Kafka, consumed live.
+        sinks = work / "sinks.yaml"
+        sinks.write_text(json.dumps({"sinks": [
+            {"name": "nats", "nats": {"url": nats_server.url, "subject": SUBJECT}, "batchSize": 500},
+            {"name": "kafka", "kafka": {"bootstrapServers": [kafka.bootstrap], "topic": TOPIC},
+             "batchSize": 500},
+        ]}))  # fmt: skip
+        url_b = await create_database(fleet.database_url, "bench_b")
+        proc_b = ControllerProcess(fleet, database_url=url_b, hub_id="bench-hub", log_path=work / "b.log",
+                                   extra_args=["--event-sinks", str(sinks)])  # fmt: skip
+        await anyio.to_thread.run_sync(proc_b.start)
+        assert proc_b.proc is not None
+        got_nats, got_kafka = Received(), Received()
+        async with anyio.create_task_group() as consumers:
+            consumers.start_soon(consume_nats, nats_server, got_nats)
+            consumers.start_soon(consume_kafka, kafka, got_kafka)
+            cpu_b0, pg_b0 = proc_usage(proc_b.proc.pid)[1], fleet_cpu(fleet).get("postgres", 0.0)
+            print("B: the same, every change exported to NATS and Kafka …", flush=True)
+            started = time.time()
+            time_b = await rollout(fleet, members, proc_b, "bench-b", n)
+            cpu_b, pg_b = (
+                proc_usage(proc_b.proc.pid)[1] - cpu_b0,
+                fleet_cpu(fleet).get("postgres", 0.0) - pg_b0,
+            )
+            # Everything numbered by the time the copies were applied, delivered to both.
+            await anyio.sleep(1.0)  # the last batch of statuses after the last apply
+            times = await change_times(url_b)
+            wanted = {p for p, t in times.items() if t >= started - 1}
+            with anyio.fail_after(300):
+                while not (wanted <= got_nats.at.keys() and wanted <= got_kafka.at.keys()):
+                    await anyio.sleep(0.2)
+            consumers.cancel_scope.cancel()
+
+        def lag(got: Received) -> tuple[float, float]:
+            values = [got.at[p] - times[p] for p in wanted]
+            return pct(values, 50), pct(values, 99)
+
+        # C: W watchers during a rollout of N/5 changed templates.
+        stop = anyio.Event()
+        cpu_c0 = proc_usage(proc_b.proc.pid)[1]
+        async with anyio.create_task_group() as tg:
+            result: list[Any] = []
+
+            async def watch() -> None:
+                result.append(await watchers(proc_b, args.watchers, stop))
+
+            tg.start_soon(watch)
+            with anyio.fail_after(60):
+                while proc_b.metric("federation_change_watchers") < args.watchers:
+                    await anyio.sleep(0.2)
+            c_started = time.monotonic()
+            time_c = await rollout(fleet, members, proc_b, "bench-b", n // 5, tag="2")
+            await anyio.sleep(2.0)  # what the last applies' statuses add
+            c_elapsed = time.monotonic() - c_started
+            stop.set()
+        cpu_c = proc_usage(proc_b.proc.pid)[1] - cpu_c0
+        received, dropped = result[0]
+        await anyio.to_thread.run_sync(proc_b.stop)
+
+        copies = n * len(members)
+        events = len(wanted)
+        print()
+        print(f"{'measure':<58}{'no sink':>12}{'NATS+Kafka':>12}")
+        print(
+            f"{'rollout: time to all ' + str(copies) + ' copies applied (s)':<58}{time_a:12.2f}{time_b:12.2f}"
+        )
+        print(f"{'rollout throughput (copies/s)':<58}{copies / time_a:12.1f}{copies / time_b:12.1f}")
+        print(f"{'  export cost: 1 - B/A (target <= 10%)':<58}{'':>12}{100 * (1 - time_a / time_b):11.1f}%")
+        print(f"{'controller CPU during the rollout (s)':<58}{cpu_a:12.1f}{cpu_b:12.1f}")
+        print(f"{'postgres CPU during the rollout (s)':<58}{pg_a:12.1f}{pg_b:12.1f}")
+        print(f"changes exported: {events} ({events / copies:.1f} per copy)")
+        for name, got in (("NATS", got_nats), ("Kafka", got_kafka)):
+            p50, p99 = lag(got)
+            rate = events / max(0.001, got.last - started)
+            print(
+                f"  {name:<6} {rate:8.0f} events/s over the run; "
+                f"lag p50 {p50:.3f} s, p99 {p99:.3f} s (target < 1 s)"
+            )
+        total = sum(received)
+        print(f"watch fan-out: {args.watchers} watchers through a rollout of {n // 5} templates "
+              f"({time_c:.1f} s): {total} changes received in all, {total / c_elapsed:.0f}/s, "
+              f"min {min(received)} max {max(received)} per watcher, {dropped} dropped; "
+              f"controller CPU {cpu_c:.1f} s")  # fmt: skip
+    finally:
+        await anyio.to_thread.run_sync(kafka.stop)
+        await anyio.to_thread.run_sync(nats_server.stop)
+        await anyio.to_thread.run_sync(fleet.stop)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--watchers", type=int, default=100)
+    anyio.run(main_async, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
