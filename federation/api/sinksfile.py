@@ -6,7 +6,7 @@ can create one can read the whole fleet's activity (and point it at any URL). Th
 configuration is the fleet admin's alone by construction — it is their deployment — whereas a
 hub kind would need RBAC to keep tenants from making one, and a mistake there is an
 exfiltration channel. Credentials a sink needs are read from files or the environment named
-here, never written in it. See ``deploy/event-sinks.example.yaml`` for every field.
+here, never written in it. See ``examples/event-sinks.yaml`` for every field.
 
     sinks:
       - name: audit

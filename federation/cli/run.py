@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="FEDERATION_EVENT_SINKS",
     help="Send the fleet's changes to these sinks, as CloudEvents, at least once and in order "
-    "(see deploy/event-sinks.example.yaml). Read once at start; checked before anything runs.",
+    "(see examples/event-sinks.yaml). Read once at start; checked before anything runs.",
 )
 @click.option(
     "--hub-id",

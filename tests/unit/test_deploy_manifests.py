@@ -404,7 +404,6 @@ NOT_IN_KUSTOMIZATION = {
     "kind/postgres.yaml": "the kind demo's throwaway database, applied by up.sh",
     "overlays/narrow-rbac/templates-rules.yaml": "a patch, named in `patches:`",
     "rbac/member-narrow/member-rules.yaml": "a patch, named in `patches:`",
-    "event-sinks.example.yaml": "not a Kubernetes object: `federation run --event-sinks`'s file",
 }
 
 

@@ -24,7 +24,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_example_parses_with_its_files_resolved(tmp_path: Path) -> None:
-    text = (REPO / "deploy" / "event-sinks.example.yaml").read_text()
+    text = (REPO / "examples" / "event-sinks.yaml").read_text()
     files = {
         "/var/run/secrets/events/token": "token",
         "/etc/federation/events-ca.pem": "events-ca.pem",
