@@ -240,7 +240,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
         def lag(got: Received) -> tuple[float, float]:
             values = [got.at[p] - times[p] for p in wanted]
-            return pct(values, 50), pct(values, 99)
+            return pct(values, 0.5), pct(values, 0.99)
 
         # C: W watchers during a rollout of N/5 changed templates.
         stop = anyio.Event()
