@@ -81,8 +81,10 @@ async def rollout(fleet: LocalFleet, members: list[str], proc: ControllerProcess
                 while True:
                     done = await conn.fetchval(
                         "SELECT count(*) FROM works w JOIN resources r ON r.id = w.resource_id"
-                        " WHERE r.namespace = $1 AND w.state = 'applied' AND w.applied_hash = w.desired_hash",
+                        " WHERE r.namespace = $1 AND w.state = 'applied' AND w.applied_hash = w.desired_hash"
+                        " AND w.desired #>> '{spec,template,metadata,annotations,tag}' = $2",
                         ns,
+                        tag,
                     )
                     if done >= want:
                         return time.monotonic() - started
