@@ -156,7 +156,13 @@ async def test_errors_are_json_naming_the_problem(
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 async def test_the_api_is_read_only(server: str, method: str) -> None:
-    for path in ("/api/v1/clusters", "/api/v1/resources/apps/Deployment/default/web", "/api/v1/anything"):
+    paths = (
+        "/api/v1/clusters",
+        "/api/v1/resources/apps/Deployment/default/web",
+        "/api/v1/watch",
+        "/api/v1/anything",
+    )
+    for path in paths:
         status, body, resp = await fetch(server + path, method=method, json={"spec": {}})
         assert status == 405, (path, body)
         assert resp.headers["Allow"] == "GET, HEAD"
@@ -183,7 +189,14 @@ async def test_a_bearer_token_guards_the_api_but_not_the_probes(fleet_store: Sto
     base = f"http://127.0.0.1:{config.port}"
     good = {"Authorization": "Bearer s3cret-token"}
     try:
-        for path in ("/api/v1/clusters", "/api/v1/openapi.json", "/api/v1/matrix", "/api/v1/nothing"):
+        # The watch stream too: it is exempt from the answer deadline, not from the credentials.
+        for path in (
+            "/api/v1/clusters",
+            "/api/v1/openapi.json",
+            "/api/v1/matrix",
+            "/api/v1/watch",
+            "/api/v1/nothing",
+        ):
             status, body, resp = await fetch(base + path)
             assert status == 401 and body["field"] == "Authorization", (path, body)
             assert "--api-token" in body["error"]

@@ -13,6 +13,7 @@ import pytest
 from federation.changes import ChangeFeed, ChangeFilter, WatcherDroppedError
 from federation.changes.feed import FeedSettings, PositionGoneError, TooManyWatchersError
 from federation.store import ChangeRow, ObjectRef
+from tests.kubehelpers import eventually
 
 
 class LogStore:
@@ -86,13 +87,19 @@ async def test_a_slow_watcher_is_dropped_with_the_position_to_resume_after() -> 
         changes = await feed.open(None, ChangeFilter())
         got: list[int] = []
 
+        async def dropped_by_the_feed() -> bool:
+            assert not feed._subscriptions, "still subscribed"
+            return True
+
         async def read_slowly() -> None:
             async for row in changes:
                 got.append(row.position)
                 if len(got) == 1:
                     store.add(10)  # more than its queue holds, while it does not read
                     feed.notify()
-                    await anyio.sleep(0.2)
+                    await eventually(
+                        dropped_by_the_feed, timeout=5, interval=0.01, what="the watcher dropped"
+                    )
 
         store.add(1)
         with anyio.fail_after(5), pytest.raises(WatcherDroppedError) as dropped:
