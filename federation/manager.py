@@ -36,8 +36,8 @@ import anyio
 from aiohttp import web
 
 from federation.api.sinksfile import SinkEntry
-from federation.changes import ChangeFeed, ChangeSequencer
-from federation.changes.sinks import runners as sink_runners
+from federation.changes import ChangeFeed
+from federation.changes.exporter import ExportThread
 from federation.clusters import ClusterRegistry, Member, RegistrySettings
 from federation.errors import ConfigError, StoreError
 from federation.hub.controller import ControllerSettings, HubController
@@ -337,9 +337,10 @@ class Manager:
                 tg.start_soon(controller.run)
                 tg.start_soon(self._housekeeping)
                 tg.start_soon(self._mirror_clusters)
-                tg.start_soon(ChangeSequencer(self.store, on_numbered=self._changes_numbered).run)
-                for runner in sink_runners(self.store, cfg.event_sinks, hub=self.hub_id):
-                    tg.start_soon(runner.run)
+                exporter = ExportThread(
+                    cfg.database_url, cfg.event_sinks, hub=self.hub_id, on_numbered=self._changes_numbered
+                )
+                tg.start_soon(exporter.run)
                 await controller.synced.wait()
                 # Everything loaded so far (caches, clients) lives as long as we lead: move it
                 # out of the collector's sight instead of rescanning it forever.

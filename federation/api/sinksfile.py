@@ -79,6 +79,10 @@ class KafkaSink(KubeModel):
     timeout: Duration = "10s"
 
 
+#: The most changes a sink delivers at once (what a NATS sink keeps unacknowledged).
+MAX_BATCH = 5000
+
+
 class Start(StrEnum):
     NOW = "now"
     """A new sink gets the changes from its first start on."""
@@ -92,7 +96,7 @@ class SinkEntry(KubeModel):
     http: HttpSink | None = None
     nats: NatsSink | None = None
     kafka: KafkaSink | None = None
-    batch_size: int = Field(default=100, ge=1, le=5000)
+    batch_size: int = Field(default=100, ge=1, le=MAX_BATCH)
     start: Start = Start.NOW
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ import anyio
 import orjson
 
 from federation.api.rollout import seconds
-from federation.api.sinksfile import HttpMode, HttpSink, KafkaSink, NatsSink, SinkEntry, Start
+from federation.api.sinksfile import MAX_BATCH, HttpMode, HttpSink, KafkaSink, NatsSink, SinkEntry, Start
 from federation.changes.filters import ChangeFilter
 from federation.errors import FederationError, StoreError
 from federation.metrics import SINK_DELIVERED, SINK_FAILURES, SINK_LAG_CHANGES, SINK_LAG_SECONDS
@@ -119,12 +119,21 @@ class HttpDestination:
 
 
 class NatsDestination:
-    """JetStream publishes, one acknowledged before the next (the order is the log's)."""
+    """JetStream publishes, pipelined: the whole batch sent on one connection, then every
+    acknowledgement awaited (a publish acknowledged one at a time costs a round trip per event —
+    ~1,400 events/s here, against the log's ~800/s during a bulk rollout plus everything else
+    the controller does).
+
+    Order: one connection's publishes reach the stream in the order they were sent, so what a
+    failure leaves unstored is a suffix of the batch; the runner resends the batch from its
+    first event, and the stream's deduplication (``Nats-Msg-Id``, the position) drops the ones
+    already stored, so the stream holds each change once, in the log's order."""
 
     def __init__(self, spec: NatsSink) -> None:
         self.spec = spec
         self.timeout = seconds(spec.timeout)
         self._client: Any = None
+        self._js: Any = None
 
     async def _jetstream(self) -> Any:
         if self._client is None or self._client.is_closed:
@@ -142,25 +151,36 @@ class NatsDestination:
                 self._client = await nats.connect(**options)
             except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
                 raise SinkError(f"NATS {self.spec.url}: cannot connect: {type(exc).__name__}: {exc}") from exc
-        return self._client.jetstream(timeout=self.timeout)
+            # One context per connection: its first asynchronous publish subscribes the inbox
+            # every acknowledgement comes back on.
+            # Room for a whole batch: a publish that waits for room yields (and a stall timeout
+            # costs a task per publish), where a batch sent without yielding goes out in one write.
+            self._js = self._client.jetstream(timeout=self.timeout, publish_async_max_pending=MAX_BATCH)
+        return self._js
 
     async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
         js = await self._jetstream()
-        for event in events:
-            try:
-                await js.publish(
-                    self.spec.subject, orjson.dumps(event), headers={"Nats-Msg-Id": str(event["id"])}
-                )
-            except Exception as exc:
-                await self.close()  # a fresh connection next time
-                raise SinkError(
-                    f"NATS {self.spec.url} subject {self.spec.subject}: {type(exc).__name__}: {exc}".rstrip(
-                        ": "
+        try:
+            with anyio.fail_after(self.timeout):
+                acks = [
+                    await js.publish_async(
+                        self.spec.subject,
+                        orjson.dumps(event),
+                        headers={"Nats-Msg-Id": str(event["id"])},
                     )
-                ) from exc
+                    for event in events
+                ]
+                for ack in acks:
+                    await ack
+        except Exception as exc:
+            await self.close()  # a fresh connection next time; unacknowledged publishes die with it
+            what = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if isinstance(exc, TimeoutError):
+                what = f"no acknowledgement within {self.timeout:g}s"
+            raise SinkError(f"NATS {self.spec.url} subject {self.spec.subject}: {what}") from exc
 
     async def close(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._js = self._client, None, None
         if client is not None and not client.is_closed:
             with contextlib.suppress(Exception), anyio.move_on_after(self.timeout):
                 await client.close()
@@ -237,7 +257,8 @@ def destination(entry: SinkEntry) -> Destination:
 @dataclass
 class SinkSettings:
     interval: float = 0.5
-    """Seconds between reads when the sink is caught up."""
+    """Seconds between reads when the sink is caught up and no numbering woke it (numbering by
+    another process: a CLI following the log with no controller)."""
     retry_initial: float = 0.5
     retry_cap: float = 30.0
 
@@ -260,6 +281,11 @@ class SinkRunner:
         f = entry.filter
         self.filter = ChangeFilter.of(types=f.types, namespace=f.namespaces, kind=f.kinds, cluster=f.clusters)
         self.position = 0
+        self._wake = anyio.Event()
+
+    def notify(self) -> None:
+        """New changes were numbered: read now rather than at the next interval."""
+        self._wake.set()
 
     async def _start(self) -> int:
         saved = await self.store.sink_position(self.entry.name)
@@ -284,6 +310,7 @@ class SinkRunner:
         delay = self.settings.retry_initial
         try:
             while True:
+                self._wake = anyio.Event()  # before the read: a numbering during it is not missed
                 try:
                     page = await self.store.changes_after(
                         self.position, limit=self.entry.batch_size, **self.filter.query()
@@ -304,7 +331,8 @@ class SinkRunner:
                     await anyio.sleep(2.0)
                     continue
                 if len(page) < self.entry.batch_size:
-                    await anyio.sleep(self.settings.interval)
+                    with anyio.move_on_after(self.settings.interval):
+                        await self._wake.wait()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.target.close()

@@ -380,6 +380,7 @@ def run(
     from federation.kube.throttle import DEFAULT_BURST, DEFAULT_QPS, RateLimit
     from federation.localdb import database
     from federation.manager import Manager, ManagerConfig
+    from federation.runtime.looplag import loop_options
     from federation.sealing import load_key_file
     from federation.server import ServerConfig, Timeouts, server_ssl_context
     from federation.store import migrate
@@ -461,7 +462,7 @@ def run(
             encryption_keys=keys,
             sensitive_fields=sensitive,
         )
-        anyio.run(_run_manager, Manager(config), backend_options=_loop_options())
+        anyio.run(_run_manager, Manager(config), backend_options=loop_options())
 
 
 async def _install_crds(kubeconfig: Path, context: str | None) -> None:
@@ -507,15 +508,6 @@ def _tune_gc() -> None:
     import gc
 
     gc.set_threshold(50_000, 20, 100)
-
-
-def _loop_options() -> dict[str, Any]:
-    """uvloop when it is installed: the controller spends its time in the event loop."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return {}
-    return {"use_uvloop": True}
 
 
 def _dump_tasks() -> None:

@@ -9,6 +9,8 @@ that wakes late by more than scheduling noise is time every task of the process 
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 
 from federation.metrics import EVENT_LOOP_LAG
@@ -20,3 +22,13 @@ async def watch_loop_lag(interval: float = 0.1) -> None:
         due = anyio.current_time() + interval
         await anyio.sleep(interval)  # the measuring instrument: how late this wakes is the lag
         EVENT_LOOP_LAG.observe(max(0.0, anyio.current_time() - due))
+
+
+def loop_options() -> dict[str, Any]:
+    """anyio's backend options for a loop of ours: uvloop when it is installed (the controller
+    spends its time in the event loop)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}

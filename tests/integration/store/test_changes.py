@@ -3,10 +3,14 @@ numbered in commit order, never with a row appearing behind a reader, pruned by 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import anyio
 import asyncpg
 
+from federation.changes.exporter import ExportSettings, ExportThread
+from federation.changes.sequencer import SequencerSettings
 from federation.store import (
     ApplyResult,
     ChangeRow,
@@ -20,6 +24,7 @@ from federation.store import (
     WorkState,
 )
 from tests.integration.store.factories import placed_resource, resource_row
+from tests.kubehelpers import eventually
 from tests.storehelpers import query
 
 INSERT_WORK = (
@@ -127,3 +132,47 @@ async def test_filters_and_pruning(store: Store, database_url: str) -> None:
     assert await store.prune_changes() == 3
     assert await store.changes_after(0) == []
     assert await store.prune_changes(timedelta(0)) == 0
+
+
+async def test_the_export_thread_numbers_tells_the_main_loop_and_stops_when_cancelled(
+    store: Store, database_url: str
+) -> None:
+    """The sequencer on its own thread and loop (`ExportThread`): rows written here are
+    numbered there, the main loop hears of it on its own thread, and cancelling stops the
+    thread and closes its connections."""
+    heard: list[int] = []
+    main = threading.get_ident()
+    exporter = ExportThread(
+        database_url,
+        [],
+        hub="test",
+        on_numbered=lambda: heard.append(threading.get_ident()),
+        settings=ExportSettings(sequencer=SequencerSettings(interval=0.05)),
+    )
+
+    async def connections() -> int:
+        rows = await query(
+            database_url,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'federation-export'",
+        )
+        return int(rows[0]["n"])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(exporter.run)
+        await placed_resource(store, "web", ["member-1"])
+        rows = await eventually(lambda: store.changes_after(0), what="the thread numbered the rows")
+        assert [c.type for c in rows] == ["PlacementDecided", "CopyPlaced"]
+
+        async def told() -> bool:
+            return bool(heard)
+
+        await eventually(told, what="the main loop was told")
+        assert set(heard) == {main}, "on_numbered ran off the main loop's thread"
+        assert await connections() >= 1
+        tg.cancel_scope.cancel()
+
+    async def stopped() -> bool:
+        alive = any(t.name == "federation-export" for t in threading.enumerate())
+        return not alive and await connections() == 0
+
+    await eventually(stopped, timeout=10, what="the thread ended and closed its connections")
