@@ -128,6 +128,15 @@ async def consume_kafka(broker: KafkaBroker, got: Received) -> None:
         await consumer.stop()
 
 
+def others_cpu(nats_server: NatsServer, kafka: KafkaBroker) -> dict[str, float]:
+    """CPU seconds so far of what shares the 2 cores with the rollout besides the controller and
+    Postgres: the brokers, and this process (the rollout's driver and, in B, both consumers)."""
+    usage = {"this bench (driver, consumers)": time.process_time()}
+    for name, broker in (("nats-server", nats_server), ("kafka broker", kafka)):
+        usage[name] = proc_usage(broker.pid)[1] if broker.pid is not None else 0.0
+    return usage
+
+
 async def change_times(database_url: str) -> dict[int, float]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -202,9 +211,11 @@ async def main_async(args: argparse.Namespace) -> None:
         await anyio.to_thread.run_sync(proc_a.start)
         assert proc_a.proc is not None
         cpu_a0, pg_a0 = proc_usage(proc_a.proc.pid)[1], fleet_cpu(fleet).get("postgres", 0.0)
+        others_a0 = others_cpu(nats_server, kafka)
         print(f"A: {n} Deployments → {n * len(members)} copies, no sink …", flush=True)
         time_a = await rollout(fleet, members, proc_a, "bench-a", n)
         cpu_a, pg_a = proc_usage(proc_a.proc.pid)[1] - cpu_a0, fleet_cpu(fleet).get("postgres", 0.0) - pg_a0
+        others_a = {k: v - others_a0[k] for k, v in others_cpu(nats_server, kafka).items()}
         await anyio.to_thread.run_sync(proc_a.stop)
 
         # B: the same with every change to NATS and Kafka, consumed live.
@@ -224,6 +235,7 @@ async def main_async(args: argparse.Namespace) -> None:
             consumers.start_soon(consume_nats, nats_server, got_nats)
             consumers.start_soon(consume_kafka, kafka, got_kafka)
             cpu_b0, pg_b0 = proc_usage(proc_b.proc.pid)[1], fleet_cpu(fleet).get("postgres", 0.0)
+            others_b0 = others_cpu(nats_server, kafka)
             print("B: the same, every change exported to NATS and Kafka …", flush=True)
             started = time.time()
             time_b = await rollout(fleet, members, proc_b, "bench-b", n)
@@ -231,6 +243,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 proc_usage(proc_b.proc.pid)[1] - cpu_b0,
                 fleet_cpu(fleet).get("postgres", 0.0) - pg_b0,
             )
+            others_b = {k: v - others_b0[k] for k, v in others_cpu(nats_server, kafka).items()}
             # Everything numbered by the time the copies were applied, delivered to both.
             await anyio.sleep(1.0)  # the last batch of statuses after the last apply
             times = await change_times(url_b)
@@ -277,6 +290,10 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{'  export cost: 1 - B/A (target <= 10%)':<58}{'':>12}{100 * (1 - time_a / time_b):11.1f}%")
         print(f"{'controller CPU during the rollout (s)':<58}{cpu_a:12.1f}{cpu_b:12.1f}")
         print(f"{'postgres CPU during the rollout (s)':<58}{pg_a:12.1f}{pg_b:12.1f}")
+        for party, used in others_a.items():
+            print(f"{party + ' CPU during the rollout (s)':<58}{used:12.1f}{others_b[party]:12.1f}")
+        print(f"{'  controller CPU-ms per change exported':<58}{'':>12}"
+              f"{1000 * (cpu_b - cpu_a) / max(1, len(wanted)):12.3f}")  # fmt: skip
         print(f"changes exported: {events} ({events / copies:.1f} per copy)")
         for name, got in (("NATS", got_nats), ("Kafka", got_kafka)):
             p50, p99 = lag(got)

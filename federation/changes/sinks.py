@@ -14,6 +14,7 @@ position unmoved: the log is its backlog, and the lag (changes and seconds behin
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import ssl
@@ -72,8 +73,79 @@ def partition_key(event: Mapping[str, Any]) -> str:
     return str(event["subject"])
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A change ready to send: its CloudEvent encoded once, however many sinks send it."""
+
+    change: ChangeRow
+    id: str
+    key: str
+    """`partition_key`: the resource (or cluster) the change is about."""
+    body: bytes
+    """The structured-mode CloudEvent, JSON."""
+
+
+def outgoing(change: ChangeRow, *, hub: str) -> Outgoing:
+    event = cloud_event(change, hub=hub)
+    return Outgoing(change, str(event["id"]), partition_key(event), orjson.dumps(event))
+
+
+class Pages:
+    """The log after a position, read and encoded once for all the sinks of a process.
+
+    Keeps a window of the log: every change with a position in (``lo``, ``hi``], in order, as
+    read from the store. Positions are given in increasing order and never below one already
+    given, so once read, that range can gain no row: a sink standing inside the window is
+    answered from it, and only one standing at its end (or outside it) reads the store — and
+    a read from the end extends the window for the others. Sinks catching up a backlog at
+    different speeds therefore share one read of each change; the window is bounded
+    (`keep` changes), so a sink far behind reads for itself. Unfiltered: each sink applies
+    its own filter to what it gets (`SinkRunner`)."""
+
+    def __init__(self, store: Store, *, hub: str, keep: int = 20_000) -> None:
+        self.store = store
+        self.hub = hub
+        self.keep = keep
+        self._window: list[Outgoing] = []
+        self._positions: list[int] = []
+        self._lo = self._hi = -1
+        self._reading = anyio.Lock()
+
+    async def after(self, position: int, limit: int) -> list[Outgoing]:
+        page = self._from_window(position, limit)
+        if page is not None:
+            return page
+        async with self._reading:
+            page = self._from_window(position, limit)  # another sink's read may have answered
+            if page is not None:
+                return page
+            rows = await self.store.changes_after(position, limit=limit)
+            page = [outgoing(row, hub=self.hub) for row in rows]
+            self._extend(position, page)
+            return page
+
+    def _from_window(self, position: int, limit: int) -> list[Outgoing] | None:
+        if not self._lo <= position < self._hi:
+            return None
+        start = bisect.bisect_right(self._positions, position)
+        return self._window[start : start + limit]
+
+    def _extend(self, position: int, page: list[Outgoing]) -> None:
+        if not page:
+            return
+        if position != self._hi:  # not contiguous with the window: start a new one
+            self._window, self._positions, self._lo = [], [], position
+        self._window.extend(page)
+        self._positions.extend(e.change.position for e in page)
+        self._hi = page[-1].change.position
+        excess = len(self._window) - self.keep
+        if excess > 0:
+            self._lo = self._positions[excess - 1]
+            del self._window[:excess], self._positions[:excess]
+
+
 class Destination(Protocol):
-    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None: ...
+    async def deliver(self, events: Sequence[Outgoing]) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -106,12 +178,13 @@ class HttpDestination:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SinkError(f"POST {self.spec.url}: {type(exc).__name__}: {exc}") from exc
 
-    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def deliver(self, events: Sequence[Outgoing]) -> None:
         if self.spec.mode is HttpMode.BATCH:
-            await self._post(orjson.dumps(list(events)), "application/cloudevents-batch+json")
+            body = b"[" + b",".join(e.body for e in events) + b"]"
+            await self._post(body, "application/cloudevents-batch+json")
             return
         for event in events:
-            await self._post(orjson.dumps(event), "application/cloudevents+json")
+            await self._post(event.body, "application/cloudevents+json")
 
     async def close(self) -> None:
         if self._session is not None:
@@ -158,17 +231,13 @@ class NatsDestination:
             self._js = self._client.jetstream(timeout=self.timeout, publish_async_max_pending=MAX_BATCH)
         return self._js
 
-    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def deliver(self, events: Sequence[Outgoing]) -> None:
         js = await self._jetstream()
         try:
             with anyio.fail_after(self.timeout):
                 acks = [
-                    await js.publish_async(
-                        self.spec.subject,
-                        orjson.dumps(event),
-                        headers={"Nats-Msg-Id": str(event["id"])},
-                    )
-                    for event in events
+                    await js.publish_async(self.spec.subject, e.body, headers={"Nats-Msg-Id": e.id})
+                    for e in events
                 ]
                 for ack in acks:
                     await ack
@@ -203,6 +272,7 @@ class KafkaDestination:
                 bootstrap_servers=list(self.spec.bootstrap_servers),
                 enable_idempotence=True,
                 acks="all",
+                partitioner=CachedPartitioner(),
                 request_timeout_ms=int(self.timeout * 1000),
             )
             try:
@@ -217,18 +287,15 @@ class KafkaDestination:
             self._producer = producer
         return self._producer
 
-    async def deliver(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def deliver(self, events: Sequence[Outgoing]) -> None:
         producer = await self._started()
         try:
             with anyio.fail_after(self.timeout * 2):
                 sent = [
                     await producer.send(
-                        self.spec.topic,
-                        orjson.dumps(event),
-                        key=partition_key(event).encode(),
-                        headers=[("ce_id", str(event["id"]).encode())],
+                        self.spec.topic, e.body, key=e.key.encode(), headers=[("ce_id", e.id.encode())]
                     )
-                    for event in events
+                    for e in events
                 ]
                 for future in sent:
                     await future
@@ -243,6 +310,31 @@ class KafkaDestination:
             # it holds is redelivered from the log anyway).
             with contextlib.suppress(Exception), anyio.move_on_after(self.timeout):
                 await producer.stop()
+
+
+class CachedPartitioner:
+    """Kafka's default partitioner (murmur2 of the key, as the Java client: consumers and other
+    producers agree on a resource's partition), remembered per key: aiokafka's murmur2 is pure
+    Python (~20 µs an event), and a resource's changes share their key."""
+
+    MAX = 100_000
+
+    def __init__(self) -> None:
+        from aiokafka.partitioner import DefaultPartitioner
+
+        self._default = DefaultPartitioner()
+        self._known: dict[tuple[bytes, int], Any] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[Any], available: list[Any]) -> Any:
+        if key is None:
+            return self._default(key, all_partitions, available)
+        cached = (key, len(all_partitions))
+        partition = self._known.get(cached)
+        if partition is None:
+            if len(self._known) >= self.MAX:
+                self._known.clear()
+            partition = self._known[cached] = self._default(key, all_partitions, available)
+        return partition
 
 
 def destination(entry: SinkEntry) -> Destination:
@@ -272,16 +364,19 @@ class SinkRunner:
         hub: str,
         target: Destination | None = None,
         settings: SinkSettings | None = None,
+        pages: Pages | None = None,
     ) -> None:
         self.store = store
         self.entry = entry
         self.hub = hub
         self.target = target or destination(entry)
+        self.pages = pages or Pages(store, hub=hub)
         self.settings = settings or SinkSettings()
         f = entry.filter
         self.filter = ChangeFilter.of(types=f.types, namespace=f.namespaces, kind=f.kinds, cluster=f.clusters)
         self.position = 0
         self._wake = anyio.Event()
+        self._lag_at = float("-inf")
 
     def notify(self) -> None:
         """New changes were numbered: read now rather than at the next interval."""
@@ -312,9 +407,7 @@ class SinkRunner:
             while True:
                 self._wake = anyio.Event()  # before the read: a numbering during it is not missed
                 try:
-                    page = await self.store.changes_after(
-                        self.position, limit=self.entry.batch_size, **self.filter.query()
-                    )
+                    page = await self.pages.after(self.position, self.entry.batch_size)
                     await self._lag(page)
                     if page:
                         await self._deliver(page)
@@ -337,25 +430,32 @@ class SinkRunner:
             with anyio.CancelScope(shield=True):
                 await self.target.close()
 
-    async def _deliver(self, page: Sequence[ChangeRow]) -> None:
-        events = [cloud_event(c, hub=self.hub) for c in page if self.filter.matches(c)]
+    async def _deliver(self, page: Sequence[Outgoing]) -> None:
+        events = [e for e in page if self.filter.matches(e.change)]
         if events:
             await self.target.deliver(events)
             SINK_DELIVERED.labels(self.entry.name).inc(len(events))
         # Past the whole page, matched or not: what the filter dropped is done too.
-        self.position = page[-1].position
+        self.position = page[-1].change.position
         await self.store.save_sink_position(self.entry.name, self.position)
 
     async def _note_error(self, error: str) -> None:
         with contextlib.suppress(StoreError):  # the error is logged already; the store may be the cause
             await self.store.save_sink_position(self.entry.name, self.position, error[:500])
 
-    async def _lag(self, page: Sequence[ChangeRow]) -> None:
+    async def _lag(self, page: Sequence[Outgoing]) -> None:
+        """The lag metrics, at most once a second (a read of the log's end each time)."""
+        now = time.monotonic()
+        if now - self._lag_at < 1.0:
+            return
+        self._lag_at = now
         behind = (await self.store.last_position()) - self.position
         SINK_LAG_CHANGES.labels(self.entry.name).set(max(0, behind))
-        oldest = page[0].time.timestamp() if page else None
+        oldest = page[0].change.time.timestamp() if page else None
         SINK_LAG_SECONDS.labels(self.entry.name).set(max(0.0, time.time() - oldest) if oldest else 0.0)
 
 
 def runners(store: Store, entries: Sequence[SinkEntry], *, hub: str) -> list[SinkRunner]:
-    return [SinkRunner(store, e, hub=hub) for e in entries]
+    """One runner per sink, sharing their reads of the log."""
+    pages = Pages(store, hub=hub)
+    return [SinkRunner(store, e, hub=hub, pages=pages) for e in entries]

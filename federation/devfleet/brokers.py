@@ -63,6 +63,11 @@ class _Broker:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        """The running broker's process id (benches read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self, *, timeout: float = 60.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = self.command()

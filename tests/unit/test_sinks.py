@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation.api.sinksfile import HttpMode, load_sinks_file
 from federation.changes.filters import ChangeFilter
-from federation.changes.sinks import cloud_event, partition_key
+from federation.changes.sinks import Pages, cloud_event, partition_key
 from federation.errors import ConfigError, InvalidObjectError
 from federation.store import ChangeRow, ObjectRef
 
@@ -118,3 +121,88 @@ def test_a_filter_with_several_values_matches_any_of_them() -> None:
     assert not f.matches(change(type="HealthChanged"))
     # Several values: the store filters by none of them, `matches` by all.
     assert f.query()["namespace"] is None and f.query()["types"] == ["CopyApplied", "DriftCorrected"]
+
+
+class LogStore:
+    """The change log's reads, over a list that grows as the test says; counts rows read."""
+
+    def __init__(self) -> None:
+        self.rows: list[ChangeRow] = []
+        self.read = 0
+
+    def append(self, count: int) -> None:
+        start = len(self.rows) + 1
+        self.rows += [change(position=p) for p in range(start, start + count)]
+
+    async def changes_after(self, position: int, *, limit: int) -> list[ChangeRow]:
+        page = [r for r in self.rows if r.position > position][:limit]
+        self.read += len(page)
+        return page
+
+
+# A step: (reader, limit) reads from where that reader stands; an int appends that many rows.
+steps = st.lists(st.one_of(st.tuples(st.integers(0, 2), st.integers(1, 7)), st.integers(0, 6)), max_size=60)
+
+
+@given(steps=steps, keep=st.integers(1, 30))
+@settings(max_examples=300, deadline=None)
+def test_shared_pages_answer_what_the_log_would_and_read_each_change_once(
+    steps: list[tuple[int, int] | int], keep: int
+) -> None:
+    """Three sinks reading at their own pace through `Pages`: each answer is a non-empty prefix
+    of what the store would answer then (empty only when it would be), so no sink skips a
+    change; and while the readers stay within the window, no change is read twice."""
+
+    async def run() -> None:
+        log = LogStore()
+        pages = Pages(log, hub="h", keep=keep)  # type: ignore[arg-type]
+        at = [0, 0, 0]
+        for step in steps:
+            if isinstance(step, int):
+                log.append(step)
+                continue
+            reader, limit = step
+            direct = [r.position for r in log.rows if r.position > at[reader]][:limit]
+            got = [e.change.position for e in await pages.after(at[reader], limit)]
+            assert got == direct[: len(got)] and bool(got) == bool(direct)
+            if got:
+                at[reader] = got[-1]
+        if keep >= len(log.rows):
+            assert log.read <= len(log.rows) + 3 * 7, "a change read again while in the window"
+
+    anyio.run(run)
+
+
+def test_readers_in_step_read_each_change_once() -> None:
+    async def run() -> None:
+        log = LogStore()
+        log.append(1000)
+        pages = Pages(log, hub="h")  # type: ignore[arg-type]
+        a = b = 0
+        while a < 1000 or b < 1000:
+            if a < 1000:
+                a = (await pages.after(a, 100))[-1].change.position
+            if b < 1000:
+                b = (await pages.after(b, 60))[-1].change.position
+        assert log.read == 1000
+
+    anyio.run(run)
+
+
+def test_a_reader_left_behind_a_trimmed_window_skips_nothing() -> None:
+    async def run() -> None:
+        log = LogStore()
+        log.append(10)
+        pages = Pages(log, hub="h", keep=6)  # type: ignore[arg-type]
+        slow = (await pages.after(0, 1))[-1].change.position
+        fast = 0
+        while fast < 10:
+            fast = (await pages.after(fast, 7))[-1].change.position
+        got = []
+        while slow < 10:
+            page = await pages.after(slow, 3)
+            got += [e.change.position for e in page]
+            slow = page[-1].change.position
+        assert got == list(range(2, 11))
+
+    anyio.run(run)
