@@ -6,7 +6,8 @@ Hub + 5 members, a real NATS server (JetStream) and a real Kafka broker (KRaft) 
 In one invocation:
 
   A. the controller rolls out N Deployments to every member with no sink (its own database);
-  B. the same rollout (another namespace, another database) with two sinks, every change to NATS
+  B. the same rollout (another namespace, another database; A orphans its copies first, so B has
+     nothing of A to adopt) with two sinks, every change to NATS
      and to Kafka, consumed live by this process;
   C. with B's controller still up, W watchers of GET /api/v1/watch follow a rollout of N/5 more.
 
@@ -61,7 +62,7 @@ async def rollout(fleet: LocalFleet, members: list[str], proc: ControllerProcess
             "apiVersion": "federation.io/v1alpha1", "kind": "PropagationPolicy",
             "metadata": {"name": "bench", "namespace": ns},
             "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
-                     "placement": {"clusterNames": members}},
+                     "placement": {"clusterNames": members}, "deletionPolicy": "Orphan"},
         }, field_manager="bench")  # fmt: skip
         res = await Discovery(hub).resource_for(DEPLOYMENT)
         limiter = anyio.CapacityLimiter(64)
@@ -93,6 +94,25 @@ async def rollout(fleet: LocalFleet, members: list[str], proc: ControllerProcess
             await conn.close()
     finally:
         await hub.close()
+
+
+async def leave_alone(fleet: LocalFleet, proc: ControllerProcess, ns: str) -> None:
+    """Delete `ns`'s policy and wait until `proc` has orphaned its copies (they stay on the
+    members without our stamp): the next phase's controller then has nothing of this phase to
+    adopt or sweep, and measures its own rollout alone."""
+    hub = await connect(fleet, "hub")
+    try:
+        pol = await Discovery(hub).resource_for(GVK("federation.io", "v1alpha1", "PropagationPolicy"))
+        await hub.delete(pol, "bench", namespace=ns)
+    finally:
+        await hub.close()
+    conn = await asyncpg.connect(proc.database_url)
+    try:
+        with anyio.fail_after(600):
+            while await conn.fetchval("SELECT count(*) FROM works WHERE state <> 'orphaned'"):
+                await anyio.sleep(0.5)
+    finally:
+        await conn.close()
 
 
 class Received:
@@ -216,6 +236,7 @@ async def main_async(args: argparse.Namespace) -> None:
         time_a = await rollout(fleet, members, proc_a, "bench-a", n)
         cpu_a, pg_a = proc_usage(proc_a.proc.pid)[1] - cpu_a0, fleet_cpu(fleet).get("postgres", 0.0) - pg_a0
         others_a = {k: v - others_a0[k] for k, v in others_cpu(nats_server, kafka).items()}
+        await leave_alone(fleet, proc_a, "bench-a")
         await anyio.to_thread.run_sync(proc_a.stop)
 
         # B: the same with every change to NATS and Kafka, consumed live.

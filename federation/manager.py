@@ -43,6 +43,7 @@ from federation.errors import ConfigError, StoreError
 from federation.hub.controller import ControllerSettings, HubController
 from federation.hub.keys import ResourceKey
 from federation.informers import InformerFactory
+from federation.informers.transform import keep_last_writer
 from federation.kube import Discovery, KubeClient, Obj
 from federation.leader import LeaderElector
 from federation.propagate.fleet import Propagators
@@ -296,7 +297,8 @@ class Manager:
             if released:
                 log.info("released %d work claims of a previous run", released)
         hub_discovery = Discovery(self.hub)
-        hub_factory = InformerFactory(self.hub)
+        # Templates keep their last writer for the change log (see keep_last_writer).
+        hub_factory = InformerFactory(self.hub, transform=keep_last_writer)
         mark = registry.listeners_mark()
         self.controller = controller = HubController(
             hub=self.hub,

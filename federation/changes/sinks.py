@@ -65,6 +65,14 @@ def cloud_event(change: ChangeRow, *, hub: str) -> dict[str, Any]:
     }
     if change.cluster:
         event["federationcluster"] = change.cluster
+    # Context as it was when the change happened (migration 0010), as extension attributes too,
+    # so a router can act on them without parsing the data.
+    if change.actor:
+        event["federationactor"] = change.actor
+    if change.policy:
+        event["federationpolicy"] = change.policy
+    if change.placement_revision is not None:
+        event["federationrevision"] = change.placement_revision
     return event
 
 

@@ -22,7 +22,8 @@ from federation.cli.output import Output, cell, table_lines
 from federation.errors import StoreError
 from federation.store import ChangeRow, Store
 
-COLUMNS = ("POSITION", "TIME", "TYPE", "CLUSTER", "OBJECT", "DETAIL")
+#: BY: who last changed the template when the change happened (its field manager).
+COLUMNS = ("POSITION", "TIME", "TYPE", "CLUSTER", "OBJECT", "BY", "DETAIL")
 #: Seconds between reads when nothing new came.
 INTERVAL = 0.5
 PAGE = 500
@@ -59,6 +60,7 @@ def line(change: ChangeRow) -> list[str]:
         change.type,
         cell(change.cluster),
         obj,
+        cell(change.actor),
         describe(change),
     ]
 

@@ -52,6 +52,7 @@ from federation.hub.pipeline import (
 from federation.hub.policies import PolicyCache
 from federation.hub.rollouts import RolloutKeeper, RolloutStore
 from federation.hub.templates import fingerprint
+from federation.informers.transform import last_writer
 from federation.kube import Obj
 from federation.placement import Decision, Target, as_reason
 from federation.runtime import Result
@@ -410,6 +411,7 @@ class Binder:
             generation=int(meta.get("generation") or 0),
             resource_version=str(meta.get("resourceVersion", "")),
             template=template,
+            last_writer=last_writer(template),
         )
         rid, new = await self.store.register_resource(row)
         if new:

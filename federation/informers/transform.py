@@ -40,6 +40,45 @@ def strip_managed_fields(obj: Obj) -> Obj:
     return obj
 
 
+def keep_last_writer(obj: Obj) -> Obj:
+    """`metadata.managedFields` cut to its last writer of the object itself: one entry with
+    only ``manager``, ``operation`` and ``time`` (`last_writer` reads it).
+
+    For the hub's informers: who last changed a template is what the change log tells the
+    fleet's consumers (an event's ``by``), and the object records nothing else about it. Status
+    writers (``subresource: status``, ours among them) are skipped: they did not change the
+    template. The entry without ``fieldsV1`` costs a few dozen bytes; an object written back
+    whole must leave it out (`federation.status.writer`), since a managedFields given in an
+    update replaces the live one."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return obj
+    entries = meta.pop("managedFields", None)
+    last: dict[str, Any] | None = None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict) or entry.get("subresource"):
+            continue
+        if last is None or str(entry.get("time") or "") >= str(last.get("time") or ""):
+            last = entry
+    if last is not None:
+        meta["managedFields"] = [{k: last[k] for k in ("manager", "operation", "time") if k in last}]
+    return obj
+
+
+def last_writer(obj: Obj) -> str | None:
+    """The field manager that last changed `obj` (after `keep_last_writer`), with its operation
+    when it is not an apply: ``kubectl-edit (Update)``, ``argocd-controller``."""
+    entries = (obj.get("metadata") or {}).get("managedFields")
+    if not entries:
+        return None
+    last = entries[-1]
+    manager = last.get("manager")
+    if not manager:
+        return None
+    operation = last.get("operation")
+    return str(manager) if operation in (None, "Apply") else f"{manager} ({operation})"
+
+
 def share_strings(obj: Obj) -> Obj:
     """`obj` with each short string value replaced, in place, by the one interned copy of it.
 

@@ -235,9 +235,12 @@ class StatusWriter:
         takes the metadata it is given (the apiserver resets only spec and labels), so a body
         without them would strip the template's finalizers (ours among them) and annotations.
         The resourceVersion makes it conditional: a newer object is a 409, re-read and retried.
+        The cached object's managedFields (cut to its last writer by the hub's informers) is
+        left out: a managedFields given in an update replaces the live one.
         """
         res = await self.discovery.resource_for(GVK.of(template))
-        body = {**template, "status": {**(template.get("status") or {}), **status}}
+        meta = {k: v for k, v in (template.get("metadata") or {}).items() if k != "managedFields"}
+        body = {**template, "metadata": meta, "status": {**(template.get("status") or {}), **status}}
         await self.hub.replace(res, body, subresource="status")
 
     async def _refetch(self, template: Obj) -> Obj | None:

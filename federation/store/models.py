@@ -117,6 +117,8 @@ class Resource(Base):
     deleted_at: Mapped[datetime | None] = _timestamp(nullable=True, now=False)
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
+    # The field manager that last changed the template (migration 0010).
+    last_writer: Mapped[str | None] = mapped_column(Text)
 
 
 class Policy(Base):
@@ -384,6 +386,10 @@ class Change(Base):
     name: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=EMPTY_OBJECT)
     txid: Mapped[int] = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
+    # Context as it was when the change was written (migration 0010).
+    actor: Mapped[str | None] = mapped_column(Text)
+    policy: Mapped[str | None] = mapped_column(Text)
+    placement_revision: Mapped[int | None] = mapped_column(Integer)
 
 
 class SinkPosition(Base):

@@ -69,6 +69,8 @@ class ResourceRow:
     generation: int
     resource_version: str
     template: JSON
+    last_writer: str | None = None
+    """The field manager that last changed the template (`federation.informers.transform.last_writer`)."""
 
     @property
     def ref(self) -> ObjectRef:

@@ -265,6 +265,10 @@ async def test_a_rollout_is_delivered_in_order_with_the_position_as_id(
     assert event["source"] == "/federation/itest-sinks" and event["id"] == str(event["federationposition"])
     assert event["subject"] == f"core/ConfigMap/{namespace}/{event['data']['name']}"
     assert event["federationcluster"] in MEMBERS and event["datacontenttype"] == "application/json"
+    # Its context: who wrote the template (kubectl apply), the policy, the placement revision.
+    assert event["federationactor"] == "kubectl-client-side-apply (Update)" == event["data"]["by"]
+    assert event["federationpolicy"] == f"PropagationPolicy/{namespace}/cms"
+    assert event["federationrevision"] == 1
 
 
 async def test_a_receiver_that_was_down_gets_the_backlog_in_order(

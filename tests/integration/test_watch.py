@@ -24,7 +24,7 @@ import anyio.lowlevel
 import pytest
 
 from federation.devfleet import LocalFleet
-from tests.controllerhelpers import FEDERATION, ControllerProcess, apply, running_controller
+from tests.controllerhelpers import FEDERATION, ControllerProcess, apply, kubectl, running_controller
 from tests.integration.test_propagation import MEMBER_LABELS, policy
 from tests.kubehelpers import eventually
 
@@ -145,6 +145,20 @@ async def test_a_rollout_streams_in_order_and_a_reconnect_after_a_restart_misses
     everything = await read_stream(controller, f"since={last}", until=12)
     numbers = [c["position"] for c in everything]
     assert numbers == list(range(last + 1, last + 1 + len(numbers))), numbers
+
+    # Each change says who changed the template, the policy that placed it, and the revision,
+    # as they were then: another manager's edit shows as theirs from that change on.
+    applied = [c for c in got if c["type"] == "CopyApplied"]
+    assert {c["by"] for c in applied} == {"kubectl-client-side-apply (Update)"}, applied
+    assert {c["policy"] for c in applied} == {f"PropagationPolicy/{namespace}/cms"}
+    assert {c["placementRevision"] for c in applied} == {1}
+    edited_at = max(c["position"] for c in after)  # the restart's applies are done by then
+    kubectl(fleet, "hub", "-n", namespace, "patch", "configmap", "a", "--type", "merge",
+            "--field-manager", "ops-oncall", "-p", json.dumps({"data": {"value": "3"}}))  # fmt: skip
+    edited = await read_stream(
+        controller, f"since={edited_at}&namespace={namespace}&type=CopyApplied", until=len(MEMBERS)
+    )
+    assert {(c["name"], c["by"]) for c in edited} == {("a", "ops-oncall (Update)")}, edited
 
 
 def _opened_value(controller: ControllerProcess) -> float:

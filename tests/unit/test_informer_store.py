@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from federation.informers import Backoff, FakeClock, Indexer, InformerFactory, by_label
 from federation.informers.informer import SIZE_SAMPLE_PERIOD, Handlers, Informer, InformerKey
 from federation.informers.store import deep_size
-from federation.informers.transform import keep_all, strip_managed_fields
+from federation.informers.transform import keep_all, keep_last_writer, last_writer, strip_managed_fields
 from federation.kube import Obj, ResourceInfo
 
 
@@ -166,6 +166,35 @@ def test_managed_fields_are_stripped_and_nothing_else() -> None:
         "metadata": {"name": "a"},
     }
     assert strip_managed_fields({"kind": "Status"}) == {"kind": "Status"}  # no metadata: as is
+
+
+def test_the_hub_keeps_only_the_last_writer_of_the_object_itself() -> None:
+    """The latest entry that is not a status writer (our own status PUTs must not become the
+    template's "last writer"), cut to manager, operation and time."""
+    entries = [
+        {"manager": "kubectl-client-side-apply", "operation": "Update", "time": "2026-11-28T08:00:00Z",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
+        {"manager": "argocd-controller", "operation": "Apply", "time": "2026-11-28T09:00:00Z",
+         "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+        {"manager": "federation", "operation": "Update", "time": "2026-11-28T10:00:00Z",
+         "subresource": "status", "fieldsV1": {"f:status": {}}},
+        {"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-28T07:00:00Z"},
+    ]  # fmt: skip
+    obj = {
+        "kind": "Deployment",
+        "metadata": {"name": "web", "managedFields": entries},
+        "spec": {"replicas": 2},
+    }
+    kept = keep_last_writer(copy.deepcopy(obj))
+    assert kept["metadata"]["managedFields"] == [
+        {"manager": "argocd-controller", "operation": "Apply", "time": "2026-11-28T09:00:00Z"}
+    ]
+    assert kept["spec"] == obj["spec"] and last_writer(kept) == "argocd-controller"
+    edited = keep_last_writer({"metadata": {"managedFields": entries[:1]}})
+    assert last_writer(edited) == "kubectl-client-side-apply (Update)"
+    only_status = keep_last_writer({"metadata": {"name": "x", "managedFields": entries[2:3]}})
+    assert only_status == {"metadata": {"name": "x"}} and last_writer(only_status) is None
+    assert keep_last_writer({"kind": "Status"}) == {"kind": "Status"}
 
 
 def test_estimated_bytes_counts_shared_values_once_and_scales_with_the_count() -> None:

@@ -108,6 +108,14 @@ def test_a_cloud_event_has_the_position_as_id_and_names_its_object() -> None:
     assert core["subject"] == "core/ConfigMap/_/cm"
     cluster = cloud_event(change(type="ClusterNotReady", ref=None), hub="h")
     assert cluster["subject"] == "clusters/eu-west"
+    assert "federationactor" not in cluster and "federationrevision" not in cluster
+    placed = cloud_event(
+        change(actor="kubectl-edit (Update)", policy="PropagationPolicy/shop/web", placement_revision=3),
+        hub="h",
+    )
+    assert placed["federationactor"] == "kubectl-edit (Update)" and placed["federationrevision"] == 3
+    assert placed["federationpolicy"] == "PropagationPolicy/shop/web"
+    assert placed["data"]["by"] == "kubectl-edit (Update)" and placed["data"]["placementRevision"] == 3
 
 
 def test_a_filter_with_several_values_matches_any_of_them() -> None:

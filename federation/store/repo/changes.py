@@ -33,6 +33,12 @@ class ChangeRow:
     data: JSON
     resource_id: int | None = None
     """The template's row, when the change is about a template (not for events and clusters)."""
+    actor: str | None = None
+    """Who last changed the template when this was written: its last field manager."""
+    policy: str | None = None
+    """The policy that placed the template then (``PropagationPolicy/shop/web``)."""
+    placement_revision: int | None = None
+    """The template's placement revision then."""
 
     def to_json(self) -> dict[str, Any]:
         """The change as the CLI's ``-o json`` and the watch API give it."""
@@ -46,6 +52,9 @@ class ChangeRow:
             "kind": ref.kind if ref else None,
             "namespace": ref.namespace if ref else None,
             "name": ref.name if ref else None,
+            "by": self.actor,
+            "policy": self.policy,
+            "placementRevision": self.placement_revision,
             "data": dict(self.data),
         }
 
@@ -53,7 +62,8 @@ class ChangeRow:
 SEQUENCE = "SELECT federation_sequence_changes($1)"
 
 AFTER = """
-SELECT position, time, type, cluster, api_group, kind, namespace, name, data, resource_id
+SELECT position, time, type, cluster, api_group, kind, namespace, name, data, resource_id,
+       actor, policy, placement_revision
 FROM changes
 WHERE position > $1
   AND ($2::text[] IS NULL OR type = ANY($2))
@@ -95,6 +105,9 @@ def _row(r: asyncpg.Record) -> ChangeRow:
         ref=ref,
         data=r["data"],
         resource_id=r["resource_id"],
+        actor=r["actor"],
+        policy=r["policy"],
+        placement_revision=r["placement_revision"],
     )
 
 

@@ -19,16 +19,17 @@ UPSERT = """
 WITH input AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-        $9::text[], $10::text[]
+        $9::text[], $10::text[], $11::text[]
     ) WITH ORDINALITY AS i(api_group, api_version, kind, namespace, name, uid, generation, resource_version,
-                           template, sealed_kid, ord)
+                           template, sealed_kid, last_writer, ord)
 ),
 changed AS (
     INSERT INTO resources AS r (
-        api_group, api_version, kind, namespace, name, uid, generation, resource_version, template
+        api_group, api_version, kind, namespace, name, uid, generation, resource_version, template,
+        last_writer
     )
     SELECT i.api_group, i.api_version, i.kind, i.namespace, i.name, i.uid, i.generation, i.resource_version,
-           i.template::jsonb
+           i.template::jsonb, i.last_writer
     FROM input i
     LEFT JOIN resources o
         ON (o.api_group, o.kind, o.namespace, o.name) = (i.api_group, i.kind, i.namespace, i.name)
@@ -43,6 +44,7 @@ changed AS (
         generation = EXCLUDED.generation,
         resource_version = EXCLUDED.resource_version,
         template = EXCLUDED.template,
+        last_writer = COALESCE(EXCLUDED.last_writer, r.last_writer),
         deleted_at = NULL,
         updated_at = now()
     RETURNING r.id, r.api_group, r.kind, r.namespace, r.name, (r.xmax = 0) AS inserted
@@ -140,6 +142,7 @@ async def upsert_resources_new(
         [r.resource_version for r in rows],
         json_texts([r.template for r in rows]),
         [sealed_with(r.template) for r in rows],
+        [r.last_writer for r in rows],
     )
     return [(ResourceId(r["id"]), bool(r["inserted"])) for r in records]
 

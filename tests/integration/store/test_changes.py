@@ -4,7 +4,8 @@ numbered in commit order, never with a row appearing behind a reader, pruned by 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import asyncpg
@@ -14,16 +15,19 @@ from federation.changes.sequencer import SequencerSettings
 from federation.store import (
     ApplyResult,
     ChangeRow,
+    ClusterDecision,
     ClusterRow,
     EventRow,
     EventType,
     Health,
     MemberStatusRow,
     ObjectRef,
+    PolicyKind,
+    PolicyRow,
     Store,
     WorkState,
 )
-from tests.integration.store.factories import placed_resource, resource_row
+from tests.integration.store.factories import deployment, desired, placed_resource, resource_row
 from tests.kubehelpers import eventually
 from tests.storehelpers import query
 
@@ -176,3 +180,67 @@ async def test_the_export_thread_numbers_tells_the_main_loop_and_stops_when_canc
         return not alive and await connections() == 0
 
     await eventually(stopped, timeout=10, what="the thread ended and closed its connections")
+
+
+async def test_a_change_carries_its_context_as_it_was_when_written(store: Store) -> None:
+    """Who last changed the template, the policy that placed it and the placement revision,
+    written with each change about the template (copies, health, placement, its events): a
+    later edit by someone else, or a new revision, does not rewrite what was logged before."""
+    pid = await store.upsert_policy(
+        PolicyRow(
+            kind=PolicyKind.PROPAGATION_POLICY,
+            namespace="default",
+            name="spread",
+            uid="p-1",
+            generation=1,
+            priority=0,
+            spec={},
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    )
+    (rid,) = await store.upsert_resources([replace(resource_row("web"), last_writer="kubectl-edit (Update)")])
+    manifest = deployment("web")
+    await store.save_placement(
+        rid,
+        policy_id=pid,
+        decisions=[ClusterDecision(cluster="member-1", chosen=True, replicas=2)],
+        desired_works=[desired("member-1", manifest)],
+    )
+    ref = ObjectRef("apps", "Deployment", "default", "web")
+    await store.append_events([EventRow(EventType.DRIFT_CORRECTED, "restored", cluster="member-1", ref=ref)])
+    await store.upsert_clusters([ClusterRow(name="member-1", ready=True, ready_reason="probe ok")])
+    first = [(c.type, c.actor, c.policy, c.placement_revision) for c in await numbered_all(store, 0)]
+    policy = "PropagationPolicy/default/spread"
+    assert first == [
+        ("PlacementDecided", "kubectl-edit (Update)", policy, 1),
+        ("CopyPlaced", "kubectl-edit (Update)", policy, 1),
+        ("DriftCorrected", "kubectl-edit (Update)", policy, 1),
+        ("ClusterJoined", None, None, None),
+    ]
+    # Someone else changes the template; a new revision places it on another cluster.
+    (rid,) = await store.upsert_resources(
+        [replace(resource_row("web", resource_version="2", replicas=3), last_writer="argocd-controller")]
+    )
+    start = await store.last_position()
+    await store.save_placement(
+        rid,
+        policy_id=pid,
+        decisions=[ClusterDecision(cluster="member-2", chosen=True, replicas=3)],
+        desired_works=[desired("member-2", deployment("web", replicas=3))],
+    )
+    later = [(c.type, c.cluster, c.actor, c.placement_revision) for c in await numbered_all(store, start)]
+    assert ("CopyPlaced", "member-2", "argocd-controller", 2) in later
+    gone = [x for x in later if x[1] == "member-1"]  # its copy leaves member-1
+    assert gone and all(actor == "argocd-controller" and rev == 2 for _t, _c, actor, rev in gone)
+    again = [(c.type, c.actor, c.placement_revision) for c in (await numbered_all(store, 0))[:2]]
+    assert again == [
+        ("PlacementDecided", "kubectl-edit (Update)", 1),
+        ("CopyPlaced", "kubectl-edit (Update)", 1),
+    ]
+    json = (await numbered_all(store, start))[0].to_json()
+    assert json["by"] == "argocd-controller" and json["policy"] == policy and json["placementRevision"] == 2
+
+
+async def numbered_all(store: Store, after: int) -> list[ChangeRow]:
+    await store.sequence_changes()
+    return await store.changes_after(after)

@@ -44,7 +44,7 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
     revisions = await migrate.upgrade(empty_url)
     assert revisions.before is None
-    assert revisions.after == migrate.head_revision() == "0009"
+    assert revisions.after == migrate.head_revision() == "0010"
     found = await relations(empty_url)
     for table in TABLES:
         assert found.get(table) == "r", table
@@ -59,6 +59,18 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     since = "SELECT healthy_since FROM fleet_work_status LIMIT 0"
     await query(empty_url, since)
     assert found.get("rollouts") == "r" and found.get("changes") == "r"
+    context = (
+        "SELECT count(*) AS n FROM information_schema.columns"
+        " WHERE (table_name, column_name) IN (('changes', 'actor'), ('resources', 'last_writer'))"
+    )
+    assert (await query(empty_url, context))[0]["n"] == 2
+    revisions = await migrate.downgrade(empty_url, "0009")
+    assert (revisions.before, revisions.after) == ("0010", "0009")
+    assert (await query(empty_url, context))[0]["n"] == 0
+    # 0009's triggers are back: a cluster's row is still logged, without the context columns.
+    await query(empty_url, "INSERT INTO clusters (name) VALUES ('m')")
+    assert [r["type"] for r in await query(empty_url, "SELECT type FROM changes")] == ["ClusterJoined"]
+    await query(empty_url, "DELETE FROM clusters")
     revisions = await migrate.downgrade(empty_url, "0008")
     assert (revisions.before, revisions.after) == ("0009", "0008")
     assert "changes" not in await relations(empty_url)
@@ -105,8 +117,8 @@ async def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
     assert set(await relations(empty_url)) == {"alembic_version"}
 
     revisions = await migrate.upgrade(empty_url, "head")
-    assert (revisions.before, revisions.after) == (None, "0009")
-    assert await migrate.current(empty_url) == "0009"
+    assert (revisions.before, revisions.after) == (None, "0010")
+    assert await migrate.current(empty_url) == "0010"
     assert set(TABLES) | VIEW_NAMES <= set(await relations(empty_url))
 
 
@@ -126,4 +138,4 @@ async def test_the_comparison_does_see_a_difference(database_url: str) -> None:
 
 async def test_upgrading_twice_is_a_no_op(database_url: str) -> None:
     revisions = await migrate.upgrade(database_url)
-    assert revisions.before == revisions.after == "0009"
+    assert revisions.before == revisions.after == "0010"
