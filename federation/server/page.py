@@ -18,6 +18,7 @@ STATIC = Path(__file__).parent / "static"
 FILES = {
     "index.html": "text/html",
     "app.js": "text/javascript",
+    "live.js": "text/javascript",
     "style.css": "text/css",
 }
 

@@ -174,9 +174,14 @@ async def test_the_status_page_and_its_files(server: str) -> None:
     assert status == 200 and resp.content_type == "text/html"
     assert (
         '<script src="/static/app.js"' in body
+        and body.index('src="/static/live.js"') < body.index('src="/static/app.js"')  # app.js uses it
         and "default-src 'none'" in resp.headers["Content-Security-Policy"]
     )
-    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    for name, kind in (
+        ("app.js", "text/javascript"),
+        ("live.js", "text/javascript"),
+        ("style.css", "text/css"),
+    ):
         status, _, resp = await fetch(server + "/static/" + name)
         assert status == 200 and resp.content_type == kind
     status, _, _ = await fetch(server + "/static/../app.py")

@@ -1,4 +1,6 @@
-// The status page: draws the fleet from the read-only API, every 5 seconds, without reloading.
+// The status page: draws the fleet from the read-only API without reloading — again whenever the
+// watch stream says something it shows changed (live.js), or every 5 seconds while the stream is
+// down (refused, dropped, or no store behind the API).
 //
 // Two views, chosen by the URL's hash:
 //   #/?kind=&namespace=&health=      the matrix: resources (rows) x clusters (columns)
@@ -11,6 +13,11 @@
 (function () {
   const API = "/api/v1";
   const REFRESH_MS = 5000;
+  // While the stream is up: a refresh this long after the first change of a burst (the rest of
+  // the burst comes with it), and a safety refresh this often.
+  const COALESCE_MS = 500;
+  const LIVE_REFRESH_MS = 60000;
+  const { lineSplitter, watchQuery, classify, backoff } = window.FederationLive;
   const TOKEN_KEY = "federation-api-token";
   const SYMBOL = {
     healthy: "✓", progressing: "↻", degraded: "✗", unknown: "?", pending: "…",
@@ -20,6 +27,7 @@
 
   let timer = null;
   let generation = 0; // a render started for an older hash is dropped when it completes
+  let live = null; // the watch stream of the current view: { key, abort, up, failures }
 
   // -- small helpers ------------------------------------------------------------------------
 
@@ -98,6 +106,65 @@
     return response.json();
   }
 
+  // -- live updates ------------------------------------------------------------------------
+
+  function follow(current) {
+    const key = watchQuery(current);
+    if (live && live.key === key) return;
+    if (live) live.abort.abort();
+    live = { key, abort: new AbortController(), up: false, failures: 0 };
+    stream(live);
+  }
+
+  async function stream(state) {
+    while (live === state) {
+      try {
+        const headers = { Accept: "application/x-ndjson" };
+        const token = sessionStorage.getItem(TOKEN_KEY);
+        if (token) headers.Authorization = "Bearer " + token;
+        const response = await fetch(API + "/watch?" + state.key, { headers, signal: state.abort.signal });
+        if (!response.ok) throw new Error("watch: " + response.status);
+        state.up = true;
+        state.failures = 0;
+        showLive(true);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        const split = lineSplitter();
+        let ended = false;
+        while (!ended) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          for (const line of split(value)) {
+            const meaning = classify(line);
+            if (meaning === "change") soon();
+            if (meaning === "end") ended = true;
+          }
+        }
+        reader.cancel().catch(() => {});
+      } catch (err) {
+        if (state.abort.signal.aborted) return;
+        state.failures += 1;
+      }
+      state.up = false;
+      showLive(false);
+      soon(); // what changed while the stream was down
+      await new Promise((resolve) => setTimeout(resolve, backoff(state.failures) * 1000));
+    }
+  }
+
+  let soonPending = false;
+
+  function soon() {
+    if (soonPending) return;
+    soonPending = true;
+    clearTimeout(timer);
+    timer = setTimeout(() => { soonPending = false; refresh(); }, COALESCE_MS);
+  }
+
+  function showLive(up) {
+    document.getElementById("mode").textContent = up ? "live" : "refreshes every 5 s";
+    document.body.dataset.live = up ? "up" : "down";
+  }
+
   function showBanner(message) {
     const banner = document.getElementById("banner");
     banner.textContent = message;
@@ -156,7 +223,8 @@
       showBanner("Cannot load the fleet: " + err.message + " (retrying)");
       document.body.dataset.state = "error";
     }
-    timer = setTimeout(refresh, REFRESH_MS);
+    follow(current);
+    timer = setTimeout(refresh, live && live.up ? LIVE_REFRESH_MS : REFRESH_MS);
   }
 
   // -- the matrix --------------------------------------------------------------------------
