@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.propagation import connect, deployment, ensure_namespace, fleet_cpu, pct, proc_usage  # noqa: E402
+from federation.changes.exporter import OS_THREAD_NAME  # noqa: E402
 from federation.clusters.crds import install_crds  # noqa: E402
 from federation.devfleet import LocalFleet  # noqa: E402
 from federation.devfleet.brokers import KafkaBroker, NatsServer  # noqa: E402
@@ -146,6 +147,18 @@ async def consume_kafka(broker: KafkaBroker, got: Received) -> None:
             got.note(json.loads(message.value))
     finally:
         await consumer.stop()
+
+
+def thread_cpu(pid: int, name: str) -> float:
+    """CPU seconds of the threads of `pid` the OS knows by `name`."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if comm == name:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / 100.0
+    return total
 
 
 def others_cpu(nats_server: NatsServer, kafka: KafkaBroker) -> dict[str, float]:
@@ -257,6 +270,7 @@ async def main_async(args: argparse.Namespace) -> None:
             consumers.start_soon(consume_kafka, kafka, got_kafka)
             cpu_b0, pg_b0 = proc_usage(proc_b.proc.pid)[1], fleet_cpu(fleet).get("postgres", 0.0)
             others_b0 = others_cpu(nats_server, kafka)
+            export_b0 = thread_cpu(proc_b.proc.pid, OS_THREAD_NAME)
             print("B: the same, every change exported to NATS and Kafka …", flush=True)
             started = time.time()
             time_b = await rollout(fleet, members, proc_b, "bench-b", n)
@@ -265,6 +279,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 fleet_cpu(fleet).get("postgres", 0.0) - pg_b0,
             )
             others_b = {k: v - others_b0[k] for k, v in others_cpu(nats_server, kafka).items()}
+            export_b = thread_cpu(proc_b.proc.pid, OS_THREAD_NAME) - export_b0
             # Everything numbered by the time the copies were applied, delivered to both.
             await anyio.sleep(1.0)  # the last batch of statuses after the last apply
             times = await change_times(url_b)
@@ -315,6 +330,9 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"{party + ' CPU during the rollout (s)':<58}{used:12.1f}{others_b[party]:12.1f}")
         print(f"{'  controller CPU-ms per change exported':<58}{'':>12}"
               f"{1000 * (cpu_b - cpu_a) / max(1, len(wanted)):12.3f}")  # fmt: skip
+        print(f"{'  of it, the export thread (sequencer + sinks), CPU s':<58}{'':>12}{export_b:12.1f}")
+        print(f"{'  the export thread, CPU-ms per change':<58}{'':>12}"
+              f"{1000 * export_b / max(1, len(wanted)):12.3f}")  # fmt: skip
         print(f"changes exported: {events} ({events / copies:.1f} per copy)")
         for name, got in (("NATS", got_nats), ("Kafka", got_kafka)):
             p50, p99 = lag(got)

@@ -2,7 +2,7 @@
 status page and the admission webhook (see `federation.server.app`)."""
 
 from federation.server.access import AccessPolicy, ApiError
-from federation.server.api import add_api_routes, parse_query
+from federation.server.api import add_api_routes
 from federation.server.app import ReadyCheck, ServerConfig, build_app, serve, server_ssl_context
 from federation.server.certs import CertPaths, generate_certs
 from federation.server.connections import Timeouts
@@ -10,6 +10,7 @@ from federation.server.hubreads import HubReader, KubeHubReader
 from federation.server.matrix import build_matrix, phase_of, reason_of
 from federation.server.models import Phase, resource_path
 from federation.server.openapi import build_document
+from federation.server.query import parse_query
 from federation.server.review import Verdict
 from federation.server.webhook import ValidatingWebhook, WebhookSettings
 from federation.server.webhookconfig import WEBHOOK_NAME, webhook_configuration

@@ -33,6 +33,7 @@ from federation.changes import ChangeFeed, ChangeFilter, WatcherDroppedError
 from federation.changes.feed import FeedSettings, PositionGoneError, TooManyWatchersError
 from federation.server.access import STREAMS, ApiError, bounded
 from federation.server.models import API_PREFIX, FilterText, Model, QueryInt
+from federation.server.query import parse_query
 from federation.store import ChangeRow, Store
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ def add_watch_route(
     app.cleanup_ctx.append(run_feed)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        from federation.server.api import parse_query
-
         query = parse_query(WatchQuery, request.query)
         since = _last_event_id(request) if "Last-Event-ID" in request.headers else query.since
         filter = ChangeFilter.of(

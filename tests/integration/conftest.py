@@ -1,4 +1,5 @@
-"""Fixtures of the modules whose members run workloads (`test_workloads`, `test_rollouts`).
+"""Fixtures of the module whose members run workloads (`test_workloads`, which also runs
+`rollout_scenarios`).
 
 A fleet of their own per module (hub + 3 members, each member with a kube-controller-manager, a
 kube-scheduler and kwok playing the kubelets of simulated nodes, and its own Postgres): status

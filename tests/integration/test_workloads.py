@@ -318,3 +318,20 @@ async def test_a_statefulset_and_a_daemonset_report_what_their_controllers_did(
         return True
 
     await eventually(hub_aggregated, timeout=60, what="the hub's aggregated StatefulSet and DaemonSet status")
+
+
+# The staged-rollout scenarios run in this module, on its fleet and controller: a second fleet of
+# workload members (and its controller) would cost the suite over a minute for nothing it tests.
+from tests.integration.rollout_scenarios import (  # noqa: E402
+    test_a_bad_image_halts_after_the_canary_or_is_rolled_back,
+    test_a_controller_killed_mid_stage_resumes_and_no_cluster_jumps_ahead,
+    test_a_model_change_on_the_canary_waits_for_approval_before_the_rest,
+    test_an_image_change_reaches_the_canary_first_and_the_rest_after_its_soak,
+)
+
+__all__ = [
+    "test_a_bad_image_halts_after_the_canary_or_is_rolled_back",
+    "test_a_controller_killed_mid_stage_resumes_and_no_cluster_jumps_ahead",
+    "test_a_model_change_on_the_canary_waits_for_approval_before_the_rest",
+    "test_an_image_change_reaches_the_canary_first_and_the_rest_after_its_soak",
+]

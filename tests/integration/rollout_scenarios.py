@@ -1,5 +1,8 @@
 """Staged rollouts on members that run workloads: the gates read real health.
 
+Collected by `test_workloads` (imported there), so they share its fleet and controller; this
+module's name keeps pytest from collecting them a second time on a fleet of their own.
+
 Each test changes a template under a policy with ``spec.rollout`` and watches the members:
 the canary gets the change first, the others only once the canary's pods have been Ready for
 the soak (kwok makes them Ready; an image tagged ``:broken`` never is: the control plane's
