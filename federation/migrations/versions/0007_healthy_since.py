@@ -15,13 +15,12 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
+
+from federation.migrations.earlier import revision_module
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -29,19 +28,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision, whose view definitions this one extends (and restores)."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"federation_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _work_status_0004() -> str:
-    views = _migration("0002_dashboard_views.py")
-    sql: str = _migration("0004_health_reason.py")._work_status_with_reason(views.FLEET_WORK_STATUS)
+    views = revision_module("0002_dashboard_views.py")
+    sql: str = revision_module("0004_health_reason.py")._work_status_with_reason(views.FLEET_WORK_STATUS)
     return sql
 
 
@@ -59,7 +48,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    views = _migration("0002_dashboard_views.py")
+    views = revision_module("0002_dashboard_views.py")
     # A view cannot lose a column in place: rebuild the three (two depend on this one) as 0004 left them.
     op.execute("DROP VIEW fleet_cluster_status")
     op.execute("DROP VIEW fleet_resource_status")

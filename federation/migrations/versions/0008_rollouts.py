@@ -14,14 +14,13 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from federation.migrations.earlier import revision_module
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -29,17 +28,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision, whose event types this one extends (and restores)."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"federation_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_0005 = _migration("0005_status_rejected_event.py")
+_0005 = revision_module("0005_status_rejected_event.py")
 _BEFORE: tuple[str, ...] = _0005._AFTER
 _AFTER = (
     *_BEFORE,

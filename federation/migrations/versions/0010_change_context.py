@@ -24,13 +24,12 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
+
+from federation.migrations.earlier import revision_module
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -154,16 +153,6 @@ END
 }
 
 
-def _migration(file: str) -> ModuleType:
-    """An earlier revision, whose functions the downgrade restores."""
-    path = Path(__file__).with_name(file)
-    spec = importlib.util.spec_from_file_location(f"federation_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _replace(functions: dict[str, str]) -> None:
     for name, body in functions.items():
         op.execute(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${body}$$")
@@ -178,7 +167,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    previous: dict[str, str] = _migration("0009_change_log.py").FUNCTIONS
+    previous: dict[str, str] = revision_module("0009_change_log.py").FUNCTIONS
     _replace({name: previous[name] for name in FUNCTIONS})
     op.drop_column("changes", "placement_revision")
     op.drop_column("changes", "policy")
