@@ -7,13 +7,15 @@ In one invocation:
 
   A. the controller rolls out N Deployments to every member with no sink (its own database);
   B. the same rollout (another namespace, another database; A orphans its copies first, so B has
-     nothing of A to adopt) with two sinks, every change to NATS
-     and to Kafka, consumed live by this process;
+     nothing of A to adopt) with two sinks, every change to NATS and to Kafka; both buses are
+     read by this process after the rollout (``--live-consumers``: during it, their CPU then
+     competing with the rollout's on the same two cores, as no real fleet's consumers do);
   C. with B's controller still up, W watchers of GET /api/v1/watch follow a rollout of N/5 more.
 
 Prints the rollout's time and throughput in A and B (the export's cost is B against A), events
-delivered to each bus and their rate, delivery lag p50/p99 (a consumer's receive time minus the
-change's commit time in Postgres), CPU seconds of the controller and Postgres (on 2 cores the
+delivered to each bus and their rate, delivery lag p50/p99 (the broker's append time — Kafka's
+LogAppendTime, JetStream's stored time — or with ``--live-consumers`` a consumer's receive time,
+minus the change's time in Postgres), CPU seconds of the controller and Postgres (on 2 cores the
 CPU is the throughput), and for C the events/s all watchers received together, any dropped
 watcher, and the controller's CPU. The machine's times swing ±30%: run it more than once.
 """
@@ -117,16 +119,18 @@ async def leave_alone(fleet: LocalFleet, proc: ControllerProcess, ns: str) -> No
 
 
 class Received:
-    """Events a consumer got: their ids and when (epoch seconds)."""
+    """Events a consumer got: their ids and when they arrived (epoch seconds) — at the consumer
+    (``--live-consumers``), or in the broker's log (its append time), read after the rollout."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: bool) -> None:
+        self.live = live
         self.at: dict[int, float] = {}
         self.last = 0.0
 
-    def note(self, event: dict[str, Any]) -> None:
-        now = time.time()
-        self.at.setdefault(int(event["id"]), now)
-        self.last = now
+    def note(self, event: dict[str, Any], appended: float) -> None:
+        at = time.time() if self.live else appended
+        self.at.setdefault(int(event["id"]), at)
+        self.last = max(self.last, at)
 
 
 async def consume_nats(server: NatsServer, got: Received) -> None:
@@ -134,7 +138,7 @@ async def consume_nats(server: NatsServer, got: Received) -> None:
     try:
         sub = await nc.jetstream().subscribe(SUBJECT, ordered_consumer=True)
         async for msg in sub.messages:
-            got.note(json.loads(msg.data))
+            got.note(json.loads(msg.data), msg.metadata.timestamp.timestamp())
     finally:
         await nc.close()
 
@@ -144,7 +148,7 @@ async def consume_kafka(broker: KafkaBroker, got: Received) -> None:
     await consumer.start()
     try:
         async for message in consumer:
-            got.note(json.loads(message.value))
+            got.note(json.loads(message.value), message.timestamp / 1000)  # the topic's LogAppendTime
     finally:
         await consumer.stop()
 
@@ -230,7 +234,10 @@ async def main_async(args: argparse.Namespace) -> None:
         await nc.close()
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
         await admin.start()
-        await admin.create_topics([NewTopic(TOPIC, num_partitions=5, replication_factor=1)])
+        appended = {"message.timestamp.type": "LogAppendTime"}  # a record's time: when the broker took it
+        await admin.create_topics(
+            [NewTopic(TOPIC, num_partitions=5, replication_factor=1, topic_configs=appended)]
+        )
         await admin.close()
         hub = await connect(fleet, "hub")
         await install_crds(hub)
@@ -264,10 +271,11 @@ async def main_async(args: argparse.Namespace) -> None:
                                    extra_args=["--event-sinks", str(sinks)])  # fmt: skip
         await anyio.to_thread.run_sync(proc_b.start)
         assert proc_b.proc is not None
-        got_nats, got_kafka = Received(), Received()
+        got_nats, got_kafka = Received(args.live_consumers), Received(args.live_consumers)
         async with anyio.create_task_group() as consumers:
-            consumers.start_soon(consume_nats, nats_server, got_nats)
-            consumers.start_soon(consume_kafka, kafka, got_kafka)
+            if args.live_consumers:
+                consumers.start_soon(consume_nats, nats_server, got_nats)
+                consumers.start_soon(consume_kafka, kafka, got_kafka)
             cpu_b0, pg_b0 = proc_usage(proc_b.proc.pid)[1], fleet_cpu(fleet).get("postgres", 0.0)
             others_b0 = others_cpu(nats_server, kafka)
             export_b0 = thread_cpu(proc_b.proc.pid, OS_THREAD_NAME)
@@ -284,6 +292,9 @@ async def main_async(args: argparse.Namespace) -> None:
             await anyio.sleep(1.0)  # the last batch of statuses after the last apply
             times = await change_times(url_b)
             wanted = {p for p, t in times.items() if t >= started - 1}
+            if not args.live_consumers:
+                consumers.start_soon(consume_nats, nats_server, got_nats)
+                consumers.start_soon(consume_kafka, kafka, got_kafka)
             with anyio.fail_after(300):
                 while not (wanted <= got_nats.at.keys() and wanted <= got_kafka.at.keys()):
                     await anyio.sleep(0.2)
@@ -333,7 +344,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{'  of it, the export thread (sequencer + sinks), CPU s':<58}{'':>12}{export_b:12.1f}")
         print(f"{'  the export thread, CPU-ms per change':<58}{'':>12}"
               f"{1000 * export_b / max(1, len(wanted)):12.3f}")  # fmt: skip
-        print(f"changes exported: {events} ({events / copies:.1f} per copy)")
+        where = "at the live consumers" if args.live_consumers else "to each broker's append time"
+        print(f"changes exported: {events} ({events / copies:.1f} per copy); lag measured {where}")
         for name, got in (("NATS", got_nats), ("Kafka", got_kafka)):
             p50, p99 = lag(got)
             rate = events / max(0.001, got.last - started)
@@ -359,6 +371,12 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument(
+        "--live-consumers",
+        action="store_true",
+        help="consume both buses during B (their CPU competes with the rollout; lag measured at the "
+        "consumer) instead of after it (lag measured to each broker's append time)",
+    )
     anyio.run(main_async, parser.parse_args())
 
 
