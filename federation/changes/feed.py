@@ -87,7 +87,10 @@ class ChangeFeed:
                 await anyio.sleep(2.0)
         while True:
             try:
-                rows = await self.store.changes_after(self.position, limit=self.settings.page)
+                if not self._subscriptions and await self._skip_unwatched():
+                    rows = []
+                else:
+                    rows = await self.store.changes_after(self.position, limit=self.settings.page)
             except StoreError as exc:
                 log.warning("reading the change log failed: %s", exc)
                 rows = []
@@ -98,6 +101,20 @@ class ChangeFeed:
                 with anyio.move_on_after(self.settings.interval):
                     await self._wake.wait()
                 self._wake = anyio.Event()
+
+    async def _skip_unwatched(self) -> bool:
+        """With nobody watching, move past the log's end without reading it: a controller no
+        one watches pays nothing for the feed (during a bulk rollout, reading and decoding
+        every change cost its loop ~40 µs each). True if skipped.
+
+        Safe because the position only means "offered to every subscriber": a subscriber added
+        meanwhile starts from the position it saw (`_follow` catches it up from the store), and
+        one added during the read below is seen before the position moves."""
+        last = await self.store.last_position()
+        if self._subscriptions:
+            return False
+        self.position = max(self.position, last)
+        return True
 
     def _offer(self, row: ChangeRow) -> None:
         for sub in list(self._subscriptions):

@@ -22,6 +22,7 @@ class LogStore:
     def __init__(self) -> None:
         self.rows: list[ChangeRow] = []
         self.last = 0
+        self.read = 0
 
     def add(self, n: int, *, cluster: str = "member-1") -> None:
         for _ in range(n):
@@ -40,7 +41,9 @@ class LogStore:
             types=filters.get("types") or (), namespace=filters.get("namespace"), kind=filters.get("kind"),
             cluster=filters.get("cluster"),
         )  # fmt: skip
-        return [r for r in self.rows if r.position > position and wanted.matches(r)][:limit]
+        page = [r for r in self.rows if r.position > position and wanted.matches(r)][:limit]
+        self.read += len(page)
+        return page
 
 
 async def take(changes: Any, n: int) -> list[int]:
@@ -63,6 +66,29 @@ async def test_a_watcher_catches_up_and_follows_live_with_no_gap_or_repeat() -> 
         feed.notify()
         with anyio.fail_after(5):
             assert await take(changes, 11) == list(range(5, 16))
+        tg.cancel_scope.cancel()
+
+
+async def test_nobody_watching_costs_no_read_and_a_late_watcher_misses_nothing() -> None:
+    """With no watcher the feed moves past the log without reading it; a watcher that comes
+    later still gets every change after its position, from the store, then live."""
+    store = LogStore()
+    feed = ChangeFeed(store, FeedSettings(interval=0.01, page=3))  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed.run)
+        store.add(20)
+        feed.notify()
+
+        async def past_the_end() -> bool:
+            return feed.position == 20
+
+        await eventually(past_the_end, timeout=5, what="the feed moved past the unwatched changes")
+        assert store.read == 0
+        changes = await feed.open(12, ChangeFilter())
+        store.add(4)
+        feed.notify()
+        with anyio.fail_after(5):
+            assert await take(changes, 12) == list(range(13, 25))
         tg.cancel_scope.cancel()
 
 
