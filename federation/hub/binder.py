@@ -282,7 +282,8 @@ class Binder:
             policy_id=policy_id,
             strategy=strategy,
             template=template,
-            fingerprint=fingerprint(template),
+            # `_resource_id` hashed this template moments ago (one key is reconciled at a time).
+            fingerprint=self._resource_fps.get(key) or fingerprint(template),
             targets={w.cluster: w.desired_hash for w in plan.works},
             labels={c: fleet.clusters[c].labels for c in chosen},
         )
