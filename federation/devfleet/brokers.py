@@ -211,7 +211,9 @@ class KafkaBroker(_Broker):
         }
         path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         if not (data / "meta.properties").exists():
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # Kafka's id form
+            cluster = "-"
+            while cluster.startswith("-"):  # one in 64 would be read as an option by the tool
+                cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # Kafka's form
             formatted = subprocess.run(
                 [self.java, "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format", "-t", cluster, "-c",
                  str(path)],
