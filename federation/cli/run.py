@@ -503,10 +503,11 @@ def _tune_thread_switches() -> None:
     """Let a thread keep the interpreter 20 ms, not 5, before another that waits takes it.
 
     The controller's loop and the change log's export thread (`federation.changes.exporter`)
-    share the interpreter lock; every forced hand-over costs the loop a cache-cold resume. With
-    the default 5 ms, exporting every change of a bulk rollout cost the loop +1.8 CPU-s besides
-    the export thread's own 3.5 s (bench/events.py, 16,000 changes); at 20 ms it cost nothing
-    measurable, and the export's lag stayed ~0.5 s at p99 (a batch waits at most a few hand-overs).
+    share the interpreter lock; every forced hand-over costs the loop a cache-cold resume.
+    bench/events.py (16,000 changes exported during a bulk rollout): at the default 5 ms the
+    export thread took 0.21–0.23 CPU-ms a change and the loop +1.8–3.2 CPU-s besides; at 20 ms
+    the thread took 0.16–0.18 ms and the loop +0.0, +1.0 and +2.6 s in three runs (so: cheaper
+    on average, not reliably), with the export's lag unchanged (p99 ~0.5 s).
     """
     sys.setswitchinterval(0.02)
 
